@@ -1,0 +1,33 @@
+"""The bus: lease, chat cache and fan-out shared by the instances serving chats.
+
+`make_bus` picks the implementation: no URL means the in-process `MemoryBus` (one instance),
+a Redis URL (plain, Sentinel or Cluster) the `RedisBus` a fleet shares.
+"""
+
+from __future__ import annotations
+
+from app.bus.base import Bus, ChatRecord, Fence
+from app.bus.memory import MemoryBus
+from app.bus.redis import RedisBus
+
+__all__ = ["Bus", "ChatRecord", "Fence", "MemoryBus", "RedisBus", "make_bus"]
+
+
+def make_bus(
+    url: str | None,
+    *,
+    prefix: str = "bff",
+    retention_s: float = 86400,
+    subscriber_buffer: int = 256,
+    op_timeout_s: float = 2.0,
+) -> Bus:
+    """Build the bus for `url` (None: in-process). Nothing connects until first use."""
+    if url is None:
+        return MemoryBus(retention_s=retention_s, subscriber_buffer=subscriber_buffer)
+    return RedisBus(
+        url,
+        prefix=prefix,
+        retention_s=retention_s,
+        subscriber_buffer=subscriber_buffer,
+        op_timeout_s=op_timeout_s,
+    )

@@ -1,0 +1,122 @@
+"""Local fan-out shared by both buses: bounded per-subscriber queues and the chat -> subscribers
+table of one process.
+
+Owns what happens between "an event reached this process" and "a subscriber reads it": the
+overflow rule (drop what is buffered, queue one RESYNC) and the end of iteration when the bus
+closes. It does no I/O and never awaits on the delivery path, so a committer or the pub/sub
+reader can never be blocked by a slow subscriber.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from app.models import ChatEvent, EventKind
+
+RESYNC = ChatEvent(EventKind.RESYNC)
+
+
+def check_chat(chat: str) -> str:
+    """Chat keys become part of Redis key names inside a `{...}` hash tag, so braces (which would
+    move the tag) and empty keys are refused by both buses alike."""
+    if not chat or "{" in chat or "}" in chat:
+        raise ValueError("invalid chat key")
+    return chat
+
+
+class LocalSubscription:
+    """One subscriber's bounded buffer; implements `base.Subscription`."""
+
+    __slots__ = ("_closed", "_queue", "active", "chat")
+
+    def __init__(self, chat: str, maxsize: int, *, active: bool = True) -> None:
+        self.chat = chat
+        # Events only count once the subscription is known to be live upstream (Redis: after
+        # the subscribe barrier), so nothing committed before `subscribe` returned gets in.
+        self.active = active
+        self._queue: asyncio.Queue[ChatEvent | None] = asyncio.Queue(max(1, maxsize))
+        self._closed = False
+
+    def push(self, events: Iterable[ChatEvent]) -> None:
+        if self._closed:
+            return
+        for event in events:
+            try:
+                self._queue.put_nowait(event)
+            except asyncio.QueueFull:
+                self._replace_with(RESYNC)
+
+    def resync(self) -> None:
+        if not self._closed:
+            self._replace_with(RESYNC)
+
+    def close(self) -> None:
+        """End iteration (bus shutting down); whatever is still buffered is dropped."""
+        if not self._closed:
+            self._closed = True
+            self._replace_with(None)
+
+    def _replace_with(self, item: ChatEvent | None) -> None:
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._queue.put_nowait(item)
+
+    def __aiter__(self) -> LocalSubscription:
+        return self
+
+    async def __anext__(self) -> ChatEvent:
+        item = await self._queue.get()
+        if item is None:
+            # Keep the end marker so every later read also stops.
+            self._queue.put_nowait(None)
+            raise StopAsyncIteration
+        return item
+
+
+class LocalHub:
+    """chat -> live local subscriptions of this process."""
+
+    def __init__(self, buffer: int) -> None:
+        self._buffer = buffer
+        self._subs: dict[str, set[LocalSubscription]] = {}
+
+    def add(self, chat: str, *, active: bool = True) -> tuple[LocalSubscription, bool]:
+        """Register a new subscription; also says whether it is the chat's first one here."""
+        sub = LocalSubscription(chat, self._buffer, active=active)
+        subs = self._subs.setdefault(chat, set())
+        subs.add(sub)
+        return sub, len(subs) == 1
+
+    def remove(self, sub: LocalSubscription) -> bool:
+        """Unregister; True when it was the chat's last subscription here."""
+        subs = self._subs.get(sub.chat)
+        if subs is None:
+            return False
+        subs.discard(sub)
+        if subs:
+            return False
+        del self._subs[sub.chat]
+        return True
+
+    def chats(self) -> list[str]:
+        return list(self._subs)
+
+    def count(self, chat: str) -> int:
+        return len(self._subs.get(chat, ()))
+
+    def deliver(self, chat: str, events: list[ChatEvent]) -> None:
+        if not events:
+            return
+        for sub in self._subs.get(chat, ()):
+            if sub.active:
+                sub.push(events)
+
+    def active(self) -> list[LocalSubscription]:
+        return [sub for subs in self._subs.values() for sub in subs if sub.active]
+
+    def close_all(self) -> None:
+        for subs in self._subs.values():
+            for sub in subs:
+                sub.close()
+        self._subs.clear()

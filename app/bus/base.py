@@ -1,0 +1,156 @@
+"""The bus: what instances share about a chat, as three small protocols.
+
+* `Lease`: who polls a chat. At most one holder per chat cluster-wide, with an expiry and a
+  fencing epoch.
+* `ChatCache`: the shared copy of a chat (transcript, state, cursors, upstream cookies,
+  interest). Written by the lease holder through a fenced `commit`; read by everyone.
+* `FanOut`: live delivery of committed events to subscribers on every instance.
+
+Chats are named by a *chat key*: an opaque string chosen by the caller (a digest of the upstream
+id), never a client handle or the upstream id itself. This module defines contracts only; the
+in-process (`memory.py`) and Redis (`redis.py`) implementations pass one contract test suite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from app.models import ChatEvent, ChatState, Message, UpstreamStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """Proof of holding a chat's lease.
+
+    `epoch` rises with every grant of the lease for the chat (while the bus keeps its data);
+    `token` is unique per grant. A fence stops being valid when the lease expires, is released
+    or is granted to someone else, even if its holder does not know it yet.
+    """
+
+    chat: str
+    token: str
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRecord:
+    """The shared state of one chat as last committed.
+
+    `cursor` is the highest upstream index stored (0 when none). `ended` is set once the chat is
+    over for the customer. `completed` is set when the customer sent Complete (the upstream may
+    still report the chat alive for a moment). `indexless_cursor` is the highest index already
+    given to this chat's index-less readers.
+    """
+
+    cursor: int = 0
+    state: ChatState | None = None
+    status: UpstreamStatus = UpstreamStatus.OK
+    ended: bool = False
+    completed: bool = False
+    indexless_cursor: int = 0
+    cookies: dict[str, str] = field(default_factory=dict)
+
+
+class Lease(Protocol):
+    """One poller per chat across the fleet.
+
+    Guarantees:
+    * `acquire` grants the lease to at most one caller per chat while the lease is live; it
+      returns None when someone else holds it.
+    * `renew` extends only a lease still held by that fence; False means the lease is lost and
+      the holder must stop publishing at once.
+    * `release` ends the lease only if the fence still holds it; releasing a lost lease is a
+      no-op. After a release another instance may acquire immediately.
+    * A lease nobody renews expires after its ttl, so a killed holder is replaced.
+    """
+
+    async def acquire(self, chat: str, ttl_s: float) -> Fence | None: ...
+
+    async def renew(self, fence: Fence, ttl_s: float) -> bool: ...
+
+    async def release(self, fence: Fence) -> None: ...
+
+
+class ChatCache(Protocol):
+    """The shared copy of each chat. The upstream stays the source of truth: losing this data
+    loses nothing, it is rebuilt by polling from index 1.
+
+    Guarantees:
+    * `commit` is atomic and fenced: it writes nothing and returns None unless `fence` still
+      holds the chat's lease. Otherwise it stores the messages whose index is above the stored
+      cursor (ignoring the others, so a replay is harmless), in index order, advances the cursor,
+      applies `state`/`status`/`ended` if given, and publishes the resulting events to `FanOut`
+      in exactly that order: messages by index, then state, then status, then end. It returns
+      the events it published (possibly empty).
+    * `messages(after=N)` returns stored messages with index > N in index order.
+    * Entries expire `retention_s` after the chat's last commit; a chat never seen reads as an
+      empty `ChatRecord`.
+    """
+
+    async def commit(
+        self,
+        fence: Fence,
+        messages: Sequence[Message] = (),
+        *,
+        state: ChatState | None = None,
+        status: UpstreamStatus | None = None,
+        ended: bool = False,
+    ) -> list[ChatEvent] | None: ...
+
+    async def record(self, chat: str) -> ChatRecord: ...
+
+    async def messages(self, chat: str, after: int, limit: int = 1000) -> list[Message]: ...
+
+    async def claim_indexless(self, chat: str, upto: int) -> int:
+        """Atomically set the index-less cursor to max(current, upto) and return the previous
+        value, so concurrent index-less readers never get the same message twice."""
+        ...
+
+    async def set_cookies(self, chat: str, cookies: dict[str, str]) -> None:
+        """Merge upstream cookies for the chat (an empty value deletes that cookie)."""
+        ...
+
+    async def mark_completed(self, chat: str) -> None: ...
+
+    async def note_interest(self, chat: str, ref: str, ttl_s: float) -> None:
+        """Someone cares about `chat` until now + ttl_s. `ref` is what a poller needs to reach
+        the chat upstream (a client handle); it is returned by `interested`."""
+        ...
+
+    async def interested(self) -> dict[str, str]:
+        """Chats with live interest anywhere in the fleet: chat key -> ref."""
+        ...
+
+
+class Subscription(Protocol):
+    """Events of one chat committed after `FanOut.subscribe` returned, in commit order.
+
+    Delivery is at most once: when the implementation may have lost events (a reconnect to
+    Redis, a full per-subscriber buffer), it yields one `EventKind.RESYNC` event and the
+    subscriber re-reads the cache after the last index it saw. Buffers are bounded.
+    """
+
+    def __aiter__(self) -> AsyncIterator[ChatEvent]: ...
+
+
+class FanOut(Protocol):
+    """Live delivery. One upstream connection per process (for Redis: one pub/sub connection
+    shared by all subscriptions of the instance), never one per subscriber."""
+
+    def subscribe(self, chat: str) -> AbstractAsyncContextManager[Subscription]: ...
+
+
+class Bus(Lease, ChatCache, FanOut, Protocol):
+    """All three, plus pokes, lifecycle and health."""
+
+    async def poke(self, chat: str) -> None:
+        """Deliver one `EventKind.POKE` to the chat's subscribers on every instance (its
+        poller listens for it); stores nothing. At most once, like all fan-out."""
+        ...
+
+    async def ping(self) -> bool: ...
+
+    async def aclose(self) -> None: ...

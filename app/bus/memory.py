@@ -1,0 +1,247 @@
+"""The in-process bus: lease, chat cache and fan-out for the embedded one-instance mode.
+
+Owns all shared chat state of a single process in plain dicts. Every method runs without an
+`await` between its read and its write, so each one is atomic on the event loop exactly as the
+Redis scripts are atomic on the server. Leases and retention run on `time.monotonic()`.
+It must not be used by more than one process (nothing here is visible to another instance) and
+must not block: delivery to subscribers goes through bounded queues (`_hub`).
+
+Event data, as in `transcript.py` and the Redis bus: a message's body, `ChatState.to_json()`,
+`{"upstream": <status>}`, `{}` for the end.
+"""
+
+from __future__ import annotations
+
+import bisect
+import secrets
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from app.bus._hub import LocalHub, LocalSubscription, check_chat
+from app.bus.base import Bus, ChatRecord, Fence
+from app.models import ChatEvent, ChatState, EventKind, Message, UpstreamStatus
+
+# How often expired chats are swept out, at most; reads skip expired entries regardless.
+_SWEEP_EVERY_S = 30.0
+
+
+@dataclass(slots=True)
+class _Chat:
+    expires: float
+    epoch: int = 0
+    cursor: int = 0
+    state: ChatState | None = None
+    status: UpstreamStatus = UpstreamStatus.OK
+    ended: bool = False
+    completed: bool = False
+    indexless_cursor: int = 0
+    cookies: dict[str, str] = field(default_factory=dict)
+    indices: list[int] = field(default_factory=list)
+    log: list[Message] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Lease:
+    token: str
+    expires: float
+
+
+class MemoryBus:
+    """`Bus` for one process."""
+
+    def __init__(self, *, retention_s: float = 86400, subscriber_buffer: int = 256) -> None:
+        self._retention_s = retention_s
+        self._hub = LocalHub(subscriber_buffer)
+        self._chats: dict[str, _Chat] = {}
+        self._leases: dict[str, _Lease] = {}
+        self._interest: dict[str, tuple[str, float]] = {}
+        self._next_sweep = time.monotonic() + _SWEEP_EVERY_S
+        self._closed = False
+
+    # -- storage helpers ------------------------------------------------------------------
+
+    def _get(self, chat: str, now: float) -> _Chat | None:
+        entry = self._chats.get(chat)
+        if entry is not None and entry.expires <= now:
+            del self._chats[chat]
+            return None
+        return entry
+
+    def _touch(self, chat: str, now: float) -> _Chat:
+        """The chat's entry for writing, with its retention restarted."""
+        self._sweep(now)
+        entry = self._get(chat, now)
+        if entry is None:
+            entry = self._chats[chat] = _Chat(expires=now)
+        entry.expires = now + self._retention_s
+        return entry
+
+    def _sweep(self, now: float) -> None:
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + _SWEEP_EVERY_S
+        for chat in [c for c, e in self._chats.items() if e.expires <= now]:
+            del self._chats[chat]
+        for chat in [c for c, lease in self._leases.items() if lease.expires <= now]:
+            del self._leases[chat]
+        for chat in [c for c, (_, exp) in self._interest.items() if exp <= now]:
+            del self._interest[chat]
+
+    def _holder(self, chat: str, now: float) -> _Lease | None:
+        lease = self._leases.get(chat)
+        if lease is not None and lease.expires <= now:
+            del self._leases[chat]
+            return None
+        return lease
+
+    # -- Lease ----------------------------------------------------------------------------
+
+    async def acquire(self, chat: str, ttl_s: float) -> Fence | None:
+        check_chat(chat)
+        now = time.monotonic()
+        if self._holder(chat, now) is not None:
+            return None
+        entry = self._touch(chat, now)
+        entry.epoch += 1
+        token = secrets.token_hex(16)
+        self._leases[chat] = _Lease(token, now + ttl_s)
+        return Fence(chat=chat, token=token, epoch=entry.epoch)
+
+    async def renew(self, fence: Fence, ttl_s: float) -> bool:
+        now = time.monotonic()
+        lease = self._holder(fence.chat, now)
+        if lease is None or lease.token != fence.token:
+            return False
+        self._leases[fence.chat] = _Lease(lease.token, now + ttl_s)
+        return True
+
+    async def release(self, fence: Fence) -> None:
+        lease = self._holder(fence.chat, time.monotonic())
+        if lease is not None and lease.token == fence.token:
+            del self._leases[fence.chat]
+
+    # -- ChatCache ------------------------------------------------------------------------
+
+    async def commit(
+        self,
+        fence: Fence,
+        messages: Sequence[Message] = (),
+        *,
+        state: ChatState | None = None,
+        status: UpstreamStatus | None = None,
+        ended: bool = False,
+    ) -> list[ChatEvent] | None:
+        now = time.monotonic()
+        lease = self._holder(fence.chat, now)
+        if lease is None or lease.token != fence.token:
+            return None
+        entry = self._touch(fence.chat, now)
+        events: list[ChatEvent] = []
+        for message in sorted(messages, key=lambda m: m.index):
+            if message.index <= entry.cursor:
+                continue
+            events.append(
+                ChatEvent(EventKind.MESSAGE, message.body, index=message.index, prev=entry.cursor)
+            )
+            entry.indices.append(message.index)
+            entry.log.append(message)
+            entry.cursor = message.index
+        # State, status and end are published on change only, so a replayed commit (or a
+        # periodic state refresh) does not wake every viewer for nothing.
+        if state is not None and state != entry.state:
+            entry.state = state
+            events.append(ChatEvent(EventKind.STATE, state.to_json()))
+        if status is not None and status != entry.status:
+            entry.status = status
+            events.append(ChatEvent(EventKind.STATUS, {"upstream": status.value}))
+        if ended and not entry.ended:
+            entry.ended = True
+            events.append(ChatEvent(EventKind.END))
+        self._hub.deliver(fence.chat, events)
+        return events
+
+    async def record(self, chat: str) -> ChatRecord:
+        entry = self._get(chat, time.monotonic())
+        if entry is None:
+            return ChatRecord()
+        return ChatRecord(
+            cursor=entry.cursor,
+            state=entry.state,
+            status=entry.status,
+            ended=entry.ended,
+            completed=entry.completed,
+            indexless_cursor=entry.indexless_cursor,
+            cookies=dict(entry.cookies),
+        )
+
+    async def messages(self, chat: str, after: int, limit: int = 1000) -> list[Message]:
+        entry = self._get(chat, time.monotonic())
+        if entry is None or limit <= 0:
+            return []
+        start = bisect.bisect_right(entry.indices, after)
+        return entry.log[start : start + limit]
+
+    async def claim_indexless(self, chat: str, upto: int) -> int:
+        entry = self._touch(check_chat(chat), time.monotonic())
+        previous = entry.indexless_cursor
+        entry.indexless_cursor = max(previous, upto)
+        return previous
+
+    async def set_cookies(self, chat: str, cookies: dict[str, str]) -> None:
+        entry = self._touch(check_chat(chat), time.monotonic())
+        for name, value in cookies.items():
+            if value:
+                entry.cookies[name] = value
+            else:
+                entry.cookies.pop(name, None)
+
+    async def mark_completed(self, chat: str) -> None:
+        self._touch(check_chat(chat), time.monotonic()).completed = True
+
+    async def note_interest(self, chat: str, ref: str, ttl_s: float) -> None:
+        check_chat(chat)
+        now = time.monotonic()
+        self._sweep(now)
+        previous = self._interest.get(chat)
+        until = now + ttl_s
+        # Several parties may care about one chat: the longest interest wins.
+        if previous is not None and previous[1] > until:
+            until = previous[1]
+        self._interest[chat] = (ref, until)
+
+    async def interested(self) -> dict[str, str]:
+        now = time.monotonic()
+        return {chat: ref for chat, (ref, until) in self._interest.items() if until > now}
+
+    # -- FanOut ---------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def subscribe(self, chat: str) -> AsyncIterator[LocalSubscription]:
+        check_chat(chat)
+        if self._closed:
+            raise RuntimeError("bus closed")
+        sub, _ = self._hub.add(chat)
+        try:
+            yield sub
+        finally:
+            self._hub.remove(sub)
+
+    async def poke(self, chat: str) -> None:
+        """Deliver one POKE event to the chat's subscribers (its poller asks the upstream at
+        once). Stores nothing and needs no lease."""
+        self._hub.deliver(check_chat(chat), [ChatEvent(EventKind.POKE)])
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def ping(self) -> bool:
+        return not self._closed
+
+    async def aclose(self) -> None:
+        self._closed = True
+        self._hub.close_all()
+
+
+# Interface guard: mypy checks that MemoryBus satisfies every protocol in `Bus`.
+_: type[Bus] = MemoryBus

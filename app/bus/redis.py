@@ -1,0 +1,292 @@
+"""The Redis bus: lease, chat cache and fan-out shared by a fleet of instances.
+
+Owns the Redis data model of a chat. Every key of one chat is hash-tagged `{chat}` so they all
+live in one Cluster slot and each write is one atomic Lua script (`_scripts`):
+
+    <prefix>:{<chat>}:lease   the holder's token, PX ttl
+    <prefix>:{<chat>}:epoch   fencing epoch, INCR on every grant
+    <prefix>:{<chat>}:log     sorted set, score = index, member = "<index>:<body JSON>"
+    <prefix>:{<chat>}:meta    hash: cursor, state, status, ended, completed, ixl, c:<cookie>
+    <prefix>:{<chat>}:ref     what a poller needs to reach the chat upstream, PX interest ttl
+    <prefix>:{<chat>}:events  pub/sub channel: one JSON list of events per commit
+    <prefix>:interest         sorted set of chats, score = interest expiry (server ms)
+
+Fencing is done by Redis itself: `commit` stores and publishes only if the lease still holds
+the fence's token. Fan-out (one pub/sub connection per bus) is `_pubsub.PubSubFanOut`.
+It must not hold a Redis error past its own boundary (they surface as BusUnavailableError) and
+no call may wait longer than `op_timeout_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, suppress
+from typing import Any, TypeVar, cast
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from app.bus import _scripts
+from app.bus._connect import make_clients
+from app.bus._hub import LocalSubscription, check_chat
+from app.bus._pubsub import FAILURES, PubSubFanOut, decode_events
+from app.bus.base import Bus, ChatRecord, Fence
+from app.errors import BusUnavailableError
+from app.models import ChatEvent, ChatState, EventKind, Message, UpstreamStatus
+
+T = TypeVar("T")
+_POKE = json.dumps([{"k": EventKind.POKE.value}])
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def _dumps(value: Any) -> str:
+    # Sorted keys make equal states equal strings, which the commit script compares.
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+class RedisBus:
+    """`Bus` on Redis (plain, Sentinel or Cluster; see `_connect` for URL forms)."""
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        prefix: str = "bff",
+        retention_s: float = 86400,
+        subscriber_buffer: int = 256,
+        op_timeout_s: float = 2.0,
+        client_name: str = "chat-bff",
+        keepalive_s: float = 5.0,
+        reconnect_min_s: float = 0.05,
+        reconnect_max_s: float = 5.0,
+    ) -> None:
+        if not prefix or "{" in prefix or "}" in prefix:
+            raise ValueError("invalid key prefix")
+        self._prefix = prefix
+        self._retention_ms = _ms(retention_s)
+        self._timeout = op_timeout_s
+        instance = secrets.token_hex(4)
+        self._instance = instance
+        self.client_name = client_name
+        self.pubsub_client_name = f"{client_name}-pubsub-{instance}"
+        self._clients = make_clients(
+            url,
+            socket_timeout=op_timeout_s,
+            socket_connect_timeout=op_timeout_s,
+            decode_responses=True,
+            client_name=client_name,
+            # One quick retry rescues a pooled connection the server dropped while idle.
+            retry=Retry(NoBackoff(), 1),
+        )
+        r = self._redis = self._clients.commands
+        self._acquire = r.register_script(_scripts.ACQUIRE)
+        self._renew = r.register_script(_scripts.RENEW)
+        self._release = r.register_script(_scripts.RELEASE)
+        self._commit = r.register_script(_scripts.COMMIT)
+        self._claim = r.register_script(_scripts.CLAIM_INDEXLESS)
+        self._cookies = r.register_script(_scripts.SET_COOKIES)
+        self._completed = r.register_script(_scripts.MARK_COMPLETED)
+        self._note_ref = r.register_script(_scripts.NOTE_REF)
+        self._note_interest = r.register_script(_scripts.NOTE_INTEREST)
+        self._live_interest = r.register_script(_scripts.LIVE_INTEREST)
+        self._fanout = PubSubFanOut(
+            self._pubsub_client,
+            self._channel,
+            buffer=subscriber_buffer,
+            op_timeout_s=op_timeout_s,
+            keepalive_s=keepalive_s,
+            backoff=(reconnect_min_s, reconnect_max_s),
+            name=f"chat-bff bus reader {instance}",
+        )
+        self._hub = self._fanout.hub
+
+    # -- naming and plumbing --------------------------------------------------------------
+
+    def _key(self, chat: str, name: str) -> str:
+        return f"{self._prefix}:{{{chat}}}:{name}"
+
+    def _channel(self, chat: str) -> str:
+        return self._key(chat, "events")
+
+    async def _run(self, op: Callable[[], Awaitable[T]]) -> T:
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await op()
+        except FAILURES as exc:
+            raise BusUnavailableError() from exc
+
+    # -- Lease ----------------------------------------------------------------------------
+
+    async def acquire(self, chat: str, ttl_s: float) -> Fence | None:
+        keys = [self._key(check_chat(chat), "lease"), self._key(chat, "epoch")]
+        token = f"{self._instance}:{secrets.token_hex(16)}"
+        args: list[str | int] = [token, _ms(ttl_s), self._retention_ms]
+        epoch = await self._run(lambda: self._acquire(keys=keys, args=args))
+        return None if epoch is None else Fence(chat=chat, token=token, epoch=int(epoch))
+
+    async def renew(self, fence: Fence, ttl_s: float) -> bool:
+        keys = [self._key(fence.chat, "lease")]
+        args: list[str | int] = [fence.token, _ms(ttl_s)]
+        return bool(await self._run(lambda: self._renew(keys=keys, args=args)))
+
+    async def release(self, fence: Fence) -> None:
+        keys, args = [self._key(fence.chat, "lease")], [fence.token]
+        await self._run(lambda: self._release(keys=keys, args=args))
+
+    # -- ChatCache ------------------------------------------------------------------------
+
+    async def commit(
+        self,
+        fence: Fence,
+        messages: Sequence[Message] = (),
+        *,
+        state: ChatState | None = None,
+        status: UpstreamStatus | None = None,
+        ended: bool = False,
+    ) -> list[ChatEvent] | None:
+        chat = fence.chat
+        keys = [self._key(chat, n) for n in ("lease", "meta", "log", "epoch")]
+        args: list[str | int] = [
+            fence.token,
+            self._retention_ms,
+            self._channel(chat),
+            "" if state is None else _dumps(state.to_json()),
+            "" if status is None else status.value,
+            "1" if ended else "0",
+        ]
+        seen: set[int] = set()
+        for message in sorted(messages, key=lambda m: m.index):
+            if message.index not in seen:
+                seen.add(message.index)
+                args += [int(message.index), _dumps(message.body)]
+        payload = await self._run(lambda: self._commit(keys=keys, args=args))
+        return None if payload is None else decode_events(payload)
+
+    async def record(self, chat: str) -> ChatRecord:
+        meta = self._key(check_chat(chat), "meta")
+        fields = cast(dict[str, str], await self._run(lambda: self._redis.hgetall(meta)))
+        if not fields:
+            return ChatRecord()
+        state = fields.get("state")
+        return ChatRecord(
+            cursor=int(fields.get("cursor", 0)),
+            state=None if state is None else ChatState.from_json(json.loads(state)),
+            status=UpstreamStatus(fields.get("status", UpstreamStatus.OK.value)),
+            ended=fields.get("ended") == "1",
+            completed=fields.get("completed") == "1",
+            indexless_cursor=int(fields.get("ixl", 0)),
+            cookies={k[2:]: v for k, v in fields.items() if k.startswith("c:")},
+        )
+
+    async def messages(self, chat: str, after: int, limit: int = 1000) -> list[Message]:
+        if limit <= 0:
+            return []
+        log_key = self._key(check_chat(chat), "log")
+        raw = await self._run(
+            lambda: self._redis.zrange(
+                log_key, f"({after}", "+inf", byscore=True, offset=0, num=limit
+            )
+        )
+        rows = cast(list[str], raw)
+        out = []
+        for row in rows:
+            index, _, body = row.partition(":")
+            out.append(Message(int(index), json.loads(body)))
+        return out
+
+    async def claim_indexless(self, chat: str, upto: int) -> int:
+        keys, args = [self._key(check_chat(chat), "meta")], [int(upto), self._retention_ms]
+        return int(await self._run(lambda: self._claim(keys=keys, args=args)))
+
+    async def set_cookies(self, chat: str, cookies: dict[str, str]) -> None:
+        keys = [self._key(check_chat(chat), "meta")]
+        if not cookies:
+            return
+        args: list[str | int] = [self._retention_ms]
+        for name, value in cookies.items():
+            args += [name, value]
+        await self._run(lambda: self._cookies(keys=keys, args=args))
+
+    async def mark_completed(self, chat: str) -> None:
+        keys, args = [self._key(check_chat(chat), "meta")], [self._retention_ms]
+        await self._run(lambda: self._completed(keys=keys, args=args))
+
+    async def note_interest(self, chat: str, ref: str, ttl_s: float) -> None:
+        ref_key = self._key(check_chat(chat), "ref")
+        interest = f"{self._prefix}:interest"
+
+        # Two scripts, not one: the ref lives in the chat's slot, the set in its own.
+        async def both() -> None:
+            await self._note_ref(keys=[ref_key], args=[ref, _ms(ttl_s)])
+            await self._note_interest(keys=[interest], args=[chat, _ms(ttl_s)])
+
+        await self._run(both)
+
+    async def interested(self) -> dict[str, str]:
+        interest = f"{self._prefix}:interest"
+
+        async def load() -> dict[str, str]:
+            chats: list[str] = await self._live_interest(keys=[interest], args=[])
+            if not chats:
+                return {}
+            pipe = self._redis.pipeline(transaction=False)
+            for chat in chats:
+                pipe.get(self._key(chat, "ref"))
+            refs: list[str | None] = await pipe.execute()
+            return {c: r for c, r in zip(chats, refs, strict=True) if r is not None}
+
+        return await self._run(load)
+
+    # -- FanOut ---------------------------------------------------------------------------
+
+    def subscribe(self, chat: str) -> AbstractAsyncContextManager[LocalSubscription]:
+        return self._fanout.subscribe(chat)
+
+    async def poke(self, chat: str) -> None:
+        """Publish one POKE event to the chat's subscribers on every instance (its poller asks
+        the upstream at once). Stores nothing and needs no lease."""
+        channel = self._channel(check_chat(chat))
+        await self._run(lambda: self._redis.publish(channel, _POKE))
+
+    def start(self) -> None:
+        """Start the pub/sub reader now rather than on the first `subscribe`."""
+        self._fanout.start()
+
+    async def _pubsub_client(self) -> Redis:
+        # RESP2 and bytes: redis-py parses PING replies on a pub/sub connection (our barriers)
+        # right only in that mode. No retries: a lost connection must surface to the reader.
+        return await self._clients.pubsub_client(
+            client_name=self.pubsub_client_name,
+            retry=Retry(NoBackoff(), 0),
+            protocol=2,
+            decode_responses=False,
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def ping(self) -> bool:
+        try:
+            async with asyncio.timeout(self._timeout):
+                return bool(await self._redis.ping())
+        except FAILURES:
+            return False
+
+    async def aclose(self) -> None:
+        await self._fanout.aclose()
+        with suppress(Exception):
+            await self._redis.aclose()
+        if self._clients.sentinel is not None:
+            for client in self._clients.sentinel.sentinels:
+                with suppress(Exception):
+                    await client.aclose()
+
+
+# Interface guard: mypy checks that RedisBus satisfies every protocol in `Bus`.
+_: type[Bus] = RedisBus

@@ -1,0 +1,109 @@
+"""Bus fixtures: the same tests run on a MemoryBus and on a RedisBus with a private prefix."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from app.bus import Bus, MemoryBus, RedisBus
+from app.models import ChatEvent
+
+REDIS_URL = os.environ.get("BFF_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+BusFactory = Callable[..., Awaitable[Bus]]
+
+
+async def redis_or_skip(url: str = REDIS_URL) -> None:
+    """Skip (or, on CI, fail) when the test Redis does not answer."""
+    client = Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+    try:
+        await client.ping()
+    except Exception as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis at {url} does not answer: {exc}")
+        pytest.skip(f"Redis at {url} does not answer")
+    finally:
+        await client.aclose()
+
+
+async def delete_prefix(client: Redis, prefix: str) -> None:
+    async for key in client.scan_iter(match=f"{prefix}:*", count=500):
+        await client.unlink(key)
+
+
+@pytest.fixture
+async def redis_client() -> AsyncIterator[Redis]:
+    await redis_or_skip()
+    client = Redis.from_url(REDIS_URL, decode_responses=True, socket_timeout=2)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"test-{secrets.token_hex(6)}"
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def make(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[BusFactory]:
+    """Builds buses of the parametrised kind; all buses of one test share one namespace, as
+    instances of one fleet do. Everything is closed and deleted afterwards."""
+    kind: str = request.param
+    if kind == "redis":
+        await redis_or_skip()
+    made: list[Bus] = []
+
+    async def factory(**kwargs: Any) -> Bus:
+        kwargs.setdefault("subscriber_buffer", 64)
+        bus: Bus
+        if kind == "memory":
+            if made:
+                # One process has one MemoryBus: "another instance" is the same object.
+                return made[0]
+            bus = MemoryBus(**kwargs)
+        else:
+            kwargs.setdefault("op_timeout_s", 2.0)
+            bus = RedisBus(REDIS_URL, prefix=prefix, **kwargs)
+        made.append(bus)
+        return bus
+
+    yield factory
+    for bus in made:
+        await bus.aclose()
+    if kind == "redis":
+        client = Redis.from_url(REDIS_URL)
+        await delete_prefix(client, prefix)
+        await client.aclose()
+
+
+@pytest.fixture
+async def bus(make: BusFactory) -> Bus:
+    return await make()
+
+
+async def take(sub: Any, n: int, within: float = 3.0) -> list[ChatEvent]:
+    """The next `n` events of a subscription, or fail after `within` seconds."""
+    it = aiter(sub)
+    out: list[ChatEvent] = []
+    async with asyncio.timeout(within):
+        while len(out) < n:
+            out.append(await anext(it))
+    return out
+
+
+async def drain(sub: Any, quiet: float = 0.15) -> list[ChatEvent]:
+    """Everything a subscription delivers until it stays quiet for `quiet` seconds."""
+    it = aiter(sub)
+    out: list[ChatEvent] = []
+    while True:
+        try:
+            async with asyncio.timeout(quiet):
+                out.append(await anext(it))
+        except TimeoutError:
+            return out

@@ -1,0 +1,408 @@
+"""One contract suite, run against both buses: every guarantee documented in `app/bus/base.py`."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+
+import pytest
+
+from app.bus import Bus, ChatRecord, Fence
+from app.models import ChatEvent, ChatState, EventKind, Message, UpstreamStatus
+
+from .conftest import BusFactory, drain, take
+
+TTL = 0.3
+
+
+def new_chat() -> str:
+    return secrets.token_hex(16)
+
+
+def msgs(*indices: int, tag: str = "") -> list[Message]:
+    return [Message(i, {"index": i, "type": "text", "text": f"m{i}{tag}"}) for i in indices]
+
+
+STATE = ChatState("Connected", ("SendMessage", "Complete"), ({"id": "7", "type": "Agent"},))
+
+
+async def held(bus: Bus, chat: str, ttl: float = 5.0) -> Fence:
+    fence = await bus.acquire(chat, ttl)
+    assert fence is not None
+    return fence
+
+
+# -- Lease ----------------------------------------------------------------------------------
+
+
+async def test_lease_is_exclusive(bus: Bus) -> None:
+    chat = new_chat()
+    fence = await held(bus, chat)
+    assert fence.chat == chat
+    assert await bus.acquire(chat, 5) is None
+    # Another chat is independent.
+    assert await bus.acquire(new_chat(), 5) is not None
+
+
+async def test_concurrent_acquire_has_one_winner(make: BusFactory) -> None:
+    a, b = await make(), await make()
+    chat = new_chat()
+    results = await asyncio.gather(*(x.acquire(chat, 5) for x in [a, b] * 10))
+    assert sum(r is not None for r in results) == 1
+
+
+async def test_lease_expires_and_is_taken_over_with_higher_epoch(make: BusFactory) -> None:
+    a, b = await make(), await make()
+    chat = new_chat()
+    first = await held(a, chat, TTL)
+    await asyncio.sleep(TTL + 0.15)
+    second = await held(b, chat, 5)
+    assert second.epoch > first.epoch
+    assert second.token != first.token
+
+
+async def test_epoch_rises_with_every_grant(bus: Bus) -> None:
+    chat = new_chat()
+    epochs = []
+    for _ in range(3):
+        fence = await held(bus, chat)
+        epochs.append(fence.epoch)
+        await bus.release(fence)
+    assert epochs == sorted(set(epochs))
+
+
+async def test_renew_only_by_holder(bus: Bus) -> None:
+    chat = new_chat()
+    fence = await held(bus, chat, TTL)
+    forged = Fence(chat, "not-the-token", fence.epoch)
+    assert not await bus.renew(forged, 5)
+    for _ in range(3):
+        await asyncio.sleep(TTL / 2)
+        assert await bus.renew(fence, TTL)
+    # Renewed past its first ttl: still held.
+    assert await bus.acquire(chat, 5) is None
+
+
+async def test_renew_fails_after_expiry(bus: Bus) -> None:
+    fence = await held(bus, new_chat(), TTL)
+    await asyncio.sleep(TTL + 0.15)
+    assert not await bus.renew(fence, 5)
+
+
+async def test_release_only_by_holder(make: BusFactory) -> None:
+    a, b = await make(), await make()
+    chat = new_chat()
+    fence = await held(a, chat)
+    await b.release(Fence(chat, "not-the-token", fence.epoch))
+    assert await b.acquire(chat, 5) is None
+    await a.release(fence)
+    second = await held(b, chat)  # at once, no ttl wait
+    # Releasing a lost lease is a no-op: it does not end the new holder's lease.
+    await a.release(fence)
+    assert await a.acquire(chat, 5) is None
+    assert await b.renew(second, 5)
+
+
+# -- fenced commit ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["takeover", "expiry", "release"])
+async def test_commit_is_fenced(make: BusFactory, how: str) -> None:
+    a, b = await make(), await make()
+    chat = new_chat()
+    old = await held(a, chat, TTL)
+    assert await a.commit(old, msgs(1)) is not None
+    async with b.subscribe(chat) as sub:
+        if how == "release":
+            await a.release(old)
+        else:
+            await asyncio.sleep(TTL + 0.15)
+        if how == "takeover":
+            await held(b, chat)
+        before = await b.record(chat)
+        rejected = await a.commit(
+            old, msgs(2), state=STATE, status=UpstreamStatus.DEGRADED, ended=True
+        )
+        assert rejected is None
+        assert await b.record(chat) == before
+        assert [m.index for m in await b.messages(chat, 0)] == [1]
+        assert await drain(sub) == []  # published nothing
+
+
+async def test_commit_with_forged_token_is_rejected(bus: Bus) -> None:
+    chat = new_chat()
+    fence = await held(bus, chat)
+    assert await bus.commit(Fence(chat, "forged", fence.epoch), msgs(1)) is None
+    assert await bus.record(chat) == ChatRecord()
+
+
+# -- commit contents and event order ------------------------------------------------------
+
+
+async def test_commit_orders_events_messages_state_status_end(bus: Bus) -> None:
+    chat = new_chat()
+    fence = await held(bus, chat)
+    async with bus.subscribe(chat) as sub:
+        events = await bus.commit(
+            fence, msgs(3, 1, 2), state=STATE, status=UpstreamStatus.DEGRADED, ended=True
+        )
+        assert events is not None
+        assert [e.kind for e in events] == [EventKind.MESSAGE] * 3 + [
+            EventKind.STATE,
+            EventKind.STATUS,
+            EventKind.END,
+        ]
+        assert [(e.index, e.prev) for e in events[:3]] == [(1, 0), (2, 1), (3, 2)]
+        assert events[0].data == msgs(1)[0].body
+        assert events[3].data == STATE.to_json()
+        assert events[4].data == {"upstream": "degraded"}
+        assert all(e.index is None for e in events[3:])
+        assert await take(sub, 6) == events
+    record = await bus.record(chat)
+    assert record == ChatRecord(cursor=3, state=STATE, status=UpstreamStatus.DEGRADED, ended=True)
+
+
+async def test_prev_chains_across_commits(bus: Bus) -> None:
+    chat = new_chat()
+    fence = await held(bus, chat)
+    await bus.commit(fence, msgs(1, 2))
+    events = await bus.commit(fence, msgs(5, 7))
+    assert events is not None
+    assert [(e.index, e.prev) for e in events] == [(5, 2), (7, 5)]
+
+
+async def test_replayed_commit_is_harmless(bus: Bus) -> None:
+    chat = new_chat()
+    fence = await held(bus, chat)
+    await bus.commit(fence, msgs(1, 2, 3), state=STATE)
+    async with bus.subscribe(chat) as sub:
+        events = await bus.commit(fence, msgs(2, 3, 4, tag="-replayed"), state=STATE)
+        assert events is not None
+        assert [(e.kind, e.index, e.prev) for e in events] == [(EventKind.MESSAGE, 4, 3)]
+        assert await bus.commit(fence, msgs(1, 2, 3, 4)) == []
+        assert await drain(sub) == events
+    stored = await bus.messages(chat, 0)
+    assert stored == msgs(1, 2, 3) + msgs(4, tag="-replayed")
+    assert (await bus.record(chat)).cursor == 4
+
+
+async def test_unchanged_state_and_status_publish_nothing(bus: Bus) -> None:
+    chat = new_chat()
+    fence = await held(bus, chat)
+    assert await bus.commit(fence, status=UpstreamStatus.OK) == []  # OK is the default
+    await bus.commit(fence, state=STATE, status=UpstreamStatus.DEGRADED, ended=True)
+    again = await bus.commit(fence, state=STATE, status=UpstreamStatus.DEGRADED, ended=True)
+    assert again == []
+    other = ChatState("Disconnected")
+    events = await bus.commit(fence, state=other, status=UpstreamStatus.OK)
+    assert events == [
+        ChatEvent(EventKind.STATE, other.to_json()),
+        ChatEvent(EventKind.STATUS, {"upstream": "ok"}),
+    ]
+    assert (await bus.record(chat)).state == other
+
+
+async def test_empty_commit_publishes_nothing(bus: Bus) -> None:
+    chat = new_chat()
+    fence = await held(bus, chat)
+    async with bus.subscribe(chat) as sub:
+        assert await bus.commit(fence) == []
+        assert await drain(sub) == []
+
+
+# -- fan-out -------------------------------------------------------------------------------
+
+
+async def test_events_before_subscribe_are_not_delivered(make: BusFactory) -> None:
+    a, b = await make(), await make()
+    chat = new_chat()
+    fence = await held(a, chat)
+    async with b.subscribe(chat) as early:
+        await a.commit(fence, msgs(1))
+        async with b.subscribe(chat) as late:
+            await a.commit(fence, msgs(2))
+            assert [e.index for e in await take(late, 1)] == [2]
+            assert await drain(late) == []
+        assert [e.index for e in await take(early, 2)] == [1, 2]
+
+
+async def test_multiple_subscribers_across_instances(make: BusFactory) -> None:
+    a, b = await make(), await make()
+    chat, other = new_chat(), new_chat()
+    fence = await held(a, chat)
+    async with (
+        a.subscribe(chat) as s1,
+        b.subscribe(chat) as s2,
+        b.subscribe(chat) as s3,
+        b.subscribe(other) as elsewhere,
+    ):
+        events = await a.commit(fence, msgs(1, 2), state=STATE)
+        assert events is not None
+        for sub in (s1, s2, s3):
+            assert await take(sub, 3) == events
+        assert await drain(elsewhere) == []
+
+
+async def test_unsubscribe_cleans_up(bus: Bus) -> None:
+    chat = new_chat()
+    fence = await held(bus, chat)
+    async with bus.subscribe(chat), bus.subscribe(chat):
+        pass
+    assert bus._hub.count(chat) == 0  # type: ignore[attr-defined]
+    assert await bus.commit(fence, msgs(1)) is not None
+    async with bus.subscribe(chat) as sub:
+        await bus.commit(fence, msgs(2))
+        assert [e.index for e in await take(sub, 1)] == [2]
+    assert bus._hub.count(chat) == 0  # type: ignore[attr-defined]
+
+
+async def test_overflow_drops_buffer_and_resyncs_without_blocking(make: BusFactory) -> None:
+    bus = await make(subscriber_buffer=4)
+    chat = new_chat()
+    fence = await held(bus, chat)
+    async with bus.subscribe(chat) as sub:
+        started = time.monotonic()
+        async with asyncio.timeout(2):  # nobody reads: the committer must not wait
+            for i in range(1, 31, 3):
+                await bus.commit(fence, msgs(i, i + 1, i + 2))
+        assert time.monotonic() - started < 2
+        await asyncio.sleep(0.2)  # let the Redis reader catch up
+        got = await drain(sub)
+        assert got[0].kind == EventKind.RESYNC
+        assert [e.kind for e in got].count(EventKind.RESYNC) == 1
+        assert len(got) <= 4
+        # Afterwards live delivery goes on.
+        await bus.commit(fence, msgs(31))
+        assert [e.index for e in await take(sub, 1)] == [31]
+    # A resync means: re-read the cache after the last index seen. Nothing was lost there.
+    assert [m.index for m in await bus.messages(chat, 0)] == list(range(1, 32))
+
+
+async def test_poke_reaches_every_subscriber_and_stores_nothing(make: BusFactory) -> None:
+    a, b = await make(), await make()
+    chat = new_chat()
+    async with a.subscribe(chat) as s1, b.subscribe(chat) as s2:
+        await b.poke(chat)  # type: ignore[attr-defined]
+        for sub in (s1, s2):
+            assert await take(sub, 1) == [ChatEvent(EventKind.POKE)]
+    assert await a.record(chat) == ChatRecord()
+
+
+async def test_aclose_ends_subscriptions(make: BusFactory) -> None:
+    bus = await make()
+    chat = new_chat()
+    async with bus.subscribe(chat) as sub:
+        await bus.aclose()
+        async with asyncio.timeout(2):
+            assert [e async for e in sub] == []
+
+
+# -- reads ---------------------------------------------------------------------------------
+
+
+async def test_messages_after_and_limit(bus: Bus) -> None:
+    chat = new_chat()
+    fence = await held(bus, chat)
+    await bus.commit(fence, msgs(1, 2, 3, 5, 8))
+    assert [m.index for m in await bus.messages(chat, 0)] == [1, 2, 3, 5, 8]
+    assert [m.index for m in await bus.messages(chat, 2)] == [3, 5, 8]
+    assert [m.index for m in await bus.messages(chat, 4)] == [5, 8]
+    assert [m.index for m in await bus.messages(chat, 0, limit=2)] == [1, 2]
+    assert await bus.messages(chat, 8) == []
+    assert await bus.messages(chat, 0, limit=0) == []
+    assert (await bus.messages(chat, 4))[0] == msgs(5)[0]
+
+
+async def test_message_bodies_round_trip_exactly(bus: Bus) -> None:
+    chat = new_chat()
+    fence = await held(bus, chat)
+    body = {
+        "index": 1,
+        "big": 12345678901234567890,
+        "float": 0.1,
+        "text": 'héllo "quoted" \\ {braces} :colon: \u2603',
+        "nested": {"list": [1, None, True, {}], "empty": []},
+    }
+    events = await bus.commit(fence, [Message(1, body)])
+    assert events is not None
+    assert events[0].data == body
+    assert await bus.messages(chat, 0) == [Message(1, body)]
+
+
+async def test_unknown_chat_reads_empty(bus: Bus) -> None:
+    chat = new_chat()
+    assert await bus.record(chat) == ChatRecord()
+    assert await bus.messages(chat, 0) == []
+
+
+async def test_entries_expire_after_retention(make: BusFactory) -> None:
+    bus = await make(retention_s=0.3)
+    chat = new_chat()
+    fence = await held(bus, chat)
+    await bus.commit(fence, msgs(1), state=STATE)
+    await bus.set_cookies(chat, {"a": "1"})
+    assert (await bus.record(chat)).cursor == 1
+    await asyncio.sleep(0.45)
+    assert await bus.record(chat) == ChatRecord()
+    assert await bus.messages(chat, 0) == []
+
+
+async def test_claim_indexless(bus: Bus) -> None:
+    chat = new_chat()
+    assert await bus.claim_indexless(chat, 5) == 0
+    assert await bus.claim_indexless(chat, 3) == 5  # never goes back
+    assert await bus.claim_indexless(chat, 8) == 5
+    assert (await bus.record(chat)).indexless_cursor == 8
+
+
+async def test_concurrent_indexless_claims_never_overlap(make: BusFactory) -> None:
+    a, b = await make(), await make()
+    chat = new_chat()
+    uptos = list(range(1, 21))
+    previous = await asyncio.gather(
+        *(x.claim_indexless(chat, u) for x, u in zip([a, b] * 10, uptos, strict=True))
+    )
+    given: list[int] = []
+    for prev, upto in zip(previous, uptos, strict=True):
+        given.extend(range(prev + 1, upto + 1))
+    assert sorted(given) == list(range(1, 21))  # every index once, none twice
+
+
+async def test_cookies_merge_and_delete(bus: Bus) -> None:
+    chat = new_chat()
+    await bus.set_cookies(chat, {"a": "1", "b": "2"})
+    await bus.set_cookies(chat, {"b": "", "c": "x=y; z"})
+    await bus.set_cookies(chat, {})
+    assert (await bus.record(chat)).cookies == {"a": "1", "c": "x=y; z"}
+    await bus.set_cookies(chat, {"a": "", "c": ""})
+    assert (await bus.record(chat)).cookies == {}
+
+
+async def test_completed(bus: Bus) -> None:
+    chat = new_chat()
+    assert not (await bus.record(chat)).completed
+    await bus.mark_completed(chat)
+    assert (await bus.record(chat)).completed
+
+
+async def test_interest_expires(make: BusFactory) -> None:
+    a, b = await make(), await make()
+    short, long, extended = new_chat(), new_chat(), new_chat()
+    await a.note_interest(short, "ref-short", 0.3)
+    await b.note_interest(long, "ref-long", 5)
+    await a.note_interest(extended, "ref-x", 5)
+    await b.note_interest(extended, "ref-x", 0.1)  # the longest interest wins
+    assert await a.interested() == {short: "ref-short", long: "ref-long", extended: "ref-x"}
+    await asyncio.sleep(0.45)
+    assert await b.interested() == {long: "ref-long", extended: "ref-x"}
+
+
+async def test_invalid_chat_key_is_refused(bus: Bus) -> None:
+    for bad in ("", "a{b", "a}b"):
+        with pytest.raises(ValueError, match="chat key"):
+            await bus.acquire(bad, 1)
+
+
+async def test_ping(bus: Bus) -> None:
+    assert await bus.ping()
