@@ -1,0 +1,154 @@
+"""Settings: every knob of the service, read once from `BFF_*` environment variables.
+
+Owns parsing and checking configuration at startup. It must not be imported for its values by
+anything but `main.py` and `cli.py`: other modules receive plain values in their constructors.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated
+
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MIN_SECRET_KEY_CHARS = 32
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def _split(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """All configuration. Durations are seconds (`_s`), sizes bytes or characters."""
+
+    model_config = SettingsConfigDict(env_prefix="BFF_", extra="ignore", frozen=True)
+
+    upstream_url: AnyHttpUrl = Field(description="Base URL of the contact center, without /api/v2")
+    contact_center_id: SecretStr = Field(description="Sent upstream as ContactCenterId")
+    secret_key: SecretStr = Field(
+        description="Seals chat handles. Comma-separated: the first seals, all open (rotation)."
+    )
+    redis_url: str | None = Field(default=None, description="Unset: one process, in-memory bus")
+    redis_prefix: str = "bff"
+    allowed_origins: CommaList = Field(default_factory=list)
+    trusted_proxies: CommaList = Field(
+        default_factory=list, description="CIDRs whose X-Forwarded-For is believed"
+    )
+
+    upstream_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    upstream_connect_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    upstream_max_connections: int = Field(default=200, ge=1)
+    redis_timeout_s: float = Field(default=2.0, gt=0, le=60)
+
+    max_body_bytes: int = Field(default=32_768, ge=1024)
+
+    chat_create_per_minute: float = Field(default=10, gt=0, description="Per client IP")
+    chat_create_burst: int = Field(default=5, ge=1)
+    send_per_minute: float = Field(default=120, gt=0, description="Per client IP")
+    send_burst: int = Field(default=30, ge=1)
+    max_streams_per_ip: int = Field(default=50, ge=1)
+    max_streams_per_chat: int = Field(default=20, ge=1)
+
+    poll_interval_s: float = Field(default=1.0, gt=0, description="Lively chat cadence")
+    poll_fast_interval_s: float = Field(default=0.25, gt=0, description="Right after a send")
+    poll_idle_interval_s: float = Field(default=5.0, gt=0)
+    poll_keepalive_s: float = Field(
+        default=10.0, gt=0, le=30, description="Max gap between polls of a live, watched chat"
+    )
+    poll_backoff_max_s: float = Field(default=30.0, gt=0)
+    lease_ttl_s: float = Field(default=3.0, gt=0)
+    interest_grace_s: float = Field(default=120.0, gt=0)
+    state_refresh_s: float = Field(default=30.0, gt=0)
+    cache_retention_s: float = Field(default=86_400.0, gt=0)
+
+    sse_heartbeat_s: float = Field(default=15.0, gt=0, le=15)
+    sse_retry_ms: int = Field(default=2_000, ge=100)
+    sse_send_timeout_s: float = Field(default=10.0, gt=0)
+    sse_buffer_events: int = Field(default=256, ge=8)
+    long_poll_max_s: float = Field(default=30.0, gt=0, le=60)
+    shutdown_grace_s: float = Field(default=5.0, ge=0)
+
+    @field_validator("allowed_origins", "trusted_proxies", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        return _split(value)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            ipaddress.ip_network(cidr, strict=False)
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin != "*" and not origin.startswith(("http://", "https://")):
+                raise ValueError(f"origin {origin!r} must start with http:// or https://")
+        return [o.rstrip("/") for o in value]
+
+    @field_validator("contact_center_id")
+    @classmethod
+    def _non_empty(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _keys(cls, value: SecretStr) -> SecretStr:
+        keys = [k.strip() for k in value.get_secret_value().split(",") if k.strip()]
+        if not keys:
+            raise ValueError("must not be empty")
+        if any(len(k) < MIN_SECRET_KEY_CHARS for k in keys):
+            raise ValueError(f"each key needs at least {MIN_SECRET_KEY_CHARS} characters")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        schemes = (
+            "redis://",
+            "rediss://",
+            "unix://",
+            "redis+sentinel://",
+            "rediss+sentinel://",
+            "redis+cluster://",
+            "rediss+cluster://",
+        )
+        if not value.startswith(schemes):
+            raise ValueError("must start with one of " + ", ".join(schemes))
+        return value
+
+    @model_validator(mode="after")
+    def _cadence(self) -> Settings:
+        if not self.poll_fast_interval_s <= self.poll_interval_s <= self.poll_idle_interval_s:
+            raise ValueError("need poll_fast_interval_s <= poll_interval_s <= poll_idle_interval_s")
+        if self.poll_idle_interval_s > self.poll_keepalive_s:
+            raise ValueError("poll_idle_interval_s must not exceed poll_keepalive_s")
+        return self
+
+    @property
+    def secret_keys(self) -> list[bytes]:
+        raw = self.secret_key.get_secret_value()
+        return [k.strip().encode() for k in raw.split(",") if k.strip()]
+
+
+def describe_error(error: ValidationError) -> str:
+    """A startup message naming each bad variable, never echoing a value (it may be a secret)."""
+    lines = ["invalid configuration:"]
+    for item in error.errors():
+        name = "BFF_" + "_".join(str(p) for p in item["loc"]).upper() if item["loc"] else "BFF_*"
+        message = item["msg"]
+        if item["type"] == "missing":
+            message = "is required but not set"
+        lines.append(f"  {name}: {message}")
+    return "\n".join(lines)

@@ -1,0 +1,182 @@
+"""One exception tree and the one place that maps it to HTTP.
+
+    BffError                          500  (never raised on purpose)
+    +-- ClientError
+    |   +-- InvalidInputError         400  statusCode 1 (missing) / 10 (invalid)
+    |   +-- OriginNotAllowedError     403  statusCode 3
+    |   +-- ChatNotFoundError         404  statusCode 6
+    |   +-- InvalidStateError         409  statusCode 2
+    |   +-- PayloadTooLargeError      413  statusCode 10
+    |   +-- UnsupportedMediaTypeError 415  statusCode 10
+    |   +-- RateLimitedError          429  statusCode 3, Retry-After
+    +-- UpstreamError
+    |   +-- UpstreamBadResponseError  502  statusCode 4
+    |   +-- UpstreamUnavailableError  503  statusCode 12, Retry-After
+    |   +-- UpstreamTimeoutError      504  statusCode 12
+    +-- BusUnavailableError           503  statusCode 12, Retry-After
+
+Messages are ours and generic: nothing the upstream said, and no secret, reaches a client.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("chat_bff.errors")
+
+
+class BffError(Exception):
+    http_status = 500
+    status_code = 4
+    default_message = "Internal error"
+
+    def __init__(self, message: str | None = None, *, retry_after_s: int | None = None) -> None:
+        super().__init__(message or self.default_message)
+        self.message = message or self.default_message
+        self.retry_after_s = retry_after_s
+
+
+class ClientError(BffError):
+    http_status = 400
+    status_code = 10
+
+
+class InvalidInputError(ClientError):
+    default_message = "Invalid request"
+
+    def __init__(self, message: str | None = None, *, missing: bool = False) -> None:
+        super().__init__(message)
+        if missing:
+            self.status_code = 1
+
+
+class OriginNotAllowedError(ClientError):
+    http_status = 403
+    status_code = 3
+    default_message = "Origin not allowed"
+
+
+class ChatNotFoundError(ClientError):
+    http_status = 404
+    status_code = 6
+    default_message = "Chat not found"
+
+
+class InvalidStateError(ClientError):
+    http_status = 409
+    status_code = 2
+    default_message = "Operation not valid in the current state of the chat"
+
+
+class PayloadTooLargeError(ClientError):
+    http_status = 413
+    default_message = "Request body too large"
+
+
+class UnsupportedMediaTypeError(ClientError):
+    http_status = 415
+    default_message = "Content-Type must be application/json"
+
+
+class RateLimitedError(ClientError):
+    http_status = 429
+    status_code = 3
+    default_message = "Too many requests"
+
+
+class UpstreamError(BffError):
+    http_status = 502
+    status_code = 4
+
+
+class UpstreamBadResponseError(UpstreamError):
+    default_message = "The chat service answered unexpectedly"
+
+
+class UpstreamUnavailableError(UpstreamError):
+    http_status = 503
+    status_code = 12
+    default_message = "The chat service is unavailable, retry later"
+
+
+class UpstreamTimeoutError(UpstreamError):
+    http_status = 504
+    status_code = 12
+    default_message = "The chat service did not answer in time"
+
+
+class BusUnavailableError(BffError):
+    http_status = 503
+    status_code = 12
+    default_message = "Service temporarily unavailable, retry later"
+
+
+def error_body(status_code: int, message: str) -> dict[str, Any]:
+    return {"statusCode": status_code, "statusMessage": message}
+
+
+def error_response(error: BffError) -> JSONResponse:
+    headers = {"Cache-Control": "no-store"}
+    retry_after = error.retry_after_s
+    if retry_after is None and error.http_status in (429, 503):
+        retry_after = 2
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return JSONResponse(
+        error_body(error.status_code, error.message), status_code=error.http_status, headers=headers
+    )
+
+
+def _describe_validation(exc: RequestValidationError) -> InvalidInputError:
+    errors = exc.errors()
+    if not errors:
+        return InvalidInputError()
+    first = errors[0]
+    kind = first.get("type")
+    if kind == "json_invalid":
+        return InvalidInputError("Body is not valid JSON")
+    if kind == "union_tag_not_found":
+        return InvalidInputError("operationName: is required", missing=True)
+    if kind == "union_tag_invalid":
+        return InvalidInputError("operationName: unknown operation")
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+    # Discriminated unions put the tag name into the location; it says nothing to a client.
+    loc = [p for p in loc if p not in ("SendMessage", "RequestChat", "function-after[]")]
+    where = ".".join(loc) or "body"
+    missing = first.get("type") == "missing"
+    message = f"{where}: is required" if missing else f"{where}: {first.get('msg', 'invalid')}"
+    return InvalidInputError(message[:300], missing=missing)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_bff_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, BffError)
+        if exc.http_status >= 500:
+            log.warning("%s %s -> %s: %s", request.method, request.url.path, exc.http_status, exc)
+        return error_response(exc)
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return error_response(_describe_validation(exc))
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        status = exc.status_code
+        code = {404: 6, 405: 3}.get(status, 10 if status < 500 else 4)
+        message = {404: "Not found", 405: "Method not allowed"}.get(status, "Request failed")
+        return JSONResponse(error_body(code, message), status_code=status)
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(BffError())
+
+    app.add_exception_handler(BffError, on_bff_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)

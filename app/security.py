@@ -1,0 +1,202 @@
+"""Chat handles, client identity and abuse limits.
+
+Owns sealing upstream chat ids into opaque handles (AES-256-GCM under keys derived from
+`BFF_SECRET_KEY`, several keys for rotation), the chat key used on the bus, the client IP as
+seen through trusted proxies, the origin policy and per-IP rate limits. It must not log or
+return an upstream id, a key, or anything derived from a key other than a handle.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import ipaddress
+import os
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from app.errors import ChatNotFoundError, OriginNotAllowedError, RateLimitedError
+
+_VERSION = b"\x01"
+_NONCE_BYTES = 12
+_KEY_ID_BYTES = 4
+_AAD = b"chat-bff handle v1"
+MAX_UPSTREAM_ID_BYTES = 200
+# version + key id + nonce + tag, plus 1..MAX id bytes, base64url without padding.
+_MIN_HANDLE = (1 + _KEY_ID_BYTES + _NONCE_BYTES + 16 + 1) * 4 // 3
+_MAX_HANDLE = (1 + _KEY_ID_BYTES + _NONCE_BYTES + 16 + MAX_UPSTREAM_ID_BYTES) * 4 // 3 + 4
+HANDLE_PATTERN = rf"^[A-Za-z0-9_-]{{{_MIN_HANDLE},{_MAX_HANDLE}}}$"
+_HANDLE_RE = re.compile(HANDLE_PATTERN)
+
+
+def _derive(secret: bytes) -> tuple[bytes, AESGCM]:
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_AAD).derive(secret)
+    key_id = hashlib.sha256(b"key-id" + key).digest()[:_KEY_ID_BYTES]
+    return key_id, AESGCM(key)
+
+
+def chat_key(upstream_id: str) -> str:
+    """The bus name of a chat: a digest, so the bus never needs a handle to address a chat."""
+    return hashlib.sha256(b"chat-bff chat " + upstream_id.encode()).hexdigest()[:32]
+
+
+class HandleCodec:
+    """Seals upstream chat ids into handles and opens them again.
+
+    A handle carries 96 random nonce bits and a 128-bit authentication tag: it cannot be
+    guessed or altered, shows nothing of the upstream id, and needs no stored state, so it keeps
+    working when Redis loses everything. The first key seals; every key opens, so a new key can
+    be put first while handles sealed under the old one stay valid until it is removed.
+    """
+
+    def __init__(self, secrets: Sequence[bytes]) -> None:
+        if not secrets:
+            raise ValueError("at least one secret key is required")
+        self._keys = [_derive(s) for s in secrets]
+
+    def seal(self, upstream_id: str) -> str:
+        raw = upstream_id.encode()
+        if not 1 <= len(raw) <= MAX_UPSTREAM_ID_BYTES:
+            raise ValueError("upstream id length out of range")
+        key_id, aead = self._keys[0]
+        nonce = os.urandom(_NONCE_BYTES)
+        header = _VERSION + key_id
+        sealed = aead.encrypt(nonce, raw, _AAD + header)
+        return base64.urlsafe_b64encode(header + nonce + sealed).rstrip(b"=").decode()
+
+    def open(self, handle: str) -> str:
+        """The upstream id inside `handle`; ChatNotFoundError for anything not sealed by us."""
+        if not _HANDLE_RE.match(handle):
+            raise ChatNotFoundError()
+        try:
+            blob = base64.urlsafe_b64decode(handle + "=" * (-len(handle) % 4))
+        except (binascii.Error, ValueError):
+            raise ChatNotFoundError() from None
+        header, nonce = blob[: 1 + _KEY_ID_BYTES], blob[1 + _KEY_ID_BYTES : 1 + 4 + _NONCE_BYTES]
+        if header[:1] != _VERSION:
+            raise ChatNotFoundError()
+        for key_id, aead in self._keys:
+            if key_id != header[1:]:
+                continue
+            try:
+                raw = aead.decrypt(nonce, blob[1 + _KEY_ID_BYTES + _NONCE_BYTES :], _AAD + header)
+                return raw.decode()
+            except (InvalidTag, UnicodeDecodeError):
+                break
+        raise ChatNotFoundError()
+
+
+class ClientAddress:
+    """The client IP: the peer, or the right-most untrusted X-Forwarded-For hop when the peer is
+    a trusted proxy. Never trust the header from an untrusted peer: anyone can write it."""
+
+    def __init__(self, trusted_proxies: Sequence[str]) -> None:
+        self._trusted = [ipaddress.ip_network(c, strict=False) for c in trusted_proxies]
+
+    def _is_trusted(self, ip: str) -> bool:
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(address in net for net in self._trusted)
+
+    def resolve(self, peer: str | None, forwarded_for: str | None) -> str:
+        ip = peer or "unknown"
+        if not forwarded_for or not self._is_trusted(ip):
+            return ip
+        hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+        for hop in reversed(hops):
+            if not self._is_trusted(hop):
+                return hop
+        return hops[0] if hops else ip
+
+
+class OriginPolicy:
+    """Browsers may call us from the allow-listed origins, or from our own origin.
+
+    Requests without an Origin header (mobile apps, servers, same-origin GETs) are allowed: the
+    policy guards against other sites driving a visitor's browser, not against direct clients.
+    """
+
+    def __init__(self, allowed: Sequence[str]) -> None:
+        self._any = "*" in allowed
+        self._allowed = frozenset(allowed)
+
+    def allows(self, origin: str | None, host: str | None) -> bool:
+        if origin is None:
+            return True
+        origin = origin.rstrip("/")
+        if self._any or origin in self._allowed:
+            return True
+        return host is not None and urlsplit(origin).netloc == host
+
+    def check(self, origin: str | None, host: str | None) -> None:
+        if not self.allows(origin, host):
+            raise OriginNotAllowedError()
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    at: float
+
+
+class RateLimiter:
+    """Token buckets per key (client IP), in this process. Bounded: the least recently seen
+    keys are forgotten first, which only ever errs towards letting a client through."""
+
+    def __init__(self, per_minute: float, burst: int, *, max_keys: int = 100_000) -> None:
+        self._rate = per_minute / 60.0
+        self._burst = float(burst)
+        self._max_keys = max_keys
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+
+    def hit(self, key: str) -> None:
+        now = time.monotonic()
+        bucket = self._buckets.pop(key, None) or _Bucket(self._burst, now)
+        bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.at) * self._rate)
+        bucket.at = now
+        self._buckets[key] = bucket
+        if len(self._buckets) > self._max_keys:
+            self._buckets.popitem(last=False)
+        if bucket.tokens < 1.0:
+            wait = (1.0 - bucket.tokens) / self._rate
+            raise RateLimitedError(retry_after_s=max(1, int(wait + 0.999)))
+        bucket.tokens -= 1.0
+
+
+class ConcurrencyLimiter:
+    """Counts live streams per key in this process. `check` refuses above the limit before a
+    stream starts; `enter`/`leave` bracket the stream's life (inside its generator, so a
+    stream that never started never counts)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._counts: dict[str, int] = {}
+
+    def check(self, key: str) -> None:
+        if self._counts.get(key, 0) >= self._limit:
+            raise RateLimitedError("Too many open streams", retry_after_s=5)
+
+    def enter(self, key: str) -> None:
+        self._counts[key] = self._counts.get(key, 0) + 1
+
+    def leave(self, key: str) -> None:
+        count = self._counts.get(key, 0) - 1
+        if count <= 0:
+            self._counts.pop(key, None)
+        else:
+            self._counts[key] = count
+
+    def count(self, key: str) -> int:
+        return self._counts.get(key, 0)

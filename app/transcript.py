@@ -1,0 +1,108 @@
+"""Pure functions over upstream snapshots: normalise them, and diff them into chat events.
+
+Owns the rules for what an upstream answer means (which entries are valid, which change the
+chat's state, when a chat is over). No I/O, no asyncio, no clock: everything it needs comes in
+as arguments, so it is tested with tables of cases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from app.models import JSON, ChatEvent, ChatState, EventKind, Message, UpstreamStatus
+
+ENDED_STATES = frozenset({"Idle"})
+# Entries after which the participants or the state may have changed: the poller then re-reads
+# the chat resource instead of waiting for its periodic refresh.
+STATE_CHANGING_TYPES = frozenset(
+    {"ParticipantJoined", "ParticipantLeft", "ParticipantRejoined", "TranscriptSaveDone"}
+)
+
+
+class MalformedSnapshotError(ValueError):
+    """An upstream answer that does not have the documented shape."""
+
+
+def _normalise_party(party: Any) -> JSON:
+    if not isinstance(party, dict):
+        raise MalformedSnapshotError("participant is not an object")
+    out = dict(party)
+    # participantId is a string in the documentation and a number on some servers.
+    if "participantId" in out and out["participantId"] is not None:
+        out["participantId"] = str(out["participantId"])
+    return out
+
+
+def normalise_message(raw: Any) -> Message:
+    if not isinstance(raw, dict):
+        raise MalformedSnapshotError("message is not an object")
+    index = raw.get("index")
+    if isinstance(index, bool) or not isinstance(index, int) or index < 1:
+        raise MalformedSnapshotError("message index missing or not a positive integer")
+    if not isinstance(raw.get("type"), str):
+        raise MalformedSnapshotError("message type missing")
+    body = dict(raw)
+    if "from" in body and body["from"] is not None:
+        body["from"] = _normalise_party(body["from"])
+    return Message(index=index, body=body)
+
+
+def normalise_messages(raw: Any) -> list[Message]:
+    """Messages in index order, each index once (the upstream promises that; we enforce it)."""
+    if not isinstance(raw, list):
+        raise MalformedSnapshotError("messages is not a list")
+    by_index: dict[int, Message] = {}
+    for entry in raw:
+        message = normalise_message(entry)
+        by_index.setdefault(message.index, message)
+    return [by_index[i] for i in sorted(by_index)]
+
+
+def normalise_chat(raw: Any) -> ChatState:
+    if not isinstance(raw, dict) or not isinstance(raw.get("state"), str):
+        raise MalformedSnapshotError("chat has no state")
+    capabilities = raw.get("capabilities")
+    participants = raw.get("participants")
+    capabilities = [] if capabilities is None else capabilities
+    participants = [] if participants is None else participants
+    if not isinstance(capabilities, list) or not isinstance(participants, list):
+        raise MalformedSnapshotError("chat capabilities or participants are not lists")
+    return ChatState(
+        state=raw["state"],
+        capabilities=tuple(str(c) for c in capabilities),
+        participants=tuple(_normalise_party(p) for p in participants),
+    )
+
+
+def ended_state(state: ChatState) -> ChatState:
+    """How a chat the customer completed looks to them, whatever the upstream says next."""
+    return ChatState(state="Idle", capabilities=(), participants=state.participants)
+
+
+def after_cursor(messages: Iterable[Message], cursor: int) -> list[Message]:
+    return [m for m in messages if m.index > cursor]
+
+
+def needs_state_refresh(new_messages: Sequence[Message]) -> bool:
+    return any(m.body.get("type") in STATE_CHANGING_TYPES for m in new_messages)
+
+
+def is_ended(state: ChatState | None, *, completed: bool = False) -> bool:
+    return completed or (state is not None and state.state in ENDED_STATES)
+
+
+def state_changed(previous: ChatState | None, current: ChatState) -> bool:
+    return previous != current
+
+
+def status_event(status: UpstreamStatus) -> ChatEvent:
+    return ChatEvent(EventKind.STATUS, {"upstream": status.value})
+
+
+def message_event(message: Message, prev: int) -> ChatEvent:
+    return ChatEvent(EventKind.MESSAGE, message.body, index=message.index, prev=prev)
+
+
+def state_event(state: ChatState) -> ChatEvent:
+    return ChatEvent(EventKind.STATE, state.to_json())

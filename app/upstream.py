@@ -1,0 +1,279 @@
+"""The only module that speaks HTTP to the contact center.
+
+Owns the upstream paths, the `ContactCenterId` header, per-chat cookies on the wire, timeouts,
+and the translation of every kind of upstream answer (JSON errors, plain text, HTML, garbage,
+timeouts, refused connections) into our error tree. It returns normalised values and never
+lets an upstream message, header or the contact-center id through to a caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from http.cookies import CookieError, SimpleCookie
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from pydantic import SecretStr
+
+from app.errors import (
+    ChatNotFoundError,
+    InvalidInputError,
+    InvalidStateError,
+    UpstreamBadResponseError,
+    UpstreamError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
+from app.models import ChatState, Message
+from app.transcript import MalformedSnapshotError, normalise_chat, normalise_messages
+
+log = logging.getLogger("chat_bff.upstream")
+
+MAX_RETRY_AFTER_S = 120
+# Upstream statusCodes that mean "try again later" rather than "you did it wrong".
+_RETRYABLE_CODES = frozenset({12, 13, 14, 15, 16, 17})
+_CREDENTIAL_CODES = frozenset({3, 5, 20})
+
+
+@dataclass(frozen=True, slots=True)
+class ChatCreated:
+    upstream_id: str
+    cookies: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a call returned apart from its payload: cookies the upstream set (empty value =
+    deleted), to be kept for this chat."""
+
+    cookies: dict[str, str] = field(default_factory=dict)
+
+
+class _NoCookies(DefaultCookiePolicy):
+    # httpx would otherwise keep one jar for the whole client and mix cookies between chats.
+    def set_ok(self, cookie: Any, request: Any) -> bool:
+        return False
+
+    def return_ok(self, cookie: Any, request: Any) -> bool:
+        return False
+
+
+def _parse_set_cookie(response: httpx.Response) -> dict[str, str]:
+    cookies: dict[str, str] = {}
+    for header in response.headers.get_list("set-cookie"):
+        jar: SimpleCookie = SimpleCookie()
+        try:
+            jar.load(header)
+        except CookieError:
+            continue
+        for name, morsel in jar.items():
+            expired = morsel["max-age"] in ("0", "-1") if morsel["max-age"] else False
+            cookies[name] = "" if expired else morsel.value
+    return cookies
+
+
+def _cookie_header(cookies: Mapping[str, str]) -> str | None:
+    parts = [f"{k}={v}" for k, v in cookies.items() if v]
+    return "; ".join(parts) or None
+
+
+def _retry_after(response: httpx.Response) -> int | None:
+    value = response.headers.get("retry-after", "").strip()
+    if value.isdigit():
+        return min(int(value), MAX_RETRY_AFTER_S)
+    return None
+
+
+class UpstreamClient:
+    """Customer Chat API v2 calls. One instance per process, shared by all chats."""
+
+    def __init__(
+        self,
+        base_url: str,
+        contact_center_id: SecretStr,
+        *,
+        timeout_s: float = 10.0,
+        connect_timeout_s: float = 3.0,
+        max_connections: int = 200,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._contact_center_id = contact_center_id
+        self._deadline_s = timeout_s
+        self._client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/") + "/api/v2",
+            timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            cookies=httpx.Cookies(CookieJar(policy=_NoCookies())),
+            transport=transport,
+            follow_redirects=False,
+            trust_env=False,
+        )
+        self.last_success: float | None = None
+        self.last_failure: float | None = None
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        chat: bool,
+        cookies: Mapping[str, str] | None = None,
+        params: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        headers = {
+            "ContactCenterId": self._contact_center_id.get_secret_value(),
+            "Accept": "application/json",
+        }
+        cookie = _cookie_header(cookies or {})
+        if cookie:
+            headers["Cookie"] = cookie
+        try:
+            # httpx times each phase; the overall deadline also covers in-process transports.
+            async with asyncio.timeout(self._deadline_s + 1):
+                response = await self._client.request(
+                    method, path, params=params, json=body, headers=headers
+                )
+        except (httpx.TimeoutException, TimeoutError):
+            self.last_failure = time.monotonic()
+            raise UpstreamTimeoutError() from None
+        except httpx.HTTPError as exc:
+            self.last_failure = time.monotonic()
+            log.warning("upstream %s %s failed: %s", method, path.split("/")[1], type(exc).__name__)
+            raise UpstreamUnavailableError(retry_after_s=2) from None
+        try:
+            payload = self._interpret(response, chat=chat)
+        except UpstreamError:
+            self.last_failure = time.monotonic()
+            raise
+        self.last_success = time.monotonic()
+        return payload, _parse_set_cookie(response)
+
+    def _interpret(self, response: httpx.Response, *, chat: bool) -> dict[str, Any]:
+        status = response.status_code
+        try:
+            payload = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            payload = None
+        code = payload.get("statusCode") if isinstance(payload, dict) else None
+        if status == 200 and isinstance(payload, dict) and code == 0:
+            return payload
+        log.info("upstream answered %s (statusCode %s)", status, code)
+        if isinstance(code, int) and not isinstance(code, bool) and code != 0:
+            self._raise_for_code(code, response)
+        if status in (502, 503, 504, 429):
+            raise UpstreamUnavailableError(retry_after_s=_retry_after(response) or 2)
+        text = response.text[:200].lower() if payload is None else ""
+        if chat and (status == 404 or (status == 400 and "not found" in text)):
+            raise ChatNotFoundError()
+        raise UpstreamBadResponseError()
+
+    def _raise_for_code(self, code: int, response: httpx.Response) -> None:
+        if code == 6:
+            raise ChatNotFoundError()
+        if code == 2:
+            raise InvalidStateError()
+        if code in (1, 10):
+            raise InvalidInputError("The chat service rejected the request")
+        if code in _RETRYABLE_CODES:
+            raise UpstreamUnavailableError(retry_after_s=_retry_after(response) or 5)
+        if code in _CREDENTIAL_CODES:
+            log.error("upstream refused our credentials (statusCode %s): check configuration", code)
+        raise UpstreamBadResponseError()
+
+    @staticmethod
+    def _chat_path(upstream_id: str) -> str:
+        return "/chats/" + quote(upstream_id, safe="")
+
+    async def request_chat(
+        self,
+        nickname: str,
+        subject: str,
+        *,
+        endpoint: str | None = None,
+        user_data: Mapping[str, str] | None = None,
+    ) -> ChatCreated:
+        body: dict[str, Any] = {
+            "operationName": "RequestChat",
+            "nickname": nickname,
+            "subject": subject,
+        }
+        if endpoint is not None:
+            body["endpoint"] = endpoint
+        if user_data:
+            body["userData"] = dict(user_data)
+        payload, cookies = await self._call("POST", "/chats", chat=False, body=body)
+        upstream_id = payload.get("id")
+        if not isinstance(upstream_id, str) or not upstream_id or len(upstream_id) > 200:
+            raise UpstreamBadResponseError()
+        return ChatCreated(upstream_id, cookies)
+
+    async def get_chat(
+        self, upstream_id: str, cookies: Mapping[str, str] | None = None
+    ) -> tuple[ChatState, Answer]:
+        payload, set_cookies = await self._call(
+            "GET", self._chat_path(upstream_id), chat=True, cookies=cookies
+        )
+        try:
+            state = normalise_chat(payload.get("chat"))
+        except MalformedSnapshotError:
+            raise UpstreamBadResponseError() from None
+        return state, Answer(set_cookies)
+
+    async def get_messages(
+        self, upstream_id: str, index: int, cookies: Mapping[str, str] | None = None
+    ) -> tuple[list[Message], Answer]:
+        """Messages with index >= `index`. Always explicit: the index-less form moves a hidden
+        cursor shared by every caller, and `index=0` returns nothing on some servers."""
+        payload, set_cookies = await self._call(
+            "GET",
+            self._chat_path(upstream_id) + "/messages",
+            chat=True,
+            cookies=cookies,
+            params={"index": str(max(1, index))},
+        )
+        try:
+            messages = normalise_messages(payload.get("messages"))
+        except MalformedSnapshotError:
+            raise UpstreamBadResponseError() from None
+        return messages, Answer(set_cookies)
+
+    async def send(
+        self,
+        upstream_id: str,
+        operation: str,
+        *,
+        text: str | None = None,
+        cookies: Mapping[str, str] | None = None,
+    ) -> Answer:
+        body: dict[str, Any] = {"operationName": operation}
+        if text is not None:
+            body["text"] = text
+        _, set_cookies = await self._call(
+            "POST", self._chat_path(upstream_id), chat=True, cookies=cookies, body=body
+        )
+        return Answer(set_cookies)
+
+    async def probe(self) -> bool:
+        """True when the upstream answers HTTP at all (any status): used by readiness."""
+        try:
+            async with asyncio.timeout(self._deadline_s + 1):
+                await self._client.get(
+                    "/chats/readiness-probe",
+                    headers={"ContactCenterId": self._contact_center_id.get_secret_value()},
+                )
+        except (httpx.HTTPError, TimeoutError):
+            return False
+        return True

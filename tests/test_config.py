@@ -1,0 +1,57 @@
+"""Configuration is checked at startup: a clear message and exit status 2, no secret echoed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.servers import CONTACT_CENTER_ID, SECRET_KEY
+
+GOOD = {
+    "BFF_UPSTREAM_URL": "http://127.0.0.1:9",
+    "BFF_CONTACT_CENTER_ID": CONTACT_CENTER_ID,
+    "BFF_SECRET_KEY": SECRET_KEY,
+}
+
+CASES = [
+    ("missing upstream", {"BFF_UPSTREAM_URL": None}, "BFF_UPSTREAM_URL"),
+    ("bad upstream", {"BFF_UPSTREAM_URL": "not a url"}, "BFF_UPSTREAM_URL"),
+    ("missing contact center", {"BFF_CONTACT_CENTER_ID": None}, "BFF_CONTACT_CENTER_ID"),
+    ("blank contact center", {"BFF_CONTACT_CENTER_ID": "  "}, "BFF_CONTACT_CENTER_ID"),
+    ("missing key", {"BFF_SECRET_KEY": None}, "BFF_SECRET_KEY"),
+    ("short key", {"BFF_SECRET_KEY": "short-secret-value"}, "BFF_SECRET_KEY"),
+    ("bad redis", {"BFF_REDIS_URL": "http://localhost"}, "BFF_REDIS_URL"),
+    ("bad number", {"BFF_UPSTREAM_TIMEOUT_S": "soon"}, "BFF_UPSTREAM_TIMEOUT_S"),
+    ("bad origin", {"BFF_ALLOWED_ORIGINS": "shop.example"}, "BFF_ALLOWED_ORIGINS"),
+    ("bad proxy", {"BFF_TRUSTED_PROXIES": "10.0.0.0/99"}, "BFF_TRUSTED_PROXIES"),
+    ("heartbeat too slow", {"BFF_SSE_HEARTBEAT_S": "40"}, "BFF_SSE_HEARTBEAT_S"),
+]
+
+
+@pytest.mark.parametrize(("change", "named"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_configuration_exits_with_a_clear_message(
+    change: dict[str, str | None], named: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BFF_")}
+    env.update(GOOD)
+    for key, value in change.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "serve", "--port", "9"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert named in result.stderr
+    assert "Traceback" not in result.stderr
+    assert CONTACT_CENTER_ID not in result.stderr + result.stdout
+    assert "short-secret-value" not in result.stderr + result.stdout

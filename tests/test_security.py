@@ -1,0 +1,117 @@
+"""Chat handles: unguessable, tamper-proof, opaque, rotatable; client IPs; origins; limits."""
+
+from __future__ import annotations
+
+import base64
+import time
+
+import pytest
+
+from app.errors import ChatNotFoundError, RateLimitedError
+from app.security import ClientAddress, HandleCodec, OriginPolicy, RateLimiter
+
+KEY_A = b"a" * 32
+KEY_B = b"b" * 40
+UPSTREAM_IDS = ["652492d9-c2d9-44c9-b9ad-0ab7984114bb", "0000Wa9CAM6W00FN", "1", "x" * 200]
+
+
+@pytest.mark.parametrize("upstream_id", UPSTREAM_IDS)
+def test_handle_round_trip_and_opacity(upstream_id: str) -> None:
+    codec = HandleCodec([KEY_A])
+    handle = codec.seal(upstream_id)
+    assert codec.open(handle) == upstream_id
+    if len(upstream_id) >= 8:  # a one-character id shows up in any text by chance
+        assert upstream_id not in handle
+    raw = base64.urlsafe_b64decode(handle + "=" * (-len(handle) % 4))
+    assert upstream_id.encode() not in raw
+    assert codec.seal(upstream_id) != handle, "sealing must be randomised"
+
+
+def test_handles_differ_in_at_least_128_random_bits() -> None:
+    codec = HandleCodec([KEY_A])
+    handles = {codec.seal("same-chat") for _ in range(1000)}
+    assert len(handles) == 1000
+
+
+def test_every_single_bit_flip_is_rejected() -> None:
+    codec = HandleCodec([KEY_A])
+    handle = codec.seal("chat-42")
+    raw = bytearray(base64.urlsafe_b64decode(handle + "=" * (-len(handle) % 4)))
+    for bit in range(len(raw) * 8):
+        tampered = bytearray(raw)
+        tampered[bit // 8] ^= 1 << (bit % 8)
+        text = base64.urlsafe_b64encode(bytes(tampered)).rstrip(b"=").decode()
+        with pytest.raises(ChatNotFoundError):
+            codec.open(text)
+
+
+@pytest.mark.parametrize("garbage", ["", "a", "!!!!", "A" * 60, "A" * 5000, "é" * 50])
+def test_garbage_handles_are_not_found(garbage: str) -> None:
+    with pytest.raises(ChatNotFoundError):
+        HandleCodec([KEY_A]).open(garbage)
+
+
+def test_foreign_deployment_handle_is_not_found() -> None:
+    handle = HandleCodec([KEY_B]).seal("chat-1")
+    with pytest.raises(ChatNotFoundError):
+        HandleCodec([KEY_A]).open(handle)
+
+
+def test_key_rotation_keeps_old_handles_working() -> None:
+    old = HandleCodec([KEY_A]).seal("chat-1")
+    rotated = HandleCodec([KEY_B, KEY_A])
+    assert rotated.open(old) == "chat-1"
+    new = rotated.seal("chat-2")
+    assert HandleCodec([KEY_B]).open(new) == "chat-2"
+    with pytest.raises(ChatNotFoundError):
+        HandleCodec([KEY_A]).open(new)
+    with pytest.raises(ChatNotFoundError):
+        HandleCodec([KEY_B]).open(old)  # once the old key is removed
+
+
+@pytest.mark.parametrize(
+    ("trusted", "peer", "xff", "expected"),
+    [
+        ([], "203.0.113.9", "1.2.3.4", "203.0.113.9"),
+        (["10.0.0.0/8"], "10.1.1.1", "198.51.100.7", "198.51.100.7"),
+        (["10.0.0.0/8"], "10.1.1.1", "6.6.6.6, 198.51.100.7, 10.2.2.2", "198.51.100.7"),
+        (["10.0.0.0/8"], "192.0.2.1", "198.51.100.7", "192.0.2.1"),
+        (["10.0.0.0/8"], "10.1.1.1", None, "10.1.1.1"),
+    ],
+)
+def test_client_address(trusted: list[str], peer: str, xff: str | None, expected: str) -> None:
+    assert ClientAddress(trusted).resolve(peer, xff) == expected
+
+
+@pytest.mark.parametrize(
+    ("allowed", "origin", "host", "ok"),
+    [
+        ([], None, "bff.example", True),
+        ([], "https://bff.example", "bff.example", True),
+        ([], "https://shop.example", "bff.example", False),
+        (["https://shop.example"], "https://shop.example/", "bff.example", True),
+        (["https://shop.example"], "https://evil.example", "bff.example", False),
+        (["*"], "https://any.example", "bff.example", True),
+    ],
+)
+def test_origin_policy(allowed: list[str], origin: str | None, host: str, ok: bool) -> None:
+    assert OriginPolicy(allowed).allows(origin, host) is ok
+
+
+def test_rate_limiter_refuses_above_burst_with_retry_after() -> None:
+    limiter = RateLimiter(per_minute=60, burst=3)
+    for _ in range(3):
+        limiter.hit("1.2.3.4")
+    with pytest.raises(RateLimitedError) as caught:
+        limiter.hit("1.2.3.4")
+    assert caught.value.retry_after_s == 1
+    limiter.hit("5.6.7.8")  # other clients are unaffected
+
+
+def test_rate_limiter_refills() -> None:
+    limiter = RateLimiter(per_minute=600, burst=1)
+    limiter.hit("ip")
+    with pytest.raises(RateLimitedError):
+        limiter.hit("ip")
+    time.sleep(0.12)
+    limiter.hit("ip")

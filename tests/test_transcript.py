@@ -1,0 +1,124 @@
+"""The pure core: normalising upstream snapshots, with tables of cases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from app.models import ChatState, Message
+from app.transcript import (
+    MalformedSnapshotError,
+    ended_state,
+    is_ended,
+    needs_state_refresh,
+    normalise_chat,
+    normalise_messages,
+)
+
+AGENT = {"nickname": "Kristi", "participantId": "2", "type": "Agent"}
+
+
+def msg(index: int, kind: str = "Text", **extra: Any) -> dict[str, Any]:
+    return {"index": index, "type": kind, "from": AGENT, **extra}
+
+
+@pytest.mark.parametrize(
+    ("raw", "indices"),
+    [
+        ([], []),
+        ([msg(1)], [1]),
+        ([msg(7), msg(4)], [4, 7]),
+        ([msg(2), msg(2, text="dup")], [2]),
+        ([msg(3, "SomethingNew", extra="kept")], [3]),
+    ],
+)
+def test_normalise_messages_orders_and_dedupes(raw: list[Any], indices: list[int]) -> None:
+    assert [m.index for m in normalise_messages(raw)] == indices
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        None,
+        {"index": 1},
+        [{"type": "Text"}],
+        [msg(0)],
+        [msg(-1)],
+        [{"index": "1", "type": "Text"}],
+        [{"index": True, "type": "Text"}],
+        [{"index": 1}],
+        ["text"],
+        [{"index": 1, "type": "Text", "from": "Kristi"}],
+    ],
+)
+def test_malformed_messages_are_rejected(raw: Any) -> None:
+    with pytest.raises(MalformedSnapshotError):
+        normalise_messages(raw)
+
+
+def test_numeric_participant_ids_become_strings_and_unknown_fields_pass() -> None:
+    raw = [msg(1, "Notice", visibility="ALL", **{"from": {"participantId": 3, "type": "External"}})]
+    (message,) = normalise_messages(raw)
+    assert message.body["from"]["participantId"] == "3"
+    assert message.body["visibility"] == "ALL"
+    assert message.body["type"] == "Notice"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            {"state": "Chatting", "capabilities": ["SendMessage"], "participants": [AGENT]},
+            ChatState("Chatting", ("SendMessage",), (AGENT,)),
+        ),
+        ({"state": "WaitingForAgent"}, ChatState("WaitingForAgent")),
+        (
+            {"state": "Odd", "participants": [{"participantId": 1, "type": "Customer"}]},
+            ChatState("Odd", (), ({"participantId": "1", "type": "Customer"},)),
+        ),
+    ],
+)
+def test_normalise_chat(raw: Any, expected: ChatState) -> None:
+    assert normalise_chat(raw) == expected
+
+
+@pytest.mark.parametrize("raw", [None, {}, {"state": 3}, {"state": "Idle", "participants": {}}])
+def test_malformed_chat(raw: Any) -> None:
+    with pytest.raises(MalformedSnapshotError):
+        normalise_chat(raw)
+
+
+@pytest.mark.parametrize(
+    ("types", "refresh"),
+    [
+        ([], False),
+        (["Text", "TypingStarted"], False),
+        (["Text", "ParticipantJoined"], True),
+        (["ParticipantLeft"], True),
+        (["ParticipantRejoined"], True),
+    ],
+)
+def test_needs_state_refresh(types: list[str], refresh: bool) -> None:
+    messages = [Message(i + 1, msg(i + 1, t)) for i, t in enumerate(types)]
+    assert needs_state_refresh(messages) is refresh
+
+
+@pytest.mark.parametrize(
+    ("state", "completed", "ended"),
+    [
+        (None, False, False),
+        (ChatState("Chatting"), False, False),
+        (ChatState("Idle"), False, True),
+        (ChatState("WaitingForAgent"), True, True),
+    ],
+)
+def test_is_ended(state: ChatState | None, completed: bool, ended: bool) -> None:
+    assert is_ended(state, completed=completed) is ended
+
+
+def test_ended_state_drops_capabilities() -> None:
+    state = ended_state(ChatState("Chatting", ("SendMessage",), (AGENT,)))
+    assert state.state == "Idle"
+    assert state.capabilities == ()
+    assert state.participants == (AGENT,)
