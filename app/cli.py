@@ -1,0 +1,118 @@
+"""The `chat-bff` command: `serve`, `demo` and `emulator`.
+
+Owns turning command lines into running servers; configuration errors become a clear message
+and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+import httpx
+import uvicorn
+from pydantic import SecretStr, ValidationError
+
+from app.config import Settings, describe_error
+from app.emulator import Emulator, EmulatorConfig, create_emulator_app
+from app.main import create_app
+from app.wiring import Runtime
+
+DEMO_CONTACT_CENTER_ID = "demo-contact-center"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, plus an early drain on SIGTERM/SIGINT: pollers are handed over and streams
+    told to reconnect while uvicorn waits for connections to close, not after."""
+
+    def __init__(self, config: uvicorn.Config, app: object) -> None:
+        super().__init__(config)
+        self._app = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        runtime = getattr(getattr(self._app, "state", None), "runtime", None)
+        if isinstance(runtime, Runtime):
+            runtime.request_drain()
+        super().handle_exit(sig, frame)
+
+
+def _server(app: object, host: str, port: int, shutdown_s: float) -> uvicorn.Server:
+    config = uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=host,
+        port=port,
+        log_level="info",
+        timeout_graceful_shutdown=int(shutdown_s) + 5,
+        timeout_keep_alive=75,
+        proxy_headers=False,
+        server_header=False,
+    )
+    return _Server(config, app)
+
+
+def serve(args: argparse.Namespace) -> int:
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        print(describe_error(error), file=sys.stderr)
+        return 2
+    _server(create_app(settings), args.host, args.port, settings.shutdown_grace_s).run()
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    """One process: chat-bff on embedded defaults with the emulator reached in-process."""
+    emulator = Emulator(EmulatorConfig(contact_center_id=DEMO_CONTACT_CENTER_ID))
+    settings = Settings(
+        upstream_url="http://emulator.local",
+        contact_center_id=SecretStr(DEMO_CONTACT_CENTER_ID),
+        secret_key=SecretStr(secrets.token_urlsafe(32)),
+        redis_url=None,
+    )
+    transport = httpx.ASGITransport(app=create_emulator_app(emulator))
+    app = create_app(settings, upstream_transport=transport)
+    print(f"chat-bff demo: open http://{args.host}:{args.port}/ (API docs at /docs)")
+    _server(app, args.host, args.port, settings.shutdown_grace_s).run()
+    return 0
+
+
+def emulator(args: argparse.Namespace) -> int:
+    config = EmulatorConfig(
+        contact_center_id=args.contact_center_id or None,
+        agent_join_delay_s=args.agent_join_delay,
+        agent_reply_delay_s=args.agent_reply_delay,
+        idle_disconnect_s=args.idle_disconnect,
+    )
+    app = create_emulator_app(Emulator(config))
+    _server(app, args.host, args.port, 1).run()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    parser = argparse.ArgumentParser(prog="chat-bff", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, helptext, port in (
+        ("serve", "run the service (configured by BFF_* environment variables)", 8000),
+        ("demo", "run the service with a built-in upstream emulator", 8000),
+        ("emulator", "run the upstream emulator alone", 8080),
+    ):
+        cmd = sub.add_parser(name, help=helptext)
+        cmd.add_argument("--host", default="127.0.0.1")
+        cmd.add_argument("--port", type=int, default=port)
+    emu = sub.choices["emulator"]
+    emu.add_argument("--contact-center-id", default=DEMO_CONTACT_CENTER_ID)
+    emu.add_argument("--agent-join-delay", type=float, default=2.0)
+    emu.add_argument("--agent-reply-delay", type=float, default=1.0)
+    emu.add_argument("--idle-disconnect", type=float, default=45.0)
+    args = parser.parse_args(argv)
+    handler = {"serve": serve, "demo": demo, "emulator": emulator}[args.command]
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""`create_app()`: the one place that wires settings, upstream client, bus and routes.
+
+Nothing is created at import time; `uvicorn app.main:create_app --factory` reads the settings
+from the environment when it calls the factory. Tests and the demo pass their own pieces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.cors import CORSMiddleware
+
+from app.bus import make_bus
+from app.bus.base import Bus
+from app.cadence import Cadence
+from app.config import Settings
+from app.errors import install_error_handlers
+from app.http import ApiGuard, RequestMetrics
+from app.metrics import Metrics
+from app.poller import PollerTuning
+from app.registry import PollerRegistry
+from app.routes import chats, events, health
+from app.security import (
+    ClientAddress,
+    ConcurrencyLimiter,
+    HandleCodec,
+    OriginPolicy,
+    RateLimiter,
+)
+from app.service import ChatService
+from app.sse import StreamTuning
+from app.upstream import UpstreamClient
+from app.wiring import Runtime
+
+log = logging.getLogger("chat_bff")
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    upstream_transport: httpx.AsyncBaseTransport | None = None,
+    bus: Bus | None = None,
+) -> FastAPI:
+    """Build the service. `upstream_transport` lets the demo reach an in-process emulator."""
+    settings = settings or Settings()  # values come from the environment
+    metrics = Metrics()
+    upstream = UpstreamClient(
+        str(settings.upstream_url),
+        settings.contact_center_id,
+        timeout_s=settings.upstream_timeout_s,
+        connect_timeout_s=settings.upstream_connect_timeout_s,
+        max_connections=settings.upstream_max_connections,
+        transport=upstream_transport,
+    )
+    the_bus = bus or make_bus(
+        settings.redis_url,
+        prefix=settings.redis_prefix,
+        retention_s=settings.cache_retention_s,
+        subscriber_buffer=settings.sse_buffer_events,
+        op_timeout_s=settings.redis_timeout_s,
+    )
+    codec = HandleCodec(settings.secret_keys)
+    origins = OriginPolicy(settings.allowed_origins)
+    registry = PollerRegistry(
+        upstream=upstream,
+        bus=the_bus,
+        codec=codec,
+        tuning=PollerTuning(
+            cadence=Cadence(
+                interval_s=settings.poll_interval_s,
+                fast_s=settings.poll_fast_interval_s,
+                idle_s=settings.poll_idle_interval_s,
+                keepalive_s=settings.poll_keepalive_s,
+                backoff_max_s=settings.poll_backoff_max_s,
+            ),
+            lease_ttl_s=settings.lease_ttl_s,
+            state_refresh_s=settings.state_refresh_s,
+        ),
+        interest_grace_s=settings.interest_grace_s,
+        on_change=metrics.pollers.set,
+    )
+    runtime = Runtime(
+        upstream=upstream,
+        bus=the_bus,
+        registry=registry,
+        service=ChatService(
+            upstream=upstream,
+            bus=the_bus,
+            codec=codec,
+            registry=registry,
+            cold_wait_s=settings.upstream_timeout_s + 2,
+        ),
+        metrics=metrics,
+        client_address=ClientAddress(settings.trusted_proxies),
+        origins=origins,
+        create_limiter=RateLimiter(settings.chat_create_per_minute, settings.chat_create_burst),
+        send_limiter=RateLimiter(settings.send_per_minute, settings.send_burst),
+        stream_limits_ip=ConcurrencyLimiter(settings.max_streams_per_ip),
+        stream_limits_chat=ConcurrencyLimiter(settings.max_streams_per_chat),
+        stream_tuning=StreamTuning(
+            heartbeat_s=settings.sse_heartbeat_s,
+            retry_ms=settings.sse_retry_ms,
+            send_timeout_s=settings.sse_send_timeout_s,
+            drain_spread_s=max(0.0, min(3.0, settings.shutdown_grace_s - 1)),
+        ),
+        long_poll_max_s=settings.long_poll_max_s,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime.loop = asyncio.get_running_loop()
+        registry.start()
+        try:
+            yield
+        finally:
+            await runtime.finish_drain()
+            await upstream.aclose()
+            await the_bus.aclose()
+
+    app = FastAPI(
+        title="chat-bff",
+        version="0.1.0",
+        summary="Customer chat API, wire-compatible with the contact center's, plus push.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    app.include_router(chats.router)
+    app.include_router(events.router)
+    app.include_router(health.router)
+    _mount_static(app)
+
+    app.add_middleware(ApiGuard, max_body_bytes=settings.max_body_bytes, origins=origins)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.allowed_origins,
+        allow_methods=["GET", "POST"],
+        allow_headers=["Content-Type", "Last-Event-ID"],
+        max_age=600,
+    )
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    return app
+
+
+def _mount_static(app: FastAPI) -> None:
+    if not STATIC_DIR.is_dir():
+        return
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    index = STATIC_DIR / "index.html"
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> Response:
+        if index.is_file():
+            return FileResponse(index)
+        return RedirectResponse("/docs")

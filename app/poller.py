@@ -1,0 +1,206 @@
+"""The shared poller: one loop per chat whose lease this process holds.
+
+Owns one chat's poll cycle: read new messages with an explicit index, read the chat resource
+only when needed, commit both through the fenced bus, renew the lease, back off on failures.
+It must not parse upstream answers (`transcript.py`), choose delays (`cadence.py`) or decide
+which chats to poll (`registry.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from app.bus.base import Bus, Fence
+from app.cadence import Cadence, poll_delay
+from app.errors import BffError, ChatNotFoundError
+from app.models import ChatState, EventKind, UpstreamStatus
+from app.transcript import after_cursor, ended_state, is_ended, needs_state_refresh
+from app.upstream import Answer, UpstreamClient
+
+log = logging.getLogger("chat_bff.poller")
+
+
+@dataclass(frozen=True, slots=True)
+class PollTarget:
+    key: str
+    upstream_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PollerTuning:
+    cadence: Cadence
+    lease_ttl_s: float = 3.0
+    state_refresh_s: float = 30.0
+
+
+class ChatPoller:
+    """Polls one chat while it holds `fence`; stops when the chat ends, the lease is lost, or
+    `stop()` is called. Every task it starts is cancelled before `run()` returns."""
+
+    def __init__(
+        self,
+        target: PollTarget,
+        fence: Fence,
+        *,
+        upstream: UpstreamClient,
+        bus: Bus,
+        tuning: PollerTuning,
+        on_poll: Callable[[], None] | None = None,
+    ) -> None:
+        self.target = target
+        self.fence = fence
+        self._upstream = upstream
+        self._bus = bus
+        self._tuning = tuning
+        self._on_poll = on_poll
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._release = True
+        self._last_poke = -1e9
+
+    def poke(self) -> None:
+        """Poll now: the customer just did something, a reply is likely."""
+        self._last_poke = time.monotonic()
+        self._wake.set()
+
+    def stop(self, *, release: bool = True) -> None:
+        self._stopping = True
+        self._release = release
+        self._wake.set()
+
+    async def run(self) -> None:
+        tasks = [
+            asyncio.create_task(self._poll_loop(), name=f"poll:{self.target.key}"),
+            asyncio.create_task(self._renew_loop(), name=f"renew:{self.target.key}"),
+            asyncio.create_task(self._listen(), name=f"pokes:{self.target.key}"),
+        ]
+        try:
+            await asyncio.wait(tasks[:2], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if self._release:
+                with contextlib.suppress(BffError, OSError):
+                    await self._bus.release(self.fence)
+
+    async def _renew_loop(self) -> None:
+        ttl = self._tuning.lease_ttl_s
+        last_ok = time.monotonic()
+        while True:
+            await asyncio.sleep(ttl / 3)
+            try:
+                if not await self._bus.renew(self.fence, ttl):
+                    log.info("lease of %s lost to another holder", self.target.key)
+                    self._release = False
+                    return
+                last_ok = time.monotonic()
+            except BffError:
+                # The bus may be back before the lease runs out; past that, it is gone anyway.
+                if time.monotonic() - last_ok > ttl:
+                    self._release = False
+                    return
+
+    async def _listen(self) -> None:
+        # Pokes come from whichever instance took the customer's send.
+        while True:
+            try:
+                async with self._bus.subscribe(self.target.key) as subscription:
+                    async for event in subscription:
+                        if event.kind is EventKind.POKE:
+                            self.poke()
+            except BffError:
+                await asyncio.sleep(self._tuning.lease_ttl_s / 3)
+
+    async def _keep(self, answer: Answer) -> None:
+        if answer.cookies:
+            await self._bus.set_cookies(self.target.key, answer.cookies)
+
+    async def _poll_loop(self) -> None:
+        key, upstream_id = self.target.key, self.target.upstream_id
+        record = await self._bus.record(key)
+        if record.ended:
+            return
+        cursor, state, status = record.cursor, record.state, record.status
+        last_state_at = -1e9
+        last_activity = time.monotonic()
+        failures, retry_after = 0, None
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                record = await self._bus.record(key)
+                if self._on_poll:
+                    self._on_poll()
+                messages, answer = await self._upstream.get_messages(
+                    upstream_id, cursor + 1, record.cookies
+                )
+                await self._keep(answer)
+                new = after_cursor(messages, cursor)
+                now = time.monotonic()
+                new_state: ChatState | None = None
+                if (
+                    state is None
+                    or record.completed
+                    or needs_state_refresh(new)
+                    or now - last_state_at >= self._tuning.state_refresh_s
+                ):
+                    fetched, answer = await self._upstream.get_chat(upstream_id, record.cookies)
+                    await self._keep(answer)
+                    last_state_at = now
+                    if record.completed:
+                        fetched = ended_state(fetched)
+                    if fetched != state:
+                        new_state = fetched
+                ended = is_ended(new_state or state, completed=record.completed)
+                events = await self._bus.commit(
+                    self.fence,
+                    new,
+                    state=new_state,
+                    status=UpstreamStatus.OK if status is not UpstreamStatus.OK else None,
+                    ended=ended,
+                )
+                if events is None:
+                    self._release = False
+                    return
+                if new:
+                    cursor, last_activity = new[-1].index, now
+                state, status = new_state or state, UpstreamStatus.OK
+                failures, retry_after = 0, None
+                if ended:
+                    return
+            except ChatNotFoundError:
+                # The upstream no longer knows the chat: it is over for everyone.
+                gone = ChatState("Idle") if state is not None else None
+                await self._bus.commit(self.fence, state=gone, ended=True)
+                return
+            except BffError as error:
+                failures += 1
+                retry_after = error.retry_after_s
+                log.info("poll of %s failed (%s), attempt %d", key, type(error).__name__, failures)
+                if status is not UpstreamStatus.DEGRADED:
+                    with contextlib.suppress(BffError):
+                        published = await self._bus.commit(
+                            self.fence, status=UpstreamStatus.DEGRADED
+                        )
+                        if published is None:
+                            self._release = False
+                            return
+                        status = UpstreamStatus.DEGRADED
+            now = time.monotonic()
+            delay = poll_delay(
+                self._tuning.cadence,
+                since_activity_s=now - last_activity,
+                since_poke_s=now - self._last_poke,
+                failures=failures,
+                retry_after_s=retry_after,
+                jitter=random.random(),
+            )
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()

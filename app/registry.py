@@ -1,0 +1,161 @@
+"""The per-process registry of pollers: which chats this instance polls, and why.
+
+Owns demand: interest from this instance's readers, streams and sends is noted on the bus
+(fleet-wide, with a grace period); a sweeper regularly offers this instance every interested
+chat whose lease is free (so a dead holder is replaced within about one lease period) and
+stops the pollers of chats nobody cares about any more. It owns every poller task and ends
+them all on drain or close. It must not poll (that is `poller.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import random
+import time
+from collections.abc import Callable
+
+from app.bus.base import Bus
+from app.errors import BffError
+from app.poller import ChatPoller, PollerTuning, PollTarget
+from app.security import HandleCodec
+from app.upstream import UpstreamClient
+
+log = logging.getLogger("chat_bff.registry")
+
+
+class PollerRegistry:
+    def __init__(
+        self,
+        *,
+        upstream: UpstreamClient,
+        bus: Bus,
+        codec: HandleCodec,
+        tuning: PollerTuning,
+        interest_grace_s: float,
+        on_change: Callable[[int], None] | None = None,
+    ) -> None:
+        self._upstream = upstream
+        self._bus = bus
+        self._codec = codec
+        self._tuning = tuning
+        self._grace_s = interest_grace_s
+        self._on_change = on_change
+        self._pollers: dict[str, ChatPoller] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._noted: dict[str, float] = {}
+        self._attempted: dict[str, float] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+        self.draining = False
+
+    @property
+    def held(self) -> frozenset[str]:
+        return frozenset(self._pollers)
+
+    def start(self) -> None:
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep_loop(), name="poller-sweeper")
+
+    async def interest(self, key: str, handle: str) -> None:
+        """Someone here cares about the chat: keep it polled for the grace period."""
+        now = time.monotonic()
+        # Throttled per chat: a busy chat's readers must not cost one bus write each.
+        if now - self._noted.get(key, -1e9) > self._grace_s / 4:
+            await self._bus.note_interest(key, handle, self._grace_s)
+            self._noted[key] = now
+        if key not in self._pollers and now - self._attempted.get(key, -1e9) > (
+            self._tuning.lease_ttl_s / 3
+        ):
+            await self._try_acquire(key, handle)
+
+    async def poke(self, key: str) -> None:
+        """Ask the chat's poller, wherever it runs, to poll now."""
+        poller = self._pollers.get(key)
+        if poller is not None:
+            poller.poke()
+        else:
+            await self._bus.poke(key)
+
+    async def _try_acquire(self, key: str, handle: str) -> None:
+        if self.draining or key in self._pollers:
+            return
+        self._attempted[key] = time.monotonic()
+        fence = await self._bus.acquire(key, self._tuning.lease_ttl_s)
+        if fence is None:
+            return
+        if self.draining or key in self._pollers:
+            await self._bus.release(fence)
+            return
+        try:
+            upstream_id = self._codec.open(handle)
+        except BffError:
+            await self._bus.release(fence)
+            return
+        poller = ChatPoller(
+            PollTarget(key, upstream_id),
+            fence,
+            upstream=self._upstream,
+            bus=self._bus,
+            tuning=self._tuning,
+        )
+        task = asyncio.create_task(poller.run(), name=f"poller:{key}")
+        self._pollers[key] = poller
+        self._tasks[key] = task
+        task.add_done_callback(functools.partial(self._forget, key))
+        self._changed()
+        log.info("polling %s (epoch %d)", key, fence.epoch)
+
+    def _forget(self, key: str, task: asyncio.Task[None]) -> None:
+        if self._tasks.get(key) is task:
+            del self._tasks[key]
+            del self._pollers[key]
+            self._changed()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("poller of %s crashed", key, exc_info=task.exception())
+
+    def _changed(self) -> None:
+        if self._on_change:
+            self._on_change(len(self._pollers))
+
+    async def _sweep_loop(self) -> None:
+        period = self._tuning.lease_ttl_s / 2
+        while not self.draining:
+            await asyncio.sleep(period * (0.75 + random.random() / 2))
+            try:
+                await self.sweep()
+            except BffError as error:
+                log.warning("sweep failed: %s", type(error).__name__)
+
+    async def sweep(self) -> None:
+        interested = await self._bus.interested()
+        for key, poller in list(self._pollers.items()):
+            if key not in interested:
+                poller.stop()
+        for key, handle in interested.items():
+            if self.draining:
+                return
+            if key not in self._pollers:
+                await self._try_acquire(key, handle)
+        horizon = time.monotonic() - self._grace_s
+        for table in (self._noted, self._attempted):
+            for key in [k for k, at in table.items() if at < horizon]:
+                del table[key]
+
+    async def drain(self) -> None:
+        """Hand every chat over: stop polling and release the leases, so another instance
+        takes over at its next sweep rather than after the leases expire."""
+        self.draining = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        for poller in list(self._pollers.values()):
+            poller.stop()
+        tasks = list(self._tasks.values())
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,45 @@
+"""Request-scoped access to what `create_app` wired, as FastAPI dependencies."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+
+from app.security import HANDLE_PATTERN
+from app.service import ChatRef, ChatService
+from app.wiring import Runtime
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+RuntimeDep = Annotated[Runtime, Depends(runtime)]
+
+
+def chat_ref(
+    request: Request,
+    handle: Annotated[
+        str,
+        Path(
+            description="The chat handle returned by RequestChat",
+            json_schema_extra={"pattern": HANDLE_PATTERN},
+        ),
+    ],
+) -> ChatRef:
+    service: ChatService = request.app.state.runtime.service
+    return service.resolve(handle)
+
+
+ChatRefDep = Annotated[ChatRef, Depends(chat_ref)]
+
+
+def client_ip(request: Request) -> str:
+    rt: Runtime = request.app.state.runtime
+    peer = request.client.host if request.client else None
+    return rt.client_address.resolve(peer, request.headers.get("x-forwarded-for"))
+
+
+ClientIpDep = Annotated[str, Depends(client_ip)]

@@ -1,0 +1,51 @@
+"""Liveness, readiness and metrics endpoints for load balancers and Prometheus."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+
+from app.routes.deps import RuntimeDep
+
+router = APIRouter(tags=["operations"])
+
+# Readiness must not cost the upstream one request per probe of every load balancer.
+_PROBE_FRESH_S = 5.0
+
+
+@router.get("/healthz", summary="Liveness: the process answers")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Readiness: the bus and the upstream are reachable")
+async def readyz(rt: RuntimeDep) -> JSONResponse:
+    if rt.draining.is_set():
+        return JSONResponse({"status": "draining"}, status_code=503, headers={"Retry-After": "5"})
+    bus_ok = await rt.bus.ping()
+    now = time.monotonic()
+    upstream = rt.upstream
+    recent_ok = upstream.last_success is not None and now - upstream.last_success < _PROBE_FRESH_S
+    recent_fail = upstream.last_failure is not None and now - upstream.last_failure < _PROBE_FRESH_S
+    upstream_ok = recent_ok and not recent_fail
+    if not upstream_ok:
+        upstream_ok = await upstream.probe()
+        if upstream_ok:
+            upstream.last_success = now
+    ready = bus_ok and upstream_ok
+    body = {
+        "status": "ready" if ready else "unavailable",
+        "bus": "ok" if bus_ok else "unavailable",
+        "upstream": "ok" if upstream_ok else "unavailable",
+    }
+    headers = {"Cache-Control": "no-store"}
+    if not ready:
+        headers["Retry-After"] = "5"
+    return JSONResponse(body, status_code=200 if ready else 503, headers=headers)
+
+
+@router.get("/metrics", summary="Prometheus metrics")
+async def metrics(rt: RuntimeDep) -> Response:
+    return Response(rt.metrics.render(), media_type="text/plain; version=0.0.4")

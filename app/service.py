@@ -1,0 +1,151 @@
+"""What a customer can do with a chat, whichever route or transport they use.
+
+Owns the rules between the routes and the shared cache: handles in, upstream ids out; reads
+served from the cache the chat's poller fills (never one upstream call per reader); per-chat
+cookies on sends; the index-less read cursor; long-poll waits; a completed chat stays over.
+It must not know HTTP framing (routes, sse) or poll loops (poller, registry).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from app.bus.base import Bus, ChatRecord
+from app.errors import ChatNotFoundError, InvalidStateError, UpstreamUnavailableError
+from app.models import JSON, ChatState, EventKind, Message, UpstreamStatus
+from app.registry import PollerRegistry
+from app.security import HandleCodec, chat_key
+from app.transcript import ended_state
+from app.upstream import UpstreamClient
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRef:
+    handle: str
+    upstream_id: str
+    key: str
+
+
+class ChatService:
+    def __init__(
+        self,
+        *,
+        upstream: UpstreamClient,
+        bus: Bus,
+        codec: HandleCodec,
+        registry: PollerRegistry,
+        cold_wait_s: float,
+    ) -> None:
+        self._upstream = upstream
+        self._bus = bus
+        self._codec = codec
+        self._registry = registry
+        self._cold_wait_s = cold_wait_s
+
+    def resolve(self, handle: str) -> ChatRef:
+        """The chat behind a handle; ChatNotFoundError for anything we did not issue."""
+        upstream_id = self._codec.open(handle)
+        return ChatRef(handle, upstream_id, chat_key(upstream_id))
+
+    async def create(
+        self,
+        nickname: str,
+        subject: str,
+        *,
+        endpoint: str | None = None,
+        user_data: Mapping[str, str] | None = None,
+    ) -> ChatRef:
+        created = await self._upstream.request_chat(
+            nickname, subject, endpoint=endpoint, user_data=user_data
+        )
+        handle = self._codec.seal(created.upstream_id)
+        ref = ChatRef(handle, created.upstream_id, chat_key(created.upstream_id))
+        if created.cookies:
+            await self._bus.set_cookies(ref.key, created.cookies)
+        # Start polling at once: the customer's page will ask for the chat in a moment.
+        await self._registry.interest(ref.key, ref.handle)
+        return ref
+
+    async def operate(self, ref: ChatRef, operation: str, text: str | None = None) -> None:
+        record = await self._bus.record(ref.key)
+        if record.completed:
+            raise InvalidStateError("The chat is over")
+        answer = await self._upstream.send(
+            ref.upstream_id, operation, text=text, cookies=record.cookies
+        )
+        if answer.cookies:
+            await self._bus.set_cookies(ref.key, answer.cookies)
+        if operation == "Complete":
+            await self._bus.mark_completed(ref.key)
+        await self._registry.interest(ref.key, ref.handle)
+        await self._registry.poke(ref.key)
+
+    async def warm(self, ref: ChatRef) -> ChatRecord:
+        """The chat's shared record once its poller has committed at least once.
+
+        A cold chat is filled by its one poller (wherever it runs), however many readers wait.
+        """
+        await self._registry.interest(ref.key, ref.handle)
+        record = await self._bus.record(ref.key)
+        if record.state is None and not record.ended:
+            async with self._bus.subscribe(ref.key) as subscription:
+                record = await self._bus.record(ref.key)
+                if record.state is None and not record.ended:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self._cold_wait_s):
+                            async for event in subscription:
+                                if event.kind in (EventKind.STATE, EventKind.END):
+                                    break
+                                if event.kind is EventKind.STATUS:
+                                    break
+                    record = await self._bus.record(ref.key)
+        if record.state is None:
+            if record.ended:
+                raise ChatNotFoundError()
+            raise UpstreamUnavailableError(retry_after_s=2)
+        return record
+
+    async def chat(self, ref: ChatRef) -> ChatState:
+        record = await self.warm(ref)
+        assert record.state is not None
+        return ended_state(record.state) if record.completed else record.state
+
+    async def messages(
+        self, ref: ChatRef, index: int | None, wait_s: float | None = None
+    ) -> list[Message]:
+        """Messages with index >= `index`, waiting up to `wait_s` for one to exist. Without an
+        index: those this chat's index-less readers were not given yet (our cursor)."""
+        record = await self.warm(ref)
+        if index is None:
+            given = await self._bus.claim_indexless(ref.key, record.cursor)
+            if given >= record.cursor:
+                return []
+            fresh = await self._bus.messages(ref.key, after=given)
+            return [m for m in fresh if m.index <= record.cursor]
+        after = max(index, 1) - 1
+        found = await self._bus.messages(ref.key, after=after)
+        if found or not wait_s or record.ended:
+            return found
+        async with self._bus.subscribe(ref.key) as subscription:
+            found = await self._bus.messages(ref.key, after=after)
+            if found:
+                return found
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait_s):
+                    async for event in subscription:
+                        if event.kind is EventKind.MESSAGE and (event.index or 0) > after:
+                            break
+                        if event.kind in (EventKind.END, EventKind.RESYNC):
+                            break
+        return await self._bus.messages(ref.key, after=after)
+
+
+def chat_json(handle: str, state: ChatState) -> JSON:
+    return {"id": handle, **state.to_json()}
+
+
+def status_json(status: UpstreamStatus) -> JSON:
+    return {"upstream": status.value}
