@@ -1,0 +1,249 @@
+"""One poller per chat across a fleet, delivery exactly once and in order through instance
+deaths, Redis loss, upstream outages and graceful shutdowns. Real processes throughout."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import signal
+import time
+from collections.abc import Awaitable, Callable
+
+import httpx
+
+from tests.conftest import EmulatorControl
+from tests.e2e.test_journey import start_chat
+from tests.fleet.conftest import Fleet
+from tests.sse_client import Viewer
+
+
+def upstream_id_of(control: EmulatorControl) -> str:
+    return next(str(r["chat_id"]) for r in reversed(control.requests()) if r.get("chat_id"))
+
+
+def chat_requests(control: EmulatorControl, upstream_id: str) -> list[dict[str, object]]:
+    return [r for r in control.requests() if r.get("chat_id") == upstream_id]
+
+
+def transcript(control: EmulatorControl, upstream_id: str) -> list[int]:
+    view = control.chat(upstream_id)
+    entries = view["transcript"]
+    assert isinstance(entries, list)
+    return [int(m["index"]) for m in entries]
+
+
+async def talk(control: EmulatorControl, upstream_id: str, count: int, gap_s: float) -> None:
+    for n in range(count):
+        await asyncio.to_thread(control.agent_say, upstream_id, f"agent line {n}")
+        await asyncio.sleep(gap_s)
+
+
+def viewers_for(fleet: Fleet, handle: str, per_instance: int) -> list[Viewer]:
+    urls = fleet.urls
+    viewers = []
+    for i in range(len(urls)):
+        rotated = urls[i:] + urls[:i]
+        viewers += [Viewer(rotated, handle, name=f"v{i}.{j}") for j in range(per_instance)]
+    return viewers
+
+
+async def assert_complete(
+    viewers: list[Viewer], control: EmulatorControl, upstream_id: str, timeout_s: float = 20
+) -> list[int]:
+    expected = transcript(control, upstream_id)
+    for viewer in viewers:
+        await viewer.wait_for(lambda v: len(v.message_indices) >= len(expected), timeout_s)
+        assert viewer.message_indices == expected, viewer.name
+    return expected
+
+
+async def with_viewers(viewers: list[Viewer], body: Callable[[], Awaitable[None]]) -> None:
+    for viewer in viewers:
+        viewer.start()
+    try:
+        await body()
+    finally:
+        for viewer in viewers:
+            await viewer.stop()
+
+
+async def poll_rate(
+    fleet: Fleet, control: EmulatorControl, per_instance: int, instances: int, window_s: float
+) -> float:
+    """Upstream requests per minute for one chat watched by SSE viewers and long-polls on
+    `instances` instances."""
+    with httpx.Client(base_url=fleet.urls[0], timeout=10) as client:
+        handle = start_chat(client)
+    upstream_id = upstream_id_of(control)
+    viewers = viewers_for(fleet, handle, per_instance)[: per_instance * instances]
+    rate: list[float] = []
+
+    async def run() -> None:
+        await viewers[0].wait_for(lambda v: len(v.message_indices) >= 3)  # the agent greeted
+        before = len(chat_requests(control, upstream_id))
+        started = time.monotonic()
+        long_polls = 0
+        async with httpx.AsyncClient(timeout=30) as http:
+            while time.monotonic() - started < window_s:
+                for url in fleet.urls[:instances]:
+                    await http.get(
+                        f"{url}/api/v2/chats/{handle}/messages", params={"index": 1, "wait": 0.3}
+                    )
+                    long_polls += 1
+        after = len(chat_requests(control, upstream_id))
+        assert long_polls > 10
+        rate.append((after - before) / (time.monotonic() - started) * 60)
+
+    await with_viewers(viewers, run)
+    return rate[0]
+
+
+async def test_many_viewers_cost_one_poll_stream(fleet: Fleet, control: EmulatorControl) -> None:
+    one = await poll_rate(fleet, control, 1, 1, 6.0)
+    many = await poll_rate(fleet, control, 3, 3, 6.0)
+    print(
+        f"\nupstream requests per chat per minute: 1 viewer {one:.0f}, 9 viewers on 3 "
+        f"instances {many:.0f}"
+    )
+    # Polls at the 0.5-1 s cadence: at most ~120/min plus chat reads, whatever the audience.
+    assert many <= 150
+    assert many <= one * 1.5 + 15
+    assert one >= 30, "the chat was not being polled"
+
+
+async def test_sigkill_of_the_lease_holder_loses_and_repeats_nothing(
+    fleet: Fleet, control: EmulatorControl
+) -> None:
+    with httpx.Client(base_url=fleet.urls[0], timeout=10) as client:
+        handle = start_chat(client)
+    upstream_id = upstream_id_of(control)
+    viewers = viewers_for(fleet, handle, 2)
+    takeover: list[float] = []
+
+    async def run() -> None:
+        await asyncio.gather(*(v.wait_for(lambda v: v.connects > 0) for v in viewers))
+        await talk(control, upstream_id, 10, 0.1)
+        holder = fleet.holder()
+        killed_at = time.monotonic()
+        holder.kill()
+        speaker = asyncio.create_task(talk(control, upstream_id, 15, 0.1))
+        while not takeover:
+            later = [
+                float(str(r["at"]))
+                for r in chat_requests(control, upstream_id)
+                if float(str(r["at"])) > killed_at
+            ]
+            if later:
+                takeover.append(min(later) - killed_at)
+            await asyncio.sleep(0.05)
+            assert time.monotonic() - killed_at < 15, "nobody took the chat over"
+        await speaker
+        await assert_complete(viewers, control, upstream_id)
+        assert len([s for s in fleet.alive() if fleet.pollers(s) > 0]) == 1
+
+    await with_viewers(viewers, run)
+    print(f"\ntakeover after SIGKILL: {takeover[0]:.2f} s (lease ttl 1.5 s)")
+    assert takeover[0] <= 2 * 1.5 + 1.0
+
+
+async def test_redis_restart_and_flush_mid_chat(fleet: Fleet, control: EmulatorControl) -> None:
+    with httpx.Client(base_url=fleet.urls[1], timeout=10) as client:
+        handle = start_chat(client)
+    upstream_id = upstream_id_of(control)
+    viewers = viewers_for(fleet, handle, 1)
+
+    async def run() -> None:
+        await talk(control, upstream_id, 5, 0.1)
+        await asyncio.gather(*(v.wait_for(lambda v: len(v.message_indices) >= 5) for v in viewers))
+        fleet.redis.command("FLUSHALL")
+        port = fleet.redis.port
+        fleet.redis.stop()
+        await talk(control, upstream_id, 3, 0.2)
+        fleet.redis.port = port
+        fleet.redis.start()
+        await talk(control, upstream_id, 5, 0.1)
+        await assert_complete(viewers, control, upstream_id, timeout_s=30)
+
+    await with_viewers(viewers, run)
+    with httpx.Client(timeout=10) as client:
+        for url in fleet.urls:
+            answer = client.get(f"{url}/api/v2/chats/{handle}/messages", params={"index": 1})
+            assert [m["index"] for m in answer.json()["messages"]] == transcript(
+                control, upstream_id
+            )
+
+
+async def test_upstream_outage_and_recovery(fleet: Fleet, control: EmulatorControl) -> None:
+    with httpx.Client(base_url=fleet.urls[0], timeout=10) as client:
+        handle = start_chat(client)
+    upstream_id = upstream_id_of(control)
+    viewers = viewers_for(fleet, handle, 1)
+
+    async def run() -> None:
+        await asyncio.gather(*(v.wait_for(lambda v: len(v.message_indices) >= 3) for v in viewers))
+        control.faults(outage=True)
+        started = time.monotonic()
+        await talk(control, upstream_id, 3, 0.1)
+        await asyncio.gather(
+            *(
+                v.wait_for(
+                    lambda v: any(e.data == {"upstream": "degraded"} for e in v.of("status"))
+                )
+                for v in viewers
+            )
+        )
+        await asyncio.sleep(6)
+        during = [
+            float(str(r["at"]))
+            for r in chat_requests(control, upstream_id)
+            if float(str(r["at"])) > started
+        ]
+        control.clear_faults()
+        gaps = [b - a for a, b in itertools.pairwise(during)]
+        print(f"\npolls during a 6 s outage: {len(during)}, gaps {[round(g, 2) for g in gaps]}")
+        # Backoff: far fewer than the 0.5 s cadence would make, with growing gaps.
+        assert len(during) <= 7
+        assert max(gaps) >= 1.5
+        await asyncio.gather(
+            *(
+                v.wait_for(
+                    lambda v: v.of("status") and v.of("status")[-1].data == {"upstream": "ok"}
+                )
+                for v in viewers
+            )
+        )
+        await assert_complete(viewers, control, upstream_id)
+
+    await with_viewers(viewers, run)
+
+
+async def test_sigterm_hands_over_without_a_gap(fleet: Fleet, control: EmulatorControl) -> None:
+    with httpx.Client(base_url=fleet.urls[0], timeout=10) as client:
+        handle = start_chat(client)
+    upstream_id = upstream_id_of(control)
+    viewers = viewers_for(fleet, handle, 2)
+
+    async def run() -> None:
+        await asyncio.gather(*(v.wait_for(lambda v: len(v.message_indices) >= 3) for v in viewers))
+        holder = fleet.holder()
+        on_holder = [v for v in viewers if v.urls[0] == holder.url]
+        stopped_at = time.monotonic()
+        holder.signal(signal.SIGTERM)
+        speaker = asyncio.create_task(talk(control, upstream_id, 10, 0.1))
+        await asyncio.gather(*(v.wait_for(lambda v: v.connects >= 2, 10) for v in on_holder))
+        later = [
+            float(str(r["at"]))
+            for r in chat_requests(control, upstream_id)
+            if float(str(r["at"])) > stopped_at
+        ]
+        assert holder.proc is not None
+        # uvicorn re-raises the signal after a graceful shutdown: -15 is a clean exit too.
+        assert await asyncio.to_thread(holder.proc.wait, 15) in (0, -signal.SIGTERM)
+        await speaker
+        await assert_complete(viewers, control, upstream_id)
+        assert later, "nobody polled after the handover"
+        handover = min(later) - stopped_at
+        print(f"\nhandover after SIGTERM: {handover:.2f} s")
+        assert handover < 1.5, "the lease was not released on SIGTERM"
+
+    await with_viewers(viewers, run)
