@@ -10,12 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# How long after a customer's send the poller stays at the fast cadence (the agent's typing
-# notice and reply usually follow within seconds).
-FAST_WINDOW_S = 5.0
-# How long after the last new message a chat still counts as lively.
-LIVELY_WINDOW_S = 20.0
-
 
 @dataclass(frozen=True, slots=True)
 class Cadence:
@@ -24,6 +18,11 @@ class Cadence:
     idle_s: float = 5.0
     keepalive_s: float = 10.0
     backoff_max_s: float = 30.0
+    # How long after a customer's send the poller stays fast (the agent's typing notice and
+    # reply usually follow within seconds), and how long after the last new message a chat
+    # still counts as lively.
+    fast_window_s: float = 5.0
+    lively_window_s: float = 20.0
 
 
 def poll_delay(
@@ -42,11 +41,11 @@ def poll_delay(
         # without ever hammering a failing upstream faster than the backoff intends.
         delay = ceiling / 2 + ceiling / 2 * jitter
         return max(delay, float(retry_after_s or 0))
-    if since_poke_s < FAST_WINDOW_S:
+    if since_poke_s < cadence.fast_window_s:
         return cadence.fast_s
-    if since_activity_s < LIVELY_WINDOW_S:
+    if since_activity_s < cadence.lively_window_s:
         return cadence.interval_s
     # Quiet: stretch linearly from the interval to the idle cadence over another window.
-    stretch = min(1.0, (since_activity_s - LIVELY_WINDOW_S) / LIVELY_WINDOW_S)
+    stretch = min(1.0, (since_activity_s - cadence.lively_window_s) / cadence.lively_window_s)
     delay = cadence.interval_s + (cadence.idle_s - cadence.interval_s) * stretch
     return min(delay, cadence.keepalive_s)

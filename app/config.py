@@ -61,6 +61,10 @@ class Settings(BaseSettings):
         default=10.0, gt=0, le=30, description="Max gap between polls of a live, watched chat"
     )
     poll_backoff_max_s: float = Field(default=30.0, gt=0)
+    poll_fast_window_s: float = Field(default=5.0, ge=0, description="Fast cadence after a send")
+    poll_lively_window_s: float = Field(
+        default=20.0, gt=0, description="A chat is lively this long after its last new message"
+    )
     lease_ttl_s: float = Field(default=3.0, gt=0)
     interest_grace_s: float = Field(default=120.0, gt=0)
     state_refresh_s: float = Field(default=30.0, gt=0)

@@ -82,6 +82,8 @@ def create_app(
                 idle_s=settings.poll_idle_interval_s,
                 keepalive_s=settings.poll_keepalive_s,
                 backoff_max_s=settings.poll_backoff_max_s,
+                fast_window_s=settings.poll_fast_window_s,
+                lively_window_s=settings.poll_lively_window_s,
             ),
             lease_ttl_s=settings.lease_ttl_s,
             state_refresh_s=settings.state_refresh_s,
