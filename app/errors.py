@@ -32,6 +32,9 @@ log = logging.getLogger("chat_bff.errors")
 
 
 class BffError(Exception):
+    """`retry_after_s` is what the upstream asked for (the poller honours it); clients get a
+    Retry-After on every 429/503 even when it is None."""
+
     http_status = 500
     status_code = 4
     default_message = "Internal error"

@@ -152,7 +152,7 @@ class UpstreamClient:
         except httpx.HTTPError as exc:
             self.last_failure = time.monotonic()
             log.warning("upstream %s %s failed: %s", method, path.split("/")[1], type(exc).__name__)
-            raise UpstreamUnavailableError(retry_after_s=2) from None
+            raise UpstreamUnavailableError() from None
         try:
             payload = self._interpret(response, chat=chat)
         except UpstreamError:
@@ -174,7 +174,7 @@ class UpstreamClient:
         if isinstance(code, int) and not isinstance(code, bool) and code != 0:
             self._raise_for_code(code, response)
         if status in (502, 503, 504, 429):
-            raise UpstreamUnavailableError(retry_after_s=_retry_after(response) or 2)
+            raise UpstreamUnavailableError(retry_after_s=_retry_after(response))
         text = response.text[:200].lower() if payload is None else ""
         if chat and (status == 404 or (status == 400 and "not found" in text)):
             raise ChatNotFoundError()
@@ -188,7 +188,7 @@ class UpstreamClient:
         if code in (1, 10):
             raise InvalidInputError("The chat service rejected the request")
         if code in _RETRYABLE_CODES:
-            raise UpstreamUnavailableError(retry_after_s=_retry_after(response) or 5)
+            raise UpstreamUnavailableError(retry_after_s=_retry_after(response))
         if code in _CREDENTIAL_CODES:
             log.error("upstream refused our credentials (statusCode %s): check configuration", code)
         raise UpstreamBadResponseError()

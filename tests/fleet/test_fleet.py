@@ -204,6 +204,7 @@ async def test_upstream_outage_and_recovery(fleet: Fleet, control: EmulatorContr
         # Backoff: far fewer than the 0.5 s cadence would make, with growing gaps.
         assert len(during) <= 7
         assert max(gaps) >= 1.5
+        assert gaps[-1] > gaps[0], "the gaps between failing polls must grow"
         await asyncio.gather(
             *(
                 v.wait_for(
