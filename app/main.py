@@ -11,9 +11,11 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.cors import CORSMiddleware
@@ -141,6 +143,7 @@ def create_app(
     app.include_router(events.router)
     app.include_router(health.router)
     _mount_static(app)
+    _document_errors_as_400(app)
 
     app.add_middleware(ApiGuard, max_body_bytes=settings.max_body_bytes, origins=origins)
     app.add_middleware(
@@ -152,6 +155,26 @@ def create_app(
     )
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app
+
+
+def _document_errors_as_400(app: FastAPI) -> None:
+    """Validation errors answer 400 in the upstream's shape (see errors.py), so drop the 422
+    FastAPI documents by default."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, summary=app.summary, routes=app.routes
+            )
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    operation.get("responses", {}).pop("422", None)
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(name, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _mount_static(app: FastAPI) -> None:
