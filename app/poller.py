@@ -30,6 +30,7 @@ log = logging.getLogger("chat_bff.poller")
 class PollTarget:
     key: str
     upstream_id: str
+    handle: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,10 @@ class ChatPoller:
         self._stopping = False
         self._release = True
         self._last_poke = -1e9
+
+    @property
+    def handle(self) -> str:
+        return self.target.handle
 
     def poke(self) -> None:
         """Poll now: the customer just did something, a reply is likely."""

@@ -94,7 +94,7 @@ class PollerRegistry:
             await self._bus.release(fence)
             return
         poller = ChatPoller(
-            PollTarget(key, upstream_id),
+            PollTarget(key, upstream_id, handle),
             fence,
             upstream=self._upstream,
             bus=self._bus,
@@ -130,8 +130,15 @@ class PollerRegistry:
 
     async def sweep(self) -> None:
         interested = await self._bus.interested()
+        now = time.monotonic()
         for key, poller in list(self._pollers.items()):
-            if key not in interested:
+            if key in interested:
+                continue
+            if now - self._noted.get(key, -1e9) < self._grace_s:
+                # Interest noted here but gone from the bus (Redis lost its data): restore it
+                # rather than stop a chat someone is still watching.
+                await self._bus.note_interest(key, poller.handle, self._grace_s)
+            else:
                 poller.stop()
         for key, handle in interested.items():
             if self.draining:
