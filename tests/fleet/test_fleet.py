@@ -25,6 +25,19 @@ def chat_requests(control: EmulatorControl, upstream_id: str) -> list[dict[str, 
     return [r for r in control.requests() if r.get("chat_id") == upstream_id]
 
 
+def open_chat(fleet: Fleet, control: EmulatorControl, instance: int = 0) -> tuple[str, str]:
+    """A new chat requested through one instance: (handle, upstream id)."""
+    with httpx.Client(base_url=fleet.urls[instance], timeout=10) as client:
+        handle = start_chat(client)
+    return handle, upstream_id_of(control)
+
+
+def polled_after(control: EmulatorControl, upstream_id: str, since: float) -> list[float]:
+    """When (monotonic, shared by all processes here) the chat was polled after `since`."""
+    times = [float(str(r["at"])) for r in chat_requests(control, upstream_id)]
+    return [t for t in times if t > since]
+
+
 def transcript(control: EmulatorControl, upstream_id: str) -> list[int]:
     view = control.chat(upstream_id)
     entries = view["transcript"]
@@ -72,9 +85,7 @@ async def poll_rate(
 ) -> float:
     """Upstream requests per minute for one chat watched by SSE viewers and long-polls on
     `instances` instances."""
-    with httpx.Client(base_url=fleet.urls[0], timeout=10) as client:
-        handle = start_chat(client)
-    upstream_id = upstream_id_of(control)
+    handle, upstream_id = open_chat(fleet, control, 0)
     viewers = viewers_for(fleet, handle, per_instance)[: per_instance * instances]
     rate: list[float] = []
 
@@ -114,9 +125,7 @@ async def test_many_viewers_cost_one_poll_stream(fleet: Fleet, control: Emulator
 async def test_sigkill_of_the_lease_holder_loses_and_repeats_nothing(
     fleet: Fleet, control: EmulatorControl
 ) -> None:
-    with httpx.Client(base_url=fleet.urls[0], timeout=10) as client:
-        handle = start_chat(client)
-    upstream_id = upstream_id_of(control)
+    handle, upstream_id = open_chat(fleet, control, 0)
     viewers = viewers_for(fleet, handle, 2)
     takeover: list[float] = []
 
@@ -128,11 +137,7 @@ async def test_sigkill_of_the_lease_holder_loses_and_repeats_nothing(
         holder.kill()
         speaker = asyncio.create_task(talk(control, upstream_id, 15, 0.1))
         while not takeover:
-            later = [
-                float(str(r["at"]))
-                for r in chat_requests(control, upstream_id)
-                if float(str(r["at"])) > killed_at
-            ]
+            later = polled_after(control, upstream_id, killed_at)
             if later:
                 takeover.append(min(later) - killed_at)
             await asyncio.sleep(0.05)
@@ -147,9 +152,7 @@ async def test_sigkill_of_the_lease_holder_loses_and_repeats_nothing(
 
 
 async def test_redis_restart_and_flush_mid_chat(fleet: Fleet, control: EmulatorControl) -> None:
-    with httpx.Client(base_url=fleet.urls[1], timeout=10) as client:
-        handle = start_chat(client)
-    upstream_id = upstream_id_of(control)
+    handle, upstream_id = open_chat(fleet, control, 1)
     viewers = viewers_for(fleet, handle, 1)
 
     async def run() -> None:
@@ -174,9 +177,7 @@ async def test_redis_restart_and_flush_mid_chat(fleet: Fleet, control: EmulatorC
 
 
 async def test_upstream_outage_and_recovery(fleet: Fleet, control: EmulatorControl) -> None:
-    with httpx.Client(base_url=fleet.urls[0], timeout=10) as client:
-        handle = start_chat(client)
-    upstream_id = upstream_id_of(control)
+    handle, upstream_id = open_chat(fleet, control, 0)
     viewers = viewers_for(fleet, handle, 1)
 
     async def run() -> None:
@@ -193,11 +194,7 @@ async def test_upstream_outage_and_recovery(fleet: Fleet, control: EmulatorContr
             )
         )
         await asyncio.sleep(6)
-        during = [
-            float(str(r["at"]))
-            for r in chat_requests(control, upstream_id)
-            if float(str(r["at"])) > started
-        ]
+        during = polled_after(control, upstream_id, started)
         control.clear_faults()
         gaps = [b - a for a, b in itertools.pairwise(during)]
         print(f"\npolls during a 6 s outage: {len(during)}, gaps {[round(g, 2) for g in gaps]}")
@@ -219,9 +216,7 @@ async def test_upstream_outage_and_recovery(fleet: Fleet, control: EmulatorContr
 
 
 async def test_sigterm_hands_over_without_a_gap(fleet: Fleet, control: EmulatorControl) -> None:
-    with httpx.Client(base_url=fleet.urls[0], timeout=10) as client:
-        handle = start_chat(client)
-    upstream_id = upstream_id_of(control)
+    handle, upstream_id = open_chat(fleet, control, 0)
     viewers = viewers_for(fleet, handle, 2)
 
     async def run() -> None:
@@ -232,11 +227,7 @@ async def test_sigterm_hands_over_without_a_gap(fleet: Fleet, control: EmulatorC
         holder.signal(signal.SIGTERM)
         speaker = asyncio.create_task(talk(control, upstream_id, 10, 0.1))
         await asyncio.gather(*(v.wait_for(lambda v: v.connects >= 2, 10) for v in on_holder))
-        later = [
-            float(str(r["at"]))
-            for r in chat_requests(control, upstream_id)
-            if float(str(r["at"])) > stopped_at
-        ]
+        later = polled_after(control, upstream_id, stopped_at)
         assert holder.proc is not None
         # uvicorn re-raises the signal after a graceful shutdown: -15 is a clean exit too.
         assert await asyncio.to_thread(holder.proc.wait, 15) in (0, -signal.SIGTERM)
