@@ -46,6 +46,7 @@ def _server(app: object, host: str, port: int, shutdown_s: float) -> uvicorn.Ser
         host=host,
         port=port,
         log_level="info",
+        access_log=False,
         timeout_graceful_shutdown=int(shutdown_s) + 5,
         timeout_keep_alive=75,
         proxy_headers=False,
@@ -94,6 +95,8 @@ def emulator(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # httpx logs every upstream URL at INFO: one line per poll, with upstream chat ids.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(prog="chat-bff", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, helptext, port in (

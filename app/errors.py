@@ -157,11 +157,16 @@ def _describe_validation(exc: RequestValidationError) -> InvalidInputError:
     return InvalidInputError(message[:300], missing=missing)
 
 
+def _route(request: Request) -> str:
+    # The route template, never the path: a path holds the chat handle, a bearer credential.
+    return str(getattr(request.scope.get("route"), "path", "unmatched"))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_bff_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, BffError)
         if exc.http_status >= 500:
-            log.warning("%s %s -> %s: %s", request.method, request.url.path, exc.http_status, exc)
+            log.warning("%s %s -> %s: %s", request.method, _route(request), exc.http_status, exc)
         return error_response(exc)
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
@@ -176,7 +181,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(code, message), status_code=status)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        log.exception("unhandled error on %s %s", request.method, _route(request))
         return error_response(BffError())
 
     app.add_exception_handler(BffError, on_bff_error)

@@ -7,7 +7,7 @@ import httpx
 
 from tests.conftest import EmulatorControl
 from tests.e2e.test_journey import post, start_chat
-from tests.servers import CONTACT_CENTER_ID
+from tests.servers import CONTACT_CENTER_ID, ServerProcess
 
 HOSTILE_HEADERS = {
     "Authorization": "Bearer stolen-agent-token",
@@ -78,3 +78,19 @@ def test_chat_ids_in_responses_are_handles(client: httpx.Client, control: Emulat
     text += client.get(f"/api/v2/chats/{handle}").text
     for upstream_id in upstream_ids:
         assert upstream_id not in text
+
+
+def test_logs_hold_neither_handles_nor_the_contact_center_id(
+    bff: ServerProcess, client: httpx.Client, control: EmulatorControl
+) -> None:
+    handle = start_chat(client)
+    client.get(f"/api/v2/chats/{handle}")
+    client.get(f"/api/v2/chats/{handle}/messages", params={"index": 1})
+    post(client, handle, "SendMessage", text="hello")
+    control.faults(outage=True)
+    post(client, handle, "SendMessage", text="during an outage")
+    control.clear_faults()
+    logs = bff.logs()
+    assert "/api/v2/chats/{handle}" in logs, "requests are logged by route template"
+    assert handle not in logs
+    assert CONTACT_CENTER_ID not in logs
