@@ -30,12 +30,21 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """One `python -m app.cli <command>` on 127.0.0.1:<port>, logs in a temp file."""
+    """One `python -m app.cli <command>` on 127.0.0.1:<port>, logs in a temp file.
+
+    `port` reuses a known port (e.g. a killed server's, to restart "the same" instance); by
+    default a free one is picked.
+    """
 
     def __init__(
-        self, command: str, *, args: tuple[str, ...] = (), env: Mapping[str, str] | None = None
+        self,
+        command: str,
+        *,
+        args: tuple[str, ...] = (),
+        env: Mapping[str, str] | None = None,
+        port: int | None = None,
     ) -> None:
-        self.port = free_port()
+        self.port = free_port() if port is None else port
         self.url = f"http://127.0.0.1:{self.port}"
         self.command = command
         self.args = args
