@@ -331,6 +331,7 @@
   function adopt(handle, fresh) {
     if (chat) chat.stop();
     chat = new Chat(handle);
+    if (store("h") !== handle) store("seen", null); // what was read belongs to another chat
     store("h", handle);
     reset();
     show("chat");
