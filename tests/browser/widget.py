@@ -1,0 +1,148 @@
+"""The widget as a customer sees it, and the server-side facts the tests check it against.
+
+The widget lives in an open shadow root; Playwright's CSS locators pierce it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import httpx
+from playwright.sync_api import Locator, Page, Request, expect
+
+from tests.conftest import EmulatorControl
+from tests.servers import ServerProcess
+
+T = TypeVar("T")
+
+
+def unique(name: str) -> str:
+    return f"{name} {uuid.uuid4().hex[:6]}"
+
+
+def wait_until(
+    predicate: Callable[[], T], what: str, timeout_s: float = 10.0, page: Page | None = None
+) -> T:
+    """Poll `predicate`. With `page`, wait through Playwright: its event handlers (requests,
+    errors) only run while a Playwright call is in progress."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        if page is None:
+            time.sleep(0.05)
+        else:
+            page.wait_for_timeout(50)
+
+
+class Widget:
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.errors: list[str] = []
+        self.requests: list[str] = []
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+        page.on("request", self._record)
+
+    def _record(self, request: Request) -> None:
+        self.requests.append(request.url)
+
+    def loc(self, selector: str) -> Locator:
+        return self.page.locator(selector)
+
+    @property
+    def bubbles(self) -> Locator:
+        """Rendered transcript texts (not the pending copies of sends in flight)."""
+        return self.loc(".cb-log .cb-bubble")
+
+    @property
+    def input(self) -> Locator:
+        return self.loc(".cb-composer textarea")
+
+    @property
+    def streams(self) -> list[str]:
+        return [url for url in self.requests if "/events" in url]
+
+    def open(self) -> None:
+        launcher = self.loc(".cb-launcher")
+        if launcher.get_attribute("aria-expanded") != "true":
+            launcher.click()
+        expect(self.loc(".cb-panel")).to_be_visible()
+
+    def start(self, nickname: str, subject: str, **extra: str) -> None:
+        self.open()
+        self.loc("#cb-f-nickname").fill(nickname)
+        self.loc("#cb-f-subject").fill(subject)
+        for name, value in extra.items():
+            self.loc(f"#cb-f-{name}").fill(value)
+        self.loc(".cb-start button[type=submit]").click()
+        expect(self.input).to_be_visible()
+        expect(self.input).to_be_focused()
+
+    def send(self, text: str) -> None:
+        self.input.fill(text)
+        self.input.press("Enter")
+        expect(self.input).to_have_value("")
+
+    def expect_text(self, text: str, count: int = 1) -> None:
+        exact = re.compile("^" + re.escape(text) + "$")
+        expect(self.bubbles.filter(has_text=exact)).to_have_count(count)
+
+    def texts(self) -> list[str]:
+        return self.bubbles.all_inner_texts()
+
+    def indices(self) -> list[int]:
+        values: list[str] = self.loc(".cb-log > li").evaluate_all(
+            "items => items.map(item => item.dataset.index)"
+        )
+        return [int(v) for v in values]
+
+
+def upstream_chat_id(control: EmulatorControl, nickname: str) -> str:
+    """The emulator's id of the chat a widget started (newest chats first)."""
+    chats = control.http.get("/chats").json()["chats"]
+    for chat in reversed(chats):
+        if control.chat(chat["id"])["nickname"] == nickname:
+            found: str = chat["id"]
+            return found
+    raise AssertionError(f"no upstream chat for {nickname!r}")
+
+
+def upstream_texts(control: EmulatorControl, chat_id: str) -> list[str]:
+    transcript: list[dict[str, Any]] = control.chat(chat_id)["transcript"]  # type: ignore[assignment]
+    return [entry["text"] for entry in transcript if entry["type"] == "Text"]
+
+
+def agent_name(control: EmulatorControl, chat_id: str) -> str:
+    name: str = control.chat(chat_id)["agent"]  # type: ignore[assignment]
+    return name
+
+
+def log_position(control: EmulatorControl) -> int:
+    seq: int = control.http.get("/requests", params={"since": 2**40}).json()["last_seq"]
+    return seq
+
+
+def operations(control: EmulatorControl, chat_id: str, since: int) -> list[str]:
+    """operationName of every upstream POST for the chat after log position `since`."""
+    entries = control.http.get("/requests", params={"since": since}).json()["requests"]
+    found = []
+    for entry in entries:
+        if entry["method"] == "POST" and entry["chat_id"] == chat_id:
+            match = re.search(r'"operationName"\s*:\s*"(\w+)"', entry["body"])
+            if match:
+                found.append(match.group(1))
+    return found
+
+
+def sse_streams(server: ServerProcess) -> float:
+    metrics = httpx.get(server.url + "/metrics", timeout=5).text
+    match = re.search(r"^bff_sse_streams (\S+)$", metrics, re.MULTILINE)
+    assert match, "bff_sse_streams missing from /metrics"
+    return float(match.group(1))
