@@ -93,6 +93,7 @@ def create_app(
         interest_grace_s=settings.interest_grace_s,
         on_change=metrics.pollers.set,
     )
+    draining = asyncio.Event()
     runtime = Runtime(
         upstream=upstream,
         bus=the_bus,
@@ -103,6 +104,7 @@ def create_app(
             codec=codec,
             registry=registry,
             cold_wait_s=settings.upstream_timeout_s + 2,
+            draining=draining,
         ),
         metrics=metrics,
         client_address=ClientAddress(settings.trusted_proxies),
@@ -118,6 +120,7 @@ def create_app(
             drain_spread_s=max(0.0, min(3.0, settings.shutdown_grace_s - 1)),
         ),
         long_poll_max_s=settings.long_poll_max_s,
+        draining=draining,
     )
 
     @asynccontextmanager
@@ -151,6 +154,7 @@ def create_app(
         allow_origins=settings.allowed_origins,
         allow_methods=["GET", "POST"],
         allow_headers=["Content-Type", "Last-Event-ID"],
+        expose_headers=["Retry-After"],
         max_age=600,
     )
     app.add_middleware(RequestMetrics, metrics=metrics)

@@ -9,13 +9,13 @@ It must not know HTTP framing (routes, sse) or poll loops (poller, registry).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from app.bus.base import Bus, ChatRecord
+from app.bus.base import Bus, ChatRecord, Subscription
 from app.errors import ChatNotFoundError, InvalidStateError, UpstreamUnavailableError
-from app.models import JSON, ChatState, EventKind, Message, UpstreamStatus
+from app.models import JSON, ChatEvent, ChatState, EventKind, Message, UpstreamStatus
 from app.registry import PollerRegistry
 from app.security import HandleCodec, chat_key
 from app.transcript import ended_state
@@ -38,7 +38,9 @@ class ChatService:
         codec: HandleCodec,
         registry: PollerRegistry,
         cold_wait_s: float,
+        draining: asyncio.Event,
     ) -> None:
+        self._draining = draining
         self._upstream = upstream
         self._bus = bus
         self._codec = codec
@@ -94,13 +96,11 @@ class ChatService:
             async with self._bus.subscribe(ref.key) as subscription:
                 record = await self._bus.record(ref.key)
                 if record.state is None and not record.ended:
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(self._cold_wait_s):
-                            async for event in subscription:
-                                if event.kind in (EventKind.STATE, EventKind.END):
-                                    break
-                                if event.kind is EventKind.STATUS:
-                                    break
+                    await self._await_event(
+                        subscription,
+                        lambda e: e.kind in (EventKind.STATE, EventKind.STATUS, EventKind.END),
+                        self._cold_wait_s,
+                    )
                     record = await self._bus.record(ref.key)
         if record.state is None:
             if record.ended:
@@ -133,14 +133,38 @@ class ChatService:
             found = await self._bus.messages(ref.key, after=after)
             if found:
                 return found
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait_s):
-                    async for event in subscription:
-                        if event.kind is EventKind.MESSAGE and (event.index or 0) > after:
-                            break
-                        if event.kind in (EventKind.END, EventKind.RESYNC):
-                            break
+            await self._await_event(
+                subscription,
+                lambda e: (
+                    (e.kind is EventKind.MESSAGE and (e.index or 0) > after)
+                    or e.kind in (EventKind.END, EventKind.RESYNC)
+                ),
+                wait_s,
+            )
         return await self._bus.messages(ref.key, after=after)
+
+    async def _await_event(
+        self, subscription: Subscription, wanted: Callable[[ChatEvent], bool], timeout_s: float
+    ) -> None:
+        """Until an event `wanted` accepts arrives, `timeout_s` passes, or this instance
+        drains (a waiting reader must not hold up a shutdown)."""
+        source = aiter(subscription)
+        drained: asyncio.Future[bool] = asyncio.ensure_future(self._draining.wait())
+        pending: asyncio.Future[ChatEvent] | None = None
+        try:
+            async with asyncio.timeout(timeout_s):
+                while not drained.done():
+                    pending = asyncio.ensure_future(anext(source))
+                    waiting: set[asyncio.Future[Any]] = {pending, drained}
+                    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                    if pending.done() and wanted(pending.result()):
+                        return
+        except (TimeoutError, StopAsyncIteration):
+            return
+        finally:
+            for future in (pending, drained):
+                if future is not None:
+                    future.cancel()
 
 
 def chat_json(handle: str, state: ChatState) -> JSON:

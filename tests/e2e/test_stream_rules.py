@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -139,4 +140,28 @@ async def test_a_client_that_stops_reading_is_disconnected(
         await healthy.stop()
     finally:
         stalled.close()
+        server.stop()
+
+
+async def test_sigterm_answers_waiting_long_polls_at_once(emulator: ServerProcess) -> None:
+    server = start_bff(emulator.url)
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            handle = start_chat(client)
+            client.get(f"/api/v2/chats/{handle}")  # warm
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            waiting = asyncio.create_task(
+                http.get(f"/api/v2/chats/{handle}/messages", params={"index": 10_000, "wait": 25})
+            )
+            await asyncio.sleep(0.5)
+            started = time.monotonic()
+            server.signal(signal.SIGTERM)
+            answer = await waiting
+            assert answer.status_code == 200
+            assert answer.json()["messages"] == []
+            assert time.monotonic() - started < 3
+        assert server.proc is not None
+        await asyncio.to_thread(server.proc.wait, 10)
+        assert time.monotonic() - started < 8
+    finally:
         server.stop()
