@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from app.bus.base import Bus, Fence
 from app.cadence import Cadence, poll_delay
-from app.errors import BffError, ChatNotFoundError
+from app.errors import BffError, ChatNotFoundError, UpstreamError
 from app.models import ChatState, EventKind, UpstreamStatus
 from app.transcript import after_cursor, ended_state, is_ended, needs_state_refresh
 from app.upstream import Answer, UpstreamClient
@@ -123,9 +123,12 @@ class ChatPoller:
             except BffError:
                 await asyncio.sleep(self._tuning.lease_ttl_s / 3)
 
-    async def _keep(self, answer: Answer) -> None:
-        if answer.cookies:
-            await self._bus.set_cookies(self.target.key, answer.cookies)
+    async def _keep(self, answer: Answer, known: dict[str, str]) -> None:
+        # Some load balancers set the same cookie on every answer: store only what changed.
+        changed = {k: v for k, v in answer.cookies.items() if known.get(k, "") != v}
+        if changed:
+            await self._bus.set_cookies(self.target.key, changed)
+            known.update(changed)
 
     async def _poll_loop(self) -> None:
         key, upstream_id = self.target.key, self.target.upstream_id
@@ -145,7 +148,7 @@ class ChatPoller:
                 messages, answer = await self._upstream.get_messages(
                     upstream_id, cursor + 1, record.cookies
                 )
-                await self._keep(answer)
+                await self._keep(answer, record.cookies)
                 new = after_cursor(messages, cursor)
                 now = time.monotonic()
                 new_state: ChatState | None = None
@@ -156,7 +159,7 @@ class ChatPoller:
                     or now - last_state_at >= self._tuning.state_refresh_s
                 ):
                     fetched, answer = await self._upstream.get_chat(upstream_id, record.cookies)
-                    await self._keep(answer)
+                    await self._keep(answer, record.cookies)
                     last_state_at = now
                     if record.completed:
                         fetched = ended_state(fetched)
@@ -188,7 +191,8 @@ class ChatPoller:
                 failures += 1
                 retry_after = error.retry_after_s
                 log.info("poll of %s failed (%s), attempt %d", key, type(error).__name__, failures)
-                if status is not UpstreamStatus.DEGRADED:
+                # Only the upstream's trouble is news for viewers; the bus's is ours to retry.
+                if isinstance(error, UpstreamError) and status is not UpstreamStatus.DEGRADED:
                     with contextlib.suppress(BffError):
                         published = await self._bus.commit(
                             self.fence, status=UpstreamStatus.DEGRADED

@@ -9,6 +9,7 @@ the upstream: everything comes from the shared cache and the bus.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 from collections.abc import AsyncIterator
@@ -19,6 +20,7 @@ import anyio
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from app.bus.base import Bus, Subscription
+from app.errors import BffError
 from app.models import ChatEvent, EventKind, Message, UpstreamStatus
 from app.registry import PollerRegistry
 from app.service import ChatRef, ChatService, chat_json, status_json
@@ -126,7 +128,9 @@ class ChatStream:
                     )
                     return
                 if pending not in done:
-                    await self._registry.interest(self.ref.key, self.ref.handle)
+                    # A bus hiccup must not end a healthy stream; the next refresh retries.
+                    with contextlib.suppress(BffError):
+                        await self._registry.interest(self.ref.key, self.ref.handle)
                     continue
                 event, pending = pending.result(), None
                 async for out in self._deliver(event):
