@@ -27,5 +27,15 @@ typecheck: $(STAMP)
 test: lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# Every performance target against its baseline in one run (about 10 minutes); writes
+# bench/results/latest.{json,md}. BENCH_PROFILE=<dir> also samples the measured processes.
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+# The same scenarios at tiny sizes (under 2 minutes), a smoke run whose figures are not judged;
+# writes bench/results/quick.* (ignored by git).
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench --quick
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -60,7 +60,7 @@ class Sizes:
 
 
 FULL = Sizes(chats=2000, senders=100, window_s=30.0, mean_gap_s=10.0, send_gap_s=8.0)
-QUICK = Sizes(chats=40, senders=4, window_s=8.0, mean_gap_s=3.0, send_gap_s=3.0)
+QUICK = Sizes(chats=40, senders=4, window_s=5.0, mean_gap_s=3.0, send_gap_s=2.0)
 
 
 @dataclass

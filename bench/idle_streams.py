@@ -55,7 +55,7 @@ class Sizes:
 
 
 FULL = Sizes(streams=10_000, chats=20, warm=200, window_s=2 * HEARTBEAT_S)
-QUICK = Sizes(streams=300, chats=3, warm=50, window_s=HEARTBEAT_S / 3)
+QUICK = Sizes(streams=300, chats=3, warm=50, window_s=HEARTBEAT_S / 5)
 
 
 @dataclass
@@ -170,7 +170,7 @@ async def _measure(name: str, url: str, paths: list[str], pid: int, sizes: Sizes
 
 def run(quick: bool) -> dict[str, Any]:
     sizes = QUICK if quick else FULL
-    heartbeat = str(HEARTBEAT_S if not quick else HEARTBEAT_S / 3)
+    heartbeat = str(HEARTBEAT_S if not quick else HEARTBEAT_S / 5)
     with servers() as started:
         emu = start_emulator(join_delay=1.0)
         started.append(emu)
