@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sse_starlette.sse import AppStatus
 from starlette.middleware.cors import CORSMiddleware
 
 from app.bus import make_bus
@@ -38,7 +39,7 @@ from app.security import (
     RateLimiter,
 )
 from app.service import ChatService
-from app.sse import StreamTuning
+from app.sse import StreamHub, StreamTuning
 from app.upstream import UpstreamClient
 from app.wiring import Runtime
 
@@ -73,6 +74,13 @@ def create_app(
     )
     codec = HandleCodec(settings.secret_keys)
     origins = OriginPolicy(settings.allowed_origins)
+    stream_tuning = StreamTuning(
+        heartbeat_s=settings.sse_heartbeat_s,
+        retry_ms=settings.sse_retry_ms,
+        send_timeout_s=settings.sse_send_timeout_s,
+        drain_spread_s=max(0.0, min(3.0, settings.shutdown_grace_s - 1)),
+    )
+    streams = StreamHub(stream_tuning)
     registry = PollerRegistry(
         upstream=upstream,
         bus=the_bus,
@@ -91,6 +99,7 @@ def create_app(
             state_refresh_s=settings.state_refresh_s,
         ),
         interest_grace_s=settings.interest_grace_s,
+        watched=streams.watched,
         on_change=metrics.pollers.set,
     )
     draining = asyncio.Event()
@@ -113,12 +122,8 @@ def create_app(
         send_limiter=RateLimiter(settings.send_per_minute, settings.send_burst),
         stream_limits_ip=ConcurrencyLimiter(settings.max_streams_per_ip),
         stream_limits_chat=ConcurrencyLimiter(settings.max_streams_per_chat),
-        stream_tuning=StreamTuning(
-            heartbeat_s=settings.sse_heartbeat_s,
-            retry_ms=settings.sse_retry_ms,
-            send_timeout_s=settings.sse_send_timeout_s,
-            drain_spread_s=max(0.0, min(3.0, settings.shutdown_grace_s - 1)),
-        ),
+        stream_tuning=stream_tuning,
+        streams=streams,
         long_poll_max_s=settings.long_poll_max_s,
         draining=draining,
     )
@@ -127,10 +132,14 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime.loop = asyncio.get_running_loop()
         registry.start()
+        streams.start()
+        watcher = asyncio.create_task(_drain_when_server_exits(runtime), name="exit-watch")
         try:
             yield
         finally:
+            watcher.cancel()
             await runtime.finish_drain()
+            await streams.aclose()
             await upstream.aclose()
             await the_bus.aclose()
 
@@ -159,6 +168,15 @@ def create_app(
     )
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app
+
+
+async def _drain_when_server_exits(runtime: Runtime) -> None:
+    """`chat-bff serve` starts the drain from its signal handler. Under a plain uvicorn the
+    only notice is the SSE library's hook on uvicorn's exit handler; without a drain, open
+    streams would hold the shutdown until uvicorn's graceful timeout."""
+    while not AppStatus.should_exit:  # noqa: ASYNC110 - a flag another library sets
+        await asyncio.sleep(0.5)
+    runtime.begin_drain()
 
 
 def _document_errors_as_400(app: FastAPI) -> None:

@@ -55,6 +55,11 @@ class EventKind(StrEnum):
     RESYNC = "resync"
     # Not sent to clients: asks the chat's poller, wherever it runs, to poll now.
     POKE = "poke"
+    # Local to one subscriber, never on the bus: wake-ups of an SSE stream (time for a
+    # heartbeat, the instance drains, the client went away).
+    HEARTBEAT = "heartbeat"
+    DRAIN = "drain"
+    CLOSE = "close"
 
 
 @dataclass(frozen=True, slots=True)

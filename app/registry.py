@@ -35,8 +35,10 @@ class PollerRegistry:
         codec: HandleCodec,
         tuning: PollerTuning,
         interest_grace_s: float,
+        watched: Callable[[], dict[str, str]] | None = None,
         on_change: Callable[[int], None] | None = None,
     ) -> None:
+        self._watched = watched
         self._upstream = upstream
         self._bus = bus
         self._codec = codec
@@ -129,6 +131,9 @@ class PollerRegistry:
                 log.warning("sweep failed: %s", type(error).__name__)
 
     async def sweep(self) -> None:
+        # Chats with streams open here stay interesting: refreshed once per chat, not per stream.
+        for key, handle in (self._watched() if self._watched else {}).items():
+            await self.interest(key, handle)
         interested = await self._bus.interested()
         now = time.monotonic()
         for key, poller in list(self._pollers.items()):
@@ -140,10 +145,11 @@ class PollerRegistry:
                 await self._bus.note_interest(key, poller.handle, self._grace_s)
             else:
                 poller.stop()
+        recent = now - self._tuning.lease_ttl_s / 3
         for key, handle in interested.items():
             if self.draining:
                 return
-            if key not in self._pollers:
+            if key not in self._pollers and self._attempted.get(key, -1e9) < recent:
                 await self._try_acquire(key, handle)
         horizon = time.monotonic() - self._grace_s
         for table in (self._noted, self._attempted):

@@ -1,9 +1,13 @@
 """One chat's SSE stream for one connection: state first, then the transcript after the
 client's Last-Event-ID, then live changes, each message exactly once and in index order.
 
-Owns the per-connection delivery rules (gap detection against the cache, resync, interest
-refresh, drain on shutdown) and the stream's framing and headers. It must not poll or speak to
-the upstream: everything comes from the shared cache and the bus.
+Owns the per-connection delivery rules (gap detection against the cache, resync, drain) and
+the stream's transport. The transport is a small ASGI response rather than sse-starlette's:
+that one runs four tasks and a timer per connection, which alone costs more memory and
+heartbeat CPU per idle stream than our targets allow. Here a stream is one waiter on its bus
+subscription plus one disconnect listener; heartbeats, drains and disconnects arrive through
+the same subscription as wake-up markers (`StreamHub`). sse-starlette still frames the events.
+It must not poll or speak to the upstream: everything comes from the shared cache and the bus.
 """
 
 from __future__ import annotations
@@ -11,27 +15,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
 
-import anyio
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import ServerSentEvent
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from app.bus.base import Bus, Subscription
-from app.errors import BffError
 from app.models import ChatEvent, EventKind, Message, UpstreamStatus
-from app.registry import PollerRegistry
 from app.service import ChatRef, ChatService, chat_json, status_json
 from app.transcript import ended_state
 
-STREAM_HEADERS = {
-    "Cache-Control": "no-cache, no-transform",
-    "X-Accel-Buffering": "no",
-}
+log = logging.getLogger("chat_bff.sse")
+
+STREAM_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache, no-transform"),
+    (b"x-accel-buffering", b"no"),
+]
 # Messages per cache read while replaying a long transcript.
 REPLAY_PAGE = 500
+HEARTBEAT = ChatEvent(EventKind.HEARTBEAT)
+DRAIN = ChatEvent(EventKind.DRAIN)
+CLOSE = ChatEvent(EventKind.CLOSE)
+PING = b": ping\n\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +49,6 @@ class StreamTuning:
     heartbeat_s: float = 15.0
     retry_ms: int = 2000
     send_timeout_s: float = 10.0
-    interest_refresh_s: float = 5.0
     drain_spread_s: float = 3.0
 
 
@@ -47,8 +56,63 @@ def _dumps(data: object) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
+def _frame(event: ServerSentEvent) -> bytes:
+    return event.encode()
+
+
+class StreamHub:
+    """The open streams of this process: one heartbeat ticker for all of them, the chats they
+    watch (so interest is refreshed per chat, not per stream), and the drain."""
+
+    def __init__(self, tuning: StreamTuning) -> None:
+        self._tuning = tuning
+        self._streams: dict[Subscription, tuple[str, str]] = {}
+        self._ticker: asyncio.Task[None] | None = None
+        self.draining = False
+
+    def start(self) -> None:
+        if self._ticker is None:
+            self._ticker = asyncio.create_task(self._tick(), name="sse-heartbeats")
+
+    async def aclose(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+
+    def add(self, subscription: Subscription, key: str, handle: str) -> None:
+        self._streams[subscription] = (key, handle)
+        if self.draining:
+            subscription.wake(DRAIN)
+
+    def discard(self, subscription: Subscription) -> None:
+        self._streams.pop(subscription, None)
+
+    def __len__(self) -> int:
+        return len(self._streams)
+
+    def watched(self) -> dict[str, str]:
+        """Chat key -> handle of every chat with a stream open here."""
+        return dict(self._streams.values())
+
+    def drain(self) -> None:
+        """Close every stream, each after a random delay within the drain window, so clients
+        do not all reconnect in the same instant."""
+        self.draining = True
+        loop = asyncio.get_running_loop()
+        for subscription in list(self._streams):
+            delay = random.uniform(0, self._tuning.drain_spread_s)
+            loop.call_later(delay, subscription.wake, DRAIN)
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self._tuning.heartbeat_s)
+            for subscription in list(self._streams):
+                subscription.wake(HEARTBEAT)
+
+
 class ChatStream:
-    """The events of one connection. `last` is the highest index this connection was given."""
+    """The frames of one connection. `last` is the highest index this connection was given."""
 
     def __init__(
         self,
@@ -57,27 +121,34 @@ class ChatStream:
         *,
         bus: Bus,
         service: ChatService,
-        registry: PollerRegistry,
+        hub: StreamHub,
         tuning: StreamTuning,
-        draining: asyncio.Event,
     ) -> None:
-        self.shutdown = anyio.Event()
         self.ref = ref
         self.last = last_event_id
         self._bus = bus
         self._service = service
-        self._registry = registry
+        self._hub = hub
         self._tuning = tuning
-        self._draining = draining
+        self._subscription: Subscription | None = None
+        self._ended = False
 
-    def _message(self, message: Message) -> ServerSentEvent:
+    def _end(self) -> bytes:
+        self._ended = True
+        return _frame(ServerSentEvent("{}", event="end"))
+
+    def disconnected(self) -> None:
+        if self._subscription is not None:
+            self._subscription.wake(CLOSE)
+
+    def _message(self, message: Message) -> bytes:
         self.last = message.index
-        return ServerSentEvent(_dumps(message.body), event="message", id=str(message.index))
+        return _frame(ServerSentEvent(_dumps(message.body), event="message", id=str(message.index)))
 
-    def _state(self, data: dict[str, object]) -> ServerSentEvent:
-        return ServerSentEvent(_dumps({"id": self.ref.handle, **data}), event="state")
+    def _state(self, data: dict[str, object]) -> bytes:
+        return _frame(ServerSentEvent(_dumps({"id": self.ref.handle, **data}), event="state"))
 
-    async def _catch_up(self) -> AsyncIterator[ServerSentEvent]:
+    async def _catch_up(self) -> AsyncIterator[bytes]:
         while True:
             page = await self._bus.messages(self.ref.key, after=self.last, limit=REPLAY_PAGE)
             for message in page:
@@ -86,113 +157,119 @@ class ChatStream:
             if len(page) < REPLAY_PAGE:
                 return
 
-    async def events(self) -> AsyncIterator[ServerSentEvent]:
+    async def frames(self) -> AsyncIterator[bytes]:
         retry = int(self._tuning.retry_ms * (1 + random.random() / 2))
         async with self._bus.subscribe(self.ref.key) as subscription:
-            record = await self._service.warm(self.ref)
-            assert record.state is not None
-            state = ended_state(record.state) if record.completed else record.state
-            first = ServerSentEvent(_dumps(chat_json(self.ref.handle, state)), event="state")
-            first.retry = retry
-            yield first
-            if record.status is not UpstreamStatus.OK:
-                yield ServerSentEvent(_dumps(status_json(record.status)), event="status")
-            async for event in self._catch_up():
-                yield event
-            if record.ended or record.completed:
-                yield ServerSentEvent("{}", event="end")
-                return
-            async for event in self._live(subscription):
-                yield event
-
-    async def _live(self, subscription: Subscription) -> AsyncIterator[ServerSentEvent]:
-        source = aiter(subscription)
-        drained: asyncio.Future[None] = asyncio.ensure_future(self._until_drain())
-        pending: asyncio.Future[ChatEvent] | None = None
-        try:
-            while True:
-                if pending is None:
-                    pending = asyncio.ensure_future(anext(source))
-                waiting: set[asyncio.Future[Any]] = {pending, drained}
-                done, _ = await asyncio.wait(
-                    waiting,
-                    timeout=self._tuning.interest_refresh_s,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                if drained in done:
-                    # Spread reconnects so a deploy does not move every client at once, and
-                    # ask for a quick one: this instance is going away, not the chat.
-                    await asyncio.sleep(random.uniform(0, self._tuning.drain_spread_s))
-                    yield ServerSentEvent(
-                        comment="reconnect", retry=int(250 + random.random() * 750)
+            self._subscription = subscription
+            self._hub.add(subscription, self.ref.key, self.ref.handle)
+            try:
+                record = await self._service.warm(self.ref)
+                assert record.state is not None
+                state = ended_state(record.state) if record.completed else record.state
+                yield _frame(
+                    ServerSentEvent(
+                        _dumps(chat_json(self.ref.handle, state)), event="state", retry=retry
                     )
+                )
+                if record.status is not UpstreamStatus.OK:
+                    yield _frame(
+                        ServerSentEvent(_dumps(status_json(record.status)), event="status")
+                    )
+                async for frame in self._catch_up():
+                    yield frame
+                if record.ended or record.completed:
+                    yield self._end()
                     return
-                if pending not in done:
-                    # A bus hiccup must not end a healthy stream; the next refresh retries.
-                    with contextlib.suppress(BffError):
-                        await self._registry.interest(self.ref.key, self.ref.handle)
-                    continue
-                event, pending = pending.result(), None
-                async for out in self._deliver(event):
-                    yield out
-                    if out.event == "end":
+                async for event in subscription:
+                    if event.kind is EventKind.CLOSE:
                         return
-        except StopAsyncIteration:
-            return
-        finally:
-            for future in (pending, drained):
-                if future is not None:
-                    future.cancel()
+                    if event.kind is EventKind.DRAIN:
+                        # This instance is going away, not the chat: come back soon, elsewhere.
+                        jitter = int(250 + random.random() * 750)
+                        yield _frame(ServerSentEvent(comment="reconnect", retry=jitter))
+                        return
+                    if event.kind is EventKind.HEARTBEAT:
+                        yield PING
+                        continue
+                    async for frame in self._deliver(event):
+                        yield frame
+                    if self._ended:
+                        return
+            finally:
+                self._hub.discard(subscription)
+                self._subscription = None
 
-    async def _until_drain(self) -> None:
-        # Either our own drain (SIGTERM seen by `chat-bff serve`) or the SSE library noticing
-        # the server stopping (any uvicorn): whichever comes first.
-        waits = [
-            asyncio.ensure_future(self._draining.wait()),
-            asyncio.ensure_future(self.shutdown.wait()),
-        ]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for wait in waits:
-                wait.cancel()
-
-    async def _deliver(self, event: ChatEvent) -> AsyncIterator[ServerSentEvent]:
+    async def _deliver(self, event: ChatEvent) -> AsyncIterator[bytes]:
         kind = event.kind
         if kind is EventKind.MESSAGE:
             if event.index is None or event.index <= self.last:
                 return
             if event.prev is not None and event.prev > self.last:
                 # Missed something in between: the cache has it, in order.
-                async for out in self._catch_up():
-                    yield out
+                async for frame in self._catch_up():
+                    yield frame
                 return
             yield self._message(Message(event.index, event.data))
         elif kind is EventKind.RESYNC:
             record = await self._bus.record(self.ref.key)
             if record.state is not None:
                 yield self._state(record.state.to_json())
-            async for out in self._catch_up():
-                yield out
+            async for frame in self._catch_up():
+                yield frame
             if record.ended:
-                yield ServerSentEvent("{}", event="end")
+                yield self._end()
         elif kind is EventKind.STATE:
             yield self._state(event.data)
         elif kind is EventKind.STATUS:
-            yield ServerSentEvent(_dumps(event.data), event="status")
+            yield _frame(ServerSentEvent(_dumps(event.data), event="status"))
         elif kind is EventKind.END:
             # Messages committed with the end are already delivered, being earlier in order.
-            yield ServerSentEvent("{}", event="end")
+            yield self._end()
 
 
-def stream_response(
-    events: AsyncIterator[ServerSentEvent], stream: ChatStream, tuning: StreamTuning
-) -> EventSourceResponse:
-    return EventSourceResponse(
-        events,
-        headers=STREAM_HEADERS,
-        ping=int(tuning.heartbeat_s),
-        send_timeout=tuning.send_timeout_s,
-        shutdown_event=stream.shutdown,
-        shutdown_grace_period=tuning.drain_spread_s + 1,
-    )
+class EventStreamResponse(Response):
+    """A `text/event-stream` response: writes each frame with a deadline (a client that stops
+    reading is dropped, not waited for) and reports the client leaving."""
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        frames: AsyncIterator[bytes] | None = None,
+        *,
+        on_disconnect: Callable[[], None] = lambda: None,
+        send_timeout_s: float = 10.0,
+    ) -> None:
+        super().__init__(status_code=200)
+        self._frames = frames
+        self._on_disconnect = on_disconnect
+        self._send_timeout_s = send_timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert self._frames is not None
+        listener = asyncio.ensure_future(self._listen(receive))
+        try:
+            async with asyncio.timeout(self._send_timeout_s):
+                await send(
+                    {"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS}
+                )
+            async for frame in self._frames:
+                async with asyncio.timeout(self._send_timeout_s):
+                    await send({"type": "http.response.body", "body": frame, "more_body": True})
+            async with asyncio.timeout(self._send_timeout_s):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except TimeoutError:
+            # The connection stays blocked; returning unfinished makes the server close it.
+            log.info("dropped an SSE client that stopped reading")
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+            aclose = getattr(self._frames, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def _listen(self, receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self._on_disconnect()

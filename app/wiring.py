@@ -14,7 +14,7 @@ from app.metrics import Metrics
 from app.registry import PollerRegistry
 from app.security import ClientAddress, ConcurrencyLimiter, OriginPolicy, RateLimiter
 from app.service import ChatService
-from app.sse import StreamTuning
+from app.sse import StreamHub, StreamTuning
 from app.upstream import UpstreamClient
 
 
@@ -32,6 +32,7 @@ class Runtime:
     stream_limits_ip: ConcurrencyLimiter
     stream_limits_chat: ConcurrencyLimiter
     stream_tuning: StreamTuning
+    streams: StreamHub
     long_poll_max_s: float
     draining: asyncio.Event = field(default_factory=asyncio.Event)
     drain_task: asyncio.Task[None] | None = None
@@ -48,6 +49,7 @@ class Runtime:
         if self.draining.is_set():
             return
         self.draining.set()
+        self.streams.drain()
         self.drain_task = asyncio.get_running_loop().create_task(self.registry.drain())
 
     async def finish_drain(self) -> None:

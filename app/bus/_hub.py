@@ -47,6 +47,17 @@ class LocalSubscription:
             except asyncio.QueueFull:
                 self._replace_with(RESYNC)
 
+    def wake(self, event: ChatEvent) -> None:
+        if self._closed:
+            return
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            # A busy subscriber needs no heartbeat; one that must stop drops its backlog
+            # (the client resumes from its Last-Event-ID).
+            if event.kind is not EventKind.HEARTBEAT:
+                self._replace_with(event)
+
     def resync(self) -> None:
         if not self._closed:
             self._replace_with(RESYNC)

@@ -135,6 +135,11 @@ class Subscription(Protocol):
 
     def __aiter__(self) -> AsyncIterator[ChatEvent]: ...
 
+    def wake(self, event: ChatEvent) -> None:
+        """Queue a marker for this subscriber alone (a heartbeat tick, a drain, a disconnect),
+        behind what is already buffered; never blocks. Lets one waiter serve all wake-ups."""
+        ...
+
 
 class FanOut(Protocol):
     """Live delivery. One upstream connection per process (for Redis: one pub/sub connection

@@ -9,12 +9,11 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
-from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from app.errors import InvalidInputError, UpstreamUnavailableError
 from app.routes.chats import ERRORS
 from app.routes.deps import ChatRefDep, ClientIpDep, RuntimeDep
-from app.sse import ChatStream, stream_response
+from app.sse import ChatStream, EventStreamResponse
 
 router = APIRouter(prefix="/api/v2", tags=["events"])
 
@@ -38,7 +37,8 @@ def _resume_point(header: str | None, query: str | None) -> int:
 
 @router.get(
     "/chats/{handle}/events",
-    response_class=EventSourceResponse,
+    response_class=EventStreamResponse,
+    status_code=200,
     responses={**ERRORS, 200: {"content": {"text/event-stream": {}}, "description": "The stream"}},
     summary="Chat events (SSE)",
     description=DESCRIPTION,
@@ -49,32 +49,30 @@ async def chat_events(
     ip: ClientIpDep,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     last_event_id_query: Annotated[str | None, Query(alias="lastEventId")] = None,
-) -> EventSourceResponse:
+) -> EventStreamResponse:
     if rt.draining.is_set():
         raise UpstreamUnavailableError("This instance is shutting down", retry_after_s=1)
     start = _resume_point(last_event_id, last_event_id_query)
     rt.stream_limits_ip.check(ip)
     rt.stream_limits_chat.check(ref.key)
     stream = ChatStream(
-        ref,
-        start,
-        bus=rt.bus,
-        service=rt.service,
-        registry=rt.registry,
-        tuning=rt.stream_tuning,
-        draining=rt.draining,
+        ref, start, bus=rt.bus, service=rt.service, hub=rt.streams, tuning=rt.stream_tuning
     )
 
-    async def guarded() -> AsyncIterator[ServerSentEvent]:
+    async def guarded() -> AsyncIterator[bytes]:
         rt.metrics.sse_streams.inc()
         rt.stream_limits_ip.enter(ip)
         rt.stream_limits_chat.enter(ref.key)
         try:
-            async for event in stream.events():
-                yield event
+            async for frame in stream.frames():
+                yield frame
         finally:
             rt.metrics.sse_streams.dec()
             rt.stream_limits_ip.leave(ip)
             rt.stream_limits_chat.leave(ref.key)
 
-    return stream_response(guarded(), stream, rt.stream_tuning)
+    return EventStreamResponse(
+        guarded(),
+        on_disconnect=stream.disconnected,
+        send_timeout_s=rt.stream_tuning.send_timeout_s,
+    )

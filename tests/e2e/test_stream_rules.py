@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -13,7 +17,7 @@ import pytest
 
 from tests.conftest import EmulatorControl
 from tests.e2e.test_journey import start_chat
-from tests.servers import ServerProcess, start_bff
+from tests.servers import ServerProcess, bff_env, free_port, start_bff
 from tests.sse_client import Viewer
 
 
@@ -165,3 +169,37 @@ async def test_sigterm_answers_waiting_long_polls_at_once(emulator: ServerProces
         assert time.monotonic() - started < 8
     finally:
         server.stop()
+
+
+async def test_plain_uvicorn_drains_streams_on_sigterm(emulator: ServerProcess) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BFF_")}
+    env.update(bff_env(emulator.url, BFF_SHUTDOWN_GRACE_S="2"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url + "/healthz", timeout=0.5).status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            await asyncio.sleep(0.1)
+        with httpx.Client(base_url=url, timeout=10) as client:
+            handle = start_chat(client)
+        viewer = Viewer([url], handle).start()
+        await viewer.wait_for(lambda v: v.connects == 1)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(proc.wait, 20)
+        await viewer.stop()
+        assert time.monotonic() - started < 6, "open streams held the shutdown"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
