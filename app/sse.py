@@ -238,16 +238,21 @@ class EventStreamResponse(Response):
         frames: AsyncIterator[bytes] | None = None,
         *,
         on_disconnect: Callable[[], None] = lambda: None,
+        on_open: Callable[[], None] = lambda: None,
+        on_close: Callable[[], None] = lambda: None,
         send_timeout_s: float = 10.0,
     ) -> None:
         super().__init__(status_code=200)
         self._frames = frames
+        self._on_open = on_open
+        self._on_close = on_close
         self._on_disconnect = on_disconnect
         self._send_timeout_s = send_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert self._frames is not None
         listener = asyncio.ensure_future(self._listen(receive))
+        self._on_open()
         try:
             async with asyncio.timeout(self._send_timeout_s):
                 await send(
@@ -262,6 +267,7 @@ class EventStreamResponse(Response):
             # The connection stays blocked; returning unfinished makes the server close it.
             log.info("dropped an SSE client that stopped reading")
         finally:
+            self._on_close()
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener

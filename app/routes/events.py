@@ -5,7 +5,6 @@ Thin: checks the resume point and the stream limits, then hands over to `sse.Cha
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
@@ -59,20 +58,20 @@ async def chat_events(
         ref, start, bus=rt.bus, service=rt.service, hub=rt.streams, tuning=rt.stream_tuning
     )
 
-    async def guarded() -> AsyncIterator[bytes]:
+    def opened() -> None:
         rt.metrics.sse_streams.inc()
         rt.stream_limits_ip.enter(ip)
         rt.stream_limits_chat.enter(ref.key)
-        try:
-            async for frame in stream.frames():
-                yield frame
-        finally:
-            rt.metrics.sse_streams.dec()
-            rt.stream_limits_ip.leave(ip)
-            rt.stream_limits_chat.leave(ref.key)
+
+    def closed() -> None:
+        rt.metrics.sse_streams.dec()
+        rt.stream_limits_ip.leave(ip)
+        rt.stream_limits_chat.leave(ref.key)
 
     return EventStreamResponse(
-        guarded(),
+        stream.frames(),
         on_disconnect=stream.disconnected,
+        on_open=opened,
+        on_close=closed,
         send_timeout_s=rt.stream_tuning.send_timeout_s,
     )
