@@ -54,9 +54,12 @@ class Settings(BaseSettings):
     max_streams_per_ip: int = Field(default=50, ge=1)
     max_streams_per_chat: int = Field(default=20, ge=1)
 
-    poll_interval_s: float = Field(default=1.0, gt=0, description="Lively chat cadence")
-    poll_fast_interval_s: float = Field(default=0.25, gt=0, description="Right after a send")
-    poll_idle_interval_s: float = Field(default=5.0, gt=0)
+    # The upstream's own sample client polls every 3 s; one poll stream per chat at that pace
+    # costs the upstream a tenth of what five such viewers would, and a customer's send still
+    # gets an immediate poll and a fast cadence while a reply is likely.
+    poll_interval_s: float = Field(default=3.0, gt=0, description="Lively chat cadence")
+    poll_fast_interval_s: float = Field(default=0.5, gt=0, description="Right after a send")
+    poll_idle_interval_s: float = Field(default=8.0, gt=0)
     poll_keepalive_s: float = Field(
         default=10.0, gt=0, le=30, description="Max gap between polls of a live, watched chat"
     )

@@ -25,6 +25,8 @@ from app.upstream import Answer, UpstreamClient
 
 log = logging.getLogger("chat_bff.poller")
 
+POKE_COALESCE_S = 0.02
+
 
 @dataclass(frozen=True, slots=True)
 class PollTarget:
@@ -64,14 +66,23 @@ class ChatPoller:
         self._stopping = False
         self._release = True
         self._last_poke = -1e9
+        self._poke_pending = False
 
     @property
     def handle(self) -> str:
         return self.target.handle
 
     def poke(self) -> None:
-        """Poll now: the customer just did something, a reply is likely."""
+        """Poll very soon: the customer just did something, a reply is likely. Pokes within
+        `POKE_COALESCE_S` share one poll (a typing notice and the message that follows it),
+        and the poll runs after the request that poked has been answered."""
         self._last_poke = time.monotonic()
+        if not self._poke_pending:
+            self._poke_pending = True
+            asyncio.get_running_loop().call_later(POKE_COALESCE_S, self._poked)
+
+    def _poked(self) -> None:
+        self._poke_pending = False
         self._wake.set()
 
     def stop(self, *, release: bool = True) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response
+from fastapi.responses import JSONResponse
 
 from app.errors import InvalidInputError
 from app.routes.deps import ChatRefDep, ClientIpDep, RuntimeDep
@@ -77,11 +78,16 @@ async def operate(
     return StatusOut()
 
 
+def _answer(payload: dict[str, Any]) -> JSONResponse:
+    # Reads answer JSONResponse directly: the response models document the shape, but
+    # validating every cached read against them again would cost more than the read itself.
+    return JSONResponse(payload, headers=NO_STORE)
+
+
 @router.get("/chats/{handle}", response_model=ChatResourceOut, responses=ERRORS, summary="GetChat")
-async def get_chat(ref: ChatRefDep, rt: RuntimeDep, response: Response) -> dict[str, Any]:
+async def get_chat(ref: ChatRefDep, rt: RuntimeDep) -> JSONResponse:
     state = await rt.service.chat(ref)
-    response.headers.update(NO_STORE)
-    return {"chat": chat_json(ref.handle, state), "statusCode": 0}
+    return _answer({"chat": chat_json(ref.handle, state), "statusCode": 0})
 
 
 @router.get(
@@ -98,7 +104,6 @@ async def get_chat(ref: ChatRefDep, rt: RuntimeDep, response: Response) -> dict[
 async def get_messages(
     ref: ChatRefDep,
     rt: RuntimeDep,
-    response: Response,
     index: Annotated[
         str | None,
         Query(description="Messages with index >= this; 0 or 1 means the whole transcript"),
@@ -106,14 +111,13 @@ async def get_messages(
     wait: Annotated[
         str | None, Query(description="Long-poll: seconds to wait for a message (<= 30)")
     ] = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     start = _index(index)
     wait_s = _wait(wait, rt.long_poll_max_s)
     if wait_s and start is None:
         raise InvalidInputError("wait: needs an index")
     messages = await rt.service.messages(ref, start, wait_s)
-    response.headers.update(NO_STORE)
-    return {"messages": [m.body for m in messages], "statusCode": 0}
+    return _answer({"messages": [m.body for m in messages], "statusCode": 0})
 
 
 def _index(raw: str | None) -> int | None:

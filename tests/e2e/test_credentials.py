@@ -30,7 +30,9 @@ def test_every_upstream_call_carries_our_id_and_no_client_credentials(
     assert post(client, handle, "Complete").status_code == 200
 
     log = control.requests()
-    assert len(log) >= 7
+    # Every write went upstream; reads are served by the poller's GETs.
+    assert sum(1 for r in log if r["method"] == "POST") >= 4
+    assert any(r["method"] == "GET" for r in log)
     for entry in log:
         headers = entry["headers"]
         assert isinstance(headers, dict)
