@@ -14,7 +14,6 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import quote
@@ -54,15 +53,6 @@ class Answer:
     deleted), to be kept for this chat."""
 
     cookies: dict[str, str] = field(default_factory=dict)
-
-
-class _NoCookies(DefaultCookiePolicy):
-    # httpx would otherwise keep one jar for the whole client and mix cookies between chats.
-    def set_ok(self, cookie: Any, request: Any) -> bool:
-        return False
-
-    def return_ok(self, cookie: Any, request: Any) -> bool:
-        return False
 
 
 def _parse_set_cookie(response: httpx.Response) -> dict[str, str]:
@@ -106,22 +96,45 @@ class UpstreamClient:
     ) -> None:
         self._contact_center_id = contact_center_id
         self._deadline_s = timeout_s
-        self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/") + "/api/v2",
-            timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
+        self._base = base_url.rstrip("/") + "/api/v2"
+        self._timeouts = {"timeout": httpx.Timeout(timeout_s, connect=connect_timeout_s).as_dict()}
+        # The transport alone, not an AsyncClient: we need none of the client's layers (auth,
+        # redirects, a cookie jar shared by all chats, event hooks), and on a busy instance
+        # they cost more CPU per upstream call than the connection handling itself.
+        self._transport = transport or httpx.AsyncHTTPTransport(
             limits=httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),
-            cookies=httpx.Cookies(CookieJar(policy=_NoCookies())),
-            transport=transport,
-            follow_redirects=False,
             trust_env=False,
         )
         self.last_success: float | None = None
         self.last_failure: float | None = None
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._transport.aclose()
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        params: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> httpx.Response:
+        request = httpx.Request(
+            method,
+            self._base + path,
+            params=params,
+            json=body,
+            headers=headers,
+            extensions=self._timeouts,
+        )
+        response = await self._transport.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
 
     async def _call(
         self,
@@ -143,9 +156,7 @@ class UpstreamClient:
         try:
             # httpx times each phase; the overall deadline also covers in-process transports.
             async with asyncio.timeout(self._deadline_s + 1):
-                response = await self._client.request(
-                    method, path, params=params, json=body, headers=headers
-                )
+                response = await self._send(method, path, headers, params, body)
         except (httpx.TimeoutException, TimeoutError):
             self.last_failure = time.monotonic()
             raise UpstreamTimeoutError() from None
@@ -270,9 +281,10 @@ class UpstreamClient:
         """True when the upstream answers HTTP at all (any status): used by readiness."""
         try:
             async with asyncio.timeout(self._deadline_s + 1):
-                await self._client.get(
+                await self._send(
+                    "GET",
                     "/chats/readiness-probe",
-                    headers={"ContactCenterId": self._contact_center_id.get_secret_value()},
+                    {"ContactCenterId": self._contact_center_id.get_secret_value()},
                 )
         except (httpx.HTTPError, TimeoutError):
             return False
