@@ -255,6 +255,7 @@ def _details(res: dict[str, Any]) -> list[str]:
             "CPU % |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
+        notes = []
         for point in de.get("points", [de]):
             for arm in ("ours", "baseline"):
                 d = point[arm]
@@ -270,15 +271,19 @@ def _details(res: dict[str, Any]) -> list[str]:
                         f"{_fmt(d['upstream_requests_per_s'], 1)} | {_fmt(cpu, 1)} |"
                     )
             o = point["ours"]
-            out += [
-                "",
+            notes += [
                 f"{point['chats']:,} chats: chat-bff CPU {_fmt(o['bff_cpu_percent'], 1)}% "
                 f"(emulator {_fmt(o['emulator_cpu_percent'], 1)}%), stream failures "
                 f"{o['stream_failures']}, failed sends {o['send_errors']} of {o['sends']}; "
-                f"the baseline polled every {_fmt(point['baseline']['poll_every_s'])} s. "
-                "CPU % is the chat-bff process for chat-bff, the emulator for the baseline.",
+                f"the baseline polled every {_fmt(point['baseline']['poll_every_s'])} s.",
                 "",
             ]
+        out += [
+            "",
+            *notes,
+            "CPU % is chat-bff's process for chat-bff, the emulator's for the baseline.",
+            "",
+        ]
     idle = res.get("idle_streams")
     if idle:
         out += [
@@ -358,7 +363,7 @@ def markdown(res: dict[str, Any], meta: dict[str, Any]) -> str:
         *_targets(res, quick),
         "",
         "Delivery targets allow half an interval + 20 ms (p50) and one interval + 50 ms "
-        "(p99). Reproduce with `make bench` (about 10 minutes); `make bench-quick` is a "
+        "(p99). Reproduce with `make bench` (under 10 minutes on 2 cores); `make bench-quick` is a "
         "smoke run.",
         "",
         "## Details",
@@ -387,3 +392,19 @@ def write_results(
     paths[1].write_text(markdown(results, meta))
     paths[2].write_text(json.dumps(_clean({"meta": meta, "scenarios": results}), indent=2) + "\n")
     return paths
+
+
+def main() -> None:
+    """`python -m bench.report [latest|quick]`: render <prefix>.md again from the stored
+    details (no measurement)."""
+    import sys
+
+    from bench.common import RESULTS
+
+    prefix = sys.argv[1] if len(sys.argv) > 1 else "latest"
+    stored = json.loads((RESULTS / f"{prefix}-details.json").read_text())
+    (RESULTS / f"{prefix}.md").write_text(markdown(stored["scenarios"], stored["meta"]))
+
+
+if __name__ == "__main__":
+    main()
