@@ -153,6 +153,14 @@ def start_bff(upstream_url: str, **extra: str) -> ServerProcess:
     return ServerProcess("serve", env=bff_env(upstream_url, **{**LOAD_LIMITS, **extra})).start()
 
 
+def shipped_default(name: str) -> Any:
+    """A setting's default as chat-bff ships it (app/config.py): scenarios measure the
+    defaults and say which they were, rather than pin values of their own."""
+    from app.config import Settings
+
+    return Settings.model_fields[name].default
+
+
 def server_pid(server: ServerProcess | Proc) -> int:
     assert server.proc is not None
     return server.proc.pid

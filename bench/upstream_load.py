@@ -6,8 +6,8 @@ All arms run at once against one emulator, each on its own chats, so they share 
 machine noise; the emulator counts requests per chat (`/_emulator/stats` by_chat), diffed over
 a fixed window. Two workloads:
 
-- lively: the agent posts at random moments (mean gap 8 s), so the chat never goes quiet and
-  chat-bff polls at BFF_POLL_INTERVAL_S;
+- lively: the agent posts at random moments (mean gap 8 s), so the chat stays lively and
+  chat-bff polls at its (default) BFF_POLL_INTERVAL_S;
 - quiet: nobody talks after the agent's greeting; counted once the cadence has settled at the
   idle interval (after the lively window plus the stretch window).
 
@@ -37,6 +37,7 @@ from bench.common import (
     run_loop,
     scenario_main,
     servers,
+    shipped_default,
     start_bff,
     start_emulator,
 )
@@ -44,12 +45,12 @@ from bench.wire import Connection, Viewer
 
 VIEWERS = (1, 5, 20)
 BASELINE_INTERVAL_S = 3.0
-POLL_INTERVAL_S = 1.0  # chat-bff's default, stated explicitly
-POLL_IDLE_INTERVAL_S = 5.0
+# chat-bff runs with its shipped cadence (app/config.py defaults).
+POLL_INTERVAL_S = float(shipped_default("poll_interval_s"))
 LIVELY_GAP_S = 8.0
-# Cadence windows (app/cadence.py defaults): lively for 20 s after the last message, then a
-# linear stretch over another 20 s to the idle interval.
-QUIET_SETTLE_S = 45.0
+# A chat is lively for poll_lively_window_s after its last message, then its cadence stretches
+# to the idle interval over another such window (app/cadence.py); counted after that.
+QUIET_SETTLE_S = 2 * float(shipped_default("poll_lively_window_s")) + 5.0
 
 
 @dataclass
@@ -60,7 +61,7 @@ class Sizes:
     quiet: bool
 
 
-FULL = Sizes(chats_per_arm=3, window_s=60.0, warmup_s=8.0, quiet=True)
+FULL = Sizes(chats_per_arm=3, window_s=70.0, warmup_s=8.0, quiet=True)
 QUICK = Sizes(chats_per_arm=1, window_s=10.0, warmup_s=3.0, quiet=False)
 
 
@@ -164,21 +165,17 @@ async def _scenario(sizes: Sizes, emu_url: str, single: str, fleet: list[str]) -
 
 def run(quick: bool) -> dict[str, Any]:
     sizes = QUICK if quick else FULL
-    cadence = {
-        "BFF_POLL_INTERVAL_S": str(POLL_INTERVAL_S),
-        "BFF_POLL_IDLE_INTERVAL_S": str(POLL_IDLE_INTERVAL_S),
-    }
     with servers() as started:
         # The scripted agent joins and greets after 1 s and answers nothing (nobody sends).
         emu = start_emulator(join_delay=1.0)
         started.append(emu)
         redis = RedisServer().start()
         started.append(redis)
-        single = start_bff(emu.url, **cadence)
+        single = start_bff(emu.url)
         started.append(single)
         fleet = []
         for _ in range(3):
-            fleet.append(start_bff(emu.url, BFF_REDIS_URL=redis.url, **cadence))
+            fleet.append(start_bff(emu.url, BFF_REDIS_URL=redis.url))
             started.append(fleet[-1])
         return run_loop(_scenario(sizes, emu.url, single.url, [s.url for s in fleet]))
 
