@@ -42,7 +42,10 @@ class Settings(BaseSettings):
 
     upstream_timeout_s: float = Field(default=10.0, gt=0, le=120)
     upstream_connect_timeout_s: float = Field(default=3.0, gt=0, le=60)
-    upstream_max_connections: int = Field(default=200, ge=1)
+    upstream_max_connections: int = Field(default=40, ge=1)
+    upstream_max_in_flight: int = Field(
+        default=32, ge=1, description="Concurrent upstream reads; writes get a quarter more"
+    )
     redis_timeout_s: float = Field(default=2.0, gt=0, le=60)
 
     max_body_bytes: int = Field(default=32_768, ge=1024)

@@ -63,6 +63,7 @@ def create_app(
         timeout_s=settings.upstream_timeout_s,
         connect_timeout_s=settings.upstream_connect_timeout_s,
         max_connections=settings.upstream_max_connections,
+        max_in_flight=settings.upstream_max_in_flight,
         transport=upstream_transport,
     )
     the_bus = bus or make_bus(

@@ -152,6 +152,7 @@ class ChatPoller:
         failures, retry_after = 0, None
         while not self._stopping:
             self._wake.clear()
+            started = time.monotonic()
             try:
                 record = await self._bus.record(key)
                 if self._on_poll:
@@ -221,6 +222,10 @@ class ChatPoller:
                 retry_after_s=retry_after,
                 jitter=random.random(),
             )
+            if not failures:
+                # The cadence runs from poll start to poll start (a slow answer must not
+                # stretch it); a backoff runs from the failure.
+                delay = max(0.0, delay - (now - started))
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await self._wake.wait()

@@ -91,7 +91,8 @@ class UpstreamClient:
         *,
         timeout_s: float = 10.0,
         connect_timeout_s: float = 3.0,
-        max_connections: int = 200,
+        max_connections: int = 40,
+        max_in_flight: int = 32,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._contact_center_id = contact_center_id
@@ -107,6 +108,11 @@ class UpstreamClient:
             ),
             trust_env=False,
         )
+        # Bounded concurrency: with thousands of pollers queued on one pool, httpcore's pool
+        # rescans every waiting request for each free connection and burns the CPU. Writes
+        # (customers waiting on an answer) get their own slots so they never queue behind polls.
+        self._read_slots = asyncio.Semaphore(max_in_flight)
+        self._write_slots = asyncio.Semaphore(max(4, max_in_flight // 4))
         self.last_success: float | None = None
         self.last_failure: float | None = None
 
@@ -155,7 +161,8 @@ class UpstreamClient:
             headers["Cookie"] = cookie
         try:
             # httpx times each phase; the overall deadline also covers in-process transports.
-            async with asyncio.timeout(self._deadline_s + 1):
+            slots = self._read_slots if method == "GET" else self._write_slots
+            async with asyncio.timeout(self._deadline_s + 1), slots:
                 response = await self._send(method, path, headers, params, body)
         except (httpx.TimeoutException, TimeoutError):
             self.last_failure = time.monotonic()

@@ -1,4 +1,7 @@
-"""Request-scoped access to what `create_app` wired, as FastAPI dependencies."""
+"""Request-scoped access to what `create_app` wired, as FastAPI dependencies.
+
+All `async def`: FastAPI runs a plain `def` dependency in a worker thread on every request.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from app.service import ChatRef, ChatService
 from app.wiring import Runtime
 
 
-def runtime(request: Request) -> Runtime:
+async def runtime(request: Request) -> Runtime:
     rt: Runtime = request.app.state.runtime
     return rt
 
@@ -19,7 +22,7 @@ def runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(runtime)]
 
 
-def chat_ref(
+async def chat_ref(
     request: Request,
     handle: Annotated[
         str,
@@ -36,7 +39,7 @@ def chat_ref(
 ChatRefDep = Annotated[ChatRef, Depends(chat_ref)]
 
 
-def client_ip(request: Request) -> str:
+async def client_ip(request: Request) -> str:
     rt: Runtime = request.app.state.runtime
     peer = request.client.host if request.client else None
     return rt.client_address.resolve(peer, request.headers.get("x-forwarded-for"))
