@@ -5,13 +5,12 @@ directly like the platform's sample client."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
 import time
 from dataclasses import dataclass, field
 
-from bench.common import CONTACT_CENTER_ID
+from bench.common import CONTACT_CENTER_ID, Background
 from bench.wire import Connection
 
 UPSTREAM_HEADERS = {"ContactCenterId": CONTACT_CENTER_ID}
@@ -86,7 +85,7 @@ class Said:
 
 
 @dataclass
-class Talker:
+class Talker(Background):
     """Agents posting into `chats` at random moments (exponential gaps, mean `mean_gap_s`),
     through the emulator's batch path, ticking every `tick_s`."""
 
@@ -101,16 +100,6 @@ class Talker:
     failed: int = 0
     _task: asyncio.Task[None] | None = None
     _seq: int = 0
-
-    def start(self) -> Talker:
-        self._task = asyncio.create_task(self._run())
-        return self
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     def _gap(self) -> float:
         if self.uniform:
@@ -146,7 +135,7 @@ class Talker:
 
 
 @dataclass
-class DirectPoller:
+class DirectPoller(Background):
     """A viewer without chat-bff: polls the upstream itself every `interval_s` (random phase),
     for messages with its own index and, if `with_state`, for the chat resource."""
 
@@ -159,16 +148,6 @@ class DirectPoller:
     polls: int = 0
     errors: int = 0
     _task: asyncio.Task[None] | None = None
-
-    def start(self) -> DirectPoller:
-        self._task = asyncio.create_task(self._run())
-        return self
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def poll_once(self, conn: Connection) -> None:
         path = f"/api/v2/chats/{self.chat}"
@@ -206,7 +185,7 @@ class DirectPoller:
 
 
 @dataclass
-class AppReader:
+class AppReader(Background):
     """A mobile app on chat-bff: long-polls `messages?index=N&wait=S`."""
 
     url: str
@@ -215,16 +194,6 @@ class AppReader:
     cursor: int = 0
     reads: int = 0
     _task: asyncio.Task[None] | None = None
-
-    def start(self) -> AppReader:
-        self._task = asyncio.create_task(self._run())
-        return self
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def _run(self) -> None:
         conn = Connection(self.url)

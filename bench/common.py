@@ -21,7 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -270,3 +270,23 @@ def scenario_main(name: str, run: Callable[[bool], dict[str, Any]]) -> None:
     print(text)
     if args.out:
         args.out.write_text(text + "\n")
+
+
+class Background:
+    """One owned task running `_run` between `start()` and `stop()`: the shape of every load
+    generator here. Subclasses declare `_task: asyncio.Task[None] | None = None`."""
+
+    _task: asyncio.Task[None] | None
+
+    def start(self) -> Self:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        raise NotImplementedError

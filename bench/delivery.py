@@ -21,7 +21,6 @@ keeps up) and the target's 2,000, which gives the headline figures.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
 import time
@@ -39,6 +38,7 @@ from bench.agents import (
 )
 from bench.common import (
     SECRET_KEY,
+    Background,
     cpu_seconds,
     log,
     percentile,
@@ -122,7 +122,7 @@ class Recorder:
 
 
 @dataclass
-class Sender:
+class Sender(Background):
     """A customer who types a message now and then (gaps uniform around `gap_s`)."""
 
     send: Callable[[str], Any]
@@ -132,16 +132,6 @@ class Sender:
     sent: int = 0
     errors: int = 0
     _task: asyncio.Task[None] | None = None
-
-    def start(self) -> Sender:
-        self._task = asyncio.create_task(self._run())
-        return self
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def _run(self) -> None:
         while True:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from bench.common import Background
+
 
 class HttpError(Exception):
     pass
@@ -201,7 +203,7 @@ async def read_events(
 
 
 @dataclass
-class Viewer:
+class Viewer(Background):
     """A browser tab on one chat: EventSource semantics (Last-Event-ID, reconnect to the next
     instance behind the load balancer). `urls` may be replaced while it runs."""
 
@@ -220,16 +222,6 @@ class Viewer:
     first_event_at: float | None = None
     _task: asyncio.Task[None] | None = None
     _turn: int = 0
-
-    def start(self) -> Viewer:
-        self._task = asyncio.create_task(self._run())
-        return self
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def _run(self) -> None:
         while not self.ended:
