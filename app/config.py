@@ -73,7 +73,12 @@ class Settings(BaseSettings):
     )
     lease_ttl_s: float = Field(default=3.0, gt=0)
     interest_grace_s: float = Field(default=120.0, gt=0)
-    state_refresh_s: float = Field(default=30.0, gt=0)
+    state_refresh_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Periodic chat-state read of a quiet chat (lively chats get theirs from "
+        "participant events)",
+    )
     cache_retention_s: float = Field(default=86_400.0, gt=0)
 
     sse_heartbeat_s: float = Field(default=15.0, gt=0, le=15)

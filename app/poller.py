@@ -141,6 +141,14 @@ class ChatPoller:
             await self._bus.set_cookies(self.target.key, changed)
             known.update(changed)
 
+    def _state_due(self, now: float, last_state_at: float, last_activity: float) -> bool:
+        """The periodic state read, only once the chat has gone quiet: while messages flow,
+        state changes arrive as participant events, and a chat that ends upstream without one
+        stops talking, so it is caught one quiet window later. A lively chat thus costs
+        exactly one upstream request per interval."""
+        quiet = now - last_activity >= self._tuning.cadence.lively_window_s
+        return quiet and now - last_state_at >= self._tuning.state_refresh_s
+
     async def _poll_loop(self) -> None:
         key, upstream_id = self.target.key, self.target.upstream_id
         record = await self._bus.record(key)
@@ -168,7 +176,7 @@ class ChatPoller:
                     state is None
                     or record.completed
                     or needs_state_refresh(new)
-                    or now - last_state_at >= self._tuning.state_refresh_s
+                    or self._state_due(now, last_state_at, last_activity)
                 ):
                     fetched, answer = await self._upstream.get_chat(upstream_id, record.cookies)
                     await self._keep(answer, record.cookies)

@@ -135,4 +135,8 @@ def control_router(emulator: Emulator) -> APIRouter:
     async def disconnect(chat_id: str) -> dict[str, int]:
         return await act(chat_id, emulator.disconnect_customer(chat_id))
 
+    @router.post("/chats/{chat_id}/close-silently")
+    async def close_silently(chat_id: str) -> dict[str, int]:
+        return await act(chat_id, emulator.close_silently(chat_id))
+
     return router

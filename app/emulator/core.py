@@ -176,6 +176,13 @@ class Emulator:
         self._ended(chat)
         return index
 
+    async def close_silently(self, chat_id: str) -> int:
+        """End the chat without a transcript entry. Returns the last index."""
+        chat = self.chat(chat_id)
+        index = chat.close_silently()
+        self._ended(chat)
+        return index
+
     async def disconnect_customer(self, chat_id: str) -> int:
         """Drop the customer now, as the idle timeout would. Returns the new index."""
         chat = self.chat(chat_id)

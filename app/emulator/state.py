@@ -196,6 +196,16 @@ class Chat:
         self.state = IDLE
         return self.post("ParticipantLeft", self.agent)
 
+    def close_silently(self) -> int:
+        """The chat becomes Idle with no transcript entry (some servers end chats from the
+        supervisor's side that way). Returns the last index."""
+        if not self.live:
+            raise ChatStateError("the chat is over")
+        if self.agent_present:
+            self.present.remove(self.agent)
+        self.state = IDLE
+        return self.last_index
+
     def notice(self, text: str) -> Message:
         return self.post("Notice", self.external, text)
 
