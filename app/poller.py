@@ -43,8 +43,9 @@ class PollerTuning:
 
 
 class ChatPoller:
-    """Polls one chat while it holds `fence`; stops when the chat ends, the lease is lost, or
-    `stop()` is called. Every task it starts is cancelled before `run()` returns."""
+    """Polls one chat while it holds `fence` (renewed by the registry, for all chats at once);
+    stops when the chat ends, the lease is lost, or `stop()` is called. Every task it starts
+    is cancelled before `run()` returns."""
 
     def __init__(
         self,
@@ -90,14 +91,19 @@ class ChatPoller:
         self._release = release
         self._wake.set()
 
+    def lease_lost(self) -> None:
+        """The registry's renewal found the lease gone: stop without publishing or releasing
+        (a commit in flight is refused by its fence anyway)."""
+        log.info("lease of %s lost to another holder", self.target.key)
+        self.stop(release=False)
+
     async def run(self) -> None:
         tasks = [
             asyncio.create_task(self._poll_loop(), name=f"poll:{self.target.key}"),
-            asyncio.create_task(self._renew_loop(), name=f"renew:{self.target.key}"),
             asyncio.create_task(self._listen(), name=f"pokes:{self.target.key}"),
         ]
         try:
-            await asyncio.wait(tasks[:2], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(tasks[:1])
         finally:
             for task in tasks:
                 task.cancel()
@@ -105,23 +111,6 @@ class ChatPoller:
             if self._release:
                 with contextlib.suppress(BffError, OSError):
                     await self._bus.release(self.fence)
-
-    async def _renew_loop(self) -> None:
-        ttl = self._tuning.lease_ttl_s
-        last_ok = time.monotonic()
-        while True:
-            await asyncio.sleep(ttl / 3)
-            try:
-                if not await self._bus.renew(self.fence, ttl):
-                    log.info("lease of %s lost to another holder", self.target.key)
-                    self._release = False
-                    return
-                last_ok = time.monotonic()
-            except BffError:
-                # The bus may be back before the lease runs out; past that, it is gone anyway.
-                if time.monotonic() - last_ok > ttl:
-                    self._release = False
-                    return
 
     async def _listen(self) -> None:
         # Pokes come from whichever instance took the customer's send.

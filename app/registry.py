@@ -50,6 +50,7 @@ class PollerRegistry:
         self._noted: dict[str, float] = {}
         self._attempted: dict[str, float] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        self._renewer: asyncio.Task[None] | None = None
         self.draining = False
 
     @property
@@ -59,6 +60,8 @@ class PollerRegistry:
     def start(self) -> None:
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_loop(), name="poller-sweeper")
+        if self._renewer is None:
+            self._renewer = asyncio.create_task(self._renew_loop(), name="lease-renewer")
 
     async def interest(self, key: str, handle: str) -> None:
         """Someone here cares about the chat: keep it polled for the grace period."""
@@ -121,6 +124,28 @@ class PollerRegistry:
         if self._on_change:
             self._on_change(len(self._pollers))
 
+    async def _renew_loop(self) -> None:
+        """Every held lease renewed in one bus call per third of the ttl. A poller whose lease
+        is gone stops without publishing; if the bus stays unreachable for a whole ttl, every
+        lease has expired and every poller stops."""
+        ttl = self._tuning.lease_ttl_s
+        last_ok = time.monotonic()
+        while True:
+            await asyncio.sleep(ttl / 3)
+            pollers = list(self._pollers.values())
+            try:
+                held = await self._bus.renew([p.fence for p in pollers], ttl)
+            except BffError as error:
+                log.warning("lease renewal failed: %s", type(error).__name__)
+                if time.monotonic() - last_ok > ttl:
+                    for poller in pollers:
+                        poller.lease_lost()
+                continue
+            last_ok = time.monotonic()
+            for poller in pollers:
+                if poller.fence not in held:
+                    poller.lease_lost()
+
     async def _sweep_loop(self) -> None:
         period = self._tuning.lease_ttl_s / 2
         while not self.draining:
@@ -160,10 +185,11 @@ class PollerRegistry:
         """Hand every chat over: stop polling and release the leases, so another instance
         takes over at its next sweep rather than after the leases expire."""
         self.draining = True
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        for owned in (self._sweeper, self._renewer):
+            if owned is not None:
+                owned.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await owned
         for poller in list(self._pollers.values()):
             poller.stop()
         tasks = list(self._tasks.values())

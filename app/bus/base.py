@@ -60,8 +60,10 @@ class Lease(Protocol):
     Guarantees:
     * `acquire` grants the lease to at most one caller per chat while the lease is live; it
       returns None when someone else holds it.
-    * `renew` extends only a lease still held by that fence; False means the lease is lost and
-      the holder must stop publishing at once.
+    * `renew` extends, in one round trip, each lease still held by its fence and returns those
+      fences; a fence missing from the answer has lost its lease and its holder must stop
+      publishing at once. (One call per process per period, not one per chat: an instance
+      polling thousands of chats must not spend thousands of bus calls a second on leases.)
     * `release` ends the lease only if the fence still holds it; releasing a lost lease is a
       no-op. After a release another instance may acquire immediately.
     * A lease nobody renews expires after its ttl, so a killed holder is replaced.
@@ -69,7 +71,7 @@ class Lease(Protocol):
 
     async def acquire(self, chat: str, ttl_s: float) -> Fence | None: ...
 
-    async def renew(self, fence: Fence, ttl_s: float) -> bool: ...
+    async def renew(self, fences: Sequence[Fence], ttl_s: float) -> frozenset[Fence]: ...
 
     async def release(self, fence: Fence) -> None: ...
 

@@ -109,13 +109,15 @@ class MemoryBus:
         self._leases[chat] = _Lease(token, now + ttl_s)
         return Fence(chat=chat, token=token, epoch=entry.epoch)
 
-    async def renew(self, fence: Fence, ttl_s: float) -> bool:
+    async def renew(self, fences: Sequence[Fence], ttl_s: float) -> frozenset[Fence]:
         now = time.monotonic()
-        lease = self._holder(fence.chat, now)
-        if lease is None or lease.token != fence.token:
-            return False
-        self._leases[fence.chat] = _Lease(lease.token, now + ttl_s)
-        return True
+        held = []
+        for fence in fences:
+            lease = self._holder(fence.chat, now)
+            if lease is not None and lease.token == fence.token:
+                self._leases[fence.chat] = _Lease(lease.token, now + ttl_s)
+                held.append(fence)
+        return frozenset(held)
 
     async def release(self, fence: Fence) -> None:
         lease = self._holder(fence.chat, time.monotonic())

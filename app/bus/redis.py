@@ -131,10 +131,22 @@ class RedisBus:
         epoch = await self._run(lambda: self._acquire(keys=keys, args=args))
         return None if epoch is None else Fence(chat=chat, token=token, epoch=int(epoch))
 
-    async def renew(self, fence: Fence, ttl_s: float) -> bool:
-        keys = [self._key(fence.chat, "lease")]
-        args: list[str | int] = [fence.token, _ms(ttl_s)]
-        return bool(await self._run(lambda: self._renew(keys=keys, args=args)))
+    async def renew(self, fences: Sequence[Fence], ttl_s: float) -> frozenset[Fence]:
+        if not fences:
+            return frozenset()
+        ttl = _ms(ttl_s)
+
+        async def renew_all() -> list[Any]:
+            # One pipelined round trip; each lease is its own key (and cluster slot).
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for fence in fences:
+                    keys = [self._key(fence.chat, "lease")]
+                    # redis-py queues a script call on a pipeline (its stubs omit that).
+                    await self._renew(keys=keys, args=[fence.token, ttl], client=cast(Any, pipe))
+                return list(await pipe.execute())
+
+        answers = await self._run(renew_all)
+        return frozenset(f for f, ok in zip(fences, answers, strict=True) if ok)
 
     async def release(self, fence: Fence) -> None:
         keys, args = [self._key(fence.chat, "lease")], [fence.token]

@@ -76,10 +76,10 @@ async def test_renew_only_by_holder(bus: Bus) -> None:
     chat = new_chat()
     fence = await held(bus, chat, TTL)
     forged = Fence(chat, "not-the-token", fence.epoch)
-    assert not await bus.renew(forged, 5)
+    assert await bus.renew([forged], 5) == frozenset()
     for _ in range(3):
         await asyncio.sleep(TTL / 2)
-        assert await bus.renew(fence, TTL)
+        assert await bus.renew([fence], TTL) == {fence}
     # Renewed past its first ttl: still held.
     assert await bus.acquire(chat, 5) is None
 
@@ -87,7 +87,27 @@ async def test_renew_only_by_holder(bus: Bus) -> None:
 async def test_renew_fails_after_expiry(bus: Bus) -> None:
     fence = await held(bus, new_chat(), TTL)
     await asyncio.sleep(TTL + 0.15)
-    assert not await bus.renew(fence, 5)
+    assert await bus.renew([fence], 5) == frozenset()
+
+
+async def test_renew_many_at_once_answers_exactly_the_held(make: BusFactory) -> None:
+    a, b = await make(), await make()
+    mine = [await held(a, new_chat(), 5) for _ in range(5)]
+    expired = await held(a, new_chat(), 0.2)
+    taken = await held(a, new_chat(), 0.2)
+    await asyncio.sleep(0.35)
+    thief = await held(b, taken.chat, 5)
+    forged = Fence(mine[0].chat, "not-the-token", mine[0].epoch)
+    assert await a.renew([], TTL) == frozenset()
+    answer = await a.renew([*mine, expired, taken, forged], TTL)
+    assert answer == frozenset(mine)
+    # Renewed to the short ttl and again before it ran out: still held; the thief's lease
+    # was left alone.
+    await asyncio.sleep(TTL * 0.75)
+    assert await a.renew(mine, TTL) == frozenset(mine)
+    for fence in mine:
+        assert await b.acquire(fence.chat, 5) is None
+    assert await b.renew([thief], 5) == {thief}
 
 
 async def test_release_only_by_holder(make: BusFactory) -> None:
@@ -101,7 +121,7 @@ async def test_release_only_by_holder(make: BusFactory) -> None:
     # Releasing a lost lease is a no-op: it does not end the new holder's lease.
     await a.release(fence)
     assert await a.acquire(chat, 5) is None
-    assert await b.renew(second, 5)
+    assert await b.renew([second], 5) == {second}
 
 
 # -- fenced commit ------------------------------------------------------------------------
