@@ -9,7 +9,6 @@ lets an upstream message, header or the contact-center id through to a caller.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import ssl
@@ -17,7 +16,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
 import aiohttp
@@ -59,9 +58,126 @@ class Answer:
     cookies: dict[str, str] = field(default_factory=dict)
 
 
-def _parse_set_cookie(response: httpx.Response) -> dict[str, str]:
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One upstream answer, as much of it as the client reads."""
+
+    status: int
+    body: bytes
+    set_cookie: tuple[str, ...] = ()
+    retry_after: str = ""
+
+
+class Wire(Protocol):
+    """One HTTP exchange with the upstream, on a pool of keep-alive connections.
+
+    Guarantees: `exchange` returns whatever HTTP answer came back, any status; it raises
+    TimeoutError when the upstream took longer than the configured timeouts, and OSError
+    (ConnectionError) when it could not be reached or dropped the connection. It keeps no
+    cookies (they belong to each chat) and follows no redirects."""
+
+    async def exchange(
+        self, method: str, url: str, headers: dict[str, str], body: bytes | None
+    ) -> Reply: ...
+
+    async def aclose(self) -> None: ...
+
+
+class AiohttpWire:
+    """The network wire: aiohttp's connection pool and C parser.
+
+    Not httpx's own transport: httpcore's pool polls every pooled socket for readability on
+    each request it assigns (encode/httpcore#928); with a few dozen keep-alive connections
+    that costs about 2 ms of CPU per upstream call, which a process polling thousands of chats
+    cannot afford. This does the same work in about a fifth of it.
+    """
+
+    def __init__(self, *, max_connections: int, timeout_s: float, connect_timeout_s: float) -> None:
+        self._max_connections = max_connections
+        self._timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=connect_timeout_s,
+            sock_connect=connect_timeout_s,
+            sock_read=timeout_s,
+        )
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        # Created on first use: an aiohttp session belongs to the running event loop.
+        if self._session is None:
+            tls = ssl.create_default_context(cafile=certifi.where())
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._max_connections, ssl=tls),
+                cookie_jar=aiohttp.DummyCookieJar(),
+                timeout=self._timeout,
+                skip_auto_headers=("User-Agent", "Content-Type", "Accept-Encoding"),
+            )
+        return self._session
+
+    async def exchange(
+        self, method: str, url: str, headers: dict[str, str], body: bytes | None
+    ) -> Reply:
+        try:
+            async with self._open().request(
+                method, url, headers=headers, data=body, allow_redirects=False
+            ) as answer:
+                return Reply(
+                    answer.status,
+                    await answer.read(),
+                    tuple(answer.headers.getall("Set-Cookie", ())),
+                    answer.headers.get("Retry-After", ""),
+                )
+        except aiohttp.ClientError as exc:
+            if isinstance(exc, TimeoutError):
+                raise
+            raise ConnectionError(type(exc).__name__) from exc
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class HttpxWire:
+    """Any httpx transport as the wire: the demo reaches its in-process emulator through
+    `httpx.ASGITransport`."""
+
+    def __init__(
+        self, transport: httpx.AsyncBaseTransport, *, timeout_s: float, connect_timeout_s: float
+    ) -> None:
+        self._transport = transport
+        self._timeouts = {"timeout": httpx.Timeout(timeout_s, connect=connect_timeout_s).as_dict()}
+
+    async def exchange(
+        self, method: str, url: str, headers: dict[str, str], body: bytes | None
+    ) -> Reply:
+        request = httpx.Request(
+            method, url, content=body, headers=headers, extensions=self._timeouts
+        )
+        try:
+            response = await self._transport.handle_async_request(request)
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+        except httpx.TimeoutException as exc:
+            raise TimeoutError() from exc
+        except httpx.HTTPError as exc:
+            raise ConnectionError(type(exc).__name__) from exc
+        return Reply(
+            response.status_code,
+            response.content,
+            tuple(response.headers.get_list("set-cookie")),
+            response.headers.get("retry-after", ""),
+        )
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+
+def _parse_set_cookie(reply: Reply) -> dict[str, str]:
     cookies: dict[str, str] = {}
-    for header in response.headers.get_list("set-cookie"):
+    for header in reply.set_cookie:
         jar: SimpleCookie = SimpleCookie()
         try:
             jar.load(header)
@@ -78,92 +194,11 @@ def _cookie_header(cookies: Mapping[str, str]) -> str | None:
     return "; ".join(parts) or None
 
 
-def _retry_after(response: httpx.Response) -> int | None:
-    value = response.headers.get("retry-after", "").strip()
+def _retry_after(reply: Reply) -> int | None:
+    value = reply.retry_after.strip()
     if value.isdigit():
         return min(int(value), MAX_RETRY_AFTER_S)
     return None
-
-
-class AiohttpTransport(httpx.AsyncBaseTransport):
-    """httpx's transport interface over aiohttp's connection pool.
-
-    httpcore's pool polls every pooled socket for readability on each request it assigns
-    (encode/httpcore#928): with a few dozen keep-alive connections that is about 2 ms of CPU
-    per upstream call, which a process polling thousands of chats cannot afford. aiohttp's pool
-    and C parser do the same work for a fraction of it; the client above keeps httpx's
-    requests, responses and errors. Cookies are never stored here (they are kept per chat).
-    """
-
-    def __init__(self, *, max_connections: int) -> None:
-        self._max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
-        self._timeouts: dict[tuple[Any, ...], aiohttp.ClientTimeout] = {}
-
-    def _open(self) -> aiohttp.ClientSession:
-        # Created on first use: an aiohttp session belongs to the running event loop.
-        if self._session is None:
-            tls = ssl.create_default_context(cafile=certifi.where())
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._max_connections, ssl=tls),
-                cookie_jar=aiohttp.DummyCookieJar(),
-                auto_decompress=False,  # httpx decodes, as it does for its own transport
-                skip_auto_headers=("User-Agent", "Content-Type", "Accept-Encoding"),
-            )
-        return self._session
-
-    def _timeout(self, request: httpx.Request) -> aiohttp.ClientTimeout:
-        phases = request.extensions.get("timeout", {})
-        key = tuple(sorted(phases.items()))
-        timeout = self._timeouts.get(key)
-        if timeout is None:
-            connect = phases.get("connect")
-            timeout = aiohttp.ClientTimeout(
-                total=None,
-                connect=phases.get("pool") if phases.get("pool") is not None else connect,
-                sock_connect=connect,
-                sock_read=phases.get("read"),
-            )
-            self._timeouts[key] = timeout
-        return timeout
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        session = self._open()
-        content = await request.aread()
-        try:
-            async with session.request(
-                request.method,
-                str(request.url),
-                headers=request.headers.multi_items(),
-                data=content or None,
-                allow_redirects=False,
-                timeout=self._timeout(request),
-            ) as answer:
-                body = await answer.read()
-        except TimeoutError as exc:
-            kind = (
-                httpx.ConnectTimeout
-                if isinstance(exc, aiohttp.ConnectionTimeoutError)
-                else httpx.ReadTimeout
-            )
-            raise kind(str(exc) or "timed out", request=request) from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise httpx.ConnectError(str(exc), request=request) from exc
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
-            raise httpx.RemoteProtocolError(str(exc), request=request) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise httpx.ReadError(str(exc) or type(exc).__name__, request=request) from exc
-        return httpx.Response(
-            answer.status,
-            headers=list(answer.raw_headers),
-            stream=httpx.ByteStream(body),
-            request=request,
-        )
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
 
 class UpstreamClient:
@@ -183,14 +218,15 @@ class UpstreamClient:
         self._contact_center_id = contact_center_id
         self._deadline_s = timeout_s
         self._base = base_url.rstrip("/") + "/api/v2"
-        self._timeouts = {"timeout": httpx.Timeout(timeout_s, connect=connect_timeout_s).as_dict()}
-        # Parsing a URL costs more than a tenth of a call's CPU, and a chat that has nothing
-        # new is polled at the same URL again and again.
-        self._url = functools.lru_cache(maxsize=16384)(httpx.URL)
-        # The transport alone, not an AsyncClient: we need none of the client's layers (auth,
+        # The wire alone, not an HTTP client object: we need none of a client's layers (auth,
         # redirects, a cookie jar shared by all chats, event hooks), and on a busy instance
         # they cost more CPU per upstream call than the connection handling itself.
-        self._transport = transport or AiohttpTransport(max_connections=max_connections)
+        timeouts = {"timeout_s": timeout_s, "connect_timeout_s": connect_timeout_s}
+        self._wire: Wire = (
+            HttpxWire(transport, **timeouts)
+            if transport is not None
+            else AiohttpWire(max_connections=max_connections, **timeouts)
+        )
         # Bounded concurrency: thousands of pollers must not all wait inside the pool at once
         # (a deadline per queued request, and a fair share of connections for writes).
         # Writes (customers waiting on an answer) get their own slots so they never queue
@@ -201,32 +237,7 @@ class UpstreamClient:
         self.last_failure: float | None = None
 
     async def aclose(self) -> None:
-        await self._transport.aclose()
-
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        headers: dict[str, str],
-        params: dict[str, str] | None = None,
-        body: dict[str, Any] | None = None,
-    ) -> httpx.Response:
-        target = self._base + path
-        if params:
-            target += "?" + urlencode(params)
-        request = httpx.Request(
-            method,
-            self._url(target),
-            json=body,
-            headers=headers,
-            extensions=self._timeouts,
-        )
-        response = await self._transport.handle_async_request(request)
-        try:
-            await response.aread()
-        finally:
-            await response.aclose()
-        return response
+        await self._wire.aclose()
 
     async def _call(
         self,
@@ -245,30 +256,37 @@ class UpstreamClient:
         cookie = _cookie_header(cookies or {})
         if cookie:
             headers["Cookie"] = cookie
+        url = self._base + path
+        if params:
+            url += "?" + urlencode(params)
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
         try:
-            # httpx times each phase; the overall deadline also covers in-process transports.
+            # The wire times each phase; the overall deadline also covers in-process wires.
             slots = self._read_slots if method == "GET" else self._write_slots
             async with asyncio.timeout(self._deadline_s + 1), slots:
-                response = await self._send(method, path, headers, params, body)
-        except (httpx.TimeoutException, TimeoutError):
+                reply = await self._wire.exchange(method, url, headers, data)
+        except TimeoutError:
             self.last_failure = time.monotonic()
             raise UpstreamTimeoutError() from None
-        except httpx.HTTPError as exc:
+        except OSError as exc:
             self.last_failure = time.monotonic()
-            log.warning("upstream %s %s failed: %s", method, path.split("/")[1], type(exc).__name__)
+            log.warning("upstream %s %s failed: %s", method, path.split("/")[1], exc)
             raise UpstreamUnavailableError() from None
         try:
-            payload = self._interpret(response, chat=chat)
+            payload = self._interpret(reply, chat=chat)
         except UpstreamError:
             self.last_failure = time.monotonic()
             raise
         self.last_success = time.monotonic()
-        return payload, _parse_set_cookie(response)
+        return payload, _parse_set_cookie(reply)
 
-    def _interpret(self, response: httpx.Response, *, chat: bool) -> dict[str, Any]:
-        status = response.status_code
+    def _interpret(self, reply: Reply, *, chat: bool) -> dict[str, Any]:
+        status = reply.status
         try:
-            payload = response.json()
+            payload = json.loads(reply.body)
         except (json.JSONDecodeError, UnicodeDecodeError):
             payload = None
         code = payload.get("statusCode") if isinstance(payload, dict) else None
@@ -276,15 +294,15 @@ class UpstreamClient:
             return payload
         log.info("upstream answered %s (statusCode %s)", status, code)
         if isinstance(code, int) and not isinstance(code, bool) and code != 0:
-            self._raise_for_code(code, response)
+            self._raise_for_code(code, reply)
         if status in (502, 503, 504, 429):
-            raise UpstreamUnavailableError(retry_after_s=_retry_after(response))
-        text = response.text[:200].lower() if payload is None else ""
+            raise UpstreamUnavailableError(retry_after_s=_retry_after(reply))
+        text = reply.body[:800].decode("utf-8", "replace")[:200].lower() if payload is None else ""
         if chat and (status == 404 or (status == 400 and "not found" in text)):
             raise ChatNotFoundError()
         raise UpstreamBadResponseError()
 
-    def _raise_for_code(self, code: int, response: httpx.Response) -> None:
+    def _raise_for_code(self, code: int, reply: Reply) -> None:
         if code == 6:
             raise ChatNotFoundError()
         if code == 2:
@@ -292,7 +310,7 @@ class UpstreamClient:
         if code in (1, 10):
             raise InvalidInputError("The chat service rejected the request")
         if code in _RETRYABLE_CODES:
-            raise UpstreamUnavailableError(retry_after_s=_retry_after(response))
+            raise UpstreamUnavailableError(retry_after_s=_retry_after(reply))
         if code in _CREDENTIAL_CODES:
             log.error("upstream refused our credentials (statusCode %s): check configuration", code)
         raise UpstreamBadResponseError()
@@ -374,11 +392,12 @@ class UpstreamClient:
         """True when the upstream answers HTTP at all (any status): used by readiness."""
         try:
             async with asyncio.timeout(self._deadline_s + 1):
-                await self._send(
+                await self._wire.exchange(
                     "GET",
-                    "/chats/readiness-probe",
+                    self._base + "/chats/readiness-probe",
                     {"ContactCenterId": self._contact_center_id.get_secret_value()},
+                    None,
                 )
-        except (httpx.HTTPError, TimeoutError):
+        except (TimeoutError, OSError):
             return False
         return True
