@@ -65,6 +65,7 @@ def create_app(
         max_connections=settings.upstream_max_connections,
         max_in_flight=settings.upstream_max_in_flight,
         transport=upstream_transport,
+        observe=metrics.observe_upstream,
     )
     the_bus = bus or make_bus(
         settings.redis_url,

@@ -34,5 +34,10 @@ class Metrics:
             "bff_pollers", "Chats this process polls (holds the lease of)", registry=self.registry
         )
 
+    def observe_upstream(self, operation: str, outcome: str, seconds: float) -> None:
+        self.upstream_requests.labels(operation, outcome).inc()
+        if seconds:
+            self.upstream_latency.labels(operation).observe(seconds)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -11,20 +11,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote, urlencode
 
-import aiohttp
-import certifi
 import httpx
 from pydantic import SecretStr
 
 from app.errors import (
+    BffError,
     ChatNotFoundError,
     InvalidInputError,
     InvalidStateError,
@@ -35,6 +33,7 @@ from app.errors import (
 )
 from app.models import ChatState, Message
 from app.transcript import MalformedSnapshotError, normalise_chat, normalise_messages
+from app.upstream_wire import AiohttpWire, HttpxWire, Reply, Wire
 
 log = logging.getLogger("chat_bff.upstream")
 
@@ -56,123 +55,6 @@ class Answer:
     deleted), to be kept for this chat."""
 
     cookies: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """One upstream answer, as much of it as the client reads."""
-
-    status: int
-    body: bytes
-    set_cookie: tuple[str, ...] = ()
-    retry_after: str = ""
-
-
-class Wire(Protocol):
-    """One HTTP exchange with the upstream, on a pool of keep-alive connections.
-
-    Guarantees: `exchange` returns whatever HTTP answer came back, any status; it raises
-    TimeoutError when the upstream took longer than the configured timeouts, and OSError
-    (ConnectionError) when it could not be reached or dropped the connection. It keeps no
-    cookies (they belong to each chat) and follows no redirects."""
-
-    async def exchange(
-        self, method: str, url: str, headers: dict[str, str], body: bytes | None
-    ) -> Reply: ...
-
-    async def aclose(self) -> None: ...
-
-
-class AiohttpWire:
-    """The network wire: aiohttp's connection pool and C parser.
-
-    Not httpx's own transport: httpcore's pool polls every pooled socket for readability on
-    each request it assigns (encode/httpcore#928); with a few dozen keep-alive connections
-    that costs about 2 ms of CPU per upstream call, which a process polling thousands of chats
-    cannot afford. This does the same work in about a fifth of it.
-    """
-
-    def __init__(self, *, max_connections: int, timeout_s: float, connect_timeout_s: float) -> None:
-        self._max_connections = max_connections
-        self._timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=connect_timeout_s,
-            sock_connect=connect_timeout_s,
-            sock_read=timeout_s,
-        )
-        self._session: aiohttp.ClientSession | None = None
-
-    def _open(self) -> aiohttp.ClientSession:
-        # Created on first use: an aiohttp session belongs to the running event loop.
-        if self._session is None:
-            tls = ssl.create_default_context(cafile=certifi.where())
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._max_connections, ssl=tls),
-                cookie_jar=aiohttp.DummyCookieJar(),
-                timeout=self._timeout,
-                skip_auto_headers=("User-Agent", "Content-Type", "Accept-Encoding"),
-            )
-        return self._session
-
-    async def exchange(
-        self, method: str, url: str, headers: dict[str, str], body: bytes | None
-    ) -> Reply:
-        try:
-            async with self._open().request(
-                method, url, headers=headers, data=body, allow_redirects=False
-            ) as answer:
-                return Reply(
-                    answer.status,
-                    await answer.read(),
-                    tuple(answer.headers.getall("Set-Cookie", ())),
-                    answer.headers.get("Retry-After", ""),
-                )
-        except aiohttp.ClientError as exc:
-            if isinstance(exc, TimeoutError):
-                raise
-            raise ConnectionError(type(exc).__name__) from exc
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-
-class HttpxWire:
-    """Any httpx transport as the wire: the demo reaches its in-process emulator through
-    `httpx.ASGITransport`."""
-
-    def __init__(
-        self, transport: httpx.AsyncBaseTransport, *, timeout_s: float, connect_timeout_s: float
-    ) -> None:
-        self._transport = transport
-        self._timeouts = {"timeout": httpx.Timeout(timeout_s, connect=connect_timeout_s).as_dict()}
-
-    async def exchange(
-        self, method: str, url: str, headers: dict[str, str], body: bytes | None
-    ) -> Reply:
-        request = httpx.Request(
-            method, url, content=body, headers=headers, extensions=self._timeouts
-        )
-        try:
-            response = await self._transport.handle_async_request(request)
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
-        except httpx.TimeoutException as exc:
-            raise TimeoutError() from exc
-        except httpx.HTTPError as exc:
-            raise ConnectionError(type(exc).__name__) from exc
-        return Reply(
-            response.status_code,
-            response.content,
-            tuple(response.headers.get_list("set-cookie")),
-            response.headers.get("retry-after", ""),
-        )
-
-    async def aclose(self) -> None:
-        await self._transport.aclose()
 
 
 def _parse_set_cookie(reply: Reply) -> dict[str, str]:
@@ -214,7 +96,11 @@ class UpstreamClient:
         max_connections: int = 40,
         max_in_flight: int = 32,
         transport: httpx.AsyncBaseTransport | None = None,
+        observe: Callable[[str, str, float], None] | None = None,
     ) -> None:
+        """`observe(operation, outcome, seconds)` is called after every call: outcome "ok" or
+        the name of the error it raised; seconds on the wire (0 when it never got there)."""
+        self._observe = observe
         self._contact_center_id = contact_center_id
         self._deadline_s = timeout_s
         self._base = base_url.rstrip("/") + "/api/v2"
@@ -263,25 +149,38 @@ class UpstreamClient:
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
+        if body is not None:
+            operation = str(body["operationName"])
+        else:
+            operation = "GetMessages" if path.endswith("/messages") else "GetChat"
+        outcome, started = "ok", 0.0
         try:
             # The wire times each phase; the overall deadline also covers in-process wires.
             slots = self._read_slots if method == "GET" else self._write_slots
             async with asyncio.timeout(self._deadline_s + 1), slots:
+                started = time.perf_counter()
                 reply = await self._wire.exchange(method, url, headers, data)
-        except TimeoutError:
-            self.last_failure = time.monotonic()
-            raise UpstreamTimeoutError() from None
-        except OSError as exc:
-            self.last_failure = time.monotonic()
-            log.warning("upstream %s %s failed: %s", method, path.split("/")[1], exc)
-            raise UpstreamUnavailableError() from None
-        try:
             payload = self._interpret(reply, chat=chat)
-        except UpstreamError:
+        except TimeoutError:
+            error: BffError = UpstreamTimeoutError()
+        except OSError as exc:
+            log.warning("upstream %s %s failed: %s", method, path.split("/")[1], exc)
+            error = UpstreamUnavailableError()
+        except BffError as exc:
+            error = exc
+        else:
+            self.last_success = time.monotonic()
+            self._observed(operation, outcome, started)
+            return payload, _parse_set_cookie(reply)
+        if isinstance(error, UpstreamError):
+            # Rejections of one request (not found, wrong state) say nothing of its health.
             self.last_failure = time.monotonic()
-            raise
-        self.last_success = time.monotonic()
-        return payload, _parse_set_cookie(reply)
+        self._observed(operation, type(error).__name__, started)
+        raise error from None
+
+    def _observed(self, operation: str, outcome: str, started: float) -> None:
+        if self._observe is not None:
+            self._observe(operation, outcome, time.perf_counter() - started if started else 0.0)
 
     def _interpret(self, reply: Reply, *, chat: bool) -> dict[str, Any]:
         status = reply.status

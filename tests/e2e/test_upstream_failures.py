@@ -3,6 +3,7 @@ stack trace, never a word from the upstream."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -153,3 +154,35 @@ def test_refused_connection_is_503() -> None:
             assert ready.json()["upstream"] == "unavailable"
     finally:
         server.stop()
+
+
+def upstream_counts(bff: ServerProcess) -> dict[tuple[str, str], float]:
+    text = httpx.get(bff.url + "/metrics", timeout=5).text
+    found = re.findall(
+        r'^bff_upstream_requests_total\{operation="(\w+)",outcome="(\w+)"\} (\S+)$', text, re.M
+    )
+    return {(op, outcome): float(n) for op, outcome, n in found}
+
+
+def test_upstream_calls_are_counted_by_operation_and_outcome(
+    bff: ServerProcess, client: httpx.Client, control: EmulatorControl, handle: str
+) -> None:
+    before = upstream_counts(bff)
+    body = {"operationName": "SendMessage", "text": "counted"}
+    assert client.post(f"/api/v2/chats/{handle}", json=body).status_code == 200
+    control.faults(outage=True)
+    assert client.post(f"/api/v2/chats/{handle}", json=body).status_code == 503
+    control.clear_faults()
+    after = upstream_counts(bff)
+
+    def added(operation: str, outcome: str) -> float:
+        return after.get((operation, outcome), 0) - before.get((operation, outcome), 0)
+
+    assert added("SendMessage", "ok") == 1
+    assert added("SendMessage", "UpstreamUnavailableError") == 1
+    assert after.get(("GetMessages", "ok"), 0) > 0  # the chat's poller
+    text = httpx.get(bff.url + "/metrics", timeout=5).text
+    count = re.search(
+        r'^bff_upstream_latency_seconds_count\{operation="SendMessage"\} (\S+)$', text, re.M
+    )
+    assert count is not None and float(count.group(1)) >= 2
