@@ -39,6 +39,7 @@ STREAM_HEADERS = [
 # Messages per cache read while replaying a long transcript.
 REPLAY_PAGE = 500
 HEARTBEAT = ChatEvent(EventKind.HEARTBEAT)
+HEARTBEAT_SLICES = 10
 DRAIN = ChatEvent(EventKind.DRAIN)
 CLOSE = ChatEvent(EventKind.CLOSE)
 PING = b": ping\n\n"
@@ -67,6 +68,11 @@ class StreamHub:
     def __init__(self, tuning: StreamTuning) -> None:
         self._tuning = tuning
         self._streams: dict[Subscription, tuple[str, str]] = {}
+        # Heartbeats go out in slices spread over the period, not to every stream at once: a
+        # burst of thousands of writes would hold up every poll and message for tens of ms.
+        self._slices: list[set[Subscription]] = [set() for _ in range(HEARTBEAT_SLICES)]
+        self._slice_of: dict[Subscription, int] = {}
+        self._next_slice = 0
         self._ticker: asyncio.Task[None] | None = None
         self.draining = False
 
@@ -82,11 +88,17 @@ class StreamHub:
 
     def add(self, subscription: Subscription, key: str, handle: str) -> None:
         self._streams[subscription] = (key, handle)
+        slot = self._next_slice = (self._next_slice + 1) % HEARTBEAT_SLICES
+        self._slices[slot].add(subscription)
+        self._slice_of[subscription] = slot
         if self.draining:
             subscription.wake(DRAIN)
 
     def discard(self, subscription: Subscription) -> None:
         self._streams.pop(subscription, None)
+        slot = self._slice_of.pop(subscription, None)
+        if slot is not None:
+            self._slices[slot].discard(subscription)
 
     def __len__(self) -> int:
         return len(self._streams)
@@ -105,9 +117,11 @@ class StreamHub:
             loop.call_later(delay, subscription.wake, DRAIN)
 
     async def _tick(self) -> None:
+        slot = 0
         while True:
-            await asyncio.sleep(self._tuning.heartbeat_s)
-            for subscription in list(self._streams):
+            await asyncio.sleep(self._tuning.heartbeat_s / HEARTBEAT_SLICES)
+            slot = (slot + 1) % HEARTBEAT_SLICES
+            for subscription in list(self._slices[slot]):
                 subscription.wake(HEARTBEAT)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import signal
 import socket
@@ -203,3 +204,38 @@ async def test_plain_uvicorn_drains_streams_on_sigterm(emulator: ServerProcess) 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+async def test_heartbeats_are_spread_over_the_period(emulator: ServerProcess) -> None:
+    """Every stream gets one heartbeat per period, but not all in the same instant: a burst
+    of thousands of writes would stall every poll and message of the process."""
+    server = start_bff(emulator.url, BFF_SSE_HEARTBEAT_S="2", BFF_CHAT_CREATE_BURST="20")
+    try:
+        with httpx.Client(base_url=server.url) as client:
+            handles = [start_chat(client, f"Beat{k}") for k in range(10)]
+        beats: dict[int, list[float]] = {k: [] for k in range(len(handles))}
+
+        async def listen(k: int, handle: str, http: httpx.AsyncClient) -> None:
+            async with http.stream("GET", f"/api/v2/chats/{handle}/events") as response:
+                async for line in response.aiter_lines():
+                    if line.startswith(":"):
+                        beats[k].append(time.monotonic())
+
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            tasks = [asyncio.create_task(listen(k, h, http)) for k, h in enumerate(handles)]
+            await asyncio.sleep(4.6)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        server.stop()
+    assert all(len(times) >= 2 for times in beats.values()), beats
+    # Consecutive heartbeats of one stream are one period apart...
+    for times in beats.values():
+        assert all(1.6 < b - a < 2.4 for a, b in itertools.pairwise(times)), times
+    # ...and the streams' phases cover most of the period instead of one instant.
+    phases = sorted(times[0] % 2.0 for times in beats.values())
+    widest_gap = max(
+        [b - a for a, b in itertools.pairwise(phases)] + [phases[0] + 2.0 - phases[-1]]
+    )
+    assert widest_gap < 1.0, phases
