@@ -61,7 +61,7 @@ class Sizes:
     quiet: bool
 
 
-FULL = Sizes(chats_per_arm=3, window_s=70.0, warmup_s=8.0, quiet=True)
+FULL = Sizes(chats_per_arm=5, window_s=70.0, warmup_s=8.0, quiet=True)
 QUICK = Sizes(chats_per_arm=1, window_s=10.0, warmup_s=3.0, quiet=False)
 
 
@@ -86,23 +86,34 @@ async def _scenario(sizes: Sizes, emu_url: str, single: str, fleet: list[str]) -
     clients: list[Any] = []
     per_arm = sizes.chats_per_arm
     for arm in arms:
-        nicknames = [f"{arm.workload}-{arm.name}-{arm.viewers}-{k}" for k in range(per_arm)]
-        if arm.name == "baseline":
-            arm.chats = await create_many_upstream(emu_url, nicknames)
-            for chat in arm.chats:
-                for _ in range(arm.viewers):
-                    clients.append(DirectPoller(emu_url, chat, BASELINE_INTERVAL_S).start())
+        if arm.name != "baseline":
             continue
-        urls = bffs[arm.name]
-        created = await create_many(urls, emu_url, nicknames)
-        arm.chats = [chat for _, chat in created]
-        for handle, _ in created:
+        nicknames = [f"{arm.workload}-{arm.name}-{arm.viewers}-{k}" for k in range(per_arm)]
+        arm.chats = await create_many_upstream(emu_url, nicknames)
+        for chat in arm.chats:
+            for _ in range(arm.viewers):
+                # Each direct poller starts at a random phase of its interval.
+                clients.append(DirectPoller(emu_url, chat, BASELINE_INTERVAL_S).start())
+    # A chat-bff chat polls from the moment it is created: the k-th chat of every arm is
+    # created k/per_arm of an interval after the first, so an arm's chats spread their polls
+    # evenly over the interval as the baseline's random phases do. (Created all at once, an
+    # arm's chats would poll in step, and a window count would be off by up to one request
+    # for all of them together.)
+    for k in range(per_arm):
+        for arm in arms:
+            if arm.name == "baseline":
+                continue
+            urls = bffs[arm.name]
+            nickname = f"{arm.workload}-{arm.name}-{arm.viewers}-{k}"
+            ((handle, chat),) = await create_many(urls, emu_url, [nickname])
+            arm.chats.append(chat)
             for i in range(arm.viewers):
                 url = urls[i % len(urls)]
                 if i % 5 == 4:
                     clients.append(AppReader(url, handle).start())
                 else:
                     clients.append(Viewer([url], handle).start())
+        await asyncio.sleep(POLL_INTERVAL_S / per_arm)
     log(f"upstream_load: {sum(len(a.chats) for a in arms)} chats, {len(clients)} viewers and apps")
     lively = [c for a in arms if a.workload == "lively" for c in a.chats]
     talker = Talker(emu_url, lively, LIVELY_GAP_S).start()
