@@ -113,9 +113,8 @@ class UpstreamClient:
             if transport is not None
             else AiohttpWire(max_connections=max_connections, **timeouts)
         )
-        # Bounded concurrency: thousands of pollers must not all wait inside the pool at once
-        # (a deadline per queued request, and a fair share of connections for writes).
-        # Writes (customers waiting on an answer) get their own slots so they never queue
+        # Bounded concurrency: thousands of pollers wait here, not inside the connection pool,
+        # and writes (customers waiting on an answer) get their own slots so they never queue
         # behind polls.
         self._read_slots = asyncio.Semaphore(max_in_flight)
         self._write_slots = asyncio.Semaphore(max(4, max_in_flight // 4))
@@ -149,11 +148,10 @@ class UpstreamClient:
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
-        if body is not None:
             operation = str(body["operationName"])
         else:
             operation = "GetMessages" if path.endswith("/messages") else "GetChat"
-        outcome, started = "ok", 0.0
+        started = 0.0
         try:
             # The wire times each phase; the overall deadline also covers in-process wires.
             slots = self._read_slots if method == "GET" else self._write_slots
@@ -170,7 +168,7 @@ class UpstreamClient:
             error = exc
         else:
             self.last_success = time.monotonic()
-            self._observed(operation, outcome, started)
+            self._observed(operation, "ok", started)
             return payload, _parse_set_cookie(reply)
         if isinstance(error, UpstreamError):
             # Rejections of one request (not found, wrong state) say nothing of its health.
