@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from app.errors import InvalidInputError
 from app.routes.deps import ChatRefDep, ClientIpDep, RuntimeDep
+from app.routes.params import parse_index, parse_wait
 from app.schemas import (
     ChatCreatedOut,
     ChatOperationBody,
@@ -112,29 +113,9 @@ async def get_messages(
         str | None, Query(description="Long-poll: seconds to wait for a message (<= 30)")
     ] = None,
 ) -> JSONResponse:
-    start = _index(index)
-    wait_s = _wait(wait, rt.long_poll_max_s)
+    start = parse_index(index)
+    wait_s = parse_wait(wait, rt.long_poll_max_s)
     if wait_s and start is None:
         raise InvalidInputError("wait: needs an index")
     messages = await rt.service.messages(ref, start, wait_s)
     return _answer({"messages": [m.body for m in messages], "statusCode": 0})
-
-
-def _index(raw: str | None) -> int | None:
-    if raw is None:
-        return None
-    if not raw.isdigit() or len(raw) > 9:
-        raise InvalidInputError("index: must be a non-negative integer")
-    return int(raw)
-
-
-def _wait(raw: str | None, limit: float) -> float | None:
-    if raw is None:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InvalidInputError("wait: must be a number of seconds") from None
-    if not 0 <= value <= limit:
-        raise InvalidInputError(f"wait: must be between 0 and {limit:g}")
-    return value

