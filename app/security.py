@@ -35,8 +35,10 @@ MAX_UPSTREAM_ID_BYTES = 200
 # version + key id + nonce + tag, plus 1..MAX id bytes, base64url without padding.
 _MIN_HANDLE = (1 + _KEY_ID_BYTES + _NONCE_BYTES + 16 + 1) * 4 // 3
 _MAX_HANDLE = (1 + _KEY_ID_BYTES + _NONCE_BYTES + 16 + MAX_UPSTREAM_ID_BYTES) * 4 // 3 + 4
+# `^...$` for OpenAPI (ECMA-262 regex); in code the whole string must match (`fullmatch`):
+# Python's `$` also matches before a trailing newline.
 HANDLE_PATTERN = rf"^[A-Za-z0-9_-]{{{_MIN_HANDLE},{_MAX_HANDLE}}}$"
-_HANDLE_RE = re.compile(HANDLE_PATTERN)
+_HANDLE_RE = re.compile(HANDLE_PATTERN.removeprefix("^").removesuffix("$"))
 
 
 def _derive(secret: bytes) -> tuple[bytes, AESGCM]:
@@ -76,7 +78,7 @@ class HandleCodec:
 
     def open(self, handle: str) -> str:
         """The upstream id inside `handle`; ChatNotFoundError for anything not sealed by us."""
-        if not _HANDLE_RE.match(handle):
+        if not _HANDLE_RE.fullmatch(handle):
             raise ChatNotFoundError()
         try:
             blob = base64.urlsafe_b64decode(handle + "=" * (-len(handle) % 4))

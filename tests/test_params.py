@@ -6,6 +6,7 @@ import pytest
 
 from app.errors import InvalidInputError
 from app.routes.params import parse_index, parse_resume_point, parse_wait
+from app.security import HandleCodec
 
 NON_ASCII = ["²", "١٢", "\uff11", "\U0001d7d9", "1²", "٣"]
 BAD_NUMBERS = [*NON_ASCII, "1\n", "\n1", " 1", "1 ", "+1", "-1", "0x1", "1_0"]
@@ -49,3 +50,12 @@ def test_bad_resume_point(raw: str) -> None:
         parse_resume_point(raw, None)
     with pytest.raises(InvalidInputError):
         parse_resume_point(None, raw)
+
+
+@pytest.mark.parametrize("suffix", ["\n", "\r\n", " ", "\x00", "=", "=="])
+def test_a_handle_must_be_the_whole_string(suffix: str) -> None:
+    codec = HandleCodec([b"k" * 32])
+    handle = codec.seal("chat-1")
+    assert codec.open(handle) == "chat-1"
+    with pytest.raises(Exception, match="Chat not found"):
+        codec.open(handle + suffix)

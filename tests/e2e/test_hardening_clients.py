@@ -7,6 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests.conftest import EmulatorControl
 from tests.e2e.test_journey import start_chat
 from tests.servers import ServerProcess
 
@@ -37,3 +38,18 @@ def test_non_ascii_digits_are_bad_input_not_500(
     for answer in answers:
         assert answer.status_code == 400, (raw, answer.status_code, answer.text)
         assert answer.json()["statusCode"] == 10
+
+
+@pytest.mark.parametrize("suffix", ["%0A", "%0D%0A", "%0A%0A", "%20", "%00"])
+def test_a_handle_with_a_trailing_newline_is_unknown(
+    client: httpx.Client, control: EmulatorControl, handle: str, suffix: str
+) -> None:
+    before = control.count("POST")
+    for answer in (
+        client.get(f"/api/v2/chats/{handle}{suffix}"),
+        client.get(f"/api/v2/chats/{handle}{suffix}/messages"),
+        client.post(f"/api/v2/chats/{handle}{suffix}", json={"operationName": "Complete"}),
+    ):
+        assert answer.status_code == 404, answer.text
+        assert "\n" not in answer.text
+    assert control.count("POST") == before
