@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import EmulatorControl
 from tests.e2e.test_journey import start_chat
-from tests.servers import ServerProcess
+from tests.servers import ServerProcess, start_bff
 
 OK_CHAT = {"operationName": "RequestChat", "nickname": "Chris", "subject": "Help"}
 
@@ -53,3 +53,36 @@ def test_a_handle_with_a_trailing_newline_is_unknown(
         assert answer.status_code == 404, answer.text
         assert "\n" not in answer.text
     assert control.count("POST") == before
+
+
+def test_a_forged_first_forwarded_for_line_does_not_dodge_limits(
+    emulator: ServerProcess,
+) -> None:
+    strict = start_bff(
+        emulator.url,
+        BFF_TRUSTED_PROXIES="127.0.0.1/32",
+        BFF_CHAT_CREATE_PER_MINUTE="1",
+        BFF_CHAT_CREATE_BURST="1",
+    )
+    try:
+        with httpx.Client(base_url=strict.url, timeout=10) as http:
+            statuses = []
+            for n in range(3):
+                # HAProxy appends its own line after whatever the client sent.
+                headers = [
+                    ("Content-Type", "application/json"),
+                    ("X-Forwarded-For", f"10.9.9.{n}"),
+                    ("X-Forwarded-For", "203.0.113.7"),
+                ]
+                answer = http.post("/api/v2/chats", json=OK_CHAT, headers=headers)
+                statuses.append(answer.status_code)
+            assert statuses == [200, 429, 429]
+            # Another real client behind the same proxy has its own budget.
+            other = http.post(
+                "/api/v2/chats",
+                json=OK_CHAT,
+                headers=[("X-Forwarded-For", "10.9.9.9"), ("X-Forwarded-For", "198.51.100.4")],
+            )
+            assert other.status_code == 200
+    finally:
+        strict.stop()
