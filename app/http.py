@@ -7,6 +7,7 @@ Pure ASGI on purpose: `BaseHTTPMiddleware` buffers and breaks streaming response
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 from starlette.datastructures import Headers
@@ -25,6 +26,22 @@ from app.security import OriginPolicy
 access_log = logging.getLogger("chat_bff.access")
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_DIGITS = re.compile(r"[0-9]{1,12}")
+
+
+def replay_body(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands the already-read body over in one message, then defers to the
+    server's (which reports the client leaving)."""
+    pending = True
+
+    async def replayed() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
 
 
 class ApiGuard:
@@ -51,19 +68,24 @@ class ApiGuard:
         if scope["method"] not in _BODY_METHODS:
             await self.app(scope, receive, send)
             return
-        received = 0
-        limit = self.max_body_bytes
-
-        async def limited_receive() -> Message:
-            nonlocal received
+        # The whole body is read here, within the limit, before any route runs: a limit
+        # raised from inside `receive` would surface as whatever the body parser makes of
+        # an exception (FastAPI: 400), and a chunked body has no Content-Length to check.
+        body = bytearray()
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise PayloadTooLargeError()
-            return message
-
-        await self.app(scope, limited_receive, send)
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if len(body) > self.max_body_bytes:
+                # Stop reading and close: the rest of an oversized body is not our business.
+                response = error_response(PayloadTooLargeError())
+                response.headers["Connection"] = "close"
+                await response(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        await self.app(scope, replay_body(bytes(body), receive), send)
 
     def _check(self, method: str, headers: Headers) -> BffError | None:
         if not self.origins.allows(headers.get("origin"), headers.get("host")):
@@ -71,7 +93,9 @@ class ApiGuard:
         if method not in _BODY_METHODS:
             return None
         length = headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+        if length is not None and (
+            not _DIGITS.fullmatch(length) or int(length) > self.max_body_bytes
+        ):
             return PayloadTooLargeError()
         media = headers.get("content-type", "").split(";")[0].strip().lower()
         if media != "application/json":

@@ -4,6 +4,8 @@ X-Forwarded-For line, and a Cache-Control on every answer."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 import pytest
 
@@ -53,6 +55,36 @@ def test_a_handle_with_a_trailing_newline_is_unknown(
         assert answer.status_code == 404, answer.text
         assert "\n" not in answer.text
     assert control.count("POST") == before
+
+
+def test_a_chunked_body_over_the_limit_is_413(
+    client: httpx.Client, control: EmulatorControl
+) -> None:
+    before = control.count("POST")
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"operationName":"RequestChat","nickname":"a","subject":"'
+        for _ in range(10):
+            yield b"s" * 8192
+        yield b'"}'
+
+    answer = client.post(
+        "/api/v2/chats", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert answer.status_code == 413, answer.text
+    assert answer.json()["statusCode"] == 10
+    assert control.count("POST") == before
+
+
+def test_a_chunked_body_within_the_limit_is_served(client: httpx.Client) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"operationName":"RequestChat",'
+        yield b'"nickname":"Chunky","subject":"chunked"}'
+
+    answer = client.post(
+        "/api/v2/chats", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert answer.status_code == 200, answer.text
 
 
 def test_a_forged_first_forwarded_for_line_does_not_dodge_limits(
