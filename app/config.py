@@ -54,7 +54,9 @@ class Settings(BaseSettings):
     chat_create_burst: int = Field(default=5, ge=1)
     send_per_minute: float = Field(default=120, gt=0, description="Per client IP")
     send_burst: int = Field(default=30, ge=1)
-    max_streams_per_ip: int = Field(default=50, ge=1)
+    max_streams_per_ip: int = Field(
+        default=50, ge=1, description="Open SSE streams plus waiting long-polls, per client IP"
+    )
     max_streams_per_chat: int = Field(default=20, ge=1)
 
     # The upstream's own sample client polls every 3 s; one poll stream per chat at that pace

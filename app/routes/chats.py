@@ -105,6 +105,7 @@ async def get_chat(ref: ChatRefDep, rt: RuntimeDep) -> JSONResponse:
 async def get_messages(
     ref: ChatRefDep,
     rt: RuntimeDep,
+    ip: ClientIpDep,
     index: Annotated[
         str | None,
         Query(description="Messages with index >= this; 0 or 1 means the whole transcript"),
@@ -117,5 +118,15 @@ async def get_messages(
     wait_s = parse_wait(wait, rt.long_poll_max_s)
     if wait_s and start is None:
         raise InvalidInputError("wait: needs an index")
-    messages = await rt.service.messages(ref, start, wait_s)
+    if not wait_s:
+        messages = await rt.service.messages(ref, start)
+        return _answer({"messages": [m.body for m in messages], "statusCode": 0})
+    # A held long-poll is an open connection like a stream: it counts against the same
+    # per-IP cap, or one client could hold any number of them.
+    rt.stream_limits_ip.check(ip)
+    rt.stream_limits_ip.enter(ip)
+    try:
+        messages = await rt.service.messages(ref, start, wait_s)
+    finally:
+        rt.stream_limits_ip.leave(ip)
     return _answer({"messages": [m.body for m in messages], "statusCode": 0})

@@ -4,6 +4,7 @@ X-Forwarded-For line, and a Cache-Control on every answer."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import httpx
@@ -85,6 +86,38 @@ def test_a_chunked_body_within_the_limit_is_served(client: httpx.Client) -> None
         "/api/v2/chats", content=chunks(), headers={"Content-Type": "application/json"}
     )
     assert answer.status_code == 200, answer.text
+
+
+@pytest.fixture(scope="module")
+def capped(emulator: ServerProcess) -> Iterator[ServerProcess]:
+    server = start_bff(
+        emulator.url,
+        BFF_MAX_STREAMS_PER_IP="3",
+        BFF_CHAT_CREATE_BURST="100",
+    )
+    yield server
+    server.stop()
+
+
+async def test_long_polls_are_capped_per_ip(capped: ServerProcess) -> None:
+    with httpx.Client(base_url=capped.url, timeout=10) as http:
+        handle = start_chat(http)
+        http.get(f"/api/v2/chats/{handle}")  # warm
+    path = f"/api/v2/chats/{handle}/messages"
+    async with httpx.AsyncClient(base_url=capped.url, timeout=20) as http:
+        held = [
+            asyncio.create_task(http.get(path, params={"index": 10_000, "wait": 4}))
+            for _ in range(3)
+        ]
+        await asyncio.sleep(1.0)
+        refused = await http.get(path, params={"index": 10_000, "wait": 4})
+        assert refused.status_code == 429, refused.text
+        assert int(refused.headers["Retry-After"]) >= 1
+        # An answer that needs no wait is not held, so it is not refused.
+        assert (await http.get(path, params={"index": 1})).status_code == 200
+        assert [a.status_code for a in await asyncio.gather(*held)] == [200, 200, 200]
+        # Once they are answered, the slots are free again.
+        assert (await http.get(path, params={"index": 10_000, "wait": 0.2})).status_code == 200
 
 
 def test_a_forged_first_forwarded_for_line_does_not_dodge_limits(
