@@ -1,5 +1,5 @@
 """Pure ASGI middleware for the API's transport rules: body size, JSON only, origin policy,
-and per-route request metrics.
+the caching policy of every answer, and per-route request metrics.
 
 Pure ASGI on purpose: `BaseHTTPMiddleware` buffers and breaks streaming responses (SSE).
 """
@@ -137,3 +137,56 @@ class RequestMetrics:
                 status,
                 (time.perf_counter() - started) * 1000,
             )
+
+
+# -- response policy ------------------------------------------------------------------------
+
+# Paths answered to HEAD like to GET, without the body (load balancers and uptime checks).
+HEAD_AS_GET = frozenset({"/", "/healthz", "/readyz"})
+STATIC_MAX_AGE_S = 300
+
+
+def cache_control_for(path: str, status: int) -> str:
+    """How long anyone may keep an answer that did not say so itself.
+
+    Only the widget's files may be shared by a CDN, and briefly (a deploy shows within five
+    minutes); the page that loads them is revalidated each time. Everything else is about one
+    chat, one client or this instance's health right now: never stored, by anyone."""
+    if path.startswith("/static/") and (200 <= status < 300 or status == 304):
+        return f"public, max-age={STATIC_MAX_AGE_S}"
+    if path == "/" and (200 <= status < 300 or status == 304):
+        return "no-cache"
+    return "no-store"
+
+
+class ResponsePolicy:
+    """Every answer carries a Cache-Control (`cache_control_for`, unless the route chose one),
+    and HEAD on `HEAD_AS_GET` is answered like GET without a body. Outermost, so it also
+    covers 404/405, preflights, body-parse errors, docs and static files."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        head = scope["method"] == "HEAD" and path in HEAD_AS_GET
+        if head:
+            scope = {**scope, "method": "GET"}
+
+        async def policed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                if not any(name.lower() == b"cache-control" for name, _ in headers):
+                    value = cache_control_for(path, message["status"])
+                    headers.append((b"cache-control", value.encode()))
+                message = {**message, "headers": headers}
+            elif head and message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app(scope, receive, policed)

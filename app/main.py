@@ -26,7 +26,7 @@ from app.bus.base import Bus
 from app.cadence import Cadence
 from app.config import Settings
 from app.errors import install_error_handlers
-from app.http import ApiGuard, RequestMetrics
+from app.http import ApiGuard, RequestMetrics, ResponsePolicy
 from app.metrics import Metrics
 from app.poller import PollerTuning
 from app.registry import PollerRegistry
@@ -169,6 +169,7 @@ def create_app(
         max_age=600,
     )
     app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(ResponsePolicy)
     return app
 
 

@@ -33,7 +33,9 @@ log = logging.getLogger("chat_bff.sse")
 
 STREAM_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
-    (b"cache-control", b"no-cache, no-transform"),
+    # Not storable by anyone (a shared cache may store a `no-cache` answer), and never
+    # transformed (compressed or buffered) on the way.
+    (b"cache-control", b"no-cache, no-store, no-transform"),
     (b"x-accel-buffering", b"no"),
 ]
 # Messages per cache read while replaying a long transcript.

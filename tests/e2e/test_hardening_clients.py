@@ -151,3 +151,61 @@ def test_a_forged_first_forwarded_for_line_does_not_dodge_limits(
             assert other.status_code == 200
     finally:
         strict.stop()
+
+
+def _answers(client: httpx.Client, handle: str) -> dict[str, httpx.Response]:
+    return {
+        "404 unknown route": client.get("/api/v2/nothing"),
+        "404 outside the API": client.get("/nothing-here"),
+        "405": client.delete("/api/v2/chats"),
+        "400 body parse": client.post(
+            "/api/v2/chats", content=b"{nick", headers={"Content-Type": "application/json"}
+        ),
+        "413": client.post(
+            "/api/v2/chats", content=b"x" * 40_000, headers={"Content-Type": "application/json"}
+        ),
+        "415": client.post("/api/v2/chats", content=b"a=b"),
+        "preflight": client.options(
+            "/api/v2/chats",
+            headers={"Origin": "http://127.0.0.1", "Access-Control-Request-Method": "POST"},
+        ),
+        "healthz": client.get("/healthz"),
+        "readyz": client.get("/readyz"),
+        "metrics": client.get("/metrics"),
+        "docs": client.get("/docs"),
+        "openapi": client.get("/openapi.json"),
+        "static": client.get("/static/widget.js"),
+        "static 404": client.get("/static/nothing.js"),
+        "index": client.get("/"),
+        "read": client.get(f"/api/v2/chats/{handle}"),
+        "messages": client.get(f"/api/v2/chats/{handle}/messages", params={"index": 1}),
+    }
+
+
+def test_every_answer_says_how_to_cache_it(client: httpx.Client, handle: str) -> None:
+    missing = {
+        name: answer.status_code
+        for name, answer in _answers(client, handle).items()
+        if not answer.headers.get("cache-control")
+    }
+    assert missing == {}
+
+
+def test_api_answers_and_streams_are_never_stored(client: httpx.Client, handle: str) -> None:
+    answers = _answers(client, handle)
+    for name in ("404 unknown route", "405", "400 body parse", "413", "415", "read", "messages"):
+        assert "no-store" in answers[name].headers["cache-control"], name
+    with client.stream("GET", f"/api/v2/chats/{handle}/events") as stream:
+        directives = {d.strip() for d in stream.headers["cache-control"].split(",")}
+    assert "no-store" in directives or "private" in directives
+    assert "no-transform" in directives
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/"])
+def test_head_answers_like_get_without_a_body(client: httpx.Client, path: str) -> None:
+    get = client.get(path)
+    head = client.head(path)
+    assert head.status_code == get.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-type"] == get.headers["content-type"]
+    assert head.headers.get("cache-control") == get.headers.get("cache-control")
