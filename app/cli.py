@@ -21,6 +21,7 @@ from pydantic import SecretStr, ValidationError
 from app.config import Settings, describe_error
 from app.emulator import Emulator, EmulatorConfig, create_emulator_app
 from app.main import create_app
+from app.serving import ConnectionLimits, GuardedHttpToolsProtocol
 from app.wiring import Runtime
 
 DEMO_CONTACT_CENTER_ID = "demo-contact-center"
@@ -58,11 +59,19 @@ def _tune_gc() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 10)
 
 
-def _server(app: object, host: str, port: int, shutdown_s: float) -> uvicorn.Server:
+def _server(
+    app: object,
+    host: str,
+    port: int,
+    shutdown_s: float,
+    limits: ConnectionLimits | None = None,
+) -> uvicorn.Server:
     config = uvicorn.Config(
         app,  # type: ignore[arg-type]
         host=host,
         port=port,
+        # Request deadlines, header limits and closes that cannot linger (app/serving.py).
+        http=GuardedHttpToolsProtocol.with_limits(limits or ConnectionLimits()),
         log_level="info",
         access_log=False,
         timeout_graceful_shutdown=int(shutdown_s) + 5,
@@ -81,8 +90,17 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     app = create_app(settings)
     _tune_gc()
-    _server(app, args.host, args.port, settings.shutdown_grace_s).run()
+    _server(app, args.host, args.port, settings.shutdown_grace_s, _limits(settings)).run()
     return 0
+
+
+def _limits(settings: Settings) -> ConnectionLimits:
+    return ConnectionLimits(
+        header_timeout_s=settings.header_timeout_s,
+        max_header_bytes=settings.max_header_bytes,
+        # A peer that has not read what we wrote within a stream's write deadline is gone.
+        close_grace_s=settings.sse_send_timeout_s,
+    )
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -98,7 +116,7 @@ def demo(args: argparse.Namespace) -> int:
     app = create_app(settings, upstream_transport=transport)
     _tune_gc()
     print(f"chat-bff demo: open http://{args.host}:{args.port}/ (API docs at /docs)")
-    _server(app, args.host, args.port, settings.shutdown_grace_s).run()
+    _server(app, args.host, args.port, settings.shutdown_grace_s, _limits(settings)).run()
     return 0
 
 

@@ -90,6 +90,18 @@ class Settings(BaseSettings):
     long_poll_max_s: float = Field(default=30.0, gt=0, le=60)
     shutdown_grace_s: float = Field(default=5.0, ge=0)
 
+    # -- hardening (issue 11) -------------------------------------------------------------
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="A request's line and headers, and then its body, must each arrive "
+        "within this; else 408 (or the connection is dropped mid-body)",
+    )
+    max_header_bytes: int = Field(
+        default=32_768, ge=4096, description="Request line plus headers; larger gets 431"
+    )
+
     @field_validator("allowed_origins", "trusted_proxies", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
