@@ -39,6 +39,18 @@ def server_side_peers(port: int) -> set[int]:
     return peers
 
 
+def stalled_stream(port: int, handle: str) -> tuple[socket.socket, int]:
+    """A stream request from a client that reads the status line and then nothing more.
+    Returns the socket and the HTTP status."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(f"GET /api/v2/chats/{handle}/events HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    status = int(sock.recv(12).split()[1])
+    return sock, status
+
+
 @pytest.fixture(scope="module")
 def stalling(emulator: ServerProcess) -> Iterator[ServerProcess]:
     server = start_bff(
@@ -68,6 +80,39 @@ def big_chat(stalling: ServerProcess, emulator: ServerProcess) -> str:
         client.get(f"/api/v2/chats/{handle}/messages", params={"index": 50, "wait": 10})
     control.http.close()
     return handle
+
+
+async def test_a_stream_that_stops_reading_is_closed_and_counted_until_then(
+    stalling: ServerProcess, big_chat: str
+) -> None:
+    handle = big_chat
+    sockets: list[socket.socket] = []
+    try:
+        accepted: list[int] = []
+        most_open = 0
+        deadline = time.monotonic() + 60
+        while len(accepted) < 5:
+            assert time.monotonic() < deadline, f"only {len(accepted)} streams ever accepted"
+            sock, status = await asyncio.to_thread(stalled_stream, stalling.port, handle)
+            sockets.append(sock)
+            if status == 200:
+                accepted.append(sock.getsockname()[1])
+            else:
+                assert status == 429
+                sock.close()
+            ours = server_side_peers(stalling.port) & set(accepted)
+            most_open = max(most_open, len(ours))
+            await asyncio.sleep(0.3)
+        # Every stalled stream is dropped, and its socket is really closed on the server.
+        deadline = time.monotonic() + 15
+        while server_side_peers(stalling.port) & set(accepted):
+            assert time.monotonic() < deadline, "stalled sockets were never closed"
+            await asyncio.sleep(0.2)
+        assert most_open <= 2, f"{most_open} half-dead streams held at once (limit 2)"
+    finally:
+        for sock in sockets:
+            sock.close()
+    assert "returned without completing response" not in stalling.logs()
 
 
 @pytest.fixture(scope="module")
