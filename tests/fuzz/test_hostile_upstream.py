@@ -1,0 +1,86 @@
+"""What a broken upstream sends cannot hurt chat-bff: text that cannot be encoded, answers
+nested too deep, cookies with control characters, bodies too large. Each case answered by
+the hostile upstream double; readers get clean answers, sends documented errors, and the
+chat's poller keeps going once the upstream behaves again."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.e2e.test_journey import wait_for
+from tests.fuzz.conftest import new_chat
+from tests.fuzz.hostile import HostileUpstream, Raw
+from tests.servers import ServerProcess
+from tests.sse_client import Viewer
+
+DOCUMENTED = {400, 404, 409, 413, 415, 429, 502, 503, 504}
+
+
+def messages_answer(*bodies: str) -> Raw:
+    """A GetMessages answer whose entries are given as JSON text (escapes kept as written)."""
+    return Raw.json_text('{"statusCode":0,"messages":[' + ",".join(bodies) + "]}")
+
+
+def send(bff: ServerProcess, handle: str, text: str = "hello") -> httpx.Response:
+    return httpx.post(
+        f"{bff.url}/api/v2/chats/{handle}",
+        json={"operationName": "SendMessage", "text": text},
+        timeout=10,
+    )
+
+
+def assert_error_shape(answer: httpx.Response) -> None:
+    assert answer.status_code in DOCUMENTED, (answer.status_code, answer.text)
+    assert set(answer.json()) == {"statusCode", "statusMessage"}
+
+
+async def test_lone_surrogates_never_break_reads_or_streams(
+    hostile_bff: ServerProcess, fresh: HostileUpstream
+) -> None:
+    handle, _ = new_chat(hostile_bff, fresh)
+    fresh.set(
+        "messages",
+        messages_answer(
+            '{"index":1,"type":"Text","text":"a\\ud800b",'
+            '"from":{"nickname":"K\\udfff","participantId":2,"type":"Agent"},"\\udbff":1}'
+        ),
+    )
+    fresh.set(
+        "chat",
+        Raw.json_text(
+            '{"statusCode":0,"chat":{"state":"Chatting\\ud800","capabilities":["\\udc00"],'
+            '"participants":[{"nickname":"\\ud83d","participantId":"1","type":"Customer"}]}}'
+        ),
+    )
+    url = f"{hostile_bff.url}/api/v2/chats/{handle}"
+
+    def first_message() -> httpx.Response | None:
+        answer = httpx.get(url + "/messages", params={"index": 1}, timeout=10)
+        assert answer.status_code == 200, answer.text
+        return answer if answer.json()["messages"] else None
+
+    answer = wait_for(first_message, what="the message with a lone surrogate")
+    message = answer.json()["messages"][0]
+    assert message["text"] == "a\ufffdb"
+    assert message["from"]["nickname"] == "K\ufffd"
+    chat = httpx.get(url, timeout=10)
+    assert chat.status_code == 200, chat.text
+    assert chat.json()["chat"]["state"] == "Chatting\ufffd"
+
+    viewer = Viewer([hostile_bff.url], handle).start()
+    try:
+        await viewer.wait_for(lambda v: v.message_indices == [1])
+        assert viewer.of("message")[0].data["text"] == "a\ufffdb"
+        # The stream lives on: the next message arrives on the same connection.
+        fresh.set(
+            "messages",
+            messages_answer(
+                '{"index":1,"type":"Text","text":"a\\ud800b"}',
+                '{"index":2,"type":"Text","text":"fine"}',
+            ),
+        )
+        await viewer.wait_for(lambda v: v.message_indices == [1, 2])
+        assert viewer.connects == 1
+    finally:
+        await viewer.stop()
+    assert "Traceback" not in hostile_bff.logs()
