@@ -5,6 +5,10 @@ chat's poller keeps going once the upstream behaves again."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import re
+
 import httpx
 
 from tests.e2e.test_journey import wait_for
@@ -83,4 +87,68 @@ async def test_lone_surrogates_never_break_reads_or_streams(
         assert viewer.connects == 1
     finally:
         await viewer.stop()
+    assert "Traceback" not in hostile_bff.logs()
+
+
+def deep(depth: int) -> str:
+    return '{"statusCode":0,"messages":' + "[" * depth + "]" * depth + "}"
+
+
+async def test_an_answer_nested_too_deep_degrades_and_recovers(
+    hostile_bff: ServerProcess, fresh: HostileUpstream
+) -> None:
+    handle, chat_id = new_chat(hostile_bff, fresh)
+    viewer = Viewer([hostile_bff.url], handle).start()
+    try:
+        await viewer.wait_for(lambda v: v.connects == 1 and v.of("state"))
+        fresh.set("messages", Raw.json_text(deep(200_000)))
+        fresh.set("send", Raw.json_text(deep(200_000).replace("messages", "x")))
+        answer = await asyncio.to_thread(send, hostile_bff, handle)
+        assert_error_shape(answer)
+        assert answer.status_code == 502
+        await viewer.wait_for(
+            lambda v: any(e.data == {"upstream": "degraded"} for e in v.of("status"))
+        )
+        fresh.clear()
+        fresh.say(chat_id, "back again")
+        await viewer.wait_for(lambda v: any(e.data == {"upstream": "ok"} for e in v.of("status")))
+        await viewer.wait_for(lambda v: 1 in v.message_indices)
+        assert (await asyncio.to_thread(send, hostile_bff, handle)).status_code == 200
+        assert viewer.connects == 1
+    finally:
+        await viewer.stop()
+    logs = hostile_bff.logs()
+    assert "Traceback" not in logs
+    assert re.search(r"nested too deep|RecursionError", logs), "the cause was never logged"
+
+
+async def test_cookies_with_control_characters_are_dropped(
+    hostile_bff: ServerProcess, fresh: HostileUpstream
+) -> None:
+    handle, chat_id = new_chat(hostile_bff, fresh)
+    fresh.say(chat_id, "hi")
+    bad_cookies = (
+        (b"Set-Cookie", b'ctl="a\x01b"; Path=/'),
+        (b"Set-Cookie", b"obs=\xff\xfe; Path=/"),
+        (b"Set-Cookie", b"tab=a\tb"),
+        (b"Set-Cookie", b"good=kept-1; Path=/"),
+    )
+    ok = json.dumps(
+        {"statusCode": 0, "messages": [{"index": 1, "type": "Text", "text": "hi"}]}
+    ).encode()
+    fresh.set(
+        "messages", Raw(body=ok, headers=((b"Content-Type", b"application/json"), *bad_cookies))
+    )
+    fresh.set("send", Raw(body=b'{"statusCode":0}', headers=bad_cookies))
+    url = f"{hostile_bff.url}/api/v2/chats/{handle}"
+    assert httpx.get(url, timeout=10).status_code == 200
+    answer = await asyncio.to_thread(send, hostile_bff, handle)
+    assert answer.status_code == 200, answer.text
+    polls = fresh.count("messages")
+    await asyncio.sleep(1.0)
+    assert fresh.count("messages") > polls + 2, "the poller stopped"
+    head = fresh.last_head["messages"]
+    cookie = next(line for line in head.split(b"\r\n") if line.lower().startswith(b"cookie:"))
+    assert b"good=kept-1" in cookie
+    assert not re.search(rb"[\x00-\x1f\x7f-\xff]", cookie.split(b":", 1)[1].strip())
     assert "Traceback" not in hostile_bff.logs()
