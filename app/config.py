@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(
         default=32_768, ge=4096, description="Request line plus headers; larger gets 431"
     )
+    upstream_max_body_bytes: int = Field(
+        default=4 << 20,
+        ge=65_536,
+        description="Largest upstream answer read; a larger one is refused (502 / degraded)",
+    )
 
     @field_validator("allowed_origins", "trusted_proxies", mode="before")
     @classmethod

@@ -64,6 +64,7 @@ def create_app(
         connect_timeout_s=settings.upstream_connect_timeout_s,
         max_connections=settings.upstream_max_connections,
         max_in_flight=settings.upstream_max_in_flight,
+        max_body_bytes=settings.upstream_max_body_bytes,
         transport=upstream_transport,
         observe=metrics.observe_upstream,
     )

@@ -35,7 +35,7 @@ from app.models import ChatState, Message
 from app.security import MAX_UPSTREAM_ID_BYTES
 from app.transcript import MalformedSnapshotError, normalise_chat, normalise_messages
 from app.upstream_parse import decode_json, parse_set_cookies, retry_after_s
-from app.upstream_wire import AiohttpWire, HttpxWire, Reply, Wire
+from app.upstream_wire import AiohttpWire, AnswerTooLargeError, HttpxWire, Reply, Wire
 
 log = logging.getLogger("chat_bff.upstream")
 
@@ -94,6 +94,7 @@ class UpstreamClient:
         connect_timeout_s: float = 3.0,
         max_connections: int = 40,
         max_in_flight: int = 32,
+        max_body_bytes: int = 4 << 20,
         transport: httpx.AsyncBaseTransport | None = None,
         observe: Callable[[str, str, float], None] | None = None,
     ) -> None:
@@ -111,12 +112,14 @@ class UpstreamClient:
                 transport,
                 timeout_s=timeout_s,
                 connect_timeout_s=connect_timeout_s,
+                max_body_bytes=max_body_bytes,
             )
             if transport is not None
             else AiohttpWire(
                 max_connections=max_connections,
                 timeout_s=timeout_s,
                 connect_timeout_s=connect_timeout_s,
+                max_body_bytes=max_body_bytes,
             )
         )
         # Bounded concurrency: thousands of pollers wait here, not inside the connection pool,
@@ -172,6 +175,9 @@ class UpstreamClient:
             error = UpstreamUnavailableError()
         except BffError as exc:
             error = exc
+        except AnswerTooLargeError:
+            log.warning("upstream %s answer over the size limit: refused", operation)
+            error = UpstreamBadResponseError()
         except Exception as exc:
             # Whatever else an answer did to us, the caller gets a documented error, the log
             # gets the cause, and nothing above this line has to expect the unexpected.

@@ -152,3 +152,27 @@ async def test_cookies_with_control_characters_are_dropped(
     assert b"good=kept-1" in cookie
     assert not re.search(rb"[\x00-\x1f\x7f-\xff]", cookie.split(b":", 1)[1].strip())
     assert "Traceback" not in hostile_bff.logs()
+
+
+async def test_an_oversized_answer_is_refused_without_reading_it_all(
+    hostile_bff: ServerProcess, fresh: HostileUpstream
+) -> None:
+    handle, chat_id = new_chat(hostile_bff, fresh)
+    viewer = Viewer([hostile_bff.url], handle).start()
+    try:
+        await viewer.wait_for(lambda v: v.connects == 1 and v.of("state"))
+        # The limit in this fixture is 1 MiB: 5 MiB of one message is refused.
+        huge = "x" * (5 << 20)
+        fresh.set("messages", messages_answer(f'{{"index":1,"type":"Text","text":"{huge}"}}'))
+        fresh.set("send", Raw.json_text('{"statusCode":0,"pad":"' + huge + '"}'))
+        answer = await asyncio.to_thread(send, hostile_bff, handle)
+        assert_error_shape(answer)
+        await viewer.wait_for(
+            lambda v: any(e.data == {"upstream": "degraded"} for e in v.of("status"))
+        )
+        assert viewer.message_indices == []
+        fresh.clear()
+        fresh.say(chat_id, "small again")
+        await viewer.wait_for(lambda v: v.message_indices == [1])
+    finally:
+        await viewer.stop()
