@@ -101,6 +101,12 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(
         default=32_768, ge=4096, description="Request line plus headers; larger gets 431"
     )
+    idempotency_window_s: float = Field(
+        default=3600.0,
+        gt=0,
+        le=7 * 86_400,
+        description="How long the answer to a POST with an Idempotency-Key is replayed",
+    )
     upstream_max_body_bytes: int = Field(
         default=4 << 20,
         ge=65_536,

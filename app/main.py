@@ -27,6 +27,7 @@ from app.cadence import Cadence
 from app.config import Settings
 from app.errors import install_error_handlers
 from app.http import ApiGuard, RequestMetrics, ResponsePolicy
+from app.idempotency import IdempotencyGuard, document_openapi
 from app.metrics import Metrics
 from app.poller import PollerTuning
 from app.registry import PollerRegistry
@@ -160,6 +161,14 @@ def create_app(
     _mount_static(app)
     _document_errors_as_400(app)
 
+    app.add_middleware(
+        IdempotencyGuard,
+        store=the_bus,
+        keep_s=settings.idempotency_window_s,
+        # Longer than any one request can run (bus calls, a queued upstream call, its
+        # deadline): a claim outliving its request only if the instance died meanwhile.
+        in_flight_s=2 * settings.upstream_timeout_s + 10,
+    )
     app.add_middleware(ApiGuard, max_body_bytes=settings.max_body_bytes, origins=origins)
     app.add_middleware(
         CORSMiddleware,
@@ -197,6 +206,7 @@ def _document_errors_as_400(app: FastAPI) -> None:
                     operation.get("responses", {}).pop("422", None)
             for name in ("HTTPValidationError", "ValidationError"):
                 schema.get("components", {}).get("schemas", {}).pop(name, None)
+            document_openapi(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -1,7 +1,8 @@
 """Lua scripts of the Redis bus: each one is a single atomic step on the server.
 
 Every script touches the keys of ONE chat only (all hash-tagged `{chat}`, one Cluster slot),
-except the interest scripts, which touch only the global interest set. User data (message
+except the interest scripts, which touch only the global interest set, and the idempotency
+scripts, which touch one idempotency key (tagged `{idem:<key>}`). User data (message
 bodies, state JSON) is passed as opaque strings and spliced into the event JSON by
 concatenation, never decoded by Lua: cjson would round numbers to 14 digits.
 """
@@ -123,4 +124,37 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 return redis.call('ZRANGE', KEYS[1], '(' .. now, '+inf', 'BYSCORE')
+"""
+
+
+# -- Idempotency-Key: each key under its own hash tag, one key per script --------------------
+
+# KEYS: slot. ARGV: fingerprint, token, in_flight_ms.
+# Returns {'new'}, {'mismatch'}, {'in_flight'} or {'done', answer}.
+IDEMPOTENCY_BEGIN = """
+local fp = redis.call('HGET', KEYS[1], 'fp')
+if not fp then
+  redis.call('HSET', KEYS[1], 'fp', ARGV[1], 'token', ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  return {'new'}
+end
+if fp ~= ARGV[1] then return {'mismatch'} end
+local answer = redis.call('HGET', KEYS[1], 'answer')
+if answer then return {'done', answer} end
+return {'in_flight'}
+"""
+
+# KEYS: slot. ARGV: token, answer, keep_ms. Returns 1 when stored.
+IDEMPOTENCY_FINISH = """
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'answer', ARGV[2])
+redis.call('HDEL', KEYS[1], 'token')
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+# KEYS: slot. ARGV: token.
+IDEMPOTENCY_ABANDON = """
+if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 """

@@ -10,6 +10,7 @@ live in one Cluster slot and each write is one atomic Lua script (`_scripts`):
     <prefix>:{<chat>}:ref     what a poller needs to reach the chat upstream, PX interest ttl
     <prefix>:{<chat>}:events  pub/sub channel: one JSON list of events per commit
     <prefix>:interest         sorted set of chats, score = interest expiry (server ms)
+    <prefix>:{idem:<key>}     hash: fp, token (while in flight), answer; PX in flight / window
 
 Fencing is done by Redis itself: `commit` stores and publishes only if the lease still holds
 the fence's token. Fan-out (one pub/sub connection per bus) is `_pubsub.PubSubFanOut`.
@@ -34,7 +35,7 @@ from app.bus import _scripts
 from app.bus._connect import make_clients
 from app.bus._hub import LocalSubscription, check_chat
 from app.bus._pubsub import FAILURES, PubSubFanOut, decode_events
-from app.bus.base import Bus, ChatRecord, Fence
+from app.bus.base import Bus, ChatRecord, Fence, IdempotencyClaim
 from app.errors import BusUnavailableError
 from app.models import ChatEvent, ChatState, EventKind, Message, UpstreamStatus
 
@@ -96,6 +97,9 @@ class RedisBus:
         self._note_ref = r.register_script(_scripts.NOTE_REF)
         self._note_interest = r.register_script(_scripts.NOTE_INTEREST)
         self._live_interest = r.register_script(_scripts.LIVE_INTEREST)
+        self._idem_begin = r.register_script(_scripts.IDEMPOTENCY_BEGIN)
+        self._idem_finish = r.register_script(_scripts.IDEMPOTENCY_FINISH)
+        self._idem_abandon = r.register_script(_scripts.IDEMPOTENCY_ABANDON)
         self._fanout = PubSubFanOut(
             self._pubsub_client,
             self._channel,
@@ -298,6 +302,35 @@ class RedisBus:
             for client in self._clients.sentinel.sentinels:
                 with suppress(Exception):
                     await client.aclose()
+
+    # -- IdempotencyStore -----------------------------------------------------------------
+
+    def _idem_key(self, key: str) -> str:
+        # Its own hash tag: one idempotency key, one Cluster slot, one key per script.
+        return f"{self._prefix}:{{idem:{check_chat(key)}}}"
+
+    async def idempotency_begin(
+        self, key: str, fingerprint: str, in_flight_s: float
+    ) -> IdempotencyClaim:
+        keys = [self._idem_key(key)]
+        token = f"{self._instance}:{secrets.token_hex(16)}"
+        args: list[str | int] = [fingerprint, token, _ms(in_flight_s)]
+        found = cast(list[str], await self._run(lambda: self._idem_begin(keys=keys, args=args)))
+        state = found[0]
+        if state == "new":
+            return IdempotencyClaim("new", token)
+        if state == "done":
+            return IdempotencyClaim("done", answer=found[1])
+        return IdempotencyClaim("mismatch" if state == "mismatch" else "in_flight")
+
+    async def idempotency_finish(self, key: str, token: str, answer: str, keep_s: float) -> bool:
+        keys = [self._idem_key(key)]
+        args: list[str | int] = [token, answer, _ms(keep_s)]
+        return bool(await self._run(lambda: self._idem_finish(keys=keys, args=args)))
+
+    async def idempotency_abandon(self, key: str, token: str) -> None:
+        keys, args = [self._idem_key(key)], [token]
+        await self._run(lambda: self._idem_abandon(keys=keys, args=args))
 
 
 # Interface guard: mypy checks that RedisBus satisfies every protocol in `Bus`.
