@@ -27,6 +27,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = logging.getLogger("chat_bff.errors")
 
@@ -162,6 +163,20 @@ def _route(request: Request) -> str:
     return str(getattr(request.scope.get("route"), "path", "unmatched"))
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed(request: Request) -> str:
+    """Every method some route of this path takes (the router names only the first route's).
+    Asked of the routes themselves, however they nest."""
+    routes = request.app.routes
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes)
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_bff_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, BffError)
@@ -178,7 +193,9 @@ def install_error_handlers(app: FastAPI) -> None:
         status = exc.status_code
         code = {404: 6, 405: 3}.get(status, 10 if status < 500 else 4)
         message = {404: "Not found", 405: "Method not allowed"}.get(status, "Request failed")
-        return JSONResponse(error_body(code, message), status_code=status)
+        # A 405 names the methods that are allowed (RFC 9110); nothing else passes through.
+        headers = {"Allow": _allowed(request)} if status == 405 else None
+        return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, _route(request))

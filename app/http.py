@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Sequence
 
 from starlette.datastructures import Headers
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import (
@@ -25,7 +27,8 @@ from app.security import OriginPolicy
 
 access_log = logging.getLogger("chat_bff.access")
 
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# The API takes bodies on POST only; other methods go on to the router (405).
+_BODY_METHODS = frozenset({"POST"})
 _DIGITS = re.compile(r"[0-9]{1,12}")
 
 
@@ -49,23 +52,31 @@ class ApiGuard:
     (415), and browsers from origins outside the policy (403)."""
 
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, origins: OriginPolicy, prefix: str = "/api/"
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        origins: OriginPolicy,
+        prefix: str = "/api/",
+        routes: Sequence[BaseRoute] = (),
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.origins = origins
         self.prefix = prefix
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        error = self._check(scope["method"], headers)
+        method = scope["method"] if self._takes_body(scope) else "GET"
+        error = self._check(method, headers)
         if error is not None:
             await error_response(error)(scope, receive, send)
             return
-        if scope["method"] not in _BODY_METHODS:
+        if scope["method"] not in _BODY_METHODS or not self._takes_body(scope):
             await self.app(scope, receive, send)
             return
         # The whole body is read here, within the limit, before any route runs: a limit
@@ -86,6 +97,13 @@ class ApiGuard:
             if not message.get("more_body", False):
                 break
         await self.app(scope, replay_body(bytes(body), receive), send)
+
+    def _takes_body(self, scope: Scope) -> bool:
+        """A route exists for this method and path (else the router answers 404/405, not us
+        415). Without `routes`, every path under the prefix is taken to have one."""
+        if not self.routes:
+            return True
+        return any(route.matches(scope)[0] is Match.FULL for route in self.routes)
 
     def _check(self, method: str, headers: Headers) -> BffError | None:
         if not self.origins.allows(headers.get("origin"), headers.get("host")):

@@ -46,6 +46,11 @@ REPLAYED = (b"idempotent-replayed", b"true")
 _SF_STRING = re.compile(r'"((?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])*)"')
 _BARE = re.compile(r"[\x21\x23-\x2b\x2d-\x5b\x5d-\x7e]+")
 MAX_KEY_CHARS = 255
+# Both forms, for OpenAPI: a quoted string (escapes count as one character) or a bare token.
+KEY_PATTERN = (
+    r'^(?:"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\]){1,255}"'
+    r"|[\x21\x23-\x2b\x2d-\x5b\x5d-\x7e]{1,255})$"
+)
 # Answers larger than this are not kept (ours are a few hundred bytes).
 MAX_ANSWER_BYTES = 65_536
 _KEPT_HEADERS = frozenset({b"content-type", b"retry-after"})
@@ -238,7 +243,7 @@ def document_openapi(schema: dict[str, Any]) -> None:
             "`Idempotent-Replayed: true`) and is not performed twice. Final answers are kept "
             "(below 500, except 429)."
         ),
-        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_CHARS + 2},
+        "schema": {"type": "string", "pattern": KEY_PATTERN},
     }
     error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}}
     notes = {

@@ -172,7 +172,9 @@ def create_app(
         # deadline): a claim outliving its request only if the instance died meanwhile.
         in_flight_s=2 * settings.upstream_timeout_s + 10,
     )
-    app.add_middleware(ApiGuard, max_body_bytes=settings.max_body_bytes, origins=origins)
+    app.add_middleware(
+        ApiGuard, max_body_bytes=settings.max_body_bytes, origins=origins, routes=app.routes
+    )
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.allowed_origins,

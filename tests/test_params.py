@@ -50,6 +50,8 @@ def test_bad_resume_point(raw: str) -> None:
         parse_resume_point(raw, None)
     with pytest.raises(InvalidInputError):
         parse_resume_point(None, raw)
+    with pytest.raises(InvalidInputError):
+        parse_resume_point("7", raw)
 
 
 @pytest.mark.parametrize("suffix", ["\n", "\r\n", " ", "\x00", "=", "=="])

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 
 from app.errors import InvalidInputError
 from app.routes.deps import ChatRefDep, ClientIpDep, RuntimeDep
-from app.routes.params import parse_index, parse_wait
+from app.routes.params import INDEX_PATTERN, SECONDS_PATTERN, parse_index, parse_wait
 from app.schemas import (
     ChatCreatedOut,
     ChatOperationBody,
@@ -108,10 +108,17 @@ async def get_messages(
     ip: ClientIpDep,
     index: Annotated[
         str | None,
-        Query(description="Messages with index >= this; 0 or 1 means the whole transcript"),
+        Query(
+            description="Messages with index >= this; 0 or 1 means the whole transcript",
+            json_schema_extra={"pattern": INDEX_PATTERN},
+        ),
     ] = None,
     wait: Annotated[
-        str | None, Query(description="Long-poll: seconds to wait for a message (<= 30)")
+        str | None,
+        Query(
+            description="Long-poll: seconds to wait for a message (<= 30)",
+            json_schema_extra={"pattern": SECONDS_PATTERN},
+        ),
     ] = None,
 ) -> JSONResponse:
     start = parse_index(index)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from app.routes.deps import RuntimeDep
 
@@ -20,7 +20,11 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: the bus and the upstream are reachable")
+@router.get(
+    "/readyz",
+    summary="Readiness: the bus and the upstream are reachable",
+    responses={503: {"description": "Not ready (or draining); see Retry-After"}},
+)
 async def readyz(rt: RuntimeDep) -> JSONResponse:
     if rt.draining.is_set():
         return JSONResponse({"status": "draining"}, status_code=503, headers={"Retry-After": "5"})
@@ -46,6 +50,6 @@ async def readyz(rt: RuntimeDep) -> JSONResponse:
     return JSONResponse(body, status_code=200 if ready else 503, headers=headers)
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
 async def metrics(rt: RuntimeDep) -> Response:
     return Response(rt.metrics.render(), media_type="text/plain; version=0.0.4")

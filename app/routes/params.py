@@ -17,6 +17,11 @@ _INDEX = re.compile(r"[0-9]{1,9}")
 # Seconds with an optional fraction; the range is checked after parsing.
 _SECONDS = re.compile(r"[0-9]{1,6}(?:\.[0-9]{1,6})?")
 
+# The same rules for OpenAPI (documentation only: the parsers above decide).
+INDEX_PATTERN = f"^{_INDEX.pattern}$"
+SECONDS_PATTERN = f"^{_SECONDS.pattern}$"
+RESUME_PATTERN = r"^[0-9]{0,9}$"
+
 
 def parse_index(raw: str | None) -> int | None:
     """`?index=N`: a message index, or None when absent."""
@@ -41,10 +46,10 @@ def parse_wait(raw: str | None, limit: float) -> float | None:
 
 def parse_resume_point(header: str | None, query: str | None) -> int:
     """The index a stream resumes after: the `Last-Event-ID` header, else `?lastEventId=`;
-    0 (the whole transcript) when neither is given or the value is empty."""
+    0 (the whole transcript) when neither is given or the value is empty. Each one given
+    must be valid, even the one that does not count."""
+    for raw in (header, query):
+        if raw and not _INDEX.fullmatch(raw):
+            raise InvalidInputError("Last-Event-ID: must be a message index")
     raw = header if header is not None else query
-    if raw is None or raw == "":
-        return 0
-    if not _INDEX.fullmatch(raw):
-        raise InvalidInputError("Last-Event-ID: must be a message index")
-    return int(raw)
+    return int(raw) if raw else 0

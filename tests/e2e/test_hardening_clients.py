@@ -209,3 +209,21 @@ def test_head_answers_like_get_without_a_body(client: httpx.Client, path: str) -
     assert head.content == b""
     assert head.headers["content-type"] == get.headers["content-type"]
     assert head.headers.get("cache-control") == get.headers.get("cache-control")
+
+
+# -- found by schemathesis: methods a path does not take ----------------------------------
+
+
+def test_a_method_a_path_does_not_take_is_405_naming_those_it_does(
+    client: httpx.Client, handle: str
+) -> None:
+    for method, path, allowed in (
+        ("DELETE", f"/api/v2/chats/{handle}", {"GET", "POST"}),
+        ("PUT", f"/api/v2/chats/{handle}/events", {"GET"}),
+        ("POST", f"/api/v2/chats/{handle}/events", {"GET"}),
+        ("POST", f"/api/v2/chats/{handle}/messages", {"GET"}),
+        ("PATCH", "/api/v2/chats", {"POST"}),
+    ):
+        answer = client.request(method, path, content=b"x")
+        assert answer.status_code == 405, (method, path, answer.text)
+        assert {m.strip() for m in answer.headers["allow"].split(",")} == allowed
