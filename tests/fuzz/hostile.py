@@ -87,11 +87,12 @@ class HostileUpstream:
         with self._lock:
             self._faults.clear()
 
-    def say(self, chat_id: str, text: str) -> int:
-        """The agent writes `text` into the chat's transcript; returns its index."""
+    def say(self, chat_id: str, text: str, index: int | None = None) -> int:
+        """The agent writes `text` into the chat's transcript (at `index`, default the next);
+        returns its index."""
         with self._lock:
             chat = self._chats.setdefault(chat_id, _Chat())
-            index = len(chat.messages) + 1
+            index = index or len(chat.messages) + 1
             chat.messages.append(
                 {
                     "index": index,
