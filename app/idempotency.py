@@ -83,6 +83,8 @@ def parse_key(raw: bytes) -> str | None:
 
 
 def slot_of(key: str, path: str) -> str:
+    # Every route answers with and without a trailing slash: one resource, one slot.
+    path = path.rstrip("/")
     return hashlib.sha256(f"idempotency\0{path}\0{key}".encode()).hexdigest()[:40]
 
 
@@ -99,7 +101,7 @@ def fingerprint_of(scope: Scope, body: bytes) -> str:
     digest = hashlib.sha256()
     for part in (
         scope["method"].encode(),
-        scope["path"].encode(),
+        scope["path"].rstrip("/").encode(),
         scope["query_string"],
         canonical,
     ):

@@ -47,6 +47,11 @@ def test_fingerprint_is_of_the_json_not_its_spelling() -> None:
 
 def test_slots_are_per_path() -> None:
     assert slot_of("k", "/api/v2/chats/a") != slot_of("k", "/api/v2/chats/b")
+    assert slot_of("k", "/api/v2/chats/a/") == slot_of("k", "/api/v2/chats/a")
+    body = b'{"text":"hi"}'
+    assert fingerprint_of(_scope("/api/v2/chats/a/"), body) == fingerprint_of(
+        _scope("/api/v2/chats/a"), body
+    )
     assert "{" not in slot_of("k{", "/p") and "}" not in slot_of("}", "/p")
 
 
