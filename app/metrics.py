@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
@@ -33,6 +35,11 @@ class Metrics:
         self.pollers = Gauge(
             "bff_pollers", "Chats this process polls (holds the lease of)", registry=self.registry
         )
+        # -- process health: what must stay flat however long it runs (bench/soak.py) --
+        self.asyncio_tasks = Gauge(
+            "bff_asyncio_tasks", "asyncio tasks alive in this process", registry=self.registry
+        )
+        self.asyncio_tasks.set_function(_task_count)
 
     def observe_upstream(self, operation: str, outcome: str, seconds: float) -> None:
         self.upstream_requests.labels(operation, outcome).inc()
@@ -41,3 +48,10 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _task_count() -> float:
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:  # collected outside the event loop
+        return 0.0
