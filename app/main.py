@@ -11,23 +11,24 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from sse_starlette.sse import AppStatus
-from starlette.middleware.cors import CORSMiddleware
 
 from app.bus import make_bus
 from app.bus.base import Bus
 from app.cadence import Cadence
 from app.config import Settings
+from app.cors import CrossOrigin
 from app.errors import install_error_handlers
 from app.http import ApiGuard, RequestMetrics
 from app.metrics import Metrics
+from app.openapi import install_openapi, operation_id
+from app.paths import TrailingSlash
 from app.poller import PollerTuning
 from app.registry import PollerRegistry
 from app.routes import chats, events, health
@@ -145,29 +146,29 @@ def create_app(
             await upstream.aclose()
             await the_bus.aclose()
 
-    app = FastAPI(
+    # The docs pages load Swagger UI and ReDoc from this server (no CDN): they work offline.
+    app = FastAPIOffline(
         title="chat-bff",
         version="0.1.0",
         summary="Customer chat API, wire-compatible with the contact center's, plus push.",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+        static_url="/docs-assets",
+        # Swagger UI's validator badge would be the one request leaving the machine.
+        swagger_ui_parameters={"validatorUrl": None},
     )
+    app.router.redirect_slashes = False  # TrailingSlash routes `/x/` as `/x`, no redirect
     app.state.runtime = runtime
     install_error_handlers(app)
     app.include_router(chats.router)
     app.include_router(events.router)
     app.include_router(health.router)
     _mount_static(app)
-    _document_errors_as_400(app)
+    install_openapi(app, long_poll_max_s=settings.long_poll_max_s)
 
-    app.add_middleware(ApiGuard, max_body_bytes=settings.max_body_bytes, origins=origins)
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.allowed_origins,
-        allow_methods=["GET", "POST"],
-        allow_headers=["Content-Type", "Last-Event-ID"],
-        expose_headers=["Retry-After"],
-        max_age=600,
-    )
+    app.add_middleware(ApiGuard, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(TrailingSlash)
+    app.add_middleware(CrossOrigin, origins=origins)
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app
 
@@ -179,26 +180,6 @@ async def _drain_when_server_exits(runtime: Runtime) -> None:
     while not AppStatus.should_exit:  # noqa: ASYNC110 - a flag another library sets
         await asyncio.sleep(0.5)
     runtime.begin_drain()
-
-
-def _document_errors_as_400(app: FastAPI) -> None:
-    """Validation errors answer 400 in the upstream's shape (see errors.py), so drop the 422
-    FastAPI documents by default."""
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = get_openapi(
-                title=app.title, version=app.version, summary=app.summary, routes=app.routes
-            )
-            for path in schema.get("paths", {}).values():
-                for operation in path.values():
-                    operation.get("responses", {}).pop("422", None)
-            for name in ("HTTPValidationError", "ValidationError"):
-                schema.get("components", {}).get("schemas", {}).pop(name, None)
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _mount_static(app: FastAPI) -> None:

@@ -1,0 +1,33 @@
+"""Trailing slashes: every route answers with and without one, directly (no redirect).
+
+Owns the path a request is routed by. The upstream accepts `/api/v2/chats/` as well as
+`/api/v2/chats`, and its clients use both; a redirect would cost a round trip, re-send a POST
+body only if the client follows 307s, and (behind a TLS proxy) could point at the wrong scheme.
+It must not change anything but the one trailing slash.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+
+def without_trailing_slash(path: str) -> str:
+    """`/a/b/` -> `/a/b`; the root stays `/`."""
+    stripped = path.rstrip("/")
+    return stripped or "/"
+
+
+class TrailingSlash:
+    """Routes `/x/` as `/x` (pure ASGI: the scope is copied, never the body)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and len(scope["path"]) > 1 and scope["path"].endswith("/"):
+            scope = dict(scope)
+            scope["path"] = without_trailing_slash(scope["path"])
+            raw = scope.get("raw_path")
+            if isinstance(raw, bytes):
+                scope["raw_path"] = raw.rstrip(b"/") or b"/"
+        await self.app(scope, receive, send)
