@@ -16,7 +16,6 @@ import httpx
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from fastapi_offline import FastAPIOffline
 from sse_starlette.sse import AppStatus
 
 from app.bus import make_bus
@@ -24,6 +23,7 @@ from app.bus.base import Bus
 from app.cadence import Cadence
 from app.config import Settings
 from app.cors import CrossOrigin
+from app.docs import install_docs
 from app.errors import install_error_handlers
 from app.http import ApiGuard, RequestMetrics
 from app.metrics import Metrics
@@ -146,16 +146,14 @@ def create_app(
             await upstream.aclose()
             await the_bus.aclose()
 
-    # The docs pages load Swagger UI and ReDoc from this server (no CDN): they work offline.
-    app = FastAPIOffline(
+    app = FastAPI(
         title="chat-bff",
         version="0.1.0",
         summary="Customer chat API, wire-compatible with the contact center's, plus push.",
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
-        static_url="/docs-assets",
-        # Swagger UI's validator badge would be the one request leaving the machine.
-        swagger_ui_parameters={"validatorUrl": None},
+        docs_url=None,  # served by install_docs, from this server: no CDN
+        redoc_url=None,
     )
     app.router.redirect_slashes = False  # TrailingSlash routes `/x/` as `/x`, no redirect
     app.state.runtime = runtime
@@ -165,6 +163,7 @@ def create_app(
     app.include_router(health.router)
     _mount_static(app)
     install_openapi(app, long_poll_max_s=settings.long_poll_max_s)
+    install_docs(app)
 
     app.add_middleware(ApiGuard, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(TrailingSlash)
