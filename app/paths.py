@@ -8,7 +8,10 @@ It must not change anything but the one trailing slash.
 
 from __future__ import annotations
 
+from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
 def without_trailing_slash(path: str) -> str:
@@ -31,3 +34,19 @@ class TrailingSlash:
             if isinstance(raw, bytes):
                 scope["raw_path"] = raw.rstrip(b"/") or b"/"
         await self.app(scope, receive, send)
+
+
+def allowed_methods(app: ASGIApp, scope: Scope) -> list[str]:
+    """Every method some route of `app` answers at this request's path, for a 405's `Allow`
+    (Starlette names only the first route that matched the path). Mounts (static files)
+    answer their own 405s and are not asked."""
+    routes = getattr(getattr(app, "router", None), "routes", ())
+    return [
+        method
+        for method in _METHODS
+        if any(
+            not isinstance(route, Mount)
+            and route.matches({**scope, "method": method})[0] is Match.FULL
+            for route in routes
+        )
+    ]

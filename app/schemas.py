@@ -7,10 +7,20 @@ public contract and shown in OpenAPI. It must not hold upstream wire shapes beyo
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    StringConstraints,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 NICKNAME_MAX = 64
 SUBJECT_MAX = 256
@@ -19,6 +29,31 @@ ENDPOINT_MAX = 128
 USER_DATA_KEYS_MAX = 32
 USER_DATA_KEY_MAX = 64
 USER_DATA_VALUE_MAX = 1024
+
+
+# `_printable` and `_not_blank` as JSON-schema patterns, so clients and fuzzers see what is
+# refused: control characters (Unicode Cc) other than tab and line breaks, and text that is
+# only whitespace. Documentation only: the validators above stay the check.
+_NO_CONTROL = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*"
+NO_CONTROL_PATTERN = f"^{_NO_CONTROL}$"
+NOT_BLANK_PATTERN = rf"^(?=[\s\S]*\S){_NO_CONTROL}$"
+
+
+@dataclass(frozen=True, slots=True)
+class JsonPattern:
+    """Adds `pattern` to a string's JSON schema (or, with `keys`, to an object's
+    `propertyNames`) without enforcing it (see above)."""
+
+    pattern: str
+    keys: bool = False
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        target = schema.setdefault("propertyNames", {}) if self.keys else schema
+        target["pattern"] = self.pattern
+        return schema
 
 
 def _printable(value: str) -> str:
@@ -38,29 +73,44 @@ Nickname = Annotated[
     StringConstraints(min_length=1, max_length=NICKNAME_MAX),
     AfterValidator(_not_blank),
     AfterValidator(_printable),
+    JsonPattern(NOT_BLANK_PATTERN),
 ]
 Subject = Annotated[
     str,
     StringConstraints(min_length=1, max_length=SUBJECT_MAX),
     AfterValidator(_not_blank),
     AfterValidator(_printable),
+    JsonPattern(NOT_BLANK_PATTERN),
 ]
 Text = Annotated[
     str,
     StringConstraints(min_length=1, max_length=TEXT_MAX),
     AfterValidator(_not_blank),
     AfterValidator(_printable),
+    JsonPattern(NOT_BLANK_PATTERN),
 ]
 Endpoint = Annotated[
-    str, StringConstraints(min_length=1, max_length=ENDPOINT_MAX), AfterValidator(_printable)
+    str,
+    StringConstraints(min_length=1, max_length=ENDPOINT_MAX),
+    AfterValidator(_printable),
+    JsonPattern(NO_CONTROL_PATTERN),
 ]
 UserDataKey = Annotated[
-    str, StringConstraints(min_length=1, max_length=USER_DATA_KEY_MAX), AfterValidator(_printable)
+    str,
+    StringConstraints(min_length=1, max_length=USER_DATA_KEY_MAX),
+    AfterValidator(_printable),
 ]
 UserDataValue = Annotated[
-    str, StringConstraints(max_length=USER_DATA_VALUE_MAX), AfterValidator(_printable)
+    str,
+    StringConstraints(max_length=USER_DATA_VALUE_MAX),
+    AfterValidator(_printable),
+    JsonPattern(NO_CONTROL_PATTERN),
 ]
-UserData = Annotated[dict[UserDataKey, UserDataValue], Field(max_length=USER_DATA_KEYS_MAX)]
+UserData = Annotated[
+    dict[UserDataKey, UserDataValue],
+    Field(max_length=USER_DATA_KEYS_MAX),
+    JsonPattern(NO_CONTROL_PATTERN, keys=True),
+]
 
 
 class RequestChatBody(BaseModel):

@@ -69,6 +69,26 @@ def test_every_route_answers_with_and_without_a_trailing_slash(
         assert answer.json()["statusCode"] == 6
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("DELETE", "/api/v2/chats/some-handle", "GET, POST"),
+        ("DELETE", "/api/v2/chats/some-handle/", "GET, POST"),
+        ("GET", "/api/v2/chats", "POST"),
+        ("GET", "/api/v2/chats/", "POST"),
+        ("DELETE", "/api/v2/me/chat/some-handle/messages", "GET"),
+        ("DELETE", "/healthz", "GET"),
+    ],
+)
+def test_a_wrong_method_is_a_405_naming_every_allowed_one(
+    client: httpx.Client, method: str, path: str, allow: str
+) -> None:
+    answer = client.request(method, path)
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == allow
+    assert answer.json() == {"statusCode": 3, "statusMessage": "Method not allowed"}
+
+
 def test_me_chat_paths_are_the_same_reads(client: httpx.Client) -> None:
     handle = start_chat(client, "Overview")
 
