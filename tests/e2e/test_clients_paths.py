@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from app.cli import _server
 from tests.conftest import EmulatorControl
 from tests.e2e.test_journey import start_chat, wait_for
 from tests.servers import ServerProcess, start_bff
@@ -165,3 +166,16 @@ def test_proxy_headers_are_believed_from_trusted_proxies_only(
     assert _create(behind_proxy, "198.51.100.1, 203.0.113.9") == 200  # the right-most hop
     assert _create(no_proxy, "203.0.113.7") == 200
     assert _create(no_proxy, "203.0.113.8") == 429  # the header is ignored: same peer
+
+
+@pytest.mark.parametrize(
+    ("trusted", "on", "ips"),
+    [([], False, None), (["10.0.0.0/8", "127.0.0.1/32"], True, ["10.0.0.0/8", "127.0.0.1/32"])],
+)
+def test_uvicorn_proxy_headers_follow_the_trusted_proxies(
+    trusted: list[str], on: bool, ips: list[str] | None
+) -> None:
+    config = _server(object(), "127.0.0.1", 0, 1, trusted).config
+    assert config.proxy_headers is on
+    if on:
+        assert config.forwarded_allow_ips == ips
