@@ -139,8 +139,10 @@ def _dates(text: str) -> set[date]:
             stop = date.fromisoformat(last.strip()) if dots else start
         except ValueError:
             raise ValueError(f"{part.strip()!r}: holidays are YYYY-MM-DD or a..b") from None
-        if stop < start or (stop - start).days > MAX_HOLIDAYS:
+        if stop < start:
             raise ValueError(f"{part.strip()!r}: not a forward date range")
+        if (stop - start).days >= MAX_HOLIDAYS:
+            raise ValueError(f"at most {MAX_HOLIDAYS} holidays")
         out |= {start + timedelta(days=n) for n in range((stop - start).days + 1)}
     return out
 
