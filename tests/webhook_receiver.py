@@ -48,7 +48,8 @@ class Receiver:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/hook"
         self.deliveries: list[Delivery] = []
-        self.answers: list[int] = []  # statuses to answer next, in order; then 200
+        # Statuses to answer next, in order (then 200); a (status, headers) pair adds headers.
+        self.answers: list[int | tuple[int, dict[str, str]]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -67,13 +68,16 @@ class Receiver:
                 except WebhookVerificationError:
                     verified = False
                 with receiver._lock:
-                    status = receiver.answers.pop(0) if receiver.answers else 200
+                    answer = receiver.answers.pop(0) if receiver.answers else 200
+                    status, extra = answer if isinstance(answer, tuple) else (answer, {})
                     if not verified:
                         status = 401
                     receiver.deliveries.append(
                         Delivery(headers, body, verified, status, time.monotonic())
                     )
                 self.send_response(status)
+                for name, value in extra.items():
+                    self.send_header(name, value)
                 self.send_header("content-length", "0")
                 self.end_headers()
 

@@ -255,17 +255,25 @@ def test_a_receiver_down_for_a_while_gets_the_message_when_it_is_back(
         upstream.url,
         BFF_OFFLINE_WEBHOOK_URL=down.url,
         BFF_OFFLINE_WEBHOOK_SECRET=down.secret,
+        BFF_WEBHOOK_OUTBOX_MAX="10",
         **ENV,
     )
     try:
-        assert leave(bff, MESSAGE).status_code == 202
+        texts = [f"message {n}" for n in range(10)]
+        for text in texts:
+            assert leave(bff, {**MESSAGE, "text": text}).status_code == 202
+        # The outbox is full: the next one is refused, not lost silently.
+        full = leave(bff, {**MESSAGE, "text": "one too many"})
+        assert full.status_code == 503 and "Retry-After" in full.headers
         time.sleep(4)  # several refused attempts
         assert "ConnectError" in bff.logs()
         with down:
-            (delivery,) = down.wait_for(lambda ds: bool(ds), timeout_s=10)
+            down.wait_for(lambda ds: len(ds) >= 10, timeout_s=15)
             time.sleep(1.5)
-            assert down.all() == [delivery]
-            assert delivery.verified and delivery.json()["data"]["text"] == MESSAGE["text"]
+            delivered = down.all()
+            assert sorted(d.json()["data"]["text"] for d in delivered) == texts
+            assert all(d.verified and d.status == 200 for d in delivered)
+        assert leave(bff, {**MESSAGE, "text": "room again"}).status_code == 202
     finally:
         bff.stop()
 
