@@ -210,6 +210,8 @@ def _dispatcher(settings: Settings, bus: Bus) -> Dispatcher:
         targets[OFFLINE_KIND] = WebhookTarget(
             str(settings.offline_webhook_url), webhook_keys(offline_secret)
         )
+    if targets and settings.redis_url is None:
+        log.warning("webhook outbox in memory (no BFF_REDIS_URL): undelivered notices die with it")
     tuning = DeliveryTuning(
         timeout_s=settings.webhook_timeout_s,
         retry_min_s=settings.webhook_retry_min_s,

@@ -25,11 +25,13 @@ from tests.sse_client import Viewer
 from tests.webhook_receiver import Delivery, Receiver, new_secret
 
 PUSH_TOKEN = "fcm:dGVzdC10b2tlbi0xMjM0NTY3ODkw_-"
-READER_WINDOW_S = 1.0
+READER_WINDOW_S = 1.5
 
-# Polls every second without a reader (the keep-alive cadence), a reader counts for one
-# second after a read, and retries come quickly.
+# Polls every second without a reader (the keep-alive cadence), a reader counts for 1.5 s
+# after a read, and retries come quickly. An open stream's presence is renewed by the
+# registry's sweep (every half lease); the window must outlast the gap between two sweeps.
 PUSH_ENV = {
+    "BFF_LEASE_TTL_S": "1",
     "BFF_READER_WINDOW_S": str(READER_WINDOW_S),
     "BFF_POLL_INTERVAL_S": "0.3",
     "BFF_POLL_FAST_INTERVAL_S": "0.2",
