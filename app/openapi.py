@@ -86,6 +86,12 @@ def _finish(schema: dict[str, Any], long_poll_max_s: float) -> None:
             # Validation errors answer 400 in the upstream's shape (errors.py), never 422.
             responses.pop("422", None)
             for status, response in responses.items():
+                # errors.error_response sends Retry-After on every 429 and 503, whichever
+                # route raised it.
+                if status in ("429", "503"):
+                    response.setdefault("headers", {}).setdefault(
+                        "Retry-After", RETRY_AFTER["Retry-After"]
+                    )
                 content = response.get("content", {})
                 # Errors are JSON even where the success is a stream.
                 if int(status) >= 400 and "application/json" not in content:

@@ -111,6 +111,13 @@ UserData = Annotated[
     Field(max_length=USER_DATA_KEYS_MAX),
     JsonPattern(NO_CONTROL_PATTERN, keys=True),
 ]
+# An app's push token (APNs, FCM, ...), opaque to us: visible ASCII, no spaces.
+PUSH_TOKEN_MAX = 1024
+PushToken = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=PUSH_TOKEN_MAX, pattern=r"^[\x21-\x7e]+$"),
+    Field(description="Passed through in push notices (docs/webhooks.md); never sent upstream"),
+]
 
 
 class RequestChatBody(BaseModel):
@@ -122,6 +129,7 @@ class RequestChatBody(BaseModel):
     subject: Subject
     endpoint: Endpoint | None = None
     userData: UserData | None = None
+    pushToken: PushToken | None = None
 
 
 class SendMessageBody(BaseModel):

@@ -39,7 +39,8 @@ NO_STORE = {"Cache-Control": "no-store"}
 @router.post(
     "/chats",
     response_model=ChatCreated,
-    # 404 and 409: the chat service itself answered "not found" or "not now".
+    # 409: outside business hours ("closed"), or the chat service answered "not now";
+    # 404: the chat service itself answered "not found".
     responses=errors(*POST_ERRORS, 404, 409),
     summary="RequestChat",
     description="Starts a chat. Answers the chat handle: use it wherever the chat id goes.",
@@ -47,9 +48,14 @@ NO_STORE = {"Cache-Control": "no-store"}
 async def request_chat(
     body: RequestChatBody, rt: RuntimeDep, ip: ClientIpDep, response: Response
 ) -> ChatCreated:
+    rt.offline.require_open()
     rt.create_limiter.hit(ip)
     ref = await rt.service.create(
-        body.nickname, body.subject, endpoint=body.endpoint, user_data=body.userData
+        body.nickname,
+        body.subject,
+        endpoint=body.endpoint,
+        user_data=body.userData,
+        push_token=body.pushToken,
     )
     response.headers.update(NO_STORE)
     return ChatCreated(id=ref.handle, path=f"/api/v2/chats/{ref.handle}")

@@ -114,7 +114,9 @@ def test_errors_are_documented_as_they_occur(spec: dict[str, Any]) -> None:
         if method == "get":
             assert not statuses & {413, 415}, (name, "no bodies on GET")
         if path.startswith("/api/"):
-            assert 403 in statuses and 503 in statuses, name
+            assert 403 in statuses, name  # any browser from a foreign origin
+        if path.startswith(("/api/v2/chats", "/api/v2/me/")):
+            assert 503 in statuses, name  # the bus
         for status, response in op["responses"].items():
             if int(status) >= 400 and path.startswith("/api/"):
                 assert response["content"] == {
