@@ -64,8 +64,13 @@ def _server(
     host: str,
     port: int,
     shutdown_s: float,
+    trusted_proxies: Sequence[str] = (),
     limits: ConnectionLimits | None = None,
 ) -> uvicorn.Server:
+    """`trusted_proxies` (BFF_TRUSTED_PROXIES): only from these peers does uvicorn believe
+    X-Forwarded-Proto and X-Forwarded-For, so the scheme of any URL built from a request (and
+    the client address) is the one the proxy saw; from anyone else they are ignored.
+    `limits`: the connection guards of app/serving.py."""
     config = uvicorn.Config(
         app,  # type: ignore[arg-type]
         host=host,
@@ -76,7 +81,8 @@ def _server(
         access_log=False,
         timeout_graceful_shutdown=int(shutdown_s) + 5,
         timeout_keep_alive=75,
-        proxy_headers=False,
+        proxy_headers=bool(trusted_proxies),
+        forwarded_allow_ips=list(trusted_proxies) or None,
         server_header=False,
     )
     return _Server(config, app)
@@ -90,7 +96,14 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     app = create_app(settings)
     _tune_gc()
-    _server(app, args.host, args.port, settings.shutdown_grace_s, _limits(settings)).run()
+    _server(
+        app,
+        args.host,
+        args.port,
+        settings.shutdown_grace_s,
+        settings.trusted_proxies,
+        _limits(settings),
+    ).run()
     return 0
 
 
@@ -116,7 +129,7 @@ def demo(args: argparse.Namespace) -> int:
     app = create_app(settings, upstream_transport=transport)
     _tune_gc()
     print(f"chat-bff demo: open http://{args.host}:{args.port}/ (API docs at /docs)")
-    _server(app, args.host, args.port, settings.shutdown_grace_s, _limits(settings)).run()
+    _server(app, args.host, args.port, settings.shutdown_grace_s, limits=_limits(settings)).run()
     return 0
 
 

@@ -1,5 +1,6 @@
-"""Pure ASGI middleware for the API's transport rules: body size, JSON only, origin policy,
-the caching policy of every answer, and per-route request metrics.
+"""Pure ASGI middleware for the API's transport rules: body size, JSON only, the caching
+policy of every answer, and per-route request metrics. (Origins: `app/cors.py`, which runs
+before this.)
 
 Pure ASGI on purpose: `BaseHTTPMiddleware` buffers and breaks streaming responses (SSE).
 """
@@ -17,13 +18,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import (
     BffError,
-    OriginNotAllowedError,
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
     error_response,
 )
 from app.metrics import Metrics
-from app.security import OriginPolicy
 
 access_log = logging.getLogger("chat_bff.access")
 
@@ -48,21 +47,19 @@ def replay_body(body: bytes, receive: Receive) -> Receive:
 
 
 class ApiGuard:
-    """Rejects, before any route runs: bodies over `max_body_bytes` (413), non-JSON bodies
-    (415), and browsers from origins outside the policy (403)."""
+    """Rejects, before any route runs: bodies over `max_body_bytes` (413) and non-JSON bodies
+    (415)."""
 
     def __init__(
         self,
         app: ASGIApp,
         *,
         max_body_bytes: int,
-        origins: OriginPolicy,
         prefix: str = "/api/",
         routes: Sequence[BaseRoute] = (),
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
-        self.origins = origins
         self.prefix = prefix
         self.routes = routes
 
@@ -106,8 +103,6 @@ class ApiGuard:
         return any(route.matches(scope)[0] is Match.FULL for route in self.routes)
 
     def _check(self, method: str, headers: Headers) -> BffError | None:
-        if not self.origins.allows(headers.get("origin"), headers.get("host")):
-            return OriginNotAllowedError()
         if method not in _BODY_METHODS:
             return None
         length = headers.get("content-length")

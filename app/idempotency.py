@@ -26,6 +26,7 @@ import logging
 import re
 from typing import Any
 
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.bus.base import IdempotencyStore
@@ -233,6 +234,20 @@ class IdempotencyGuard:
 # -- OpenAPI --------------------------------------------------------------------------------
 
 
+def install_idempotency_docs(app: FastAPI) -> None:
+    """Document the header on the app's OpenAPI document (built by `app.openapi`)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        fresh = app.openapi_schema is None
+        schema = build()
+        if fresh:
+            document_openapi(schema)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def document_openapi(schema: dict[str, Any]) -> None:
     """Add the header and its answers to every POST under /api/v2/ in an OpenAPI document."""
     parameter = {
@@ -247,7 +262,6 @@ def document_openapi(schema: dict[str, Any]) -> None:
         ),
         "schema": {"type": "string", "pattern": KEY_PATTERN},
     }
-    error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}}
     notes = {
         "400": "an Idempotency-Key that is malformed or was used for a different request",
         "409": "a request with this Idempotency-Key is still in progress (see Retry-After)",
@@ -261,5 +275,6 @@ def document_openapi(schema: dict[str, Any]) -> None:
         for status, note in notes.items():
             if status in responses:
                 responses[status]["description"] += f"; or {note}"
-            else:
-                responses[status] = {"description": note.capitalize(), **error}
+            elif "400" in responses:
+                # The same error body as the operation's other errors.
+                responses[status] = {**responses["400"], "description": note.capitalize()}

@@ -8,32 +8,48 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
+from pydantic import WithJsonSchema
 
 from app.errors import UpstreamUnavailableError
-from app.routes.chats import ERRORS
+from app.openapi import INDEX_SCHEMA, errors
 from app.routes.deps import ChatRefDep, ClientIpDep, RuntimeDep
-from app.routes.params import RESUME_PATTERN, parse_resume_point
+from app.routes.params import parse_resume_point
 from app.sse import ChatStream, EventStreamResponse
 
 router = APIRouter(prefix="/api/v2", tags=["events"])
 
 DESCRIPTION = """\
-Server-Sent Events. First a `state` event (state, capabilities, participants), then every
-transcript entry after `Last-Event-ID` (header, or `lastEventId` query parameter on the first
-connect) as `message` events whose `id:` is the upstream index, then live `message`, `state`,
-`status` (`{"upstream": "degraded"|"ok"}`) and `end` events. After `end` the server closes the
-stream; reconnecting gets `end` again. Heartbeat comments keep idle connections open.
+Server-Sent Events. First a `state` event, then every transcript entry after `Last-Event-ID`
+(header, or `lastEventId` query parameter on the first connect) as `message` events whose
+`id:` is the upstream index, then live `message`, `state`, `status` and `end` events. After
+`end` the server closes the stream; reconnecting gets `end` again. Heartbeat comments keep
+idle connections open. Use an SSE client (a browser's `EventSource`, or a library): it
+reconnects with `Last-Event-ID` by itself.
+
+| event | `data:` (JSON) | `id:` |
+|---|---|---|
+| `state` | `Chat` (state, capabilities, participants) | none |
+| `message` | `Message` (any upstream type) | its index |
+| `status` | `UpstreamStatusPayload`: `{"upstream": "degraded"}` or `{"upstream": "ok"}` | none |
+| `end` | `EndPayload`: `{}` | none |
 """
 
 
-# One event of the stream (in OpenAPI 3.1 the schema of a text/event-stream is its events').
-EVENT_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "event": {"type": "string", "enum": ["state", "message", "status", "end"]},
-        "data": {"type": "string", "description": "JSON"},
-        "id": {"type": "string", "pattern": "^[0-9]{1,9}$"},
-        "retry": {"type": "integer", "minimum": 0},
+# Each event of the stream as an object: its `event:` name, its `id:` where it has one, and
+# its `data:` (JSON). The schemas are added to the components by app/openapi.py, so SDK
+# generators make models of them; the body itself is documented as the text it is, so a
+# generated client reads it as text instead of parsing a stream as one JSON document.
+EVENT_FRAME_SCHEMA = {
+    "oneOf": [
+        {"$ref": f"#/components/schemas/{name}"}
+        for name in ("StateEvent", "MessageEvent", "StatusEvent", "EndEvent")
+    ],
+    "discriminator": {
+        "propertyName": "event",
+        "mapping": {
+            kind: f"#/components/schemas/{kind.capitalize()}Event"
+            for kind in ("state", "message", "status", "end")
+        },
     },
 }
 
@@ -43,19 +59,19 @@ EVENT_SCHEMA = {
     response_class=EventStreamResponse,
     status_code=200,
     responses={
-        # Errors are JSON: without saying so, they would be documented as the stream's type.
-        **{
-            status: {
-                "description": doc["description"],
-                "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}
-                },
-            }
-            for status, doc in ERRORS.items()
-        },
+        **errors(400, 403, 404, 429, 503),
         200: {
-            "content": {"text/event-stream": {"schema": EVENT_SCHEMA}},
-            "description": "The stream",
+            "description": "The stream: `state`, `message`, `status` and `end` events",
+            "content": {
+                "text/event-stream": {
+                    "schema": {
+                        "type": "string",
+                        "description": "`event:`, `id:` and `data:` lines (Server-Sent Events)",
+                    },
+                    # OpenAPI 3.2's itemSchema, as an extension in this 3.1 document.
+                    "x-itemSchema": EVENT_FRAME_SCHEMA,
+                }
+            },
         },
     },
     summary="Chat events (SSE)",
@@ -65,17 +81,20 @@ async def chat_events(
     ref: ChatRefDep,
     rt: RuntimeDep,
     ip: ClientIpDep,
-    # A header is text or absent, never null: documented as a string defaulting to "".
     last_event_id: Annotated[
-        str, Header(alias="Last-Event-ID", json_schema_extra={"pattern": RESUME_PATTERN})
-    ] = "",
+        str | None,
+        Header(alias="Last-Event-ID", description="Resume after this message index"),
+        WithJsonSchema(INDEX_SCHEMA),
+    ] = None,
     last_event_id_query: Annotated[
-        str | None, Query(alias="lastEventId", json_schema_extra={"pattern": RESUME_PATTERN})
+        str | None,
+        Query(alias="lastEventId", description="Resume point of the first connect"),
+        WithJsonSchema(INDEX_SCHEMA),
     ] = None,
 ) -> EventStreamResponse:
     if rt.draining.is_set():
         raise UpstreamUnavailableError("This instance is shutting down", retry_after_s=1)
-    start = parse_resume_point(last_event_id or None, last_event_id_query)
+    start = parse_resume_point(last_event_id, last_event_id_query)
     rt.stream_limits_ip.check(ip)
     rt.stream_limits_chat.check(ref.key)
     stream = ChatStream(

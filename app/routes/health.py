@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from app.openapi import RETRY_AFTER
 from app.routes.deps import RuntimeDep
 
 router = APIRouter(tags=["operations"])
@@ -20,10 +22,28 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+_READINESS: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "status": {"type": "string", "enum": ["ready", "unavailable", "draining"]},
+        "bus": {"type": "string", "enum": ["ok", "unavailable"]},
+        "upstream": {"type": "string", "enum": ["ok", "unavailable"]},
+    },
+    "required": ["status"],
+}
+
+
 @router.get(
     "/readyz",
     summary="Readiness: the bus and the upstream are reachable",
-    responses={503: {"description": "Not ready (or draining); see Retry-After"}},
+    responses={
+        200: {"content": {"application/json": {"schema": _READINESS}}},
+        503: {
+            "description": "Not ready, or draining for a shutdown",
+            "headers": RETRY_AFTER,
+            "content": {"application/json": {"schema": _READINESS}},
+        },
+    },
 )
 async def readyz(rt: RuntimeDep) -> JSONResponse:
     if rt.draining.is_set():
