@@ -24,13 +24,25 @@ def test_bad_index(raw: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("raw", "value"), [(None, None), ("0", 0.0), ("25", 25.0), ("0.5", 0.5), ("30", 30.0)]
+    ("raw", "value"),
+    [
+        (None, None),
+        ("0", 0.0),
+        ("25", 25.0),
+        ("0.5", 0.5),
+        ("30", 30.0),
+        ("1e1", 10.0),
+        ("1e-05", 1e-05),
+        ("0.30000000000000004", 0.30000000000000004),
+    ],
 )
 def test_wait(raw: str | None, value: float | None) -> None:
     assert parse_wait(raw, 30) == value
 
 
-@pytest.mark.parametrize("raw", [*BAD_NUMBERS, "", "31", "nan", "inf", "1e1", ".5", "5."])
+@pytest.mark.parametrize(
+    "raw", [*BAD_NUMBERS, "", "31", "nan", "inf", "1e999", "1e2", ".5", "5.", "1e", "-0"]
+)
 def test_bad_wait(raw: str) -> None:
     with pytest.raises(InvalidInputError):
         parse_wait(raw, 30)
