@@ -247,8 +247,8 @@ def soak_details(res: dict[str, Any]) -> list[str]:
         f"{actors['droppers']} clients dropping streams (at once, after a moment, after "
         f"leaving them unread), {actors['long_pollers']} long-pollers (some abandoning), "
         f"{actors['vandals']} sending bad requests (garbage JSON, oversized bodies and "
-        "headers, slow headers, bad handles and parameters, reused keys). Start: the mean over "
-        f"{soak['window_s']:g} s after a {soak['warmup_s']:g} s warm-up; end: the mean over "
+        "headers, slow headers, bad handles and parameters, reused keys). Start: the median of "
+        f"{soak['window_s']:g} s after a {soak['warmup_s']:g} s warm-up; end: the median of "
         f"the last {soak['window_s']:g} s. Stores that hold things for a while by design are "
         "shortened so that the run reaches its steady state: "
         + ", ".join(f"`{k}={v}`" for k, v in soak.get("shortened", {}).items())
