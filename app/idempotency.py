@@ -270,7 +270,9 @@ def document_openapi(schema: dict[str, Any]) -> None:
         operation = operations.get("post")
         if not path.startswith("/api/v2/") or operation is None:
             continue
-        operation.setdefault("parameters", []).append(parameter)
+        parameters = operation.setdefault("parameters", [])
+        if not any(p.get("name", "").lower() == "idempotency-key" for p in parameters):
+            parameters.append(parameter)
         responses = operation.setdefault("responses", {})
         for status, note in notes.items():
             if status in responses:

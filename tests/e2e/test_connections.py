@@ -71,9 +71,8 @@ def big_chat(stalling: ServerProcess, emulator: ServerProcess) -> str:
     control = EmulatorControl(emulator.url)
     with httpx.Client(base_url=stalling.url, timeout=10) as client:
         handle = start_chat(client)
-        upstream_id = next(
-            str(r["chat_id"]) for r in reversed(control.requests()) if r.get("chat_id")
-        )
+        # The chat created last (the request log's last chat may be another chat's poll).
+        upstream_id = str(control.http.get("/chats").json()["chats"][-1]["id"])
         big = "x" * 60_000
         for n in range(50):
             control.agent_say(upstream_id, f"{n} {big}")

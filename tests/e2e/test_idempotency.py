@@ -22,7 +22,9 @@ OK_CHAT = {"operationName": "RequestChat", "nickname": "Chris", "subject": "Help
 
 
 def upstream_id_of(control: EmulatorControl) -> str:
-    return next(str(r["chat_id"]) for r in reversed(control.requests()) if r.get("chat_id"))
+    """The chat created last (the request log's last chat may be another chat's poll)."""
+    chats = control.http.get("/chats").json()["chats"]
+    return str(chats[-1]["id"])
 
 
 def times_in_transcript(control: EmulatorControl, upstream_id: str, text: str) -> int:
