@@ -130,6 +130,9 @@ class LocalHub:
     def chats(self) -> list[str]:
         return list(self._subs)
 
+    def subscriptions(self, chat: str) -> list[LocalSubscription]:
+        return list(self._subs.get(chat, ()))
+
     def count(self, chat: str) -> int:
         return len(self._subs.get(chat, ()))
 

@@ -1,4 +1,4 @@
-"""The Redis bus: lease, chat cache and fan-out shared by a fleet of instances.
+"""The Redis bus: lease, chat cache, fan-out and limits shared by a fleet of instances.
 
 Owns the Redis data model of a chat. Every key of one chat is hash-tagged `{chat}` so they all
 live in one Cluster slot and each write is one atomic Lua script (`_scripts`):
@@ -10,30 +10,59 @@ live in one Cluster slot and each write is one atomic Lua script (`_scripts`):
     <prefix>:{<chat>}:ref     what a poller needs to reach the chat upstream, PX interest ttl
     <prefix>:{<chat>}:events  pub/sub channel: one JSON list of events per commit
     <prefix>:interest         sorted set of chats, score = interest expiry (server ms)
+    <prefix>:rate:{..}, :lim:{..}, :alive:{..}   fleet-wide limits (`_limits`)
+
+Cluster rules (plain Redis and Sentinel follow them too, so one code path serves all three):
+
+* A new key of a chat goes under `_key(chat, name)`; a global key carries its own tag (or
+  none) and is never touched by a script together with a chat's keys.
+* A script touches keys of one slot only and names them all in KEYS. Work spanning chats is
+  one script call per chat, batched into one pipeline (`eval_many`): redis-py's Cluster
+  pipeline sends each node its share in one round trip, all nodes at once.
+* Fan-out uses sharded pub/sub on a Cluster (`_pubsub`): COMMIT SPUBLISHes on the chat's
+  channel, in the chat's slot.
 
 Fencing is done by Redis itself: `commit` stores and publishes only if the lease still holds
-the fence's token. Fan-out (one pub/sub connection per bus) is `_pubsub.PubSubFanOut`.
-It must not hold a Redis error past its own boundary (they surface as BusUnavailableError) and
-no call may wait longer than `op_timeout_s`.
+the fence's token. Every call is bounded by `op_timeout_s` per attempt; calls a customer waits
+for are retried through a failover (connection refused, CLUSTERDOWN, READONLY, a Sentinel
+without a master) for up to `failover_wait_s`, then fail as `BusUnavailableError`. The lease
+calls of pollers (`renew`, `commit`, `release`) are never retried here: a lease is worth less
+than its ttl, and the registry retries on its own schedule. No Redis error passes this module's
+boundary other than as BusUnavailableError.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, suppress
 from typing import Any, TypeVar, cast
 
-from redis.asyncio import Redis
+import redis as redis_py
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
+    ClusterError,
+    NoScriptError,
+    ReadOnlyError,
+    RedisClusterException,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.bus import _scripts
 from app.bus._connect import make_clients
 from app.bus._hub import LocalSubscription, check_chat
-from app.bus._pubsub import FAILURES, PubSubFanOut, decode_events
+from app.bus._limits import RedisLimits
+from app.bus._pubsub import FAILURES, ClusterRouter, PubSubFanOut, SingleRouter, decode_events, log
 from app.bus.base import Bus, ChatRecord, Fence
 from app.errors import BusUnavailableError
 from app.models import ChatEvent, ChatState, EventKind, Message, UpstreamStatus
@@ -44,6 +73,35 @@ _POKE = json.dumps([{"k": EventKind.POKE.value}])
 
 def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
+
+
+# What a failover looks like from a client: worth retrying until the wait runs out.
+_PASSING = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ClusterError,  # CLUSTERDOWN, MASTERDOWN
+    TryAgainError,
+    ReadOnlyError,  # a demoted master still answering
+    RedisClusterException,  # no node reachable, slot not covered
+    OSError,
+    TimeoutError,
+)
+_LASTING = (AuthenticationError, AuthorizationError)
+_REDIS_PY = os.path.dirname(redis_py.__file__)
+
+
+def _library_race(exc: BaseException) -> bool:
+    """redis-py's asyncio Cluster client can trip over its own connections when a topology
+    refresh (it runs one after any connection error) overlaps commands in flight: an
+    AttributeError or TypeError from inside redis-py. Worth retrying like a failover."""
+    if not isinstance(exc, AttributeError | TypeError):
+        return False
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.startswith(_REDIS_PY):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def _dumps(value: Any) -> str:
@@ -62,16 +120,19 @@ class RedisBus:
         retention_s: float = 86400,
         subscriber_buffer: int = 256,
         op_timeout_s: float = 2.0,
+        failover_wait_s: float = 0.0,
+        holder_ttl_s: float = 15.0,
         client_name: str = "chat-bff",
         keepalive_s: float = 5.0,
         reconnect_min_s: float = 0.05,
-        reconnect_max_s: float = 5.0,
+        reconnect_max_s: float = 2.0,
     ) -> None:
         if not prefix or "{" in prefix or "}" in prefix:
             raise ValueError("invalid key prefix")
         self._prefix = prefix
         self._retention_ms = _ms(retention_s)
         self._timeout = op_timeout_s
+        self._failover_wait = failover_wait_s
         instance = secrets.token_hex(4)
         self._instance = instance
         self.client_name = client_name
@@ -86,6 +147,8 @@ class RedisBus:
             retry=Retry(NoBackoff(), 1),
         )
         r = self._redis = self._clients.commands
+        self.cluster = isinstance(r, RedisCluster)
+        self._publish = "SPUBLISH" if self.cluster else "PUBLISH"
         self._acquire = r.register_script(_scripts.ACQUIRE)
         self._renew = r.register_script(_scripts.RENEW)
         self._release = r.register_script(_scripts.RELEASE)
@@ -96,16 +159,37 @@ class RedisBus:
         self._note_ref = r.register_script(_scripts.NOTE_REF)
         self._note_interest = r.register_script(_scripts.NOTE_INTEREST)
         self._live_interest = r.register_script(_scripts.LIVE_INTEREST)
+        # RESP2 and bytes: redis-py parses PING replies on a pub/sub connection (our barriers)
+        # right only in that mode. No retries: a lost connection must surface to the reader.
+        pubsub_kwargs: dict[str, Any] = {
+            "client_name": self.pubsub_client_name,
+            "retry": Retry(NoBackoff(), 0),
+            "protocol": 2,
+            "decode_responses": False,
+        }
+        clients = self._clients
+        router = (
+            ClusterRouter(
+                cast(RedisCluster, r),
+                lambda host, port: clients.node_client(host, port, **pubsub_kwargs),
+            )
+            if self.cluster
+            else SingleRouter(lambda: clients.pubsub_client(**pubsub_kwargs))
+        )
         self._fanout = PubSubFanOut(
-            self._pubsub_client,
+            router,
             self._channel,
             buffer=subscriber_buffer,
             op_timeout_s=op_timeout_s,
+            wait_s=failover_wait_s,
             keepalive_s=keepalive_s,
             backoff=(reconnect_min_s, reconnect_max_s),
             name=f"chat-bff bus reader {instance}",
         )
         self._hub = self._fanout.hub
+        self._limits = RedisLimits(
+            r, self, prefix=prefix, instance=instance, holder_ttl_s=holder_ttl_s
+        )
 
     # -- naming and plumbing --------------------------------------------------------------
 
@@ -115,12 +199,68 @@ class RedisBus:
     def _channel(self, chat: str) -> str:
         return self._key(chat, "events")
 
-    async def _run(self, op: Callable[[], Awaitable[T]]) -> T:
-        try:
-            async with asyncio.timeout(self._timeout):
-                return await op()
-        except FAILURES as exc:
-            raise BusUnavailableError() from exc
+    async def run(self, op: Callable[[], Awaitable[T]], *, wait: bool = True) -> T:
+        """`op` bounded by the op timeout per attempt; with `wait`, retried through a failover
+        for up to `failover_wait_s`. Redis errors become BusUnavailableError."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self._failover_wait if wait else 0.0)
+        delay = 0.05
+        while True:
+            try:
+                async with asyncio.timeout(self._timeout):
+                    if isinstance(self._redis, RedisCluster):
+                        # Load the slot map before commands run concurrently: redis-py's
+                        # asyncio Cluster client must not initialize inside many at once.
+                        await self._redis.initialize()
+                    return await op()
+            except _LASTING as exc:
+                raise BusUnavailableError() from exc
+            except _PASSING as exc:
+                if loop.time() + delay >= deadline:
+                    raise BusUnavailableError() from exc
+            except FAILURES as exc:
+                raise BusUnavailableError() from exc
+            except (AttributeError, TypeError) as exc:
+                if not _library_race(exc):
+                    raise
+                log.warning("redis-py cluster client race (%r); retrying", exc)
+                if loop.time() + delay >= deadline:
+                    raise BusUnavailableError() from exc
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+    async def eval_many(
+        self, script: AsyncScript, calls: Sequence[tuple[list[str], list[str | int]]]
+    ) -> list[Any]:
+        """One pipelined EVALSHA per call (each call's keys in one slot): one round trip per
+        node, all nodes at once. Answers in order; an error answer is returned, not raised,
+        except when the whole pipeline failed. Call through `run`."""
+
+        async def send(todo: list[int]) -> list[Any]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for i in todo:
+                    keys, args = calls[i]
+                    # Not `script(client=pipe)`: redis-py refuses script calls on a Cluster
+                    # pipeline because it cannot load them there; NOSCRIPT is handled below.
+                    pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+                return list(await pipe.execute(raise_on_error=False))
+
+        answers: list[Any] = [None] * len(calls)
+        todo = list(range(len(calls)))
+        for attempt in range(2):
+            if not todo:
+                break
+            missing = []
+            for i, answer in zip(todo, await send(todo), strict=True):
+                if isinstance(answer, NoScriptError) and not attempt:
+                    missing.append(i)
+                else:
+                    answers[i] = answer
+            if missing:
+                # A node that never ran it (a new primary after a failover, a flushed cache).
+                await self._redis.script_load(script.script)
+            todo = missing
+        return answers
 
     # -- Lease ----------------------------------------------------------------------------
 
@@ -128,29 +268,28 @@ class RedisBus:
         keys = [self._key(check_chat(chat), "lease"), self._key(chat, "epoch")]
         token = f"{self._instance}:{secrets.token_hex(16)}"
         args: list[str | int] = [token, _ms(ttl_s), self._retention_ms]
-        epoch = await self._run(lambda: self._acquire(keys=keys, args=args))
+        epoch = await self.run(lambda: self._acquire(keys=keys, args=args))
         return None if epoch is None else Fence(chat=chat, token=token, epoch=int(epoch))
 
     async def renew(self, fences: Sequence[Fence], ttl_s: float) -> frozenset[Fence]:
         if not fences:
             return frozenset()
         ttl = _ms(ttl_s)
-
-        async def renew_all() -> list[Any]:
-            # One pipelined round trip; each lease is its own key (and cluster slot).
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for fence in fences:
-                    keys = [self._key(fence.chat, "lease")]
-                    # redis-py queues a script call on a pipeline (its stubs omit that).
-                    await self._renew(keys=keys, args=[fence.token, ttl], client=cast(Any, pipe))
-                return list(await pipe.execute())
-
-        answers = await self._run(renew_all)
-        return frozenset(f for f, ok in zip(fences, answers, strict=True) if ok)
+        calls: list[tuple[list[str], list[str | int]]] = [
+            ([self._key(f.chat, "lease")], [f.token, ttl]) for f in fences
+        ]
+        answers = await self.run(lambda: self.eval_many(self._renew, calls), wait=False)
+        failed = [a for a in answers if isinstance(a, Exception)]
+        if failed and len(failed) == len(answers):
+            raise BusUnavailableError() from failed[0]
+        # A renewal that could not be confirmed (its node failing) counts as lost.
+        return frozenset(
+            f for f, ok in zip(fences, answers, strict=True) if ok and not isinstance(ok, Exception)
+        )
 
     async def release(self, fence: Fence) -> None:
         keys, args = [self._key(fence.chat, "lease")], [fence.token]
-        await self._run(lambda: self._release(keys=keys, args=args))
+        await self.run(lambda: self._release(keys=keys, args=args), wait=False)
 
     # -- ChatCache ------------------------------------------------------------------------
 
@@ -172,18 +311,19 @@ class RedisBus:
             "" if state is None else _dumps(state.to_json()),
             "" if status is None else status.value,
             "1" if ended else "0",
+            self._publish,
         ]
         seen: set[int] = set()
         for message in sorted(messages, key=lambda m: m.index):
             if message.index not in seen:
                 seen.add(message.index)
                 args += [int(message.index), _dumps(message.body)]
-        payload = await self._run(lambda: self._commit(keys=keys, args=args))
+        payload = await self.run(lambda: self._commit(keys=keys, args=args), wait=False)
         return None if payload is None else decode_events(payload)
 
     async def record(self, chat: str) -> ChatRecord:
         meta = self._key(check_chat(chat), "meta")
-        fields = cast(dict[str, str], await self._run(lambda: self._redis.hgetall(meta)))
+        fields = cast(dict[str, str], await self.run(lambda: self._redis.hgetall(meta)))
         if not fields:
             return ChatRecord()
         state = fields.get("state")
@@ -201,7 +341,7 @@ class RedisBus:
         if limit <= 0:
             return []
         log_key = self._key(check_chat(chat), "log")
-        raw = await self._run(
+        raw = await self.run(
             lambda: self._redis.zrange(
                 log_key, f"({after}", "+inf", byscore=True, offset=0, num=limit
             )
@@ -215,7 +355,7 @@ class RedisBus:
 
     async def claim_indexless(self, chat: str, upto: int) -> int:
         keys, args = [self._key(check_chat(chat), "meta")], [int(upto), self._retention_ms]
-        return int(await self._run(lambda: self._claim(keys=keys, args=args)))
+        return int(await self.run(lambda: self._claim(keys=keys, args=args)))
 
     async def set_cookies(self, chat: str, cookies: dict[str, str]) -> None:
         keys = [self._key(check_chat(chat), "meta")]
@@ -224,11 +364,11 @@ class RedisBus:
         args: list[str | int] = [self._retention_ms]
         for name, value in cookies.items():
             args += [name, value]
-        await self._run(lambda: self._cookies(keys=keys, args=args))
+        await self.run(lambda: self._cookies(keys=keys, args=args))
 
     async def mark_completed(self, chat: str) -> None:
         keys, args = [self._key(check_chat(chat), "meta")], [self._retention_ms]
-        await self._run(lambda: self._completed(keys=keys, args=args))
+        await self.run(lambda: self._completed(keys=keys, args=args))
 
     async def note_interest(self, chat: str, ref: str, ttl_s: float) -> None:
         ref_key = self._key(check_chat(chat), "ref")
@@ -236,10 +376,12 @@ class RedisBus:
 
         # Two scripts, not one: the ref lives in the chat's slot, the set in its own.
         async def both() -> None:
-            await self._note_ref(keys=[ref_key], args=[ref, _ms(ttl_s)])
-            await self._note_interest(keys=[interest], args=[chat, _ms(ttl_s)])
+            await asyncio.gather(
+                self._note_ref(keys=[ref_key], args=[ref, _ms(ttl_s)]),
+                self._note_interest(keys=[interest], args=[chat, _ms(ttl_s)]),
+            )
 
-        await self._run(both)
+        await self.run(both)
 
     async def interested(self) -> dict[str, str]:
         interest = f"{self._prefix}:interest"
@@ -254,7 +396,7 @@ class RedisBus:
             refs: list[str | None] = await pipe.execute()
             return {c: r for c, r in zip(chats, refs, strict=True) if r is not None}
 
-        return await self._run(load)
+        return await self.run(load)
 
     # -- FanOut ---------------------------------------------------------------------------
 
@@ -265,32 +407,26 @@ class RedisBus:
         """Publish one POKE event to the chat's subscribers on every instance (its poller asks
         the upstream at once). Stores nothing and needs no lease."""
         channel = self._channel(check_chat(chat))
-        await self._run(lambda: self._redis.publish(channel, _POKE))
+        await self.run(lambda: self._redis.execute_command(self._publish, channel, _POKE))
 
     def start(self) -> None:
         """Start the pub/sub reader now rather than on the first `subscribe`."""
         self._fanout.start()
-
-    async def _pubsub_client(self) -> Redis:
-        # RESP2 and bytes: redis-py parses PING replies on a pub/sub connection (our barriers)
-        # right only in that mode. No retries: a lost connection must surface to the reader.
-        return await self._clients.pubsub_client(
-            client_name=self.pubsub_client_name,
-            retry=Retry(NoBackoff(), 0),
-            protocol=2,
-            decode_responses=False,
-        )
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def ping(self) -> bool:
         try:
             async with asyncio.timeout(self._timeout):
+                if isinstance(self._redis, RedisCluster):
+                    # Every primary (the bus needs every slot), no replica.
+                    return bool(await self._redis.ping(target_nodes=RedisCluster.PRIMARIES))
                 return bool(await self._redis.ping())
         except FAILURES:
             return False
 
     async def aclose(self) -> None:
+        await self._limits.aclose()
         await self._fanout.aclose()
         with suppress(Exception):
             await self._redis.aclose()
@@ -298,6 +434,17 @@ class RedisBus:
             for client in self._clients.sentinel.sentinels:
                 with suppress(Exception):
                     await client.aclose()
+
+    # -- Limits ---------------------------------------------------------------------------
+
+    async def take(self, name: str, key: str, per_minute: float, burst: int) -> float:
+        return await self._limits.take(name, key, per_minute, burst)
+
+    async def occupy(self, name: str, key: str, limit: int) -> bool:
+        return await self._limits.occupy(name, key, limit)
+
+    def vacate(self, name: str, key: str) -> None:
+        self._limits.vacate(name, key)
 
 
 # Interface guard: mypy checks that RedisBus satisfies every protocol in `Bus`.

@@ -426,3 +426,61 @@ async def test_invalid_chat_key_is_refused(bus: Bus) -> None:
 
 async def test_ping(bus: Bus) -> None:
     assert await bus.ping()
+
+
+# -- Limits: fleet-wide abuse limits ---------------------------------------------------------
+
+
+async def test_token_bucket_allows_the_burst_then_says_how_long_to_wait(make: BusFactory) -> None:
+    a, b = await make(), await make()
+    key = new_chat()
+    # 60 a minute: one token a second, three at once.
+    assert [await x.take("create", key, 60, 3) for x in (a, b, a)] == [0.0, 0.0, 0.0]
+    wait = await b.take("create", key, 60, 3)
+    assert 0.5 < wait <= 1.0  # shared: the three tokens were taken on two instances
+    assert await a.take("create", new_chat(), 60, 3) == 0.0  # another key is independent
+    assert await a.take("send", key, 60, 3) == 0.0  # another limit too
+
+
+async def test_token_bucket_refills(bus: Bus) -> None:
+    key = new_chat()
+    assert await bus.take("send", key, 600, 1) == 0.0  # ten a second
+    assert await bus.take("send", key, 600, 1) > 0.0
+    await asyncio.sleep(0.15)
+    assert await bus.take("send", key, 600, 1) == 0.0
+
+
+async def test_holders_are_counted_across_instances(make: BusFactory) -> None:
+    a, b = await make(), await make()
+    key, other = new_chat(), new_chat()
+    assert await a.occupy("streams", key, 3)
+    assert await b.occupy("streams", key, 3)
+    assert await b.occupy("streams", key, 3)
+    assert not await a.occupy("streams", key, 3)
+    assert not await b.occupy("streams", key, 3)
+    assert await a.occupy("streams", other, 3)  # another key
+    assert await a.occupy("long-polls", key, 3)  # another limit
+    a.vacate("streams", key)
+
+    async def room() -> None:
+        while not await b.occupy("streams", key, 3):
+            await asyncio.sleep(0.02)
+
+    async with asyncio.timeout(2):  # vacates are written in the background, promptly
+        await room()
+    assert not await a.occupy("streams", key, 3)
+
+
+async def test_concurrent_occupiers_never_exceed_the_limit(make: BusFactory) -> None:
+    a, b = await make(), await make()
+    key = new_chat()
+    granted = await asyncio.gather(*(x.occupy("streams", key, 5) for x in [a, b] * 10))
+    assert sum(granted) == 5
+
+
+async def test_vacating_more_than_occupied_is_ignored(bus: Bus) -> None:
+    key = new_chat()
+    bus.vacate("streams", key)
+    bus.vacate("streams", key)
+    assert await bus.occupy("streams", key, 1)
+    assert not await bus.occupy("streams", key, 1)

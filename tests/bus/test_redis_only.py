@@ -345,8 +345,66 @@ async def test_unreachable_redis_is_unavailable() -> None:
     ("url", "expected"),
     [
         ("redis://h:1/2", RedisTarget("direct", url="redis://h:1/2")),
-        ("rediss://u:p@h/0", RedisTarget("direct", url="rediss://u:p@h/0")),
-        ("unix:///run/redis.sock?db=1", RedisTarget("direct", url="unix:///run/redis.sock?db=1")),
+        ("rediss://u:p@h/0", RedisTarget("direct", url="rediss://u:p@h/0", ssl=True)),
+        (
+            "unix:///run/redis.sock?db=1",
+            RedisTarget("direct", url="unix:///run/redis.sock", options={"db": 1}),
+        ),
+        (
+            "redis://h/0?socket_timeout=0.5&socket_connect_timeout=3",
+            RedisTarget(
+                "direct",
+                url="redis://h/0",
+                options={"socket_timeout": 0.5, "socket_connect_timeout": 3.0},
+            ),
+        ),
+        (
+            f"rediss://h/0?ssl_ca_certs={__file__}&ssl_cert_reqs=optional&ssl_check_hostname=no",
+            RedisTarget(
+                "direct",
+                url="rediss://h/0",
+                ssl=True,
+                options={
+                    "ssl_ca_certs": __file__,
+                    "ssl_cert_reqs": "optional",
+                    "ssl_check_hostname": False,
+                },
+            ),
+        ),
+        (
+            "redis+sentinel://:data@s1/svc?sentinel_password=s%26p&sentinel_username=admin",
+            RedisTarget(
+                "sentinel",
+                hosts=(("s1", 26379),),
+                service_name="svc",
+                password="data",
+                options={"sentinel_password": "s&p", "sentinel_username": "admin"},
+            ),
+        ),
+        (
+            f"rediss+sentinel://s1/svc?sentinel_ssl=false&ssl_certfile={__file__}"
+            f"&ssl_keyfile={__file__}",
+            RedisTarget(
+                "sentinel",
+                hosts=(("s1", 26379),),
+                service_name="svc",
+                ssl=True,
+                options={
+                    "sentinel_ssl": False,
+                    "ssl_certfile": __file__,
+                    "ssl_keyfile": __file__,
+                },
+            ),
+        ),
+        (
+            "rediss+cluster://n1:7000?socket_timeout=1&ssl_cert_reqs=none",
+            RedisTarget(
+                "cluster",
+                hosts=(("n1", 7000),),
+                ssl=True,
+                options={"socket_timeout": 1.0, "ssl_cert_reqs": "none"},
+            ),
+        ),
         (
             "redis+sentinel://s1:26380,s2,[::1]:26381/mymaster/3",
             RedisTarget(
@@ -393,11 +451,33 @@ def test_parse_redis_url(url: str, expected: RedisTarget) -> None:
         "redis+sentinel:///svc",  # no host
         "redis+sentinel://h:port/svc",
         "redis+cluster://n1:7000/3",  # cluster has no db
+        "redis://h/0?unknown=1",  # a typo must not pass silently
+        "redis://h/0?ssl_ca_certs=/etc/hosts",  # TLS options need a TLS scheme
+        "rediss://h/0?ssl_ca_certs=/no/such/file",
+        "rediss://h/0?ssl_certfile=/etc/hosts",  # without its key
+        "rediss://h/0?ssl_cert_reqs=maybe",
+        "rediss://h/0?ssl_check_hostname=perhaps",
+        "redis://h/0?socket_timeout=0",
+        "redis://h/0?socket_timeout=soon",
+        "redis+cluster://n1?sentinel_password=x",  # a sentinel option elsewhere
+        "redis://h/0?db=1",  # the db of a TCP URL is its path
+        "unix:///s.sock?db=one",
     ],
 )
 def test_parse_redis_url_rejects(url: str) -> None:
     with pytest.raises(ValueError, match=r"Redis URL|Sentinel URL|Cluster URL"):
         parse_redis_url(url)
+
+
+def test_parse_errors_never_show_a_password() -> None:
+    for url in (
+        "redis+sentinel://:hunter2@h:port/svc",
+        "redis+sentinel://h/svc?sentinel_password=hunter2&sentinel_ssl=maybe",
+        "redis+sentinel://h/svc?sentinel_password=hunter2&bogus=1",
+    ):
+        with pytest.raises(ValueError, match="Redis URL") as caught:
+            parse_redis_url(url)
+        assert "hunter2" not in str(caught.value)
 
 
 @pytest.mark.parametrize(
