@@ -6,11 +6,21 @@ a Redis URL (plain, Sentinel or Cluster) the `RedisBus` a fleet shares.
 
 from __future__ import annotations
 
+from app.bus._connect import parse_redis_url
 from app.bus.base import Bus, ChatRecord, Fence, Limits
 from app.bus.memory import MemoryBus
 from app.bus.redis import RedisBus
 
-__all__ = ["Bus", "ChatRecord", "Fence", "Limits", "MemoryBus", "RedisBus", "make_bus"]
+__all__ = [
+    "Bus",
+    "ChatRecord",
+    "Fence",
+    "Limits",
+    "MemoryBus",
+    "RedisBus",
+    "make_bus",
+    "parse_redis_url",
+]
 
 
 def make_bus(

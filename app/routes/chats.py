@@ -50,7 +50,7 @@ NO_STORE = {"Cache-Control": "no-store"}
 async def request_chat(
     body: RequestChatBody, rt: RuntimeDep, ip: ClientIpDep, response: Response
 ) -> ChatCreatedOut:
-    rt.create_limiter.hit(ip)
+    await rt.create_limiter.hit(ip)
     ref = await rt.service.create(
         body.nickname, body.subject, endpoint=body.endpoint, user_data=body.userData
     )
@@ -71,7 +71,7 @@ async def operate(
     ip: ClientIpDep,
     response: Response,
 ) -> StatusOut:
-    rt.send_limiter.hit(ip)
+    await rt.send_limiter.hit(ip)
     text = body.text if isinstance(body, SendMessageBody) else None
     await rt.service.operate(ref, body.operationName, text)
     response.headers.update(NO_STORE)

@@ -1,4 +1,5 @@
-"""Bus fixtures: the same tests run on a MemoryBus and on a RedisBus with a private prefix, on\none Redis server, a Sentinel group and a Redis Cluster."""
+"""Bus fixtures: the same tests run on a MemoryBus and on a RedisBus with a private prefix, on
+one Redis server, a Sentinel group and a Redis Cluster."""
 
 from __future__ import annotations
 
