@@ -1,7 +1,8 @@
 """The Redis master SIGKILLed mid-chat, on a Sentinel group and on a Cluster (the master of the
 chat's slot): a replica is promoted, and customers notice nothing. Every viewer gets every
 message exactly once on the stream it already had open, and the customer's sends during the
-failover wait and succeed. Real processes throughout; each test takes a fresh topology."""
+failover wait and succeed; a chat requested while Redis dies for good is not left open
+upstream. Real processes throughout; each test takes a fresh topology."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from tests.fleet.test_fleet import (
     viewers_for,
     with_viewers,
 )
-from tests.servers import ServerProcess
+from tests.servers import RedisServer, ServerProcess, start_bff
 from tests.topologies import ClusterGroup, RedisProcess, SentinelGroup
 
 
@@ -88,3 +89,35 @@ async def failover_mid_chat(
     # Each viewer kept the stream it had: nothing was lost, nothing repeated, no reconnect.
     assert [v.connects for v in viewers] == [1] * len(viewers)
     assert len([s for s in fleet.alive() if fleet.pollers(s) > 0]) == 1
+
+
+async def test_request_chat_while_redis_dies_leaves_no_open_chat(
+    redis_server: RedisServer, emulator: ServerProcess, control: EmulatorControl
+) -> None:
+    """RequestChat succeeds upstream, then the bus write fails (Redis gone for longer than
+    the failover wait): the new upstream chat is completed, not left open, and the client is
+    told to retry."""
+    bff = start_bff(
+        emulator.url,
+        BFF_REDIS_URL=redis_server.url,
+        BFF_REDIS_FAILOVER_WAIT_S="1",
+        BFF_REDIS_TIMEOUT_S="0.5",
+    )
+    try:
+        control.faults(latency_ms=1500, routes="write", remaining=1)
+
+        def request_chat() -> httpx.Response:
+            body = {"operationName": "RequestChat", "nickname": "Orphan", "subject": "no"}
+            return httpx.post(f"{bff.url}/api/v2/chats", json=body, timeout=30)
+
+        answering = asyncio.create_task(asyncio.to_thread(request_chat))
+        await asyncio.sleep(0.7)  # past the rate limit (the bus), waiting for the upstream
+        redis_server.stop()
+        answer = await answering
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["retry-after"]
+        created = [r for r in control.requests() if r.get("chat_id")]
+        view = control.chat(str(created[-1]["chat_id"]))
+        assert view["customer_completed"] is True, view
+    finally:
+        bff.kill()
