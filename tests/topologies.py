@@ -14,12 +14,15 @@ binaries the tests skip, and on CI (`CI=true`) they fail.
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,19 +45,120 @@ def _binary(name: str) -> str:
     return path
 
 
-class RedisProcess:
-    """One `redis-server` (or sentinel) process on a free loopback port."""
+@dataclass(frozen=True)
+class TlsFiles:
+    """A CA and one certificate signed by it (server and client use), for 127.0.0.1."""
 
-    def __init__(self, workdir: Path, *args: str, sentinel_conf: str | None = None) -> None:
+    ca: Path
+    cert: Path
+    key: Path
+
+    def server_args(self) -> list[str]:
+        return [
+            "--tls-cert-file", str(self.cert), "--tls-key-file", str(self.key),
+            "--tls-ca-cert-file", str(self.ca), "--tls-auth-clients", "yes",
+            "--tls-replication", "yes",
+        ]  # fmt: skip
+
+    def client_kwargs(self) -> dict[str, Any]:
+        return {
+            "ssl": True,
+            "ssl_ca_certs": str(self.ca),
+            "ssl_certfile": str(self.cert),
+            "ssl_keyfile": str(self.key),
+        }
+
+    def url_options(self) -> str:
+        return f"ssl_ca_certs={self.ca}&ssl_certfile={self.cert}&ssl_keyfile={self.key}"
+
+    def cli_args(self) -> list[str]:
+        return ["--tls", "--cacert", str(self.ca), "--cert", str(self.cert), "--key", str(self.key)]
+
+
+def make_tls_files(directory: Path) -> TlsFiles:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def name(text: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("chat-bff test CA"))
+        .issuer_name(name("chat-bff test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name("127.0.0.1"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    files = TlsFiles(directory / "ca.pem", directory / "cert.pem", directory / "key.pem")
+    files.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    files.key.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return files
+
+
+class RedisProcess:
+    """One `redis-server` (or sentinel) process on a free loopback port (TLS only, when
+    `tls` is given)."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *args: str,
+        sentinel_conf: str | None = None,
+        tls: TlsFiles | None = None,
+    ) -> None:
         self.port = free_port()
         self.workdir = workdir
         self.args = list(args)
         self.sentinel_conf = sentinel_conf
+        self.tls = tls
         self.log = workdir / f"redis-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> RedisProcess:
-        common = ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir)]
+        if self.tls is None:
+            common = ["--port", str(self.port)]
+        else:
+            common = ["--port", "0", "--tls-port", str(self.port), *self.tls.server_args()]
+        common += ["--bind", "127.0.0.1", "--dir", str(self.workdir)]
         common += ["--logfile", str(self.log), "--loglevel", "notice"]
         if self.sentinel_conf is not None:
             conf = self.workdir / f"sentinel-{self.port}.conf"
@@ -71,6 +175,7 @@ class RedisProcess:
         return self.proc is not None and self.proc.poll() is None
 
     def client(self, password: str | None = DATA_PASSWORD, **kwargs: Any) -> redis.Redis:
+        tls = self.tls.client_kwargs() if self.tls is not None else {}
         return redis.Redis(
             host="127.0.0.1",
             port=self.port,
@@ -78,6 +183,7 @@ class RedisProcess:
             socket_timeout=2,
             socket_connect_timeout=2,
             decode_responses=True,
+            **tls,
             **kwargs,
         )
 
@@ -109,12 +215,15 @@ class Topology:
     kind = ""
     url = ""
 
-    def __init__(self) -> None:
+    def __init__(self, *, tls: bool = False) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix=f"chat-bff-{self.kind}-"))
         self.processes: list[RedisProcess] = []
+        self.tls = make_tls_files(self.workdir) if tls else None
 
     def _spawn(self, *args: str, sentinel_conf: str | None = None) -> RedisProcess:
-        process = RedisProcess(self.workdir, *args, sentinel_conf=sentinel_conf).start()
+        process = RedisProcess(
+            self.workdir, *args, sentinel_conf=sentinel_conf, tls=self.tls
+        ).start()
         self.processes.append(process)
         return process
 
@@ -137,22 +246,31 @@ class Topology:
 class SentinelGroup(Topology):
     kind = "sentinel"
 
+    def __init__(self, *, tls: bool = False, sentinels: int = 3, replica: bool = True) -> None:
+        super().__init__(tls=tls)
+        self.size = sentinels
+        self.with_replica = replica
+
     def start(self) -> SentinelGroup:
         auth = ["--requirepass", DATA_PASSWORD, "--masterauth", DATA_PASSWORD]
         self.master = self._spawn(*auth)
         _wait(lambda: self.master.client().ping(), "the master")
-        self.replica = self._spawn(*auth, "--replicaof", "127.0.0.1", str(self.master.port))
-        _wait(
-            lambda: self.replica.client().info("replication")["master_link_status"] == "up",
-            "the replica's link",
-        )
+        self.data = [self.master]
+        if self.with_replica:
+            self.replica = self._spawn(*auth, "--replicaof", "127.0.0.1", str(self.master.port))
+            self.data.append(self.replica)
+            _wait(
+                lambda: self.replica.client().info("replication")["master_link_status"] == "up",
+                "the replica's link",
+            )
+        quorum = min(2, self.size)
         self.sentinels = []
-        for _ in range(3):
+        for _ in range(self.size):
             conf = "\n".join(
                 [
                     f"requirepass {SENTINEL_PASSWORD}",
                     f"sentinel sentinel-pass {SENTINEL_PASSWORD}",
-                    f"sentinel monitor {SERVICE} 127.0.0.1 {self.master.port} 2",
+                    f"sentinel monitor {SERVICE} 127.0.0.1 {self.master.port} {quorum}",
                     f"sentinel auth-pass {SERVICE} {DATA_PASSWORD}",
                     f"sentinel down-after-milliseconds {SERVICE} {DOWN_AFTER_MS}",
                     f"sentinel failover-timeout {SERVICE} 10000",
@@ -166,16 +284,20 @@ class SentinelGroup(Topology):
             for sentinel in self.sentinels:
                 with sentinel.client(SENTINEL_PASSWORD) as client:
                     state = client.sentinel_master(SERVICE)
-                    if state["num-slaves"] < 1 or state["num-other-sentinels"] < 2:
+                    if state["num-slaves"] < len(self.data) - 1:
+                        return False
+                    if state["num-other-sentinels"] < self.size - 1:
                         return False
             return True
 
         _wait(settled, "the sentinels to find the replica and each other")
         hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+        scheme = "rediss+sentinel" if self.tls else "redis+sentinel"
         self.url = (
-            f"redis+sentinel://:{DATA_PASSWORD}@{hosts}/{SERVICE}"
-            f"?sentinel_password={SENTINEL_PASSWORD}"
+            f"{scheme}://:{DATA_PASSWORD}@{hosts}/{SERVICE}?sentinel_password={SENTINEL_PASSWORD}"
         )
+        if self.tls:
+            self.url += "&" + self.tls.url_options()
         return self
 
     def master_port(self) -> int:
@@ -188,7 +310,7 @@ class SentinelGroup(Topology):
 
     def primaries(self) -> list[RedisProcess]:
         port = self.master_port()
-        return [p for p in (self.master, self.replica) if p.port == port]
+        return [p for p in self.data if p.port == port]
 
     def kill_master(self) -> RedisProcess:
         (master,) = self.primaries()
@@ -203,7 +325,7 @@ class SentinelGroup(Topology):
             port = self.master_port()
             if port == old.port:
                 return False
-            (new,) = [p for p in (self.master, self.replica) if p.port == port]
+            (new,) = [p for p in self.data if p.port == port]
             with new.client() as client:
                 return bool(client.info("replication")["role"] == "master")
 
@@ -214,9 +336,15 @@ class SentinelGroup(Topology):
 class ClusterGroup(Topology):
     kind = "cluster"
 
+    def __init__(self, *, tls: bool = False, replicas: int = 1) -> None:
+        super().__init__(tls=tls)
+        self.replicas = replicas
+
     def start(self) -> ClusterGroup:
-        for _ in range(6):
+        tls_cluster = ["--tls-cluster", "yes"] if self.tls else []
+        for _ in range(3 * (1 + self.replicas)):
             self._spawn(
+                *tls_cluster,
                 "--cluster-enabled",
                 "yes",
                 "--cluster-port",
@@ -232,16 +360,21 @@ class ClusterGroup(Topology):
             )
         for process in self.processes:
             _wait(lambda p=process: p.client().ping(), "a cluster node")
-        create = [_binary("redis-cli"), "-a", DATA_PASSWORD, "--no-auth-warning", "--cluster"]
-        create += ["create", *(f"127.0.0.1:{p.port}" for p in self.processes)]
-        create += ["--cluster-replicas", "1", "--cluster-yes"]
+        create = [_binary("redis-cli"), "-a", DATA_PASSWORD, "--no-auth-warning"]
+        create += self.tls.cli_args() if self.tls else []
+        create += ["--cluster", "create", *(f"127.0.0.1:{p.port}" for p in self.processes)]
+        create += ["--cluster-replicas", str(self.replicas), "--cluster-yes"]
         done = subprocess.run(create, capture_output=True, timeout=60, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"redis-cli --cluster create failed: {done.stdout!r}")
         _wait(self._healthy, "the cluster to settle")
-        self.url = "redis+cluster://:{}@{}".format(
-            DATA_PASSWORD, ",".join(f"127.0.0.1:{p.port}" for p in self.processes[:3])
+        self.url = "{}://:{}@{}".format(
+            "rediss+cluster" if self.tls else "redis+cluster",
+            DATA_PASSWORD,
+            ",".join(f"127.0.0.1:{p.port}" for p in self.processes[:3]),
         )
+        if self.tls:
+            self.url += "?" + self.tls.url_options()
         return self
 
     def _nodes(self, via: RedisProcess) -> list[dict[str, Any]]:
@@ -291,6 +424,29 @@ class ClusterGroup(Topology):
                 if int(low) <= slot <= int(high or low):
                     return next(p for p in self.processes if p.port == node["port"])
         raise RuntimeError(f"no primary serves slot {slot}")
+
+    def slot_of(self, key: str) -> int:
+        with next(p for p in self.processes if p.alive).client() as client:
+            return int(client.execute_command("CLUSTER", "KEYSLOT", key))
+
+    def migrate_slot(self, slot: int, source: RedisProcess, target: RedisProcess) -> None:
+        """Reshard one slot with its keys, the way `redis-cli --cluster reshard` does."""
+        with source.client() as src, target.client() as dst:
+            src_id = src.execute_command("CLUSTER", "MYID")
+            dst_id = dst.execute_command("CLUSTER", "MYID")
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+            src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+            while keys := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+                src.execute_command(
+                    "MIGRATE", "127.0.0.1", target.port, "", 0, 5000,
+                    "AUTH", DATA_PASSWORD, "KEYS", *keys,
+                )  # fmt: skip
+            # The new owner first, then the old one (which then unsubscribes the slot's shard
+            # channels), then the others.
+            others = [p for p in self.primaries() if p not in (source, target)]
+            for node in [target, source, *others]:
+                with node.client() as client:
+                    client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
 
     def wait_failover(self, old: RedisProcess, timeout_s: float = 30.0) -> float:
         """Seconds until a replica took over `old`'s slots and the cluster is ok again."""

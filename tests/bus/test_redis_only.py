@@ -183,6 +183,7 @@ class Proxy:
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.refusing = False
+        self.delay_s = 0.0  # added to every chunk forwarded, each way: a distant Redis
         self.links: list[tuple[asyncio.StreamWriter, asyncio.StreamWriter, list[bool]]] = []
         self.server: asyncio.Server | None = None
         self.url = ""
@@ -204,12 +205,13 @@ class Proxy:
             return_exceptions=True,
         )
 
-    @staticmethod
     async def _pipe(
-        src: asyncio.StreamReader, dst: asyncio.StreamWriter, alive: list[bool]
+        self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, alive: list[bool]
     ) -> None:
         try:
             while data := await src.read(65536):
+                if self.delay_s:
+                    await asyncio.sleep(self.delay_s)
                 if alive[0]:  # a silenced link swallows everything, like a dead peer
                     dst.write(data)
                     await dst.drain()
@@ -266,6 +268,27 @@ async def test_redis_outage_then_recovery(proxy: Proxy, prefix: str, redis_clien
     finally:
         await behind.aclose()
         await direct.aclose()
+        await delete_prefix(redis_client, prefix)
+
+
+async def test_renewing_many_leases_is_one_round_trip(
+    proxy: Proxy, prefix: str, redis_client: Redis
+) -> None:
+    behind = RedisBus(proxy.url, prefix=prefix, op_timeout_s=5)
+    try:
+        fences = [await behind.acquire(new_chat(), 30) for _ in range(200)]
+        assert all(fences)
+        held = [f for f in fences if f is not None]
+        await behind.renew(held, 30)  # the connection and the script are ready now
+        proxy.delay_s = 0.1  # a round trip now costs at least 0.2 s
+        started = time.monotonic()
+        assert await behind.renew(held, 30) == frozenset(held)
+        took = time.monotonic() - started
+        # One call per chat would take 200 round trips (40 s); a pipeline takes one.
+        assert took < 5 * 0.2, took
+    finally:
+        proxy.delay_s = 0
+        await behind.aclose()
         await delete_prefix(redis_client, prefix)
 
 
