@@ -29,341 +29,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import random
-from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
-from typing import Any, Protocol
-
-from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
-from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.connection import AbstractConnection
-from redis.crc import key_slot
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import MovedError, RedisClusterException, RedisError
 
 from app.bus._hub import LocalHub, LocalSubscription, check_chat
+from app.bus._link import FAILURES, Barrier, Link
+from app.bus._routing import ONE, Route, Router
 from app.errors import BusUnavailableError
-from app.models import ChatEvent, EventKind
 
 log = logging.getLogger("chat_bff.bus")
-# RedisClusterException (e.g. no node reachable) is not a RedisError.
-FAILURES = (RedisError, RedisClusterException, OSError, TimeoutError)
-
-
-def decode_events(payload: str) -> list[ChatEvent]:
-    return [
-        ChatEvent(EventKind(e["k"]), e.get("d") or {}, index=e.get("i"), prev=e.get("p"))
-        for e in json.loads(payload)
-    ]
-
-
-# -- routing ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """Where a channel is subscribed: a link's name and, on a Cluster, its node's address."""
-
-    name: str
-    host: str = ""
-    port: int = 0
-
-
-class Router(Protocol):
-    """Which link carries a channel, and how to connect a link."""
-
-    sharded: bool
-
-    async def ready(self) -> None:
-        """Load what `route` needs (a Cluster's slot map); idempotent."""
-        ...
-
-    def route(self, channel: str) -> Route: ...
-
-    def current(self) -> frozenset[str]:
-        """Names of the links routes may point to now; others are retired."""
-        ...
-
-    async def refresh(self) -> None:
-        """Re-read the topology (after a failure, a SUNSUBSCRIBE or a MOVED)."""
-        ...
-
-    def connect(self, route: Route) -> Redis:
-        """A fresh single-connection client for the link: RESP2, bytes, no retries."""
-        ...
-
-
-_ONE = Route("redis")
-
-
-class SingleRouter:
-    """One server (plain, or the master a Sentinel names): one link for every channel."""
-
-    sharded = False
-
-    def __init__(self, connect: Callable[[], Redis]) -> None:
-        self._connect = connect
-
-    async def ready(self) -> None:
-        return None
-
-    def route(self, channel: str) -> Route:
-        return _ONE
-
-    def current(self) -> frozenset[str]:
-        return frozenset((_ONE.name,))
-
-    async def refresh(self) -> None:
-        return None
-
-    def connect(self, route: Route) -> Redis:
-        return self._connect()
-
-
-class ClusterRouter:
-    """A Redis Cluster: a channel is read on the primary owning its slot (sharded pub/sub)."""
-
-    sharded = True
-
-    def __init__(self, cluster: RedisCluster, connect: Callable[[str, int], Redis]) -> None:
-        self._cluster = cluster
-        self._connect = connect
-
-    async def ready(self) -> None:
-        await self._cluster.initialize()
-
-    def route(self, channel: str) -> Route:
-        node = self._cluster.nodes_manager.get_node_from_slot(key_slot(channel.encode()))
-        return Route(node.name, node.host, int(node.port))
-
-    def current(self) -> frozenset[str]:
-        nodes = self._cluster.nodes_manager.slots_cache.values()
-        return frozenset(owners[0].name for owners in nodes if owners)
-
-    async def refresh(self) -> None:
-        await self._cluster.nodes_manager.initialize()
-
-    def connect(self, route: Route) -> Redis:
-        return self._connect(route.host, route.port)
-
-
-# -- links --------------------------------------------------------------------------------
-
-
-@dataclass(eq=False, slots=True)
-class _Barrier:
-    """A PING on a link: its PONG proves every SUBSCRIBE sent before it is live and every
-    message published before it has been read."""
-
-    activate: list[LocalSubscription]  # subscribe: these go live
-    resync: list[LocalSubscription]  # (re)subscribed channel: these may have missed events
-    future: asyncio.Future[None] | None
-    link: _Link
-    gen: int = -1  # the link's connection generation it was sent on
-
-
-class _Link:
-    """One pub/sub connection: the channels it should carry (`want`), those it carries now
-    (`on_conn`), and its reader task, which reconnects with backoff until retired."""
-
-    def __init__(self, fanout: PubSubFanOut, route: Route) -> None:
-        self.fanout = fanout
-        self.route = route
-        self.want: dict[str, str] = {}  # channel -> chat, as routed here
-        self.on_conn: dict[str, str] = {}  # channel -> chat, subscribed on this connection
-        self.lock = asyncio.Lock()  # orders every command sent on the connection
-        self.ps: PubSub | None = None
-        self.gen = 0
-        self.broken = False
-        self.retired = False
-        self.task: asyncio.Task[None] | None = None
-        self._leaving: Counter[str] = Counter()  # our own SUNSUBSCRIBEs not yet confirmed
-
-    def start(self) -> None:
-        if not self.retired and (self.task is None or self.task.done()):
-            self.task = asyncio.get_running_loop().create_task(
-                self._read_forever(), name=f"{self.fanout.name} {self.route.name}"
-            )
-
-    async def retire(self) -> None:
-        self.retired = True
-        task, self.task = self.task, None
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
-
-    async def sync_quietly(self) -> None:
-        async with self.lock:
-            try:
-                await self._sync()
-            except FAILURES as exc:
-                log.warning("pub/sub command failed (%r); reconnecting", exc)
-                self.broken = True
-
-    async def _sync(self) -> None:
-        """Make the connection's subscriptions match `want`, then send every barrier not yet
-        sent on this connection. The caller holds `lock`."""
-        ps = self.ps
-        if ps is None:
-            return  # the reader's next connection calls this again
-        fanout = self.fanout
-        sharded = fanout.router.sharded
-        if add := [channel for channel in self.want if channel not in self.on_conn]:
-            missed: list[LocalSubscription] = []
-            for channel in add:
-                chat = self.on_conn[channel] = self.want[channel]
-                missed += [s for s in fanout.hub.subscriptions(chat) if s.active]
-            if sharded:
-                # One SSUBSCRIBE per channel: one command may not span slots.
-                for channel in add:
-                    await ps.ssubscribe(channel)
-            else:
-                await ps.subscribe(*add)
-            if missed:
-                fanout.add_barrier(_Barrier([], missed, None, self))
-        if drop := [channel for channel in self.on_conn if channel not in self.want]:
-            leave = []
-            for channel in drop:
-                chat = self.on_conn.pop(channel)
-                # A channel that moved to another node is forgotten, not unsubscribed: that
-                # node has unsubscribed us already or will (and would answer MOVED).
-                if not sharded or chat not in fanout.routes:
-                    leave.append(channel)
-            for channel in leave:
-                if sharded:
-                    self._leaving[channel] += 1
-                    await ps.sunsubscribe(channel)
-            if leave and not sharded:
-                await ps.unsubscribe(*leave)
-        for token, barrier in fanout.barriers_of(self):
-            if barrier.gen != self.gen:
-                barrier.gen = self.gen
-                await ps.ping(token)
-
-    def _dispatch(self, msg: dict[str, Any]) -> None:
-        kind, data = msg.get("type"), msg.get("data")
-        if kind in ("message", "smessage"):
-            if not isinstance(data, bytes):
-                return
-            channel = bytes(msg.get("channel") or b"").decode()
-            chat = self.on_conn.get(channel)
-            route = self.fanout.routes.get(chat) if chat is not None else None
-            if chat is None or route is None or route.name != self.route.name:
-                return  # just unsubscribed, or moved to another link
-            try:
-                events = decode_events(data.decode())
-            except (ValueError, KeyError, TypeError):
-                log.warning("undecodable event payload on %s", channel)
-                return
-            self.fanout.hub.deliver(chat, events)
-        elif kind == "pong" and isinstance(data, bytes):
-            self.fanout.finish(data.decode(errors="replace"), self, self.gen)
-        elif kind == "sunsubscribe":
-            channel = bytes(msg.get("channel") or b"").decode()
-            if self._leaving[channel] > 0:
-                self._leaving[channel] -= 1
-                if not self._leaving[channel]:
-                    del self._leaving[channel]
-            elif self.on_conn.pop(channel, None) is not None:
-                # Not ours: the node no longer serves the channel's slot (resharding, or it
-                # became a replica). Re-route; the new link resyncs the chat's subscribers.
-                log.info("pub/sub: %s unsubscribed us from a moved slot", self.route.name)
-                self.fanout.topology_changed()
-
-    def _moved(self, error: MovedError) -> None:
-        """A SSUBSCRIBE (or SUNSUBSCRIBE) reached a node that no longer owns the slot."""
-        for channel in [c for c in self.on_conn if key_slot(c.encode()) == error.slot_id]:
-            del self.on_conn[channel]
-        self.fanout.topology_changed()
-
-    def _on_reconnect(self, connection: AbstractConnection) -> None:
-        # redis-py may quietly re-open a pub/sub connection; events may have been lost then,
-        # so that connection is abandoned and the reader's own reconnect (with RESYNC) runs.
-        self.broken = True
-
-    async def _read_forever(self) -> None:
-        fanout = self.fanout
-        loop = asyncio.get_running_loop()
-        low, high = fanout.backoff
-        delay = low
-        while not self.retired and not fanout.closed:
-            client = ps = None
-            live_since: float | None = None
-            try:
-                client = fanout.router.connect(self.route)
-                ps = client.pubsub(ignore_subscribe_messages=False)
-                async with asyncio.timeout(fanout.op_timeout):
-                    await ps.connect()  # type: ignore[no-untyped-call]
-                assert ps.connection is not None
-                ps.connection.register_connect_callback(self._on_reconnect)
-                async with self.lock:
-                    self.ps, self.on_conn, self.broken = ps, {}, False
-                    self._leaving.clear()
-                    self.gen += 1
-                    # Resyncs still unanswered from a lost connection are replaced by those of
-                    # this one, which cover every subscriber live now.
-                    fanout.drop_resyncs(self)
-                    await self._sync()
-                live_since = loop.time()
-                await self._read(ps)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("pub/sub connection to %s lost (%r)", self.route.name, exc)
-                fanout.topology_changed()
-            finally:
-                self.ps = None
-                if ps is not None:
-                    with suppress(Exception):
-                        await ps.aclose()  # type: ignore[no-untyped-call]
-                if client is not None:
-                    with suppress(Exception):
-                        await client.aclose()
-            if self.retired or fanout.closed:
-                return
-            # Back to quick retries only after a connection that lasted: one that dies at once
-            # (a server refusing us after connect) must not become a tight loop.
-            if live_since is not None and loop.time() - live_since > 1.0:
-                delay = low
-            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
-            delay = min(delay * 2, high)
-
-    async def _read(self, ps: PubSub) -> None:
-        loop = asyncio.get_running_loop()
-        keepalive, timeout = self.fanout.keepalive, self.fanout.op_timeout
-        last_rx = last_ping = loop.time()
-        tick = min(1.0, keepalive / 2)
-        while not self.retired:
-            try:
-                msg = await ps.get_message(ignore_subscribe_messages=False, timeout=tick)
-            except MovedError as error:
-                if not self.fanout.router.sharded:
-                    raise
-                last_rx = loop.time()
-                self._moved(error)
-                continue
-            now = loop.time()
-            if self.broken:
-                raise RedisConnectionError("pub/sub connection was re-opened underneath")
-            if msg is not None:
-                last_rx = now
-                self._dispatch(msg)
-            # A half-open connection never errors; an unanswered keepalive PING reveals it.
-            if now - last_rx > keepalive + timeout:
-                raise RedisConnectionError("pub/sub connection silent")
-            if now - last_ping >= keepalive:
-                last_ping = now
-                async with self.lock:
-                    await ps.ping("keepalive")
-
-
-# -- the fan-out --------------------------------------------------------------------------
 
 
 class PubSubFanOut:
@@ -388,8 +64,8 @@ class PubSubFanOut:
         self._channel_of = channel_of
         self._wait = max(op_timeout_s, wait_s)  # how long `subscribe` may wait for Redis
         self.routes: dict[str, Route] = {}  # chat -> its link, for chats with local subscribers
-        self._links: dict[str, _Link] = {}
-        self._barriers: dict[str, _Barrier] = {}
+        self._links: dict[str, Link] = {}
+        self._barriers: dict[str, Barrier] = {}
         self._tokens = itertools.count(1)
         self._stale: asyncio.Event | None = None
         self._router_task: asyncio.Task[None] | None = None
@@ -419,7 +95,7 @@ class PubSubFanOut:
             async with asyncio.timeout(self._wait):
                 await self.router.ready()
                 link = self._link_for(sub.chat)
-                self._barriers[token] = _Barrier([sub], [], future, link)
+                self._barriers[token] = Barrier([sub], [], future, link)
                 await link.sync_quietly()
                 await future
         except (TimeoutError, *FAILURES):
@@ -427,7 +103,7 @@ class PubSubFanOut:
         finally:
             self._barriers.pop(token, None)
 
-    def _link_for(self, chat: str) -> _Link:
+    def _link_for(self, chat: str) -> Link:
         route = self.routes.get(chat)
         if route is None:
             route = self.routes[chat] = self.router.route(self._channel_of(chat))
@@ -435,10 +111,10 @@ class PubSubFanOut:
         link.want[self._channel_of(chat)] = chat
         return link
 
-    def _link(self, route: Route) -> _Link:
+    def _link(self, route: Route) -> Link:
         link = self._links.get(route.name)
         if link is None or link.retired:
-            link = self._links[route.name] = _Link(self, route)
+            link = self._links[route.name] = Link(self, route)
             link.start()
         return link
 
@@ -451,17 +127,17 @@ class PubSubFanOut:
 
     # -- barriers (called by links) -------------------------------------------------------
 
-    def add_barrier(self, barrier: _Barrier) -> None:
+    def add_barrier(self, barrier: Barrier) -> None:
         self._barriers[f"r{next(self._tokens)}"] = barrier
 
-    def barriers_of(self, link: _Link) -> list[tuple[str, _Barrier]]:
+    def barriers_of(self, link: Link) -> list[tuple[str, Barrier]]:
         return [(t, b) for t, b in self._barriers.items() if b.link is link]
 
-    def drop_resyncs(self, link: _Link) -> None:
+    def drop_resyncs(self, link: Link) -> None:
         for token in [t for t, b in self._barriers.items() if b.link is link and not b.future]:
             del self._barriers[token]
 
-    def finish(self, token: str, link: _Link, gen: int) -> None:
+    def finish(self, token: str, link: Link, gen: int) -> None:
         barrier = self._barriers.get(token)
         if barrier is None or barrier.link is not link or barrier.gen != gen:
             return  # answered on a connection or link it no longer belongs to
@@ -508,7 +184,7 @@ class PubSubFanOut:
             await asyncio.sleep(low)  # coalesces a burst of notices into one refresh
 
     async def _reroute(self) -> None:
-        touched: set[_Link] = set()
+        touched: set[Link] = set()
         for chat, old in list(self.routes.items()):
             channel = self._channel_of(chat)
             try:
@@ -547,7 +223,7 @@ class PubSubFanOut:
         if self.closed:
             return
         if not self.router.sharded:
-            self._link(_ONE)
+            self._link(ONE)
         elif self._router_task is None or self._router_task.done():
             self._stale = asyncio.Event()
             self._router_task = asyncio.get_running_loop().create_task(

@@ -35,34 +35,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager, suppress
 from typing import Any, TypeVar, cast
 
-import redis as redis_py
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.commands.core import AsyncScript
-from redis.exceptions import (
-    AuthenticationError,
-    AuthorizationError,
-    ClusterError,
-    NoScriptError,
-    ReadOnlyError,
-    RedisClusterException,
-    TryAgainError,
-)
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.bus import _scripts
+from app.bus._calls import Calls
 from app.bus._connect import make_clients
 from app.bus._hub import LocalSubscription, check_chat
 from app.bus._limits import RedisLimits
-from app.bus._pubsub import FAILURES, ClusterRouter, PubSubFanOut, SingleRouter, decode_events, log
+from app.bus._link import FAILURES, decode_events
+from app.bus._pubsub import PubSubFanOut
+from app.bus._routing import ClusterRouter, SingleRouter
 from app.bus.base import Bus, ChatRecord, Fence
 from app.errors import BusUnavailableError
 from app.models import ChatEvent, ChatState, EventKind, Message, UpstreamStatus
@@ -73,35 +62,6 @@ _POKE = json.dumps([{"k": EventKind.POKE.value}])
 
 def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
-
-
-# What a failover looks like from a client: worth retrying until the wait runs out.
-_PASSING = (
-    RedisConnectionError,
-    RedisTimeoutError,
-    ClusterError,  # CLUSTERDOWN, MASTERDOWN
-    TryAgainError,
-    ReadOnlyError,  # a demoted master still answering
-    RedisClusterException,  # no node reachable, slot not covered
-    OSError,
-    TimeoutError,
-)
-_LASTING = (AuthenticationError, AuthorizationError)
-_REDIS_PY = os.path.dirname(redis_py.__file__)
-
-
-def _library_race(exc: BaseException) -> bool:
-    """redis-py's asyncio Cluster client can trip over its own connections when a topology
-    refresh (it runs one after any connection error) overlaps commands in flight: an
-    AttributeError or TypeError from inside redis-py. Worth retrying like a failover."""
-    if not isinstance(exc, AttributeError | TypeError):
-        return False
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename.startswith(_REDIS_PY):
-            return True
-        tb = tb.tb_next
-    return False
 
 
 def _dumps(value: Any) -> str:
@@ -132,7 +92,6 @@ class RedisBus:
         self._prefix = prefix
         self._retention_ms = _ms(retention_s)
         self._timeout = op_timeout_s
-        self._failover_wait = failover_wait_s
         instance = secrets.token_hex(4)
         self._instance = instance
         self.client_name = client_name
@@ -147,6 +106,7 @@ class RedisBus:
             retry=Retry(NoBackoff(), 1),
         )
         r = self._redis = self._clients.commands
+        self._calls = Calls(r, op_timeout_s=op_timeout_s, failover_wait_s=failover_wait_s)
         self.cluster = isinstance(r, RedisCluster)
         self._publish = "SPUBLISH" if self.cluster else "PUBLISH"
         self._acquire = r.register_script(_scripts.ACQUIRE)
@@ -188,7 +148,7 @@ class RedisBus:
         )
         self._hub = self._fanout.hub
         self._limits = RedisLimits(
-            r, self, prefix=prefix, instance=instance, holder_ttl_s=holder_ttl_s
+            r, self._calls, prefix=prefix, instance=instance, holder_ttl_s=holder_ttl_s
         )
 
     # -- naming and plumbing --------------------------------------------------------------
@@ -199,76 +159,13 @@ class RedisBus:
     def _channel(self, chat: str) -> str:
         return self._key(chat, "events")
 
-    async def run(self, op: Callable[[], Awaitable[T]], *, wait: bool = True) -> T:
-        """`op` bounded by the op timeout per attempt; with `wait`, retried through a failover
-        for up to `failover_wait_s`. Redis errors become BusUnavailableError."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + (self._failover_wait if wait else 0.0)
-        delay = 0.05
-        while True:
-            try:
-                async with asyncio.timeout(self._timeout):
-                    if isinstance(self._redis, RedisCluster):
-                        # Load the slot map before commands run concurrently: redis-py's
-                        # asyncio Cluster client must not initialize inside many at once.
-                        await self._redis.initialize()
-                    return await op()
-            except _LASTING as exc:
-                raise BusUnavailableError() from exc
-            except _PASSING as exc:
-                if loop.time() + delay >= deadline:
-                    raise BusUnavailableError() from exc
-            except FAILURES as exc:
-                raise BusUnavailableError() from exc
-            except (AttributeError, TypeError) as exc:
-                if not _library_race(exc):
-                    raise
-                log.warning("redis-py cluster client race (%r); retrying", exc)
-                if loop.time() + delay >= deadline:
-                    raise BusUnavailableError() from exc
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.5)
-
-    async def eval_many(
-        self, script: AsyncScript, calls: Sequence[tuple[list[str], list[str | int]]]
-    ) -> list[Any]:
-        """One pipelined EVALSHA per call (each call's keys in one slot): one round trip per
-        node, all nodes at once. Answers in order; an error answer is returned, not raised,
-        except when the whole pipeline failed. Call through `run`."""
-
-        async def send(todo: list[int]) -> list[Any]:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for i in todo:
-                    keys, args = calls[i]
-                    # Not `script(client=pipe)`: redis-py refuses script calls on a Cluster
-                    # pipeline because it cannot load them there; NOSCRIPT is handled below.
-                    pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
-                return list(await pipe.execute(raise_on_error=False))
-
-        answers: list[Any] = [None] * len(calls)
-        todo = list(range(len(calls)))
-        for attempt in range(2):
-            if not todo:
-                break
-            missing = []
-            for i, answer in zip(todo, await send(todo), strict=True):
-                if isinstance(answer, NoScriptError) and not attempt:
-                    missing.append(i)
-                else:
-                    answers[i] = answer
-            if missing:
-                # A node that never ran it (a new primary after a failover, a flushed cache).
-                await self._redis.script_load(script.script)
-            todo = missing
-        return answers
-
     # -- Lease ----------------------------------------------------------------------------
 
     async def acquire(self, chat: str, ttl_s: float) -> Fence | None:
         keys = [self._key(check_chat(chat), "lease"), self._key(chat, "epoch")]
         token = f"{self._instance}:{secrets.token_hex(16)}"
         args: list[str | int] = [token, _ms(ttl_s), self._retention_ms]
-        epoch = await self.run(lambda: self._acquire(keys=keys, args=args))
+        epoch = await self._calls.run(lambda: self._acquire(keys=keys, args=args))
         return None if epoch is None else Fence(chat=chat, token=token, epoch=int(epoch))
 
     async def renew(self, fences: Sequence[Fence], ttl_s: float) -> frozenset[Fence]:
@@ -278,7 +175,9 @@ class RedisBus:
         calls: list[tuple[list[str], list[str | int]]] = [
             ([self._key(f.chat, "lease")], [f.token, ttl]) for f in fences
         ]
-        answers = await self.run(lambda: self.eval_many(self._renew, calls), wait=False)
+        answers = await self._calls.run(
+            lambda: self._calls.eval_many(self._renew, calls), wait=False
+        )
         failed = [a for a in answers if isinstance(a, Exception)]
         if failed and len(failed) == len(answers):
             raise BusUnavailableError() from failed[0]
@@ -289,7 +188,7 @@ class RedisBus:
 
     async def release(self, fence: Fence) -> None:
         keys, args = [self._key(fence.chat, "lease")], [fence.token]
-        await self.run(lambda: self._release(keys=keys, args=args), wait=False)
+        await self._calls.run(lambda: self._release(keys=keys, args=args), wait=False)
 
     # -- ChatCache ------------------------------------------------------------------------
 
@@ -318,12 +217,12 @@ class RedisBus:
             if message.index not in seen:
                 seen.add(message.index)
                 args += [int(message.index), _dumps(message.body)]
-        payload = await self.run(lambda: self._commit(keys=keys, args=args), wait=False)
+        payload = await self._calls.run(lambda: self._commit(keys=keys, args=args), wait=False)
         return None if payload is None else decode_events(payload)
 
     async def record(self, chat: str) -> ChatRecord:
         meta = self._key(check_chat(chat), "meta")
-        fields = cast(dict[str, str], await self.run(lambda: self._redis.hgetall(meta)))
+        fields = cast(dict[str, str], await self._calls.run(lambda: self._redis.hgetall(meta)))
         if not fields:
             return ChatRecord()
         state = fields.get("state")
@@ -341,7 +240,7 @@ class RedisBus:
         if limit <= 0:
             return []
         log_key = self._key(check_chat(chat), "log")
-        raw = await self.run(
+        raw = await self._calls.run(
             lambda: self._redis.zrange(
                 log_key, f"({after}", "+inf", byscore=True, offset=0, num=limit
             )
@@ -355,7 +254,7 @@ class RedisBus:
 
     async def claim_indexless(self, chat: str, upto: int) -> int:
         keys, args = [self._key(check_chat(chat), "meta")], [int(upto), self._retention_ms]
-        return int(await self.run(lambda: self._claim(keys=keys, args=args)))
+        return int(await self._calls.run(lambda: self._claim(keys=keys, args=args)))
 
     async def set_cookies(self, chat: str, cookies: dict[str, str]) -> None:
         keys = [self._key(check_chat(chat), "meta")]
@@ -364,11 +263,11 @@ class RedisBus:
         args: list[str | int] = [self._retention_ms]
         for name, value in cookies.items():
             args += [name, value]
-        await self.run(lambda: self._cookies(keys=keys, args=args))
+        await self._calls.run(lambda: self._cookies(keys=keys, args=args))
 
     async def mark_completed(self, chat: str) -> None:
         keys, args = [self._key(check_chat(chat), "meta")], [self._retention_ms]
-        await self.run(lambda: self._completed(keys=keys, args=args))
+        await self._calls.run(lambda: self._completed(keys=keys, args=args))
 
     async def note_interest(self, chat: str, ref: str, ttl_s: float) -> None:
         ref_key = self._key(check_chat(chat), "ref")
@@ -381,7 +280,7 @@ class RedisBus:
                 self._note_interest(keys=[interest], args=[chat, _ms(ttl_s)]),
             )
 
-        await self.run(both)
+        await self._calls.run(both)
 
     async def interested(self) -> dict[str, str]:
         interest = f"{self._prefix}:interest"
@@ -396,7 +295,7 @@ class RedisBus:
             refs: list[str | None] = await pipe.execute()
             return {c: r for c, r in zip(chats, refs, strict=True) if r is not None}
 
-        return await self.run(load)
+        return await self._calls.run(load)
 
     # -- FanOut ---------------------------------------------------------------------------
 
@@ -407,7 +306,7 @@ class RedisBus:
         """Publish one POKE event to the chat's subscribers on every instance (its poller asks
         the upstream at once). Stores nothing and needs no lease."""
         channel = self._channel(check_chat(chat))
-        await self.run(lambda: self._redis.execute_command(self._publish, channel, _POKE))
+        await self._calls.run(lambda: self._redis.execute_command(self._publish, channel, _POKE))
 
     def start(self) -> None:
         """Start the pub/sub reader now rather than on the first `subscribe`."""
