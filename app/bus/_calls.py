@@ -30,6 +30,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from app.bus._hub import raise_if_cancelled
 from app.bus._link import FAILURES
 from app.errors import BusUnavailableError
 
@@ -88,7 +89,9 @@ class Calls:
                         # Load the slot map before commands run concurrently: redis-py's
                         # asyncio Cluster client must not initialize inside many at once.
                         await self._redis.initialize()
-                    return await op()
+                    result = await op()
+                raise_if_cancelled()
+                return result
             except _LASTING as exc:
                 raise BusUnavailableError() from exc
             except _PASSING as exc:

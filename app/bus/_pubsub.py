@@ -34,7 +34,7 @@ import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 
-from app.bus._hub import LocalHub, LocalSubscription, check_chat
+from app.bus._hub import LocalHub, LocalSubscription, check_chat, raise_if_cancelled
 from app.bus._link import FAILURES, Barrier, Link
 from app.bus._routing import ONE, Route, Router
 from app.errors import BusUnavailableError
@@ -78,10 +78,12 @@ class PubSubFanOut:
         check_chat(chat)
         if self.closed:
             raise RuntimeError("bus closed")
+        raise_if_cancelled()
         self.start()
         sub, _ = self.hub.add(chat, active=False)
         try:
             await self._arm(sub)
+            raise_if_cancelled()
             yield sub
         finally:
             if self.hub.remove(sub):

@@ -309,6 +309,27 @@ async def test_poke_reaches_every_subscriber_and_stores_nothing(make: BusFactory
     assert await a.record(chat) == ChatRecord()
 
 
+async def test_a_cancelled_subscriber_always_ends(bus: Bus) -> None:
+    """Cancelled at any moment of subscribing or listening, a subscriber task ends (a poller
+    that stops must not hang on its fan-out; on Python 3.11 redis-py can swallow a cancel)."""
+    chat = new_chat()
+
+    async def listen() -> None:
+        async with bus.subscribe(chat) as sub:
+            async for _ in sub:
+                pass
+
+    for moment in range(40):
+        task = asyncio.create_task(listen())
+        for _ in range(moment % 8):
+            await asyncio.sleep(0)
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=3)
+        assert done, f"a subscriber cancelled after {moment % 8} steps did not end"
+        assert task.cancelled()
+    assert bus._hub.count(chat) == 0  # type: ignore[attr-defined]
+
+
 async def test_aclose_ends_subscriptions(make: BusFactory) -> None:
     bus = await make()
     chat = new_chat()
