@@ -111,12 +111,17 @@ def fleet(redis_server: RedisServer, emulator: ServerProcess) -> Iterator[Fleet]
     group.stop()
 
 
-@pytest.fixture(params=TOPOLOGIES)
+@pytest.fixture(params=TOPOLOGIES, scope="module")
 def topology_fleet(request: pytest.FixtureRequest, emulator: ServerProcess) -> Iterator[Fleet]:
-    """Three instances on plain Redis, the shared Sentinel group or the shared Cluster."""
+    """Three instances on a private Redis, the shared Sentinel group or the shared Cluster,
+    shared by the tests of a module that leave three live instances behind."""
     kind: str = request.param
+    server: RedisServer | None = None
     if kind == "plain":
-        server: RedisServer = request.getfixturevalue("redis_server")
+        try:
+            server = RedisServer().start()
+        except FileNotFoundError:
+            missing_component("redis-server is not installed")
         group = Fleet(server.url, emulator.url, 3, redis=server)
     else:
         topology: Topology = request.getfixturevalue(
@@ -125,3 +130,5 @@ def topology_fleet(request: pytest.FixtureRequest, emulator: ServerProcess) -> I
         group = Fleet(topology.url, emulator.url, 3, topology=topology)
     yield group
     group.stop()
+    if server is not None:
+        server.stop()
