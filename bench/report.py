@@ -207,7 +207,80 @@ def _targets(res: dict[str, Any], quick: bool) -> list[str]:
         "",
         lambda: fo["lost"] == 0 and fo["duplicated"] == 0,
     )
+    rows += _topology_rows(res, quick)
     return rows
+
+
+def _topology_rows(res: dict[str, Any], quick: bool) -> list[str]:
+    """Rows of `redis_topologies`: one poller on a Cluster, failovers without a lost message
+    or a failed send."""
+    topo = res.get("redis_topologies")
+    if not topo:
+        return []
+    one = topo["one_poller"]
+    reads = " / ".join(str(n) for n in one["reads_per_instance"])
+    rows = [
+        f"| Instances polling one watched chat on a Redis Cluster over "
+        f"{_fmt(one['window_s'], 0)} s (upstream reads per instance: {reads}) | 1 | "
+        f"{one['instances_polling']} | | | {_met(lambda: one['instances_polling'] == 1, quick)} |"
+    ]
+    for kind, fo in topo["failover"].items():
+        ok = fo["lost"] == 0 and fo["duplicated"] == 0 and fo["failed_sends"] == 0
+        rows.append(
+            f"| Redis master SIGKILL, {kind}: promotion s; lost / duplicated; failed sends of "
+            f"{fo['sends']} (longest {_fmt(fo['longest_send_s'])} s) | < 10; 0 / 0; 0 | "
+            f"{_fmt(fo['promoted_s'])}; {fo['lost']} / {fo['duplicated']}; "
+            f"{fo['failed_sends']} | | | "
+            f"{_met(lambda fo=fo, ok=ok: ok and fo['promoted_s'] < 10, quick)} |"
+        )
+    return rows
+
+
+def _topology_details(res: dict[str, Any]) -> list[str]:
+    topo = res.get("redis_topologies")
+    if not topo:
+        return []
+    one = topo["one_poller"]
+    out = [
+        "### Redis topologies",
+        "",
+        f"One chat on a Redis Cluster (3 masters, a replica each), {one['viewers']} viewers over "
+        f"3 instances, {one['messages']} agent messages in {_fmt(one['window_s'], 0)} s: "
+        f"upstream message reads per instance {one['reads_per_instance']}; the upstream saw "
+        f"{one['upstream_reads_of_the_chat']} reads of the chat; "
+        f"{one['viewer_reconnects']} stream reconnects.",
+        "",
+        "| Redis master SIGKILL | Promoted after s | Sends | Failed | Longest send s | "
+        "Messages | Lost | Duplicated | Stream reconnects |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for kind, fo in topo["failover"].items():
+        out.append(
+            f"| {kind} | {_fmt(fo['promoted_s'])} | {fo['sends']} | {fo['failed_sends']} | "
+            f"{_fmt(fo['longest_send_s'])} | {fo['messages']} | {fo['lost']} | "
+            f"{fo['duplicated']} | {fo['viewer_reconnects']} |"
+        )
+    out += [
+        "",
+        "Sizing (watched chats, one viewer each, agents talking; baseline: the same load on a "
+        "single Redis):",
+        "",
+        "| Redis | Chats | Commands per chat per s | Bytes per chat | Keys per chat | "
+        "Messages per chat |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, key in (("Cluster (all primaries)", "cluster"), ("single Redis", "single_redis")):
+        x = topo["sizing"][key]
+        out.append(
+            f"| {label} | {x['chats']} | {_fmt(x['commands_per_chat_per_s'])} | "
+            f"{x['bytes_per_chat']:,} | {_fmt(x['keys_per_chat'])} | "
+            f"{_fmt(x['messages_per_chat'], 1)} |"
+        )
+    c, p = topo["sizing"]["cluster"], topo["sizing"]["single_redis"]
+    commands = _ratio(c["commands_per_chat_per_s"], p["commands_per_chat_per_s"])
+    memory = _ratio(c["bytes_per_chat"], p["bytes_per_chat"])
+    out += ["", f"Cluster / single Redis: commands {commands}, memory {memory}.", ""]
+    return out
 
 
 def _details(res: dict[str, Any]) -> list[str]:
@@ -337,6 +410,7 @@ def _details(res: dict[str, Any]) -> list[str]:
             f"{fo['lost']} lost, {fo['duplicated']} duplicated.",
             "",
         ]
+    out += _topology_details(res)
     return out
 
 
