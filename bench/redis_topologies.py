@@ -192,29 +192,46 @@ async def failover(
 Client = Callable[[], redis.Redis]
 
 
-def _commands(nodes: list[Client]) -> int:
-    total = 0
+def _commandstats(nodes: list[Client]) -> Counter[str]:
+    """Commands processed so far, by command, summed over `nodes`."""
+    total: Counter[str] = Counter()
     for node in nodes:
         with node() as client:
-            total += int(client.info("stats")["total_commands_processed"])
+            for name, stats in client.info("commandstats").items():
+                total[name.removeprefix("cmdstat_")] += int(stats["calls"])
     return total
 
 
-def _memory(nodes: list[Client], prefix: str) -> tuple[int, int]:
-    """(bytes, keys) of every key under `prefix`."""
-    size = keys = 0
+async def _rate(nodes: list[Client], window_s: float) -> tuple[Counter[str], float]:
+    before = await asyncio.to_thread(_commandstats, nodes)
+    started = time.monotonic()
+    await asyncio.sleep(window_s)
+    after = await asyncio.to_thread(_commandstats, nodes)
+    after.subtract(before)
+    after["info"] -= 1  # our own reading of the stats
+    return after, time.monotonic() - started
+
+
+def _memory(nodes: list[Client], prefix: str) -> dict[str, int]:
+    """Bytes (MEMORY USAGE) and count of every key under `prefix`, the chat logs apart."""
+    out = Counter[str]()
     for node in nodes:
         with node() as client:
             for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-                size += int(client.memory_usage(key, samples=0) or 0)
-                keys += 1
-    return size, keys
+                size = int(client.memory_usage(key, samples=0) or 0)
+                kind = "log" if key.endswith(":log") else "other"
+                out[f"{kind}_bytes"] += size
+                out[f"{kind}_keys"] += 1
+    return dict(out)
 
 
 async def sizing(
     sizes: Sizes, redis_url: str, nodes: list[Client], emu_url: str, started: list[Any]
 ) -> dict[str, Any]:
+    """Commands per watched chat per second above the idle fleet's, and memory per chat."""
     fleet = Fleet(redis_url, emu_url, started)
+    await asyncio.sleep(3)
+    idle, idle_window = await _rate(nodes, sizes.sizing_s / 2)
     tag = secrets.token_hex(3)
     chats = await create_many(
         fleet.urls, emu_url, [f"size-{tag}-{k}" for k in range(sizes.sizing_chats)]
@@ -225,22 +242,31 @@ async def sizing(
     ]
     talker = Talker(emu_url, [c for _, c in chats], mean_gap_s=3.0).start()
     await asyncio.sleep(5)  # agents joined, pollers and streams settled
-    before = await asyncio.to_thread(_commands, nodes)
-    started_at = time.monotonic()
-    await asyncio.sleep(sizes.sizing_s)
-    after = await asyncio.to_thread(_commands, nodes)
-    window = time.monotonic() - started_at
+    busy, window = await _rate(nodes, sizes.sizing_s)
     await talker.stop()
-    size, keys = await asyncio.to_thread(_memory, nodes, fleet.prefix)
+    memory = await asyncio.to_thread(_memory, nodes, fleet.prefix)
     for viewer in viewers:
         await viewer.stop()
-    messages = sum(len(v.indices) for v in viewers) / max(1, len(viewers))
+    n = len(chats)
+    per_chat = {
+        name: r((busy[name] / window - idle[name] / idle_window) / n, 3)
+        for name in busy
+        if busy[name] / window - idle[name] / idle_window > 0.005 * n
+    }
+    messages = sum(len(v.indices) for v in viewers) / max(1, n)
     return {
-        "chats": len(chats),
+        "chats": n,
         "window_s": r(window, 1),
-        "commands_per_chat_per_s": r((after - before) / window / len(chats), 2),
-        "bytes_per_chat": int(size / len(chats)),
-        "keys_per_chat": r(keys / len(chats), 2),
+        "idle_fleet_commands_per_s": r(sum(idle.values()) / idle_window, 1),
+        "commands_per_s": r(sum(busy.values()) / window, 1),
+        "commands_per_chat_per_s": r(
+            (sum(busy.values()) / window - sum(idle.values()) / idle_window) / n, 2
+        ),
+        "per_chat_by_command": dict(sorted(per_chat.items(), key=lambda kv: -kv[1])),
+        "bytes_per_chat": int((memory.get("log_bytes", 0) + memory.get("other_bytes", 0)) / n),
+        "log_bytes_per_message": r(memory.get("log_bytes", 0) / max(1, n * messages), 1),
+        "other_bytes_per_chat": int(memory.get("other_bytes", 0) / n),
+        "keys_per_chat": r((memory.get("log_keys", 0) + memory.get("other_keys", 0)) / n, 2),
         "messages_per_chat": r(messages, 1),
     }
 
