@@ -14,6 +14,7 @@
     |   +-- UpstreamUnavailableError  503  statusCode 12, Retry-After
     |   +-- UpstreamTimeoutError      504  statusCode 12
     +-- BusUnavailableError           503  statusCode 12, Retry-After
+        +-- OutboxFullError           503  statusCode 12, Retry-After
 
 Messages are ours and generic: nothing the upstream said, and no secret, reaches a client.
 """
@@ -27,6 +28,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.paths import allowed_methods
 
 log = logging.getLogger("chat_bff.errors")
 
@@ -120,6 +123,10 @@ class BusUnavailableError(BffError):
     default_message = "Service temporarily unavailable, retry later"
 
 
+class OutboxFullError(BusUnavailableError):
+    """The webhook outbox holds its maximum of waiting deliveries (the receiver is down)."""
+
+
 def error_body(status_code: int, message: str) -> dict[str, Any]:
     return {"statusCode": status_code, "statusMessage": message}
 
@@ -178,7 +185,11 @@ def install_error_handlers(app: FastAPI) -> None:
         status = exc.status_code
         code = {404: 6, 405: 3}.get(status, 10 if status < 500 else 4)
         message = {404: "Not found", 405: "Method not allowed"}.get(status, "Request failed")
-        return JSONResponse(error_body(code, message), status_code=status)
+        headers = dict(exc.headers or {})
+        allowed = allowed_methods(request.app, request.scope) if status == 405 else []
+        if allowed:  # RFC 9110: a 405 says what is allowed, for every route at this path
+            headers["Allow"] = ", ".join(allowed)
+        return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, _route(request))

@@ -11,31 +11,38 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sse_starlette.sse import AppStatus
-from starlette.middleware.cors import CORSMiddleware
 
 from app.bus import make_bus
 from app.bus.base import Bus
 from app.cadence import Cadence
-from app.config import Settings
+from app.config import Settings, webhook_keys
+from app.cors import CrossOrigin
+from app.docs import install_docs
 from app.errors import install_error_handlers
+from app.hours import parse as parse_business_hours
 from app.http import ApiGuard, RequestMetrics
 from app.limits import ConcurrencyLimiter, RateLimiter
 from app.metrics import Metrics
+from app.offline import KIND as OFFLINE_KIND
+from app.offline import OfflineDesk
+from app.openapi import install_openapi, operation_id
+from app.paths import TrailingSlash
 from app.poller import PollerTuning
+from app.push import KIND as PUSH_KIND
+from app.push import PushHook
 from app.registry import PollerRegistry
-from app.routes import chats, events, health
+from app.routes import chats, events, health, offline
 from app.security import ClientAddress, HandleCodec, OriginPolicy
 from app.service import ChatService
 from app.sse import StreamHub, StreamTuning
 from app.upstream import UpstreamClient
+from app.webhooks import DeliveryTuning, Dispatcher, WebhookTarget
 from app.wiring import Runtime
 
 log = logging.getLogger("chat_bff")
@@ -80,6 +87,10 @@ def create_app(
         drain_spread_s=max(0.0, min(3.0, settings.shutdown_grace_s - 1)),
     )
     streams = StreamHub(stream_tuning)
+    dispatcher = _dispatcher(settings, the_bus)
+    push_hook: PushHook | None = None
+    if dispatcher.accepts(PUSH_KIND):
+        push_hook = PushHook(bus=the_bus, dispatcher=dispatcher, held=lambda: registry.held)
     registry = PollerRegistry(
         upstream=upstream,
         bus=the_bus,
@@ -91,15 +102,18 @@ def create_app(
                 idle_s=settings.poll_idle_interval_s,
                 keepalive_s=settings.poll_keepalive_s,
                 backoff_max_s=settings.poll_backoff_max_s,
-                fast_window_s=settings.poll_fast_window_s,
                 lively_window_s=settings.poll_lively_window_s,
+                agent_typing_max_s=settings.poll_agent_typing_max_s,
+                awaiting_max_s=settings.poll_awaiting_reply_max_s,
             ),
             lease_ttl_s=settings.lease_ttl_s,
             state_refresh_s=settings.state_refresh_s,
         ),
-        interest_grace_s=settings.interest_grace_s,
+        interest_grace_s=settings.background_keepalive_s,
+        reader_window_s=settings.reader_window_s,
         watched=streams.watched,
         on_change=metrics.pollers.set,
+        on_commit=None if push_hook is None else push_hook.after_commit,
     )
     draining = asyncio.Event()
     runtime = Runtime(
@@ -113,6 +127,7 @@ def create_app(
             registry=registry,
             cold_wait_s=settings.upstream_timeout_s + 2,
             draining=draining,
+            reader_window_s=settings.reader_window_s,
         ),
         metrics=metrics,
         client_address=ClientAddress(settings.trusted_proxies),
@@ -129,6 +144,13 @@ def create_app(
         stream_tuning=stream_tuning,
         streams=streams,
         long_poll_max_s=settings.long_poll_max_s,
+        offline=OfflineDesk(
+            hours=None
+            if settings.business_hours is None
+            else parse_business_hours(settings.business_hours),
+            upstream=upstream,
+            dispatcher=dispatcher,
+        ),
         draining=draining,
     )
 
@@ -137,12 +159,14 @@ def create_app(
         runtime.loop = asyncio.get_running_loop()
         registry.start()
         streams.start()
+        dispatcher.start()
         watcher = asyncio.create_task(_drain_when_server_exits(runtime), name="exit-watch")
         try:
             yield
         finally:
             watcher.cancel()
             await runtime.finish_drain()
+            await dispatcher.aclose()
             await streams.aclose()
             await upstream.aclose()
             await the_bus.aclose()
@@ -152,26 +176,52 @@ def create_app(
         version="0.1.0",
         summary="Customer chat API, wire-compatible with the contact center's, plus push.",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+        docs_url=None,  # served by install_docs, from this server: no CDN
+        redoc_url=None,
     )
+    app.router.redirect_slashes = False  # TrailingSlash routes `/x/` as `/x`, no redirect
     app.state.runtime = runtime
     install_error_handlers(app)
     app.include_router(chats.router)
     app.include_router(events.router)
     app.include_router(health.router)
+    app.include_router(offline.router)
     _mount_static(app)
-    _document_errors_as_400(app)
+    install_openapi(app, long_poll_max_s=settings.long_poll_max_s)
+    install_docs(app)
 
-    app.add_middleware(ApiGuard, max_body_bytes=settings.max_body_bytes, origins=origins)
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.allowed_origins,
-        allow_methods=["GET", "POST"],
-        allow_headers=["Content-Type", "Last-Event-ID"],
-        expose_headers=["Retry-After"],
-        max_age=600,
-    )
+    app.add_middleware(ApiGuard, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(TrailingSlash)
+    app.add_middleware(CrossOrigin, origins=origins)
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app
+
+
+def _dispatcher(settings: Settings, bus: Bus) -> Dispatcher:
+    """The webhook delivery worker, with a target per configured webhook."""
+    targets: dict[str, WebhookTarget] = {}
+    if settings.push_webhook_url is not None and settings.push_webhook_secret is not None:
+        targets[PUSH_KIND] = WebhookTarget(
+            str(settings.push_webhook_url),
+            webhook_keys(settings.push_webhook_secret),
+            max_age_s=settings.push_max_age_s,
+        )
+    offline_secret = settings.offline_secret
+    if settings.offline_webhook_url is not None and offline_secret is not None:
+        targets[OFFLINE_KIND] = WebhookTarget(
+            str(settings.offline_webhook_url), webhook_keys(offline_secret)
+        )
+    if targets and settings.redis_url is None:
+        log.warning("webhook outbox in memory (no BFF_REDIS_URL): undelivered notices die with it")
+    tuning = DeliveryTuning(
+        timeout_s=settings.webhook_timeout_s,
+        retry_min_s=settings.webhook_retry_min_s,
+        retry_max_s=settings.webhook_retry_max_s,
+        done_ttl_s=settings.cache_retention_s,
+        max_items=settings.webhook_outbox_max,
+    )
+    return Dispatcher(bus=bus, targets=targets, tuning=tuning)
 
 
 async def _drain_when_server_exits(runtime: Runtime) -> None:
@@ -181,26 +231,6 @@ async def _drain_when_server_exits(runtime: Runtime) -> None:
     while not AppStatus.should_exit:  # noqa: ASYNC110 - a flag another library sets
         await asyncio.sleep(0.5)
     runtime.begin_drain()
-
-
-def _document_errors_as_400(app: FastAPI) -> None:
-    """Validation errors answer 400 in the upstream's shape (see errors.py), so drop the 422
-    FastAPI documents by default."""
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = get_openapi(
-                title=app.title, version=app.version, summary=app.summary, routes=app.routes
-            )
-            for path in schema.get("paths", {}).values():
-                for operation in path.values():
-                    operation.get("responses", {}).pop("422", None)
-            for name in ("HTTPValidationError", "ValidationError"):
-                schema.get("components", {}).get("schemas", {}).pop(name, None)
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _mount_static(app: FastAPI) -> None:

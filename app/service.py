@@ -33,6 +33,10 @@ from app.upstream import UpstreamClient
 
 log = logging.getLogger("chat_bff.service")
 
+# Operations whose result viewers wait to see: the poller polls once at once for them (the
+# echo of a message, the end of a chat). Typing notices change nothing a viewer waits for.
+ECHOED_OPERATIONS = frozenset({"SendMessage", "Complete"})
+
 
 @dataclass(frozen=True, slots=True)
 class ChatRef:
@@ -51,7 +55,9 @@ class ChatService:
         registry: PollerRegistry,
         cold_wait_s: float,
         draining: asyncio.Event,
+        reader_window_s: float = 30.0,
     ) -> None:
+        self._reader_window_s = reader_window_s
         self._draining = draining
         self._upstream = upstream
         self._bus = bus
@@ -71,6 +77,7 @@ class ChatService:
         *,
         endpoint: str | None = None,
         user_data: Mapping[str, str] | None = None,
+        push_token: str | None = None,
     ) -> ChatRef:
         created = await self._upstream.request_chat(
             nickname, subject, endpoint=endpoint, user_data=user_data
@@ -78,21 +85,23 @@ class ChatService:
         handle = self._codec.seal(created.upstream_id)
         ref = ChatRef(handle, created.upstream_id, chat_key(created.upstream_id))
         # The chat is open upstream now: it must end up reachable or closed, never orphaned.
-        if created.cookies:
-            try:
-                await self._bus.set_cookies(ref.key, created.cookies)
-            except BusUnavailableError:
-                # Its upstream session could not be kept, so later calls could not reach it:
-                # close it, and let the client ask again (503, Retry-After).
-                log.warning("bus unavailable after RequestChat: completing the new chat")
-                with contextlib.suppress(BffError):
-                    await self._upstream.send(
-                        created.upstream_id, "Complete", cookies=created.cookies
-                    )
-                raise
         try:
-            # Start polling at once: the customer's page will ask for the chat in a moment.
-            await self._registry.interest(ref.key, ref.handle)
+            if created.cookies:
+                await self._bus.set_cookies(ref.key, created.cookies)
+            if push_token is not None:
+                # Before the poller starts, so its first commit already knows to notify.
+                await self._bus.push_register(ref.key, handle=handle, push_token=push_token)
+        except BusUnavailableError:
+            # Its upstream session (or its push record) could not be kept, so later calls
+            # could not reach it (or never notify): close it, and let the client ask again
+            # (503, Retry-After).
+            log.warning("bus unavailable after RequestChat: completing the new chat")
+            with contextlib.suppress(BffError):
+                await self._upstream.send(created.upstream_id, "Complete", cookies=created.cookies)
+            raise
+        try:
+            # Start polling at once: the customer's page will read the chat in a moment.
+            await self._registry.interest(ref.key, ref.handle, reader_s=self._reader_window_s)
         except BusUnavailableError:
             # The handle is stateless and works as is; the first read or stream notes the
             # interest again once the bus is back.
@@ -114,16 +123,19 @@ class ChatService:
             if operation == "Complete":
                 await self._bus.mark_completed(ref.key)
             await self._registry.interest(ref.key, ref.handle)
-            await self._registry.poke(ref.key)
+            if operation in ECHOED_OPERATIONS:
+                await self._registry.poke(ref.key)
         except BusUnavailableError:
             log.warning("bus unavailable after %s: the poller catches up on its cadence", operation)
 
-    async def warm(self, ref: ChatRef) -> ChatRecord:
-        """The chat's shared record once its poller has committed at least once.
+    async def warm(self, ref: ChatRef, *, waiting_s: float = 0.0) -> ChatRecord:
+        """The chat's shared record once its poller has committed at least once; notes a
+        reader present for `waiting_s` (a long-poll's wait) plus the reader window.
 
         A cold chat is filled by its one poller (wherever it runs), however many readers wait.
         """
-        await self._registry.interest(ref.key, ref.handle)
+        reader_s = waiting_s + self._reader_window_s
+        await self._registry.interest(ref.key, ref.handle, reader_s=reader_s)
         record = await self._bus.record(ref.key)
         if record.state is None and not record.ended:
             async with self._bus.subscribe(ref.key) as subscription:
@@ -151,7 +163,7 @@ class ChatService:
     ) -> list[Message]:
         """Messages with index >= `index`, waiting up to `wait_s` for one to exist. Without an
         index: those this chat's index-less readers were not given yet (our cursor)."""
-        record = await self.warm(ref)
+        record = await self.warm(ref, waiting_s=wait_s or 0.0)
         if index is None:
             given = await self._bus.claim_indexless(ref.key, record.cursor)
             if given >= record.cursor:

@@ -20,6 +20,7 @@ from bench.report import HEADLINE_KEYS, write_results
 
 SCENARIOS = (
     "upstream_load",
+    "conversation",
     "delivery",
     "idle_streams",
     "rest_overhead",

@@ -8,8 +8,14 @@ live in one Cluster slot and each write is one atomic Lua script (`_scripts`):
     <prefix>:{<chat>}:log     sorted set, score = index, member = "<index>:<body JSON>"
     <prefix>:{<chat>}:meta    hash: cursor, state, status, ended, completed, ixl, c:<cookie>
     <prefix>:{<chat>}:ref     what a poller needs to reach the chat upstream, PX interest ttl
+    <prefix>:{<chat>}:readers present while a reader of the chat is, PX reader ttl
     <prefix>:{<chat>}:events  pub/sub channel: one JSON list of events per commit
     <prefix>:interest         sorted set of chats, score = interest expiry (server ms)
+    <prefix>:{<chat>}:push    hash: push token, handle, notified watermark, end notified
+    <prefix>:{outbox}:due     sorted set of webhook deliveries, score = due time (server ms)
+    <prefix>:{outbox}:items   hash: delivery id -> payload
+    <prefix>:{outbox}:meta    hash: c:<id> claim token, a:<id> attempts
+    <prefix>:{outbox}:done    sorted set of delivered ids, score = when to forget them
     <prefix>:rate:{..}, :lim:{..}, :alive:{..}   fleet-wide limits (`_limits`)
 
 Cluster rules (plain Redis and Sentinel follow them too, so one code path serves all three):
@@ -52,8 +58,8 @@ from app.bus._limits import RedisLimits
 from app.bus._link import FAILURES, decode_events
 from app.bus._pubsub import PubSubFanOut
 from app.bus._routing import ClusterRouter, SingleRouter
-from app.bus.base import Bus, ChatRecord, Fence
-from app.errors import BusUnavailableError
+from app.bus.base import Bus, ChatRecord, Claim, Fence, OutboxItem, PushState
+from app.errors import BusUnavailableError, OutboxFullError
 from app.models import ChatEvent, ChatState, EventKind, Message, UpstreamStatus
 
 T = TypeVar("T")
@@ -119,6 +125,7 @@ class RedisBus:
         self._note_ref = r.register_script(_scripts.NOTE_REF)
         self._note_interest = r.register_script(_scripts.NOTE_INTEREST)
         self._live_interest = r.register_script(_scripts.LIVE_INTEREST)
+        self._register_hooks_scripts(r)
         # RESP2 and bytes: redis-py parses PING replies on a pub/sub connection (our barriers)
         # right only in that mode. No retries: a lost connection must surface to the reader.
         pubsub_kwargs: dict[str, Any] = {
@@ -222,9 +229,19 @@ class RedisBus:
 
     async def record(self, chat: str) -> ChatRecord:
         meta = self._key(check_chat(chat), "meta")
-        fields = cast(dict[str, str], await self._calls.run(lambda: self._redis.hgetall(meta)))
+        readers_key = self._key(chat, "readers")
+
+        async def load() -> tuple[dict[str, str], bool]:
+            # Both keys share the chat's slot: one round trip, on Cluster too.
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hgetall(meta)
+                pipe.exists(readers_key)
+                fields, readers = await pipe.execute()
+            return cast(dict[str, str], fields), bool(readers)
+
+        fields, readers = await self._calls.run(load)
         if not fields:
-            return ChatRecord()
+            return ChatRecord(readers=readers)
         state = fields.get("state")
         return ChatRecord(
             cursor=int(fields.get("cursor", 0)),
@@ -234,6 +251,7 @@ class RedisBus:
             completed=fields.get("completed") == "1",
             indexless_cursor=int(fields.get("ixl", 0)),
             cookies={k[2:]: v for k, v in fields.items() if k.startswith("c:")},
+            readers=readers,
         )
 
     async def messages(self, chat: str, after: int, limit: int = 1000) -> list[Message]:
@@ -297,6 +315,13 @@ class RedisBus:
 
         return await self._calls.run(load)
 
+    # -- reader presence ------------------------------------------------------------------
+
+    async def note_reader(self, chat: str, ttl_s: float) -> None:
+        keys = [self._key(check_chat(chat), "readers")]
+        # The same "longest expiry wins" SET as the interest ref.
+        await self._calls.run(lambda: self._note_ref(keys=keys, args=["1", _ms(ttl_s)]))
+
     # -- FanOut ---------------------------------------------------------------------------
 
     def subscribe(self, chat: str) -> AbstractAsyncContextManager[LocalSubscription]:
@@ -344,6 +369,80 @@ class RedisBus:
 
     def vacate(self, name: str, key: str) -> None:
         self._limits.vacate(name, key)
+
+    # -- webhook outbox and push records (hooks) ------------------------------------------
+
+    def _register_hooks_scripts(self, r: Any) -> None:
+        self._push_register = r.register_script(_scripts.PUSH_REGISTER)
+        self._push_settle = r.register_script(_scripts.PUSH_SETTLE)
+        self._push_advance = r.register_script(_scripts.PUSH_ADVANCE)
+        self._outbox_put = r.register_script(_scripts.OUTBOX_PUT)
+        self._outbox_claim = r.register_script(_scripts.OUTBOX_CLAIM)
+        self._outbox_done = r.register_script(_scripts.OUTBOX_DONE)
+        self._outbox_retry = r.register_script(_scripts.OUTBOX_RETRY)
+
+    def _outbox(self, name: str) -> str:
+        # One hash tag for the whole outbox: its scripts touch one Cluster slot, none of a chat.
+        return f"{self._prefix}:{{outbox}}:{name}"
+
+    async def push_register(self, chat: str, *, handle: str, push_token: str) -> None:
+        keys = [self._key(check_chat(chat), "push")]
+        args: list[str | int] = [push_token, handle, self._retention_ms]
+        await self._calls.run(lambda: self._push_register(keys=keys, args=args))
+
+    async def push_settle(self, chat: str) -> PushState | None:
+        keys = [self._key(check_chat(chat), n) for n in ("push", "readers", "meta")]
+        row = await self._calls.run(lambda: self._push_settle(keys=keys, args=[self._retention_ms]))
+        if row is None:
+            return None
+        readers, notified, end_notified, cursor, ended, token, handle = row
+        return PushState(
+            push_token=str(token),
+            handle=str(handle),
+            notified=int(notified),
+            end_notified=bool(int(end_notified)),
+            cursor=int(cursor),
+            ended=bool(int(ended)),
+            readers=bool(int(readers)),
+        )
+
+    async def push_advance(self, chat: str, upto: int, *, ended: bool) -> None:
+        keys = [self._key(check_chat(chat), "push")]
+        args: list[str | int] = [int(upto), "1" if ended else "0", self._retention_ms]
+        await self._calls.run(lambda: self._push_advance(keys=keys, args=args))
+
+    async def outbox_put(self, item: OutboxItem, *, max_items: int) -> bool:
+        keys = [self._outbox(n) for n in ("due", "items", "done")]
+        args: list[str | int] = [item.id, item.payload, int(max_items)]
+        stored = int(await self._calls.run(lambda: self._outbox_put(keys=keys, args=args)))
+        if stored < 0:
+            raise OutboxFullError()
+        return stored == 1
+
+    async def outbox_claim(self, limit: int, claim_s: float) -> tuple[list[Claim], float | None]:
+        keys = [self._outbox(n) for n in ("due", "items", "meta")]
+        token = f"{self._instance}:{secrets.token_hex(8)}"
+        args: list[str | int] = [int(limit), _ms(claim_s), token]
+        wait, flat = await self._calls.run(lambda: self._outbox_claim(keys=keys, args=args))
+        claims = [
+            Claim(id=str(flat[i]), payload=str(flat[i + 1]), token=token, attempt=int(flat[i + 2]))
+            for i in range(0, len(flat), 3)
+        ]
+        return claims, None if int(wait) < 0 else int(wait) / 1000
+
+    async def outbox_done(self, claim: Claim, *, done_ttl_s: float) -> bool:
+        keys = [self._outbox(n) for n in ("due", "items", "done", "meta")]
+        args: list[str | int] = [claim.id, claim.token, _ms(done_ttl_s)]
+        return bool(await self._calls.run(lambda: self._outbox_done(keys=keys, args=args)))
+
+    async def outbox_retry(self, claim: Claim, delay_s: float) -> bool:
+        keys = [self._outbox(n) for n in ("due", "meta")]
+        args: list[str | int] = [claim.id, claim.token, _ms(delay_s)]
+        return bool(await self._calls.run(lambda: self._outbox_retry(keys=keys, args=args)))
+
+    async def outbox_size(self) -> int:
+        items = self._outbox("items")
+        return int(await self._calls.run(lambda: self._redis.hlen(items)))
 
 
 # Interface guard: mypy checks that RedisBus satisfies every protocol in `Bus`.
