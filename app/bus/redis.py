@@ -23,8 +23,8 @@ Cluster rules (plain Redis and Sentinel follow them too, so one code path serves
 * A new key of a chat goes under `_key(chat, name)`; a global key carries its own tag (or
   none) and is never touched by a script together with a chat's keys.
 * A script touches keys of one slot only and names them all in KEYS. Work spanning chats is
-  one script call per chat, batched into one pipeline (`_calls.Calls.eval_many`): redis-py's Cluster
-  pipeline sends each node its share in one round trip, all nodes at once.
+  one script call per chat, batched into one pipeline (`_calls.Calls.eval_many`): redis-py's
+  Cluster pipeline sends each node its share in one round trip, all nodes at once.
 * Fan-out uses sharded pub/sub on a Cluster (`_pubsub`): COMMIT SPUBLISHes on the chat's
   channel, in the chat's slot.
 
