@@ -50,7 +50,7 @@ async def request_chat(
     body: RequestChatBody, rt: RuntimeDep, ip: ClientIpDep, response: Response
 ) -> ChatCreated:
     rt.offline.require_open()
-    rt.create_limiter.hit(ip)
+    await rt.create_limiter.hit(ip)
     ref = await rt.service.create(
         body.nickname,
         body.subject,
@@ -79,7 +79,7 @@ async def operate_chat(
     ip: ClientIpDep,
     response: Response,
 ) -> OperationResult:
-    rt.send_limiter.hit(ip)
+    await rt.send_limiter.hit(ip)
     text = body.text if isinstance(body, SendMessageBody) else None
     await rt.service.operate(ref, body.operationName, text)
     response.headers.update(NO_STORE)
@@ -148,12 +148,8 @@ async def get_messages(
         return _answer({"messages": [m.body for m in messages], "statusCode": 0})
     # A held long-poll is an open connection like a stream: it counts against the same
     # per-IP cap, or one client could hold any number of them.
-    rt.stream_limits_ip.check(ip)
-    rt.stream_limits_ip.enter(ip)
-    try:
+    async with rt.stream_limits_ip.hold(ip):
         messages = await rt.service.messages(ref, start, wait_s)
-    finally:
-        rt.stream_limits_ip.leave(ip)
     return _answer({"messages": [m.body for m in messages], "statusCode": 0})
 
 
