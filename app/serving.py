@@ -15,9 +15,9 @@ reading never lets happen. This module adds, per connection:
   once (an SSE stream whose client stopped reading), so that what the app counts per
   connection is released only when the socket is gone.
 
-`chat-bff serve`, `demo` and `emulator` use it (`cli.py`); under a plain uvicorn pass
-`--http app.serving:GuardedHttpToolsProtocol` for the same with default limits. It must not
-know the API: it sees bytes and connections, never routes or chats.
+`chat-bff serve`, `demo` and `emulator` use it (`cli.py`); uvicorn embedded in Python takes it
+as `http=GuardedHttpToolsProtocol` (default limits; uvicorn's command line offers only its own
+protocols). It must not know the API: it sees bytes and connections, never routes or chats.
 """
 
 from __future__ import annotations
