@@ -10,21 +10,22 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, RedirectResponse, Response
-from fastapi.staticfiles import StaticFiles
 from sse_starlette.sse import AppStatus
 from starlette.middleware.cors import CORSMiddleware
 
+from app.access import AccessLog
 from app.bus import make_bus
+from app.bus._connect import parse_redis_url
 from app.bus.base import Bus
 from app.cadence import Cadence
-from app.config import Settings
+from app.config import Settings, load_settings
 from app.errors import install_error_handlers
 from app.http import ApiGuard, RequestMetrics
 from app.metrics import Metrics
@@ -39,13 +40,20 @@ from app.security import (
     RateLimiter,
 )
 from app.service import ChatService
+from app.shedding import StreamCapacity
 from app.sse import StreamHub, StreamTuning
+from app.static_files import (
+    HASHED_CACHE,
+    PLAIN_CACHE,
+    CachedStaticFiles,
+    content_hash,
+    static_dir,
+)
 from app.upstream import UpstreamClient
+from app.version import VERSION
 from app.wiring import Runtime
 
 log = logging.getLogger("chat_bff")
-
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 
 def create_app(
@@ -55,7 +63,7 @@ def create_app(
     bus: Bus | None = None,
 ) -> FastAPI:
     """Build the service. `upstream_transport` lets the demo reach an in-process emulator."""
-    settings = settings or Settings()  # values come from the environment
+    settings = settings or load_settings()  # the environment, unknown BFF_* names refused
     metrics = Metrics()
     upstream = UpstreamClient(
         str(settings.upstream_url),
@@ -73,6 +81,7 @@ def create_app(
         retention_s=settings.cache_retention_s,
         subscriber_buffer=settings.sse_buffer_events,
         op_timeout_s=settings.redis_timeout_s,
+        on_error=metrics.bus_error,
     )
     codec = HandleCodec(settings.secret_keys)
     origins = OriginPolicy(settings.allowed_origins)
@@ -102,7 +111,7 @@ def create_app(
         ),
         interest_grace_s=settings.interest_grace_s,
         watched=streams.watched,
-        on_change=metrics.pollers.set,
+        on_change=metrics.pollers_changed,
     )
     draining = asyncio.Event()
     runtime = Runtime(
@@ -128,11 +137,15 @@ def create_app(
         streams=streams,
         long_poll_max_s=settings.long_poll_max_s,
         draining=draining,
+        stream_capacity=StreamCapacity(settings.max_streams, on_refuse=metrics.streams_refused.inc),
     )
+    metrics.max_streams.set(settings.max_streams)
+    widget_url: str | None = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime.loop = asyncio.get_running_loop()
+        _log_startup(settings, widget_url)
         registry.start()
         streams.start()
         watcher = asyncio.create_task(_drain_when_server_exits(runtime), name="exit-watch")
@@ -156,7 +169,7 @@ def create_app(
     app.include_router(chats.router)
     app.include_router(events.router)
     app.include_router(health.router)
-    _mount_static(app)
+    widget_url = _mount_static(app)
     _document_errors_as_400(app)
 
     app.add_middleware(ApiGuard, max_body_bytes=settings.max_body_bytes, origins=origins)
@@ -165,11 +178,47 @@ def create_app(
         allow_origins=settings.allowed_origins,
         allow_methods=["GET", "POST"],
         allow_headers=["Content-Type", "Last-Event-ID"],
-        expose_headers=["Retry-After"],
+        expose_headers=["Retry-After", "X-Request-ID"],
         max_age=600,
     )
     app.add_middleware(RequestMetrics, metrics=metrics)
+    # Outermost: every answer gets a request id and one access-log line, 403/413 included.
+    app.add_middleware(
+        AccessLog,
+        metrics=metrics,
+        client_ip=lambda peer, headers: runtime.client_address.resolve(
+            peer, ",".join(headers.getlist("x-forwarded-for")) or None
+        ),
+    )
     return app
+
+
+def _log_startup(settings: Settings, widget_url: str | None) -> None:
+    """One line that says what this process talks to: never an id, a key or a password."""
+    if settings.redis_url is None:
+        bus = "memory (one process)"
+    else:
+        bus = f"redis {parse_redis_url(settings.redis_url).kind}"
+        if settings.redis_url.startswith("rediss"):
+            bus += " (tls)"
+    upstream = urlsplit(str(settings.upstream_url))
+    host = upstream.hostname or "?"
+    if upstream.port:
+        host += f":{upstream.port}"
+    log.info(
+        "chat-bff %s: bus %s, upstream %s, widget %s",
+        VERSION,
+        bus,
+        host,
+        widget_url or "none",
+        extra={
+            "version": VERSION,
+            "bus": bus,
+            "upstream_host": host,
+            "widget": widget_url,
+            "max_streams": settings.max_streams,
+        },
+    )
 
 
 async def _drain_when_server_exits(runtime: Runtime) -> None:
@@ -201,14 +250,25 @@ def _document_errors_as_400(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _mount_static(app: FastAPI) -> None:
-    if not STATIC_DIR.is_dir():
-        return
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    index = STATIC_DIR / "index.html"
+def _mount_static(app: FastAPI) -> str | None:
+    """The widget under `/static/v/<content hash>/` (immutable) and `/static/` (short-lived);
+    returns the hashed URL of widget.js."""
+    directory = static_dir()
+    if directory is None:
+        return None
+    prefix = f"/static/v/{content_hash(directory)}"
+    app.mount(prefix, CachedStaticFiles(directory=directory, cache_control=HASHED_CACHE))
+    app.mount(
+        "/static",
+        CachedStaticFiles(directory=directory, cache_control=PLAIN_CACHE),
+        name="static",
+    )
+    index = directory / "index.html"
 
     @app.get("/", include_in_schema=False)
     async def root() -> Response:
         if index.is_file():
             return FileResponse(index)
         return RedirectResponse("/docs")
+
+    return f"{prefix}/widget.js"

@@ -6,6 +6,8 @@ a Redis URL (plain, Sentinel or Cluster) the `RedisBus` a fleet shares.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from app.bus.base import Bus, ChatRecord, Fence
 from app.bus.memory import MemoryBus
 from app.bus.redis import RedisBus
@@ -20,6 +22,7 @@ def make_bus(
     retention_s: float = 86400,
     subscriber_buffer: int = 256,
     op_timeout_s: float = 2.0,
+    on_error: Callable[[], None] | None = None,
 ) -> Bus:
     """Build the bus for `url` (None: in-process). Nothing connects until first use."""
     if url is None:
@@ -30,4 +33,5 @@ def make_bus(
         retention_s=retention_s,
         subscriber_buffer=subscriber_buffer,
         op_timeout_s=op_timeout_s,
+        on_error=on_error,
     )

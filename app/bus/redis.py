@@ -66,7 +66,9 @@ class RedisBus:
         keepalive_s: float = 5.0,
         reconnect_min_s: float = 0.05,
         reconnect_max_s: float = 5.0,
+        on_error: Callable[[], None] | None = None,
     ) -> None:
+        self._on_error = on_error  # counts failed operations (metrics); must not raise
         if not prefix or "{" in prefix or "}" in prefix:
             raise ValueError("invalid key prefix")
         self._prefix = prefix
@@ -120,6 +122,8 @@ class RedisBus:
             async with asyncio.timeout(self._timeout):
                 return await op()
         except FAILURES as exc:
+            if self._on_error is not None:
+                self._on_error()
             raise BusUnavailableError() from exc
 
     # -- Lease ----------------------------------------------------------------------------

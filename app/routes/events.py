@@ -52,6 +52,7 @@ async def chat_events(
     if rt.draining.is_set():
         raise UpstreamUnavailableError("This instance is shutting down", retry_after_s=1)
     start = _resume_point(last_event_id, last_event_id_query)
+    rt.stream_capacity.check()
     rt.stream_limits_ip.check(ip)
     rt.stream_limits_chat.check(ref.key)
     stream = ChatStream(
@@ -60,11 +61,13 @@ async def chat_events(
 
     def opened() -> None:
         rt.metrics.sse_streams.inc()
+        rt.stream_capacity.enter()
         rt.stream_limits_ip.enter(ip)
         rt.stream_limits_chat.enter(ref.key)
 
     def closed() -> None:
         rt.metrics.sse_streams.dec()
+        rt.stream_capacity.leave()
         rt.stream_limits_ip.leave(ip)
         rt.stream_limits_chat.leave(ref.key)
 
