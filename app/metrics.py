@@ -93,6 +93,8 @@ class Metrics:
             ["change"],
             registry=self.registry,
         )
+        for change in ("acquired", "released"):
+            self.lease_changes.labels(change)  # both series exist from the start
         self.bus_errors = Counter(
             "bff_bus_errors",
             "Bus (Redis) operations that failed or timed out",
