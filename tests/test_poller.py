@@ -7,6 +7,7 @@ compares counts an order of magnitude apart, so a loaded machine cannot flip the
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -221,4 +222,4 @@ async def gaps_over(stack: Stack, upstream_id: str, seconds: float) -> list[floa
     start = time.monotonic()
     await asyncio.sleep(seconds)
     polls = stack.polls(upstream_id, start)
-    return [b - a for a, b in zip(polls, polls[1:], strict=False)]
+    return [b - a for a, b in itertools.pairwise(polls)]
