@@ -48,7 +48,9 @@ class Edge:
             self.redis = RedisServer().start()
         except FileNotFoundError:
             missing_component("redis-server is not installed")
-        self.emulator = start_emulator("--agent-join-delay", "0.2", "--agent-reply-delay", "5")
+        # The agents speak only when the tests say so (no automatic replies), so a transcript
+        # read after the load stops is final.
+        self.emulator = start_emulator("--agent-join-delay", "0.2", "--agent-reply-delay", "3600")
         self.control = EmulatorControl(self.emulator.url)
         env = {**REPLICA_ENV, "BFF_REDIS_URL": self.redis.url}
         self.replicas = [start_bff(self.emulator.url, **env) for _ in range(3)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,29 +15,37 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "setup-deps"
 
 
-def test_without_root_it_stops_and_names_the_packages(tmp_path: Path) -> None:
+def test_without_root_it_stops_and_names_the_packages() -> None:
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         pytest.fail("setpriv (util-linux) is missing")
-    # An empty PATH hides python3, redis-server and chromium; nobody may not apt-get install.
-    result = subprocess.run(
-        [
-            setpriv,
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "/usr/bin/env",
-            "-i",
-            f"PATH={tmp_path}",
-            "/bin/bash",
-            str(SCRIPT),
-            "test",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    # Run by nobody, who may not apt-get install, from a copy nobody can read (a checkout
+    # under /root is not), with an empty PATH that hides python3, redis-server and chromium.
+    with tempfile.TemporaryDirectory() as folder:
+        where = Path(folder)
+        where.chmod(0o755)
+        script = where / "setup-deps"
+        shutil.copy(SCRIPT, script)
+        script.chmod(0o755)
+        (where / "empty").mkdir()
+        result = subprocess.run(
+            [
+                setpriv,
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "/usr/bin/env",
+                "-i",
+                f"PATH={where / 'empty'}",
+                "/bin/bash",
+                str(script),
+                "test",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
     assert result.returncode == 1
     assert "missing Debian package(s): python3-venv redis-server chromium" in result.stderr
     assert "apt-get install" in result.stderr
