@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
+from app.openapi import RETRY_AFTER
 from app.routes.deps import RuntimeDep
 
 router = APIRouter(tags=["operations"])
@@ -20,16 +22,38 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+_READINESS: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "status": {"type": "string", "enum": ["ready", "degraded", "full", "draining"]},
+        "bus": {"type": "string", "enum": ["ok", "unavailable"]},
+        "upstream": {"type": "string", "enum": ["ok", "unavailable"]},
+        "streams": {"type": "integer", "description": "Open SSE streams in this process"},
+        "maxStreams": {"type": "integer", "description": "BFF_MAX_STREAMS"},
+    },
+    "required": ["status"],
+}
+
+
 @router.get(
     "/readyz",
     summary="Readiness: this instance takes new requests",
     description=(
         "503 while this instance drains (shutdown) or holds `BFF_MAX_STREAMS` streams: only "
         "this instance leaves the load balancer. The bus and the upstream are shared by every "
-        "instance, so their trouble is reported in the body (and `bff_dependency_up`) with a "
-        "200: were readiness to fail on them, every instance would leave at once and the load "
-        "balancer would answer its own errors instead of ours with `Retry-After`."
+        "instance, so their trouble is reported in the body (`degraded`, and "
+        "`bff_dependency_up`) with a 200: were readiness to fail on them, every instance would "
+        "leave at once and the load balancer would answer its own errors instead of ours with "
+        "`Retry-After`."
     ),
+    responses={
+        200: {"content": {"application/json": {"schema": _READINESS}}},
+        503: {
+            "description": "Full (BFF_MAX_STREAMS), or draining for a shutdown",
+            "headers": RETRY_AFTER,
+            "content": {"application/json": {"schema": _READINESS}},
+        },
+    },
 )
 async def readyz(rt: RuntimeDep) -> JSONResponse:
     if rt.draining.is_set():
@@ -60,6 +84,6 @@ async def readyz(rt: RuntimeDep) -> JSONResponse:
     return JSONResponse(body, status_code=503 if full else 200, headers=headers)
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
 async def metrics(rt: RuntimeDep) -> Response:
     return Response(rt.metrics.render(), media_type="text/plain; version=0.0.4")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -182,3 +183,25 @@ async def test_sigterm_of_a_replica_under_load_loses_nothing(edge: Edge) -> None
     for handle, _ in chats:
         assert handle not in log
     assert "request_id=" in log
+
+
+def test_access_log_hides_handles_on_every_path_form(edge: Edge) -> None:
+    """The trailing-slash and /me/chat forms the service also answers, and paths it does not."""
+    with httpx.Client(base_url=edge.nginx.url, timeout=10) as http:
+        handle, _ = edge.open_chat(http)
+        for path in (
+            f"/api/v2/chats/{handle}/",
+            f"/api/v2/chats/{handle}/messages/?index=1",
+            f"/api/v2/me/chat/{handle}",
+            f"/api/v2/me/chat/{handle}/messages",
+            f"/api/v2/chats/{handle}/unknown",
+        ):
+            assert http.get(path).status_code in (200, 404), path
+    deadline = time.monotonic() + 5
+    while "/api/v2/me/chat/{handle}/messages" not in edge.nginx.access_log():
+        assert time.monotonic() < deadline, edge.nginx.access_log()[-2000:]
+        time.sleep(0.05)
+    log = edge.nginx.access_log()
+    assert handle not in log
+    assert '"GET /api/v2/chats/{handle}" 200' in log
+    assert '"GET /api/..." 404' in log

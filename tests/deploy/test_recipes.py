@@ -73,9 +73,11 @@ def test_httproute_sends_public_paths_to_the_service() -> None:
             assert ref["port"] in ports
         for match in rule["matches"]:
             paths[match["path"]["value"]] = rule.get("timeouts", {}).get("request")
-    assert paths["/api/v2/chats/[^/]+/events"] == "0s"  # streams outlive any request timeout
+    assert paths["/api/v2/chats/[^/]+/events/?"] == "0s"  # streams outlive any request timeout
     assert paths["/api/"] == "60s"  # above the 30 s long-poll
     assert not any(p.startswith("/metrics") for p in paths)
+    # Every page the service serves to people, and what those pages load.
+    assert {"/", "/static/", "/docs", "/redoc", "/docs-assets/", "/openapi.json"} <= set(paths)
 
 
 def test_settings_in_recipes_are_known_to_the_service() -> None:
