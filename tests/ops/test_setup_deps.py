@@ -47,7 +47,10 @@ def test_without_root_it_stops_and_names_the_packages() -> None:
             check=False,
         )
     assert result.returncode == 1
-    assert "missing Debian package(s): python3-venv redis-server chromium" in result.stderr
+    assert (
+        "missing Debian package(s): python3-venv redis-server redis-tools chromium" in result.stderr
+    )
+    assert "command not found" not in result.stderr
     assert "apt-get install" in result.stderr
 
 
