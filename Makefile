@@ -4,9 +4,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench bench-quick clean
+.PHONY: demo test test-deps lint typecheck unit bench bench-quick clean
 
+# System packages (Debian) and the test Redis: scripts/setup-deps is the one place for them.
 $(STAMP): pyproject.toml
+	scripts/setup-deps demo
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -24,7 +26,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy app
 
-test: lint typecheck
+test-deps:
+	scripts/setup-deps test
+
+test: test-deps lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Every performance target against its baseline in one run (about 10 minutes); writes

@@ -7,9 +7,7 @@ Pure ASGI on purpose: `BaseHTTPMiddleware` buffers and breaks streaming response
 
 from __future__ import annotations
 
-import logging
 import re
-import time
 from collections.abc import Sequence
 
 from starlette.datastructures import Headers
@@ -23,8 +21,6 @@ from app.errors import (
     error_response,
 )
 from app.metrics import Metrics
-
-access_log = logging.getLogger("chat_bff.access")
 
 # The API takes bodies on POST only; other methods go on to the router (405).
 _BODY_METHODS = frozenset({"POST"})
@@ -117,8 +113,8 @@ class ApiGuard:
 
 
 class RequestMetrics:
-    """Counts and logs answered requests by route template, never by raw path: a chat handle
-    is a bearer credential and must not end up in access logs (uvicorn's is switched off)."""
+    """Counts answered requests by route template, never by raw path: a chat handle is a
+    bearer credential (the access log, by route template too, is app/access.py)."""
 
     def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
         self.app = app
@@ -136,20 +132,12 @@ class RequestMetrics:
                 status = message["status"]
             await send(message)
 
-        started = time.perf_counter()
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
             route = scope.get("route")
             name = getattr(route, "path", "unmatched")
             self.metrics.http_requests.labels(name, str(status)).inc()
-            access_log.info(
-                "%s %s %s %.1fms",
-                scope["method"],
-                name,
-                status,
-                (time.perf_counter() - started) * 1000,
-            )
 
 
 # -- response policy ------------------------------------------------------------------------

@@ -111,7 +111,7 @@ MESSAGES_DESCRIPTION = (
     "`wait` (seconds, long-poll) to hold the request until one exists or `wait` passes. "
     "Without `index`: the messages this chat's index-less readers were not given yet."
 )
-# Parsed by `_index`/`_wait` below (400 on a bad value, in the upstream's shape); documented
+# Parsed by app/routes/params.py (400 on a bad value, in the upstream's shape); documented
 # as the numbers they are, with the maximum `wait` filled in from the settings (app/openapi.py).
 IndexQuery = Annotated[
     str | None,
@@ -149,7 +149,8 @@ async def get_messages(
     # A held long-poll is an open connection like a stream: it counts against the same
     # per-IP cap, or one client could hold any number of them.
     async with rt.stream_limits_ip.hold(ip):
-        messages = await rt.service.messages(ref, start, wait_s)
+        with rt.metrics.long_polls.track_inprogress():
+            messages = await rt.service.messages(ref, start, wait_s)
     return _answer({"messages": [m.body for m in messages], "statusCode": 0})
 
 
