@@ -59,7 +59,7 @@ class Widget:
     @property
     def bubbles(self) -> Locator:
         """Rendered transcript texts (not the pending copies of sends in flight)."""
-        return self.loc(".cb-log .cb-bubble")
+        return self.loc(".cb-log .cb-msg:not(.cb-subject) .cb-bubble")
 
     @property
     def input(self) -> Locator:
@@ -81,7 +81,7 @@ class Widget:
         self.loc("#cb-f-subject").fill(subject)
         for name, value in extra.items():
             self.loc(f"#cb-f-{name}").fill(value)
-        self.loc(".cb-start button[type=submit]").click()
+        self.loc("#cb-f-nickname").press("Enter")
         expect(self.input).to_be_visible()
         expect(self.input).to_be_focused()
 
@@ -89,6 +89,15 @@ class Widget:
         self.input.fill(text)
         self.input.press("Enter")
         expect(self.input).to_have_value("")
+
+    def end_chat(self, label: str = "End chat") -> None:
+        """End through the header's button and its confirmation."""
+        self.loc(".cb-end").click()
+        confirm = self.page.get_by_role("group").get_by_role("button", name=label)
+        expect(confirm).to_be_visible()
+        expect(self.input).to_be_hidden()
+        confirm.click()
+        expect(self.loc(".cb-ended")).to_be_visible()
 
     def expect_text(self, text: str, count: int = 1) -> None:
         exact = re.compile("^" + re.escape(text) + "$")
@@ -98,7 +107,7 @@ class Widget:
         return self.bubbles.all_inner_texts()
 
     def indices(self) -> list[int]:
-        values: list[str] = self.loc(".cb-log > li").evaluate_all(
+        values: list[str] = self.loc(".cb-log > li:not(.cb-subject)").evaluate_all(
             "items => items.map(item => item.dataset.index)"
         )
         return [int(v) for v in values]
@@ -112,6 +121,11 @@ def upstream_chat_id(control: EmulatorControl, nickname: str) -> str:
             found: str = chat["id"]
             return found
     raise AssertionError(f"no upstream chat for {nickname!r}")
+
+
+def upstream_entries(control: EmulatorControl, chat_id: str) -> list[dict[str, Any]]:
+    transcript: list[dict[str, Any]] = control.chat(chat_id)["transcript"]  # type: ignore[assignment]
+    return transcript
 
 
 def upstream_texts(control: EmulatorControl, chat_id: str) -> list[str]:
