@@ -1,4 +1,4 @@
-/*! chat-bff customer chat widget. No dependencies, no build step. */
+/* chat-bff customer chat widget. No dependencies, no build step. */
 /*
  * Embed with one tag (every data attribute is optional):
  *   <script src="https://chat.example.com/static/widget.js" defer
@@ -288,19 +288,13 @@
     return el;
   }
 
-  /** An inline SVG icon: filled paths, or stroked with `stroke`; "class:d" names a path. */
-  function icon(stroke, ...paths) {
-    const ns = "http://www.w3.org/2000/svg";
-    const svg = document.createElementNS(ns, "svg");
-    const set = (el, attrs) => Object.entries(attrs).forEach(([k, v]) => el.setAttribute(k, v));
-    set(svg, { viewBox: "0 0 24 24", "aria-hidden": "true", focusable: "false" });
-    for (const p of paths) {
-      const path = document.createElementNS(ns, "path");
-      const [cls, d] = p.includes(":") ? p.split(":") : ["", p];
-      set(path, stroke ? { d, fill: "none", stroke: "currentColor", "stroke-width": 2.2, "stroke-linecap": "round", "stroke-linejoin": "round" } : { d, fill: "currentColor" });
-      if (cls) path.setAttribute("class", cls);
-      svg.append(path);
-    }
+  /** An icon from constant markup (never data); widget.css strokes the `cb-line` ones. */
+  function icon(paths, cls) {
+    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("class", cls || "");
+    svg.innerHTML = paths.replace(/([\w-]*):?(M[^|]+)\|?/g, '<path class="$1" d="$2"/>');
     return svg;
   }
 
@@ -344,26 +338,28 @@
     const launcher = h(
       "button",
       { type: "button", class: "cb-launcher", "aria-label": T.open, "aria-expanded": "false", "aria-controls": "cb-panel" },
-      icon(0, "M6.5 4h11A3.5 3.5 0 0 1 21 7.5v7a3.5 3.5 0 0 1-3.5 3.5H11l-4.6 3.5c-.6.5-1.4 0-1.4-.7V18a3 3 0 0 1-2-2.8V7.5A3.5 3.5 0 0 1 6.5 4Z"),
+      icon("M6.5 4h11A3.5 3.5 0 0 1 21 7.5v7a3.5 3.5 0 0 1-3.5 3.5H11l-4.6 3.5c-.6.5-1.4 0-1.4-.7V18a3 3 0 0 1-2-2.8V7.5A3.5 3.5 0 0 1 6.5 4Z"),
       badge,
     );
     const sub = h("span", { class: "cb-sub-text" });
     const soundBtn = h(
       "button",
       { type: "button", class: "cb-icon", "aria-label": T.sound, title: T.sound, hidden: true },
-      icon(1, "M11 5 6 9H3v6h3l5 4Z", "cb-on:M15.5 8.5a5 5 0 0 1 0 7M18.5 5.5a9 9 0 0 1 0 13", "cb-off:m16 9 6 6m0-6-6 6"),
+      icon("M11 5 6 9H3v6h3l5 4Z|cb-on:M15.5 8.5a5 5 0 0 1 0 7M18.5 5.5a9 9 0 0 1 0 13|cb-off:M16 9l6 6m0-6-6 6", "cb-line"),
     );
     const endBtn = h("button", { type: "button", class: "cb-end", text: T.end, hidden: true });
-    const minBtn = h("button", { type: "button", class: "cb-icon", "aria-label": T.minimise }, icon(1, "M6 9l6 6 6-6"));
+    const minBtn = h("button", { type: "button", class: "cb-icon", "aria-label": T.minimise }, icon("M6 9l6 6 6-6", "cb-line"));
     const banner = h("p", { class: "cb-banner", role: "status", hidden: true });
 
-    // The start form: nickname, subject, then the optional fields that go to userData.
-    const field = (form, key, label, attrs, optional) => {
-      const id = "cb-" + form + "-" + key;
-      const input = /subject|text/.test(key) ? h("textarea", { id, name: key, rows: 3, ...attrs }) : h("input", { id, name: key, ...attrs });
+    // The start form: nickname, subject, then the optional fields that go to userData. Outside
+    // opening hours (or when no agent can be reached) the same form leaves a message instead:
+    // an e-mail address becomes required and the subject is the message.
+    const field = (key, label, attrs, optional) => {
+      const id = "cb-f-" + key;
+      const input = h(key === "subject" ? "textarea" : "input", { id, name: key, ...attrs });
       return h(
         "div",
-        { class: "cb-field" },
+        { class: key === "email" ? "cb-field cb-mail" : "cb-field" },
         h("label", { for: id, text: label }, optional && h("small", { text: " (" + T.optional + ")" })),
         input,
       );
@@ -375,35 +371,25 @@
       .map(([key, label]) => {
         const type = { email: "email", phone: "tel" }[key] || "text";
         const auto = { email: "email", phone: "tel" }[key] || "off";
-        return field("f", key, label || T[key] || key, { type, autocomplete: auto, maxlength: 1024, "data-extra": true }, true);
+        return field(key, label || T[key] || key, { type, autocomplete: auto, maxlength: 1024, "data-extra": true }, true);
       });
+    const intro = h("p", { class: "cb-intro", text: T.intro });
     const startBtn = h("button", { type: "submit", class: "cb-primary", text: T.start });
     const formError = h("p", { class: "cb-error", role: "alert" });
+    const subjectField = field("subject", T.subject, { required: true, maxlength: 256, rows: 3 });
     const form = h(
       "form",
-      { class: "cb-form", onsubmit: startChat },
-      h("p", { class: "cb-intro", text: T.intro }),
-      field("f", "nickname", T.name, { required: true, maxlength: 64, autocomplete: "name" }),
-      field("f", "subject", T.subject, { required: true, maxlength: 256 }),
+      { class: "cb-form", onsubmit: submit },
+      intro,
+      field("nickname", T.name, { required: true, maxlength: 64, autocomplete: "name" }),
+      subjectField,
       ...extras,
       formError,
       startBtn,
     );
-
-    // The leave-a-message form, outside opening hours or when no agent can be reached.
-    const offIntro = h("p", { class: "cb-intro" });
-    const offBtn = h("button", { type: "submit", class: "cb-primary", text: T.sendMessage });
-    const offError = h("p", { class: "cb-error", role: "alert" });
-    const off = h(
-      "form",
-      { class: "cb-form", onsubmit: leaveMessage, hidden: true },
-      offIntro,
-      field("o", "nickname", T.name, { required: true, maxlength: 64, autocomplete: "name" }),
-      field("o", "email", T.email, { required: true, type: "email", maxlength: 254, autocomplete: "email" }),
-      field("o", "text", T.yourMessage, { required: true, maxlength: 4000 }),
-      offError,
-      offBtn,
-    );
+    const mail = form.elements.email || h("input", { id: "cb-f-email", name: "email", type: "email", autocomplete: "email", maxlength: 254 });
+    const mailField = mail.parentNode || field("email", T.email, {}, true);
+    if (!mail.parentNode) (mailField.lastChild.replaceWith(mail), (mailField.hidden = true), subjectField.after(mailField));
     const thanks = h("p", { class: "cb-intro cb-thanks", tabindex: "-1", hidden: true });
 
     // The conversation. The log is the live region; pending sends wait in the outbox after it.
@@ -433,7 +419,7 @@
       "form",
       { class: "cb-composer", onsubmit: (e) => (e.preventDefault(), sendText()) },
       input,
-      h("button", { type: "submit", class: "cb-send", "aria-label": T.send }, icon(0, "M4.4 19.6 20.5 12.7c.6-.3.6-1.1 0-1.4L4.4 4.4c-.6-.3-1.3.2-1.1.9L5 11l8 1-8 1-1.7 5.7c-.2.7.5 1.2 1.1.9Z")),
+      h("button", { type: "submit", class: "cb-send", "aria-label": T.send }, icon("M4.4 19.6 20.5 12.7c.6-.3.6-1.1 0-1.4L4.4 4.4c-.6-.3-1.3.2-1.1.9L5 11l8 1-8 1-1.7 5.7c-.2.7.5 1.2 1.1.9Z")),
     );
     const keepBtn = h("button", { type: "button", class: "cb-secondary", text: T.keep });
     const sureBtn = h("button", { type: "button", class: "cb-primary", text: T.end });
@@ -458,7 +444,6 @@
       ),
       banner,
       form,
-      off,
       thanks,
       chatView,
     );
@@ -476,13 +461,13 @@
     let typingSafety = 0;
     let waitTimer = 0;
     let hours = null; // the last answer of GET /availability
-    let offData = null; // what a failed start carries over into the leave-a-message form
+    let leaving = false; // the form leaves a message
     let sentBody = "";
     let sentKey = "";
 
     const isOpen = () => !panel.hidden;
     const reading = () => isOpen() && !document.hidden;
-    const views = { form, off, thanks, chat: chatView };
+    const views = { form, thanks, chat: chatView };
     const show = (view) => Object.entries(views).forEach(([k, el]) => (el.hidden = k !== view));
     const nearBottom = () => scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
     const toBottom = () => (scroller.scrollTop = scroller.scrollHeight);
@@ -686,14 +671,12 @@
         const t = audio.currentTime;
         const tone = audio.createOscillator();
         const gain = audio.createGain();
-        tone.frequency.setValueAtTime(880, t);
-        tone.frequency.setValueAtTime(1320, t + 0.12);
-        gain.gain.setValueAtTime(0.0001, t);
-        gain.gain.exponentialRampToValueAtTime(0.15, t + 0.02);
-        gain.gain.exponentialRampToValueAtTime(0.0001, t + 0.45);
+        tone.frequency.value = 880;
+        gain.gain.setValueAtTime(0.15, t);
+        gain.gain.exponentialRampToValueAtTime(0.001, t + 0.4);
         tone.connect(gain).connect(audio.destination);
         tone.start(t);
-        tone.stop(t + 0.5);
+        tone.stop(t + 0.4);
       } catch (e) {
         /* no audio here */
       }
@@ -730,68 +713,67 @@
       btn.textContent = text;
     }
 
-    async function startChat(e) {
+    async function submit(e) {
       e.preventDefault();
       if (!form.reportValidity()) return;
       const value = (name) => form.elements[name].value.trim();
       const userData = {};
       form.querySelectorAll("[data-extra]").forEach((f) => f.value.trim() && (userData[f.name] = f.value.trim()));
-      const body = { operationName: "RequestChat", nickname: value("nickname"), subject: value("subject") };
-      if (Object.keys(userData).length) body.userData = userData;
-      askToNotify(); // the subject is the customer's first message
-      busy(startBtn, true, T.starting);
+      const body = { nickname: value("nickname") };
+      busy(true);
       formError.textContent = "";
       try {
-        const { id } = await api("POST", "/chats", body, once(body));
+        if (leaving) {
+          body.email = value("email");
+          body.text = value("subject");
+          delete userData.email;
+          if (Object.keys(userData).length) body.userData = userData;
+          await api("POST", "/offline-messages", body, once(body));
+          form.reset();
+          thanks.textContent = fmt(T.thanks, { email: body.email });
+          show("thanks");
+          thanks.focus();
+        } else {
+          body.operationName = "RequestChat";
+          body.subject = value("subject");
+          if (Object.keys(userData).length) body.userData = userData;
+          askToNotify(); // the subject is the customer's first message
+          const { id } = await api("POST", "/chats", body, once(body));
+          adopt(id, true, { s: body.subject, n: body.nickname, t: Date.now(), m: !!userData.email });
+          form.reset();
+          input.focus();
+        }
         sentBody = "";
-        adopt(id, true, { s: body.subject, n: body.nickname, t: Date.now(), m: !!userData.email });
-        form.reset();
-        input.focus();
       } catch (err) {
         const closed = err.status === 409 && err.data.statusMessage === "closed";
-        if (closed || err.status >= 500) leave(closed ? "closed" : "unavailable", body);
-        else formError.textContent = err.status === 429 ? T.busy : T.startFailed;
+        if (!leaving && (closed || err.status >= 500)) leave(closed ? "closed" : "unavailable");
+        else formError.textContent = err.status === 400 && leaving ? T.check : err.status === 429 ? T.busy : leaving ? T.error : T.startFailed;
       } finally {
-        busy(startBtn, false, T.start);
+        busy(false);
       }
     }
 
-    /** Show the leave-a-message form, with what the customer already typed. */
-    function leave(reason, body) {
+    function busy(on) {
+      startBtn.disabled = on;
+      startBtn.textContent = on ? (leaving ? T.sending : T.starting) : leaving ? T.sendMessage : T.start;
+    }
+
+    /** Switch the form to leaving a message (with `reason`), or back to starting a chat. */
+    function leave(reason) {
+      leaving = !!reason;
       const next = reason === "closed" && hours && hours.nextOpen && new Date(hours.nextOpen);
       const when = next && !isNaN(next) && new Intl.DateTimeFormat(locale, { weekday: "long", day: "numeric", month: "long", hour: "numeric", minute: "2-digit" }).format(next);
-      offIntro.textContent = (reason === "closed" ? (when ? fmt(T.closedUntil, { time: when }) : T.closed) : T.unavailable) + " " + T.leaveIntro;
-      const data = Object.assign({}, body.userData);
-      const values = { nickname: body.nickname, email: data.email, text: body.subject };
-      delete data.email;
-      offData = Object.keys(data).length ? data : null;
-      for (const [k, v] of Object.entries(values)) if (v && !off.elements[k].value) off.elements[k].value = v;
-      offError.textContent = "";
-      show("off");
-      const empty = [...off.elements].find((f) => f.name && !f.value);
-      (empty || offBtn).focus();
-    }
-
-    async function leaveMessage(e) {
-      e.preventDefault();
-      if (!off.reportValidity()) return;
-      const body = {};
-      ["nickname", "email", "text"].forEach((k) => (body[k] = off.elements[k].value.trim()));
-      if (offData) body.userData = offData;
-      busy(offBtn, true, T.sending);
-      offError.textContent = "";
-      try {
-        await api("POST", "/offline-messages", body, once(body));
-        sentBody = "";
-        off.reset();
-        thanks.textContent = fmt(T.thanks, { email: body.email });
-        show("thanks");
-        thanks.focus();
-      } catch (err) {
-        offError.textContent = err.status === 400 ? T.check : errorText(err);
-      } finally {
-        busy(offBtn, false, T.sendMessage);
-      }
+      intro.textContent = !reason ? T.intro : (reason === "closed" ? (when ? fmt(T.closedUntil, { time: when }) : T.closed) : T.unavailable) + " " + T.leaveIntro;
+      subjectField.firstChild.textContent = leaving ? T.yourMessage : T.subject;
+      form.elements.subject.maxLength = leaving ? 4000 : 256;
+      mail.required = leaving;
+      mailField.hidden = !leaving && !mail.hasAttribute("data-extra");
+      form.classList.toggle("cb-leave", leaving);
+      formError.textContent = "";
+      busy(false);
+      show("form");
+      const empty = [...form.elements].find((f) => f.required && !f.value);
+      if (isOpen()) (empty || startBtn).focus();
     }
 
     // Opening hours are asked for whenever the panel opens without a chat.
@@ -801,13 +783,10 @@
       } catch (e) {
         hours = null; // unknown: offer the chat
       }
-      if (chat || !isOpen() || thanks.hidden === false) return;
-      if (hours && hours.open === false) {
-        if (off.hidden) leave(hours.reason === "unavailable" ? "unavailable" : "closed", {});
-      } else if (!off.hidden) show("form"), formFocus();
+      if (chat || !isOpen() || !thanks.hidden) return;
+      const closed = hours && hours.open === false;
+      if (closed !== leaving) leave(closed && (hours.reason === "unavailable" ? "unavailable" : "closed"));
     }
-
-    const formFocus = () => form.elements.nickname.focus();
 
     const notify = (op) => chat && !chat.ended && api("POST", chat.path, { operationName: op }).catch(() => {});
 
@@ -950,7 +929,7 @@
       if (reading()) markRead();
       toBottom();
       if (!chat) checkHours();
-      if (focus !== false) (!chat ? (off.hidden ? form.elements.nickname : off.elements.nickname) : phase === "ended" ? againBtn : input).focus();
+      if (focus !== false) (!chat ? form.elements.nickname : phase === "ended" ? againBtn : input).focus();
     }
 
     function close() {
@@ -999,17 +978,23 @@
     keepBtn.addEventListener("click", () => askEnd(false));
     sureBtn.addEventListener("click", complete);
     saveBtn.addEventListener("click", download);
-    leaveBtn.addEventListener("click", () => leave("unavailable", { nickname: chat.info.n, subject: chat.info.s }));
-    againBtn.addEventListener("click", () => {
+    leaveBtn.addEventListener("click", () => {
+      const { n, s } = chat.info;
+      again();
+      form.elements.nickname.value = n || "";
+      form.elements.subject.value = s || "";
+      leave("unavailable");
+    });
+    function again() {
       if (chat) chat.stop();
       chat = null;
       store("h", null);
       reset();
       setPhase("new");
-      show("form");
-      formFocus();
+      leave();
       checkHours();
-    });
+    }
+    againBtn.addEventListener("click", again);
     panel.addEventListener("keydown", (e) => {
       if (e.key === "Escape") {
         e.stopPropagation();
