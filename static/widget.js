@@ -461,7 +461,7 @@
     let typingSafety = 0;
     let waitTimer = 0;
     let hours = null; // the last answer of GET /availability
-    let leaving = false; // the form leaves a message
+    let leaving = ""; // why the form leaves a message: "closed", "unavailable" (or not: "")
     let sentBody = "";
     let sentKey = "";
 
@@ -760,15 +760,15 @@
 
     /** Switch the form to leaving a message (with `reason`), or back to starting a chat. */
     function leave(reason) {
-      leaving = !!reason;
+      leaving = reason || "";
       const next = reason === "closed" && hours && hours.nextOpen && new Date(hours.nextOpen);
       const when = next && !isNaN(next) && new Intl.DateTimeFormat(locale, { weekday: "long", day: "numeric", month: "long", hour: "numeric", minute: "2-digit" }).format(next);
       intro.textContent = !reason ? T.intro : (reason === "closed" ? (when ? fmt(T.closedUntil, { time: when }) : T.closed) : T.unavailable) + " " + T.leaveIntro;
       subjectField.firstChild.textContent = leaving ? T.yourMessage : T.subject;
       form.elements.subject.maxLength = leaving ? 4000 : 256;
-      mail.required = leaving;
+      mail.required = !!leaving;
       mailField.hidden = !leaving && !mail.hasAttribute("data-extra");
-      form.classList.toggle("cb-leave", leaving);
+      form.classList.toggle("cb-leave", !!leaving);
       formError.textContent = "";
       busy(false);
       show("form");
@@ -784,8 +784,8 @@
         hours = null; // unknown: offer the chat
       }
       if (chat || !isOpen() || !thanks.hidden) return;
-      const closed = hours && hours.open === false;
-      if (closed !== leaving) leave(closed && (hours.reason === "unavailable" ? "unavailable" : "closed"));
+      if (hours && hours.open === false) leaving || leave(hours.reason === "unavailable" ? "unavailable" : "closed");
+      else if (hours && leaving === "closed") leave();
     }
 
     const notify = (op) => chat && !chat.ended && api("POST", chat.path, { operationName: op }).catch(() => {});

@@ -99,6 +99,13 @@ class Widget:
         confirm.click()
         expect(self.loc(".cb-ended")).to_be_visible()
 
+    def set_hidden(self, hidden: bool) -> None:
+        self.page.evaluate(SET_VISIBILITY, hidden)
+
+    def counter(self, name: str) -> int:
+        value: int = self.page.evaluate(f"window.__{name}")
+        return value
+
     def expect_text(self, text: str, count: int = 1) -> None:
         exact = re.compile("^" + re.escape(text) + "$")
         expect(self.bubbles.filter(has_text=exact)).to_have_count(count)
@@ -111,6 +118,45 @@ class Widget:
             "items => items.map(item => item.dataset.index)"
         )
         return [int(v) for v in values]
+
+
+# Counts what the widget asks of the browser (tones started, notifications shown, permission
+# requests) without replacing any of it: each wrapper calls the real API.
+OBSERVE_BROWSER = """
+window.__chimes = 0;
+window.__notes = [];
+window.__asked = 0;
+const start = OscillatorNode.prototype.start;
+OscillatorNode.prototype.start = function (...args) {
+  window.__chimes += 1;
+  return start.apply(this, args);
+};
+const RealNotification = window.Notification;
+window.Notification = class extends RealNotification {
+  constructor(title, options) {
+    super(title, options);
+    window.__notes.push({ title, body: options && options.body });
+  }
+  static requestPermission() {
+    window.__asked += 1;
+    return RealNotification.requestPermission();
+  }
+};
+"""
+
+# Playwright cannot put a headless page in the background (every page is a visible foreground
+# tab), so a tab switch is played out the way the browser reports it: visibilityState and
+# document.hidden change, then `visibilitychange` fires.
+SET_VISIBILITY = """hidden => {
+  if (hidden) {
+    Object.defineProperty(document, "hidden", { value: true, configurable: true });
+    Object.defineProperty(document, "visibilityState", { value: "hidden", configurable: true });
+  } else {
+    delete document.hidden;
+    delete document.visibilityState;
+  }
+  document.dispatchEvent(new Event("visibilitychange"));
+}"""
 
 
 def upstream_chat_id(control: EmulatorControl, nickname: str) -> str:
