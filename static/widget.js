@@ -435,7 +435,7 @@
       "section",
       { id: "cb-panel", class: "cb-panel", role: "dialog", "aria-labelledby": "cb-title", hidden: true },
       h(
-        "header",
+        "div",
         { class: "cb-head" },
         h("div", { class: "cb-titles" }, h("h2", { id: "cb-title", text: title }), h("p", { class: "cb-sub" }, h("span", { class: "cb-dot" }), sub)),
         soundBtn,

@@ -10,6 +10,8 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from tests.components import missing_component
+from tests.conftest import EmulatorControl
+from tests.servers import ServerProcess, start_bff, start_emulator
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the background-networking flags Chromium keeps calling home, which fails slowly here.
@@ -51,3 +53,26 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
 @pytest.fixture
 def page(context: BrowserContext) -> Page:
     return context.new_page()
+
+
+# A chat-bff whose emulator's agent never joins by itself: the tests make it join, speak and
+# leave through the control API, so waiting lasts exactly as long as they need.
+@pytest.fixture(scope="module")
+def held_emulator() -> Iterator[ServerProcess]:
+    server = start_emulator("--agent-join-delay", "3600", "--agent-reply-delay", "0.2")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def held_bff(held_emulator: ServerProcess) -> Iterator[ServerProcess]:
+    server = start_bff(held_emulator.url)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def held(held_emulator: ServerProcess) -> Iterator[EmulatorControl]:
+    control = EmulatorControl(held_emulator.url)
+    yield control
+    control.http.close()

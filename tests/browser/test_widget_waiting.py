@@ -9,37 +9,15 @@ speak and leave through the emulator's control API, so every step happens when t
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.widget import Widget, unique, upstream_chat_id
 from tests.conftest import EmulatorControl
-from tests.servers import ServerProcess, start_bff, start_emulator
+from tests.servers import ServerProcess
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def held_emulator() -> Iterator[ServerProcess]:
-    server = start_emulator("--agent-join-delay", "3600", "--agent-reply-delay", "0.2")
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def held_bff(held_emulator: ServerProcess) -> Iterator[ServerProcess]:
-    server = start_bff(held_emulator.url)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def held(held_emulator: ServerProcess) -> Iterator[EmulatorControl]:
-    control = EmulatorControl(held_emulator.url)
-    yield control
-    control.http.close()
 
 
 def visible_text(widget: Widget) -> str:
