@@ -288,13 +288,15 @@
     return el;
   }
 
-  /** An icon from constant markup (never data); widget.css strokes the `cb-line` ones. */
+  /** An icon: paths "d" or "class:d", separated by "|"; widget.css strokes `cb-line` ones. */
   function icon(paths, cls) {
-    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-    svg.setAttribute("viewBox", "0 0 24 24");
-    svg.setAttribute("aria-hidden", "true");
-    svg.setAttribute("class", cls || "");
-    svg.innerHTML = paths.replace(/([\w-]*):?(M[^|]+)\|?/g, '<path class="$1" d="$2"/>');
+    const ns = "http://www.w3.org/2000/svg";
+    const set = (el, attrs) => (Object.entries(attrs).forEach(([k, v]) => el.setAttribute(k, v)), el);
+    const svg = set(document.createElementNS(ns, "svg"), { viewBox: "0 0 24 24", "aria-hidden": "true", class: cls || "" });
+    for (const p of paths.split("|")) {
+      const [c, d] = p.includes(":") ? p.split(":") : ["", p];
+      svg.append(set(document.createElementNS(ns, "path"), { d, class: c }));
+    }
     return svg;
   }
 
