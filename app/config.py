@@ -57,22 +57,49 @@ class Settings(BaseSettings):
     max_streams_per_ip: int = Field(default=50, ge=1)
     max_streams_per_chat: int = Field(default=20, ge=1)
 
-    # The upstream's own sample client polls every 3 s; one poll stream per chat at that pace
-    # costs the upstream a tenth of what five such viewers would, and a customer's send still
-    # gets an immediate poll and a fast cadence while a reply is likely.
-    poll_interval_s: float = Field(default=3.0, gt=0, description="Lively chat cadence")
-    poll_fast_interval_s: float = Field(default=0.5, gt=0, description="Right after a send")
-    poll_idle_interval_s: float = Field(default=8.0, gt=0)
+    # Polls go where a viewer waits for something (app/cadence.py). A conversation costs
+    # about 17 upstream reads a minute at these values, against 40 for one browser tab
+    # polling the upstream the documented way (state and messages every 3 s): the agent types
+    # for about 15 % of it (fast polls), and the base interval is short enough to see most
+    # typing notices (4 s or longer) before the reply they announce.
+    poll_interval_s: float = Field(
+        default=5.0, gt=0, description="Base cadence: a lively chat, a customer waiting"
+    )
+    poll_fast_interval_s: float = Field(
+        default=1.5, gt=0, description="While an agent is typing (a reply is seconds away)"
+    )
+    poll_idle_interval_s: float = Field(default=8.0, gt=0, description="A quiet chat")
     poll_keepalive_s: float = Field(
-        default=10.0, gt=0, le=30, description="Max gap between polls of a live, watched chat"
+        default=10.0,
+        gt=0,
+        le=30,
+        description="Max gap between polls of a live chat; the cadence with no reader present",
     )
     poll_backoff_max_s: float = Field(default=30.0, gt=0)
-    poll_fast_window_s: float = Field(default=5.0, ge=0, description="Fast cadence after a send")
     poll_lively_window_s: float = Field(
         default=20.0, gt=0, description="A chat is lively this long after its last new message"
     )
+    poll_agent_typing_max_s: float = Field(
+        default=30.0, ge=0, description="Fast polls for at most this long per typing notice"
+    )
+    poll_awaiting_reply_max_s: float = Field(
+        default=120.0,
+        ge=0,
+        description="The base cadence for at most this long while a customer waits for an agent",
+    )
     lease_ttl_s: float = Field(default=3.0, gt=0)
-    interest_grace_s: float = Field(default=120.0, gt=0)
+    background_keepalive_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="Polling (at the keep-alive cadence) goes on this long after the last "
+        "reader, stream or send, so an app in the background keeps its chat upstream",
+    )
+    reader_window_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A read counts as a present reader this long (streams and long-polls "
+        "count while open)",
+    )
     state_refresh_s: float = Field(
         default=30.0,
         gt=0,

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.bus.base import Bus, Fence
-from app.cadence import Cadence, poll_delay
+from app.cadence import Cadence, Turn, next_turn, poll_delay
 from app.errors import BffError, ChatNotFoundError, UpstreamError
 from app.models import ChatState, EventKind, UpstreamStatus
 from app.transcript import after_cursor, ended_state, is_ended, needs_state_refresh
@@ -26,6 +26,14 @@ from app.upstream import Answer, UpstreamClient
 log = logging.getLogger("chat_bff.poller")
 
 POKE_COALESCE_S = 0.02
+WAITING_FOR_AGENT = "WaitingForAgent"
+
+
+def _since(flag: bool, since: float | None, now: float) -> float | None:
+    """When `flag` became true (kept while it stays true), None while it is false."""
+    if not flag:
+        return None
+    return now if since is None else since
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +74,6 @@ class ChatPoller:
         self._wake = asyncio.Event()
         self._stopping = False
         self._release = True
-        self._last_poke = -1e9
         self._poke_pending = False
 
     @property
@@ -74,10 +81,9 @@ class ChatPoller:
         return self.target.handle
 
     def poke(self) -> None:
-        """Poll very soon: the customer just did something, a reply is likely. Pokes within
-        `POKE_COALESCE_S` share one poll (a typing notice and the message that follows it),
-        and the poll runs after the request that poked has been answered."""
-        self._last_poke = time.monotonic()
+        """Poll very soon (the customer sent something: their viewers wait for its echo).
+        Pokes within `POKE_COALESCE_S` share one poll, and the poll runs after the request
+        that poked has been answered."""
         if not self._poke_pending:
             self._poke_pending = True
             asyncio.get_running_loop().call_later(POKE_COALESCE_S, self._poked)
@@ -147,6 +153,10 @@ class ChatPoller:
         last_state_at = -1e9
         last_activity = time.monotonic()
         failures, retry_after = 0, None
+        # Whose move it is, from the end of the transcript a previous holder stored.
+        turn = next_turn(Turn(), await self._bus.messages(key, after=max(0, cursor - 20)))
+        typing_since: float | None = None
+        awaiting_since: float | None = None
         while not self._stopping:
             self._wake.clear()
             started = time.monotonic()
@@ -187,7 +197,13 @@ class ChatPoller:
                     return
                 if new:
                     cursor, last_activity = new[-1].index, now
+                    turn = next_turn(turn, new)
                 state, status = new_state or state, UpstreamStatus.OK
+                typing_since = _since(turn.agent_typing, typing_since, now)
+                awaiting = turn.awaiting_agent or (
+                    state is not None and state.state == WAITING_FOR_AGENT
+                )
+                awaiting_since = _since(awaiting, awaiting_since, now)
                 failures, retry_after = 0, None
                 if ended:
                     return
@@ -214,10 +230,12 @@ class ChatPoller:
             delay = poll_delay(
                 self._tuning.cadence,
                 since_activity_s=now - last_activity,
-                since_poke_s=now - self._last_poke,
                 failures=failures,
                 retry_after_s=retry_after,
                 jitter=random.random(),
+                readers=record.readers,
+                agent_typing_for_s=None if typing_since is None else now - typing_since,
+                awaiting_for_s=None if awaiting_since is None else now - awaiting_since,
             )
             if not failures:
                 # The cadence runs from poll start to poll start (a slow answer must not

@@ -1,7 +1,10 @@
 """The per-process registry of pollers: which chats this instance polls, and why.
 
 Owns demand: interest from this instance's readers, streams and sends is noted on the bus
-(fleet-wide, with a grace period); a sweeper regularly offers this instance every interested
+(fleet-wide, for the background keep-alive: an app in the background keeps its chat alive
+upstream that long after its last read), and so is the presence of readers (streams open
+here, long-polls waiting, recent reads), which sets the poll cadence and tells the push hook
+whether anyone would see a message; a sweeper regularly offers this instance every interested
 chat whose lease is free (so a dead holder is replaced within about one lease period) and
 stops the pollers of chats nobody cares about any more. It owns every poller task and ends
 them all on drain or close. It must not poll (that is `poller.py`).
@@ -35,6 +38,7 @@ class PollerRegistry:
         codec: HandleCodec,
         tuning: PollerTuning,
         interest_grace_s: float,
+        reader_window_s: float = 30.0,
         watched: Callable[[], dict[str, str]] | None = None,
         on_change: Callable[[int], None] | None = None,
     ) -> None:
@@ -44,6 +48,8 @@ class PollerRegistry:
         self._codec = codec
         self._tuning = tuning
         self._grace_s = interest_grace_s
+        self._reader_window_s = reader_window_s
+        self._readers_until: dict[str, float] = {}
         self._on_change = on_change
         self._pollers: dict[str, ChatPoller] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -63,13 +69,21 @@ class PollerRegistry:
         if self._renewer is None:
             self._renewer = asyncio.create_task(self._renew_loop(), name="lease-renewer")
 
-    async def interest(self, key: str, handle: str) -> None:
-        """Someone here cares about the chat: keep it polled for the grace period."""
+    async def interest(self, key: str, handle: str, *, reader_s: float = 0.0) -> None:
+        """Someone here cares about the chat: keep it polled for the grace period. `reader_s`
+        > 0: a reader is present for at least that long (a waiting long-poll: its wait plus
+        the reader window), so the chat is polled at the lively cadence meanwhile."""
         now = time.monotonic()
         # Throttled per chat: a busy chat's readers must not cost one bus write each.
         if now - self._noted.get(key, -1e9) > self._grace_s / 4:
             await self._bus.note_interest(key, handle, self._grace_s)
             self._noted[key] = now
+        if reader_s > 0:
+            ttl = max(reader_s, self._reader_window_s)
+            # Renewed once a third of the noted presence is used up, not on every read.
+            if self._readers_until.get(key, -1e9) < now + ttl * 2 / 3:
+                await self._bus.note_reader(key, ttl)
+                self._readers_until[key] = now + ttl
         if key not in self._pollers and now - self._attempted.get(key, -1e9) > (
             self._tuning.lease_ttl_s / 3
         ):
@@ -158,7 +172,7 @@ class PollerRegistry:
     async def sweep(self) -> None:
         # Chats with streams open here stay interesting: refreshed once per chat, not per stream.
         for key, handle in (self._watched() if self._watched else {}).items():
-            await self.interest(key, handle)
+            await self.interest(key, handle, reader_s=self._reader_window_s)
         interested = await self._bus.interested()
         now = time.monotonic()
         for key, poller in list(self._pollers.items()):
@@ -177,7 +191,7 @@ class PollerRegistry:
             if key not in self._pollers and self._attempted.get(key, -1e9) < recent:
                 await self._try_acquire(key, handle)
         horizon = time.monotonic() - self._grace_s
-        for table in (self._noted, self._attempted):
+        for table in (self._noted, self._attempted, self._readers_until):
             for key in [k for k, at in table.items() if at < horizon]:
                 del table[key]
 

@@ -21,6 +21,10 @@ from app.security import HandleCodec, chat_key
 from app.transcript import ended_state
 from app.upstream import UpstreamClient
 
+# Operations whose result viewers wait to see: the poller polls once at once for them (the
+# echo of a message, the end of a chat). Typing notices change nothing a viewer waits for.
+ECHOED_OPERATIONS = frozenset({"SendMessage", "Complete"})
+
 
 @dataclass(frozen=True, slots=True)
 class ChatRef:
@@ -39,7 +43,9 @@ class ChatService:
         registry: PollerRegistry,
         cold_wait_s: float,
         draining: asyncio.Event,
+        reader_window_s: float = 30.0,
     ) -> None:
+        self._reader_window_s = reader_window_s
         self._draining = draining
         self._upstream = upstream
         self._bus = bus
@@ -67,8 +73,8 @@ class ChatService:
         ref = ChatRef(handle, created.upstream_id, chat_key(created.upstream_id))
         if created.cookies:
             await self._bus.set_cookies(ref.key, created.cookies)
-        # Start polling at once: the customer's page will ask for the chat in a moment.
-        await self._registry.interest(ref.key, ref.handle)
+        # Start polling at once: the customer's page will read the chat in a moment.
+        await self._registry.interest(ref.key, ref.handle, reader_s=self._reader_window_s)
         return ref
 
     async def operate(self, ref: ChatRef, operation: str, text: str | None = None) -> None:
@@ -83,14 +89,17 @@ class ChatService:
         if operation == "Complete":
             await self._bus.mark_completed(ref.key)
         await self._registry.interest(ref.key, ref.handle)
-        await self._registry.poke(ref.key)
+        if operation in ECHOED_OPERATIONS:
+            await self._registry.poke(ref.key)
 
-    async def warm(self, ref: ChatRef) -> ChatRecord:
-        """The chat's shared record once its poller has committed at least once.
+    async def warm(self, ref: ChatRef, *, waiting_s: float = 0.0) -> ChatRecord:
+        """The chat's shared record once its poller has committed at least once; notes a
+        reader present for `waiting_s` (a long-poll's wait) plus the reader window.
 
         A cold chat is filled by its one poller (wherever it runs), however many readers wait.
         """
-        await self._registry.interest(ref.key, ref.handle)
+        reader_s = waiting_s + self._reader_window_s
+        await self._registry.interest(ref.key, ref.handle, reader_s=reader_s)
         record = await self._bus.record(ref.key)
         if record.state is None and not record.ended:
             async with self._bus.subscribe(ref.key) as subscription:
@@ -118,7 +127,7 @@ class ChatService:
     ) -> list[Message]:
         """Messages with index >= `index`, waiting up to `wait_s` for one to exist. Without an
         index: those this chat's index-less readers were not given yet (our cursor)."""
-        record = await self.warm(ref)
+        record = await self.warm(ref, waiting_s=wait_s or 0.0)
         if index is None:
             given = await self._bus.claim_indexless(ref.key, record.cursor)
             if given >= record.cursor:

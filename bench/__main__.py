@@ -18,7 +18,14 @@ from typing import Any
 from bench.common import RESULTS, ROOT, log, machine
 from bench.report import HEADLINE_KEYS, write_results
 
-SCENARIOS = ("upstream_load", "delivery", "idle_streams", "rest_overhead", "failover")
+SCENARIOS = (
+    "upstream_load",
+    "conversation",
+    "delivery",
+    "idle_streams",
+    "rest_overhead",
+    "failover",
+)
 
 
 def _commit() -> str:

@@ -122,7 +122,12 @@ class Proc:
 
 
 def start_emulator(
-    *, join_delay: float = 2.0, reply_delay: float = 1.0, idle_disconnect: float = 45.0
+    *,
+    join_delay: float = 2.0,
+    reply_delay: float = 1.0,
+    idle_disconnect: float = 45.0,
+    scripted: bool = True,
+    log_limit: int = 20000,
 ) -> Proc:
     args = (
         "--contact-center-id",
@@ -133,6 +138,9 @@ def start_emulator(
         str(reply_delay),
         "--idle-disconnect",
         str(idle_disconnect),
+        "--log-limit",
+        str(log_limit),
+        *(() if scripted else ("--no-scripted-agent",)),
     )
     return Proc("bench.emulator", args, health_path="/_emulator/stats").start()
 

@@ -78,6 +78,11 @@ def main() -> None:
     parser.add_argument("--agent-reply-delay", type=float, default=1.0)
     parser.add_argument("--idle-disconnect", type=float, default=45.0)
     parser.add_argument("--log-limit", type=int, default=20000)
+    parser.add_argument(
+        "--no-scripted-agent",
+        action="store_true",
+        help="agents act only through the control API (a benchmark's conversation model)",
+    )
     args = parser.parse_args()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -88,6 +93,7 @@ def main() -> None:
             agent_reply_delay_s=args.agent_reply_delay,
             idle_disconnect_s=args.idle_disconnect,
             log_limit=args.log_limit,
+            scripted_agent=not args.no_scripted_agent,
         )
     )
     app = create_emulator_app(emulator)

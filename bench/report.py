@@ -11,7 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-DASH = "\u2013"  # en dash: not measured
+from bench.report_details import details
+from bench.report_format import DASH, fmt, get, ratio
 
 HEADLINE_KEYS = (
     "upstream_requests_ratio",
@@ -28,6 +29,12 @@ HEADLINE_KEYS = (
     "failover_s",
     "lost",
     "duplicated",
+    "conversation_reads_ratio_1_viewer",
+    "conversation_reads_ratio_5_viewers",
+    "conversation_agent_p50_s",
+    "conversation_agent_p99_s",
+    "conversation_echo_p99_ms",
+    "cached_reads_ratio_to_bare",
 )
 
 
@@ -40,34 +47,6 @@ def _clean(value: Any) -> Any:
     if isinstance(value, list):
         return [_clean(v) for v in value]
     return value
-
-
-def _fmt(value: Any, digits: int = 2) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return DASH
-    if isinstance(value, float):
-        if abs(value) >= 100:
-            return f"{value:,.0f}"
-        return f"{value:.{digits}f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
-
-
-def _ratio(a: Any, b: Any) -> str:
-    try:
-        value = a / b
-    except (TypeError, ZeroDivisionError):
-        return DASH
-    return f"{value:.2f}x" if math.isfinite(value) else DASH
-
-
-def _get(data: dict[str, Any], *path: str) -> Any:
-    for key in path:
-        if not isinstance(data, dict) or key not in data:
-            return None
-        data = data[key]
-    return data
 
 
 def _met(check: Callable[[], bool], quick: bool) -> str:
@@ -90,7 +69,7 @@ def _targets(res: dict[str, Any], quick: bool) -> list[str]:
 
     def row(what: str, target: str, ours: Any, base: Any, ratio: str, ok: Callable[[], bool]):
         rows.append(
-            f"| {what} | {target} | {_fmt(ours)} | {_fmt(base)} | {ratio} | {_met(ok, quick)} |"
+            f"| {what} | {target} | {fmt(ours)} | {fmt(base)} | {ratio} | {_met(ok, quick)} |"
         )
 
     five = [
@@ -105,42 +84,45 @@ def _targets(res: dict[str, Any], quick: bool) -> list[str]:
         ">= 10x fewer than baseline",
         ours5.get("requests_per_chat_per_s"),
         base5.get("requests_per_chat_per_s"),
-        f"{_fmt(up.get('upstream_requests_ratio'))}x fewer",
+        f"{fmt(up.get('upstream_requests_ratio'))}x fewer",
         lambda: up["upstream_requests_ratio"] >= 10,
     )
     quiet = up.get("quiet_ratio_5_viewers_3_instances")
     if quiet is not None:
         rows.append(
             f"| ... same, quiet chat (nobody talks; idle cadence) | >= 10x fewer | | | "
-            f"{_fmt(quiet)}x fewer | {_met(lambda: quiet >= 10, quick)} |"
+            f"{fmt(quiet)}x fewer | {_met(lambda: quiet >= 10, quick)} |"
         )
+    conv = res.get("conversation", {})
+    if conv:
+        _conversation_targets(conv, row)
     n = de.get("chats", "N")
     # p50 <= half an interval + 20 ms, p99 <= one interval + 50 ms.
     for pct, limit in (("p50", 0.5 + 0.02 / interval), ("p99", 1 + 0.05 / interval)):
         ours = de.get(f"delivery_{pct}_over_interval")
-        base = _get(de, "baseline", "agent", f"{pct}_over_interval")
+        base = get(de, "baseline", "agent", f"{pct}_over_interval")
         row(
             f"Delivery {pct} / poll interval ({interval:g} s), {n} watched chats",
             f"<= {limit:.2f}",
             ours,
             base,
-            _ratio(ours, base),
+            ratio(ours, base),
             lambda ours=ours, limit=limit: ours <= limit,
         )
     row(
         "Customer's send echoed on their stream, p99 ms",
         "<= 150",
         de.get("echo_p99_ms"),
-        _get(de, "baseline", "echo", "p99_ms"),
-        _ratio(de.get("echo_p99_ms"), _get(de, "baseline", "echo", "p99_ms")),
+        get(de, "baseline", "echo", "p99_ms"),
+        ratio(de.get("echo_p99_ms"), get(de, "baseline", "echo", "p99_ms")),
         lambda: de["echo_p99_ms"] <= 150,
     )
     row(
         "Idle SSE streams held by one process",
         f">= {idle.get('target_streams', 10000):,}",
         idle.get("idle_streams"),
-        _get(idle, "baseline", "streams"),
-        _ratio(idle.get("idle_streams"), _get(idle, "baseline", "streams")),
+        get(idle, "baseline", "streams"),
+        ratio(idle.get("idle_streams"), get(idle, "baseline", "streams")),
         lambda: idle["idle_streams"] >= 10_000,
     )
     row(
@@ -148,16 +130,16 @@ def _targets(res: dict[str, Any], quick: bool) -> list[str]:
         "<= 30",
         idle.get("kib_per_stream"),
         idle.get("baseline_kib_per_stream"),
-        _ratio(idle.get("kib_per_stream"), idle.get("baseline_kib_per_stream")),
+        ratio(idle.get("kib_per_stream"), idle.get("baseline_kib_per_stream")),
         lambda: idle["kib_per_stream"] <= 30,
     )
     row(
-        f"CPU with all streams idle (heartbeat every {_fmt(idle.get('heartbeat_s'), 0)} s), "
+        f"CPU with all streams idle (heartbeat every {fmt(idle.get('heartbeat_s'), 0)} s), "
         "% of a core",
         "<= 10",
         idle.get("heartbeat_cpu_percent"),
-        _get(idle, "baseline", "cpu_percent"),
-        _ratio(idle.get("heartbeat_cpu_percent"), _get(idle, "baseline", "cpu_percent")),
+        get(idle, "baseline", "cpu_percent"),
+        ratio(idle.get("heartbeat_cpu_percent"), get(idle, "baseline", "cpu_percent")),
         lambda: idle["heartbeat_cpu_percent"] <= 10,
     )
     worst50, worst99 = rest.get("worst_route_p50"), rest.get("worst_route_p99")
@@ -166,7 +148,7 @@ def _targets(res: dict[str, Any], quick: bool) -> list[str]:
         "that call made directly)",
         "<= 1",
         rest.get("rest_overhead_p50_ms"),
-        _get(rest, "latency", str(worst50), "direct_p50_ms"),
+        get(rest, "latency", str(worst50), "direct_p50_ms"),
         "",
         lambda: rest["rest_overhead_p50_ms"] <= 1,
     )
@@ -174,7 +156,7 @@ def _targets(res: dict[str, Any], quick: bool) -> list[str]:
         f"REST latency added over the upstream, p99 ms (worst route: `{worst99}`)",
         "<= 5",
         rest.get("rest_overhead_p99_ms"),
-        _get(rest, "latency", str(worst99), "direct_p99_ms"),
+        get(rest, "latency", str(worst99), "direct_p99_ms"),
         "",
         lambda: rest["rest_overhead_p99_ms"] <= 5,
     )
@@ -182,17 +164,26 @@ def _targets(res: dict[str, Any], quick: bool) -> list[str]:
         "Cached reads per second, one process (baseline: the emulator's own reads)",
         ">= 2,000",
         rest.get("cached_reads_per_s"),
-        _get(rest, "throughput", "emulator_direct", "reads_per_s"),
-        _ratio(
+        get(rest, "throughput", "emulator_direct", "reads_per_s"),
+        ratio(
             rest.get("cached_reads_per_s"),
-            _get(rest, "throughput", "emulator_direct", "reads_per_s"),
+            get(rest, "throughput", "emulator_direct", "reads_per_s"),
         ),
         lambda: rest["cached_reads_per_s"] >= 2000,
+    )
+    bare = get(rest, "throughput", "bare_fastapi", "reads_per_s")
+    row(
+        "... the same, against a bare FastAPI route answering the same JSON from a dict",
+        "(the limit; no target)",
+        rest.get("cached_reads_per_s"),
+        bare,
+        ratio(rest.get("cached_reads_per_s"), bare),
+        lambda: True,
     )
     ttl = fo.get("lease_ttl_s", 1.0)
     row(
         f"Poller takeover after SIGKILL, p95 s (lease {ttl:g} s; "
-        f"{_fmt(fo.get('failover_p95_lease_periods'))} lease periods)",
+        f"{fmt(fo.get('failover_p95_lease_periods'))} lease periods)",
         f"<= {2 * ttl:g} (2 lease periods)",
         fo.get("failover_s"),
         None,
@@ -210,134 +201,62 @@ def _targets(res: dict[str, Any], quick: bool) -> list[str]:
     return rows
 
 
-def _details(res: dict[str, Any]) -> list[str]:
-    out: list[str] = []
-    up = res.get("upstream_load")
-    if up:
-        out += [
-            "### Upstream load",
-            "",
-            f"Requests per chat per second counted by the upstream over the window; chat-bff "
-            f"polls every {up['poll_interval_s']:g} s while lively; the baseline viewers poll "
-            f"state + messages every {up['baseline_interval_s']:g} s. Lively: the agent posts "
-            f"at random moments (mean gap {up['lively_mean_gap_s']:g} s).",
-            "",
-            "| Workload | Arm | Viewers | Requests/chat/s | Per poll interval | Baseline / ours |",
-            "|---|---|---|---|---|---|",
-        ]
-        for x in up["rows"]:
-            out.append(
-                f"| {x['workload']} | {x['arm']} | {x['viewers']} | "
-                f"{_fmt(x['requests_per_chat_per_s'], 3)} | "
-                f"{_fmt(x['requests_per_poll_interval'], 2)} | {_fmt(x['baseline_over_ours'])} |"
-            )
-        out.append("")
-    de = res.get("delivery")
-    if de:
-        out += [
-            "### Delivery latency",
-            "",
-            "Watched chats on one process (each with its customer's SSE stream), some with the "
-            "customer sending; latency from the upstream's commit (`utcTime`) to the browser "
-            "event. Baseline: the same number of chats polled directly at chat-bff's measured "
-            f"request budget. Whatever had not arrived {_fmt(de.get('grace_s'), 0)} s after the "
-            "window counts as arriving then (so under overload the figures are lower bounds).",
-            "",
-            "| Chats | | p50 ms | p99 ms | max ms | samples | not arrived | upstream req/s | "
-            "CPU % |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        notes = []
-        for point in de.get("points", [de]):
-            for arm in ("ours", "baseline"):
-                d = point[arm]
-                cpu = d.get("bff_cpu_percent", d.get("emulator_cpu_percent"))
-                for kind in ("agent", "echo"):
-                    x = d[kind]
-                    who = "chat-bff" if arm == "ours" else "direct polling"
-                    label = f"{who}, {'agent message' if kind == 'agent' else 'own send'}"
-                    out.append(
-                        f"| {point['chats']:,} | {label} | {_fmt(x['p50_ms'], 1)} | "
-                        f"{_fmt(x['p99_ms'], 1)} | {_fmt(x['max_ms'], 1)} | {x['samples']} | "
-                        f"{x.get('undelivered', DASH)} | "
-                        f"{_fmt(d['upstream_requests_per_s'], 1)} | {_fmt(cpu, 1)} |"
-                    )
-            o = point["ours"]
-            notes += [
-                f"{point['chats']:,} chats: chat-bff CPU {_fmt(o['bff_cpu_percent'], 1)}% "
-                f"(emulator {_fmt(o['emulator_cpu_percent'], 1)}%), stream failures "
-                f"{o['stream_failures']}, failed sends {o['send_errors']} of {o['sends']}; "
-                f"the baseline polled every {_fmt(point['baseline']['poll_every_s'])} s.",
-                "",
-            ]
-        out += [
-            "",
-            *notes,
-            "CPU % is chat-bff's process for chat-bff, the emulator's for the baseline.",
-            "",
-        ]
-    idle = res.get("idle_streams")
-    if idle:
-        out += [
-            "### Idle streams",
-            "",
-            "| | Streams | Failed | KiB/stream | CPU % idle | Heartbeats in window | "
-            "Connect p50 ms | Connect p99 ms | Connects/s |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        for label, key in (
-            ("chat-bff", "ours"),
-            ("bare sse-starlette (baseline)", "baseline"),
-            ("plain ASGI, shared heartbeat (reference)", "reference_pure_asgi"),
-        ):
-            d = idle.get(key)
-            if d:
-                out.append(
-                    f"| {label} | {d['streams']:,} | {d['failed']} | "
-                    f"{_fmt(d['kib_per_stream'], 1)} | {_fmt(d['cpu_percent'], 1)} | "
-                    f"{d['heartbeats_received']:,} | {_fmt(d['connect_p50_ms'], 1)} | "
-                    f"{_fmt(d['connect_p99_ms'], 1)} | {_fmt(d['connects_per_s'], 0)} |"
-                )
-        out.append("")
-    rest = res.get("rest_overhead")
-    if rest:
-        out += [
-            "### REST overhead",
-            "",
-            "| Route | chat-bff p50 | p99 | upstream direct p50 | p99 | added p50 | "
-            "added p99 (ms) |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for route, x in rest["latency"].items():
-            out.append(
-                f"| `{route}` | {_fmt(x['ours_p50_ms'], 3)} | {_fmt(x['ours_p99_ms'], 3)} | "
-                f"{_fmt(x['direct_p50_ms'], 3)} | {_fmt(x['direct_p99_ms'], 3)} | "
-                f"{_fmt(x['added_p50_ms'], 3)} | {_fmt(x['added_p99_ms'], 3)} |"
-            )
-        t = rest["throughput"]
-        out += [
-            "",
-            f"Cached reads, {rest['connections']} keep-alive connections: chat-bff "
-            f"{_fmt(t['chat-bff']['reads_per_s'], 0)}/s at "
-            f"{_fmt(t['chat-bff']['server_cpu_percent'], 0)}% CPU (load generator "
-            f"{_fmt(t['chat-bff']['client_cpu_percent'], 0)}%); emulator directly "
-            f"{_fmt(t['emulator_direct']['reads_per_s'], 0)}/s.",
-            "",
-        ]
-    fo = res.get("failover")
-    if fo:
-        takeovers = ", ".join(_fmt(x, 2) for x in fo["takeovers_s"])
-        out += [
-            "### Failover",
-            "",
-            f"{fo['trials']} SIGKILLs of the lease holder (lease {fo['lease_ttl_s']:g} s): "
-            f"takeover p50 {_fmt(fo['failover_p50_s'])} s, p95 {_fmt(fo['failover_s'])} s, "
-            f"max {_fmt(fo['failover_max_s'])} s ({takeovers}). {fo['messages']} messages to "
-            f"{fo['viewers']} viewers ({fo['viewer_reconnects']} reconnects): "
-            f"{fo['lost']} lost, {fo['duplicated']} duplicated.",
-            "",
-        ]
-    return out
+def _conversation_targets(conv: dict[str, Any], row: Callable[..., None]) -> None:
+    by = {(x["kind"], x["viewers"], x["instances"]): x for x in conv.get("rows", [])}
+    one, base1 = by.get(("chat-bff", 1, 1), {}), by.get(("state+messages", 1, 0), {})
+    five, base5 = by.get(("chat-bff", 5, 3), {}), by.get(("state+messages", 5, 0), {})
+    r1, r5 = (
+        conv.get("conversation_reads_ratio_1_viewer"),
+        conv.get("conversation_reads_ratio_5_viewers"),
+    )
+    row(
+        "Conversation (human pace, 5 min), 1 viewer: upstream reads per chat-minute "
+        "(baseline (a): state + messages every 3 s)",
+        "<= 0.75x baseline",
+        one.get("reads_per_chat_minute"),
+        base1.get("reads_per_chat_minute"),
+        f"{fmt(r1)}x fewer",
+        lambda: r1 >= 1 / 0.75,
+    )
+    for pct, limit in (("p50", 1.0), ("p99", 3.05)):
+        ours = conv.get(f"conversation_agent_{pct}_s")
+        base = get(base1, "agent_text", f"{pct}_s")
+        row(
+            f"Conversation, 1 viewer: agent text delivery {pct}, s (typed replies)",
+            f"<= {limit:g}",
+            ours,
+            base,
+            ratio(ours, base),
+            lambda ours=ours, limit=limit: ours <= limit,
+        )
+    row(
+        "Conversation, 5 viewers, 3 instances: upstream reads per chat-minute",
+        ">= 10x fewer than baseline",
+        five.get("reads_per_chat_minute"),
+        base5.get("reads_per_chat_minute"),
+        f"{fmt(r5)}x fewer",
+        lambda: r5 >= 10,
+    )
+    growth = conv.get("conversation_reads_growth_1_to_20_viewers") or {}
+    worst = max(growth.values(), default=None)
+    row(
+        "Conversation, 1 -> 20 viewers: growth of upstream reads (1 and 3 instances)",
+        "<= 10 %",
+        None if worst is None else f"{worst * 100:+.1f} %",
+        None,
+        "",
+        lambda: worst <= 0.10,
+    )
+    echo = conv.get("conversation_echo_p99_ms")
+    base_echo = get(base1, "echo", "p99_s")
+    row(
+        "Conversation: customer's send echoed on their tab, p99 ms",
+        "<= 150",
+        echo,
+        None if base_echo is None else base_echo * 1000,
+        ratio(echo, None if base_echo is None else base_echo * 1000),
+        lambda: echo <= 150,
+    )
 
 
 def markdown(res: dict[str, Any], meta: dict[str, Any]) -> str:
@@ -360,7 +279,7 @@ def markdown(res: dict[str, Any], meta: dict[str, Any]) -> str:
         "",
         "## Details",
         "",
-        *_details(res),
+        *details(res),
     ]
     return "\n".join(lines).rstrip() + "\n"
 

@@ -7,8 +7,11 @@ keep-alive connections so both arms see the same moment's noise.
   poller poll at once in the same process); added p50/p99 = ours - direct;
 - cached-read throughput of one chat-bff process: closed loop, 32 keep-alive connections,
   GET chat and GET messages?index=1 alternately over a few chats; the same load against the
-  emulator directly for comparison. The load generator's own CPU is reported: near 100% would
-  mean the figure is the client's limit, not the server's.
+  emulator directly, and against a bare FastAPI app answering chat-bff's own answers from a
+  dict (`bare_api`: the limit of any FastAPI route on this machine, so the ratio to it is
+  what chat-bff itself costs). The read latencies are measured against that bare app too.
+  The load generator's own CPU is reported: near 100% would mean the figure is the
+  client's limit, not the server's.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 
 from bench.agents import UPSTREAM_HEADERS, create_many
 from bench.common import (
+    Proc,
     cpu_seconds,
     log,
     percentile,
@@ -58,7 +62,33 @@ async def _timed(call: Callable[[], Awaitable[tuple[int, bytes]]], into: list[fl
         raise RuntimeError(f"status {status}: {body[:200]!r}")
 
 
-async def _latency(sizes: Sizes, bff_url: str, emu_url: str) -> dict[str, Any]:
+async def _seed_bare(bff_url: str, bare_url: str, paths: list[str]) -> None:
+    """Give the bare app chat-bff's own answers for `paths`."""
+    ours, bare = Connection(bff_url), Connection(bare_url)
+    answers = {path: await ours.json("GET", path) for path in paths}
+    await bare.json("PUT", "/_seed", answers)
+    await ours.close()
+    await bare.close()
+
+
+async def _bare_reads(
+    sizes: Sizes, bare_url: str, paths: list[str]
+) -> dict[str, tuple[float, float]]:
+    """p50 and p99 (ms) of each read path on the bare app."""
+    bare = Connection(bare_url)
+    out = {}
+    for path in paths:
+        times: list[float] = []
+        for _ in range(20):
+            await bare.request("GET", path)
+        for _ in range(sizes.requests):
+            await _timed(lambda path=path: bare.request("GET", path), times)
+        out[path] = (r(percentile(times, 50) * 1000), r(percentile(times, 99) * 1000))
+    await bare.close()
+    return out
+
+
+async def _latency(sizes: Sizes, bff_url: str, emu_url: str, bare_url: str) -> dict[str, Any]:
     created = await create_many([bff_url], emu_url, ["read", "write"])
     (read_handle, read_id), (write_handle, write_id) = created
     ours, direct = Connection(bff_url), Connection(emu_url)
@@ -97,6 +127,12 @@ async def _latency(sizes: Sizes, bff_url: str, emu_url: str) -> dict[str, Any]:
                     await asyncio.sleep(0.02)
     await ours.close()
     await direct.close()
+    read_paths = {
+        "GET /chats/{id}": f"/api/v2/chats/{read_handle}",
+        "GET /chats/{id}/messages?index=1": f"/api/v2/chats/{read_handle}/messages?index=1",
+    }
+    await _seed_bare(bff_url, bare_url, list(read_paths.values()))
+    bare = await _bare_reads(sizes, bare_url, list(read_paths.values()))
     rows = {}
     for name, (o, d) in samples.items():
         rows[name] = {
@@ -108,6 +144,14 @@ async def _latency(sizes: Sizes, bff_url: str, emu_url: str) -> dict[str, Any]:
             "added_p99_ms": r((percentile(o, 99) - percentile(d, 99)) * 1000),
             "requests": len(o),
         }
+        if name in read_paths:
+            b50, b99 = bare[read_paths[name]]
+            rows[name] |= {
+                "bare_p50_ms": b50,
+                "bare_p99_ms": b99,
+                "ours_over_bare_p50": r(rows[name]["ours_p50_ms"] / b50, 2),
+                "ours_over_bare_p99": r(rows[name]["ours_p99_ms"] / b99, 2),
+            }
     return rows
 
 
@@ -150,8 +194,10 @@ async def _throughput(
     }
 
 
-async def _scenario(sizes: Sizes, bff_url: str, bff_pid: int, emu_url: str, emu_pid: int) -> Any:
-    latency = await _latency(sizes, bff_url, emu_url)
+async def _scenario(
+    sizes: Sizes, bff_url: str, bff_pid: int, emu_url: str, emu_pid: int, bare: Proc
+) -> Any:
+    latency = await _latency(sizes, bff_url, emu_url, bare.url)
     log("rest_overhead: latency done")
     chats = await create_many([bff_url], emu_url, [f"t{k}" for k in range(sizes.chats)])
     ours_paths, direct_paths = [], []
@@ -160,9 +206,11 @@ async def _scenario(sizes: Sizes, bff_url: str, bff_pid: int, emu_url: str, emu_
         direct_paths += [f"/api/v2/chats/{chat}", f"/api/v2/chats/{chat}/messages?index=1"]
     for handle, _ in chats:  # warm the cache
         await Connection(bff_url).request("GET", f"/api/v2/chats/{handle}")
+    await _seed_bare(bff_url, bare.url, ours_paths)
     ours = await _throughput(sizes, bff_url, ours_paths, bff_pid, "chat-bff", {})
     direct = await _throughput(sizes, emu_url, direct_paths, emu_pid, "emulator", UPSTREAM_HEADERS)
-    return latency, ours, direct
+    bare_reads = await _throughput(sizes, bare.url, ours_paths, bare.pid, "bare", {})
+    return latency, ours, direct, bare_reads
 
 
 def run(quick: bool) -> dict[str, Any]:
@@ -174,8 +222,10 @@ def run(quick: bool) -> dict[str, Any]:
         started.append(emu)
         bff = start_bff(emu.url)
         started.append(bff)
-        latency, ours, direct = run_loop(
-            _scenario(sizes, bff.url, server_pid(bff), emu.url, emu.pid)
+        bare = Proc("bench.bare_api", health_path="/healthz").start()
+        started.append(bare)
+        latency, ours, direct, bare_reads = run_loop(
+            _scenario(sizes, bff.url, server_pid(bff), emu.url, emu.pid, bare)
         )
     worst_p50 = max(latency, key=lambda route: latency[route]["added_p50_ms"])
     worst_p99 = max(latency, key=lambda route: latency[route]["added_p99_ms"])
@@ -185,8 +235,9 @@ def run(quick: bool) -> dict[str, Any]:
         "worst_route_p50": worst_p50,
         "worst_route_p99": worst_p99,
         "cached_reads_per_s": ours["reads_per_s"],
+        "cached_reads_ratio_to_bare": r(ours["reads_per_s"] / bare_reads["reads_per_s"], 2),
         "latency": latency,
-        "throughput": {"chat-bff": ours, "emulator_direct": direct},
+        "throughput": {"chat-bff": ours, "emulator_direct": direct, "bare_fastapi": bare_reads},
         "connections": sizes.connections,
     }
 

@@ -42,7 +42,8 @@ class ChatRecord:
     `cursor` is the highest upstream index stored (0 when none). `ended` is set once the chat is
     over for the customer. `completed` is set when the customer sent Complete (the upstream may
     still report the chat alive for a moment). `indexless_cursor` is the highest index already
-    given to this chat's index-less readers.
+    given to this chat's index-less readers. `readers` is True while a reader's presence
+    noted anywhere in the fleet (`note_reader`) has not expired.
     """
 
     cursor: int = 0
@@ -52,6 +53,7 @@ class ChatRecord:
     completed: bool = False
     indexless_cursor: int = 0
     cookies: dict[str, str] = field(default_factory=dict)
+    readers: bool = False
 
 
 class Lease(Protocol):
@@ -124,6 +126,15 @@ class ChatCache(Protocol):
 
     async def interested(self) -> dict[str, str]:
         """Chats with live interest anywhere in the fleet: chat key -> ref."""
+        ...
+
+    # -- reader presence ------------------------------------------------------------------
+
+    async def note_reader(self, chat: str, ttl_s: float) -> None:
+        """A reader of `chat` (an open stream, a waiting long-poll, a recent read) is present
+        until now + ttl_s; several notes keep the longest. `record(chat).readers` is True until
+        then, on every instance. Independent of the chat's cached data: it works for a chat
+        never committed and survives nothing but its own expiry."""
         ...
 
 

@@ -57,6 +57,7 @@ class MemoryBus:
         self._chats: dict[str, _Chat] = {}
         self._leases: dict[str, _Lease] = {}
         self._interest: dict[str, tuple[str, float]] = {}
+        self._readers: dict[str, float] = {}
         self._next_sweep = time.monotonic() + _SWEEP_EVERY_S
         self._closed = False
 
@@ -88,6 +89,8 @@ class MemoryBus:
             del self._leases[chat]
         for chat in [c for c, (_, exp) in self._interest.items() if exp <= now]:
             del self._interest[chat]
+        for chat in [c for c, exp in self._readers.items() if exp <= now]:
+            del self._readers[chat]
 
     def _holder(self, chat: str, now: float) -> _Lease | None:
         lease = self._leases.get(chat)
@@ -165,9 +168,11 @@ class MemoryBus:
         return events
 
     async def record(self, chat: str) -> ChatRecord:
-        entry = self._get(chat, time.monotonic())
+        now = time.monotonic()
+        entry = self._get(chat, now)
+        readers = self._readers.get(chat, 0.0) > now
         if entry is None:
-            return ChatRecord()
+            return ChatRecord(readers=readers)
         return ChatRecord(
             cursor=entry.cursor,
             state=entry.state,
@@ -176,6 +181,7 @@ class MemoryBus:
             completed=entry.completed,
             indexless_cursor=entry.indexless_cursor,
             cookies=dict(entry.cookies),
+            readers=readers,
         )
 
     async def messages(self, chat: str, after: int, limit: int = 1000) -> list[Message]:
@@ -216,6 +222,14 @@ class MemoryBus:
     async def interested(self) -> dict[str, str]:
         now = time.monotonic()
         return {chat: ref for chat, (ref, until) in self._interest.items() if until > now}
+
+    # -- reader presence ------------------------------------------------------------------
+
+    async def note_reader(self, chat: str, ttl_s: float) -> None:
+        check_chat(chat)
+        now = time.monotonic()
+        self._sweep(now)
+        self._readers[chat] = max(self._readers.get(chat, 0.0), now + ttl_s)
 
     # -- FanOut ---------------------------------------------------------------------------
 

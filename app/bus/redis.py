@@ -8,6 +8,7 @@ live in one Cluster slot and each write is one atomic Lua script (`_scripts`):
     <prefix>:{<chat>}:log     sorted set, score = index, member = "<index>:<body JSON>"
     <prefix>:{<chat>}:meta    hash: cursor, state, status, ended, completed, ixl, c:<cookie>
     <prefix>:{<chat>}:ref     what a poller needs to reach the chat upstream, PX interest ttl
+    <prefix>:{<chat>}:readers present while a reader of the chat is, PX reader ttl
     <prefix>:{<chat>}:events  pub/sub channel: one JSON list of events per commit
     <prefix>:interest         sorted set of chats, score = interest expiry (server ms)
 
@@ -183,9 +184,19 @@ class RedisBus:
 
     async def record(self, chat: str) -> ChatRecord:
         meta = self._key(check_chat(chat), "meta")
-        fields = cast(dict[str, str], await self._run(lambda: self._redis.hgetall(meta)))
+        readers_key = self._key(chat, "readers")
+
+        async def load() -> tuple[dict[str, str], bool]:
+            # Both keys share the chat's slot: one round trip, on Cluster too.
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hgetall(meta)
+                pipe.exists(readers_key)
+                fields, readers = await pipe.execute()
+            return cast(dict[str, str], fields), bool(readers)
+
+        fields, readers = await self._run(load)
         if not fields:
-            return ChatRecord()
+            return ChatRecord(readers=readers)
         state = fields.get("state")
         return ChatRecord(
             cursor=int(fields.get("cursor", 0)),
@@ -195,6 +206,7 @@ class RedisBus:
             completed=fields.get("completed") == "1",
             indexless_cursor=int(fields.get("ixl", 0)),
             cookies={k[2:]: v for k, v in fields.items() if k.startswith("c:")},
+            readers=readers,
         )
 
     async def messages(self, chat: str, after: int, limit: int = 1000) -> list[Message]:
@@ -255,6 +267,13 @@ class RedisBus:
             return {c: r for c, r in zip(chats, refs, strict=True) if r is not None}
 
         return await self._run(load)
+
+    # -- reader presence ------------------------------------------------------------------
+
+    async def note_reader(self, chat: str, ttl_s: float) -> None:
+        keys = [self._key(check_chat(chat), "readers")]
+        # The same "longest expiry wins" SET as the interest ref.
+        await self._run(lambda: self._note_ref(keys=keys, args=["1", _ms(ttl_s)]))
 
     # -- FanOut ---------------------------------------------------------------------------
 

@@ -426,3 +426,22 @@ async def test_invalid_chat_key_is_refused(bus: Bus) -> None:
 
 async def test_ping(bus: Bus) -> None:
     assert await bus.ping()
+
+
+async def test_reader_presence_is_fleet_wide_and_expires(make: BusFactory) -> None:
+    a, b = await make(), await make()
+    seen, never = new_chat(), new_chat()
+    assert not (await a.record(seen)).readers
+    await a.note_reader(seen, 0.3)
+    await b.note_reader(seen, 0.1)  # a shorter note never cuts a longer one short
+    assert (await b.record(seen)).readers
+    assert not (await b.record(never)).readers
+    await asyncio.sleep(0.45)
+    assert not (await a.record(seen)).readers
+    # Presence is independent of the cached chat: it survives nothing but its expiry.
+    fence = await a.acquire(seen, 5)
+    assert fence is not None
+    await a.commit(fence, [Message(1, {"index": 1, "type": "Text"})])
+    await b.note_reader(seen, 5)
+    record = await a.record(seen)
+    assert record.readers and record.cursor == 1

@@ -29,7 +29,7 @@ def tight_bff(emulator: ServerProcess) -> Iterator[ServerProcess]:
         BFF_MAX_STREAMS_PER_CHAT="2",
         BFF_MAX_STREAMS_PER_IP="3",
         BFF_SSE_HEARTBEAT_S="1",
-        BFF_INTEREST_GRACE_S="2",
+        BFF_BACKGROUND_KEEPALIVE_S="2",
         BFF_POLL_INTERVAL_S="0.3",
         BFF_POLL_FAST_INTERVAL_S="0.2",
         BFF_POLL_IDLE_INTERVAL_S="0.5",

@@ -1,0 +1,158 @@
+"""An app that goes to the background stops reading; the upstream drops a customer whose
+client sends nothing for its idle timeout (45 s). chat-bff keeps such a chat alive upstream for
+`BFF_BACKGROUND_KEEPALIVE_S` after the last reader, polling at the keep-alive cadence only,
+and the app resumes with every message it missed, once.
+
+Times are scaled down twelve-fold from production (idle disconnect 45 s -> 3.75 s, keep-alive
+10 s -> 1 s, a background of 3 minutes -> 15 s) so the test takes seconds, not minutes; the
+mechanism is the same. The control run, with a background keep-alive shorter than the
+background, shows that without it the customer is dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import EmulatorControl
+from tests.e2e.test_journey import post, start_chat, wait_for
+from tests.servers import ServerProcess, start_bff, start_emulator
+
+IDLE_DISCONNECT_S = 3.75
+KEEPALIVE_S = 1.0
+BACKGROUND_S = 15.0
+READER_WINDOW_S = 1.5
+
+
+@pytest.fixture(scope="module")
+def strict_upstream() -> Iterator[ServerProcess]:
+    """An upstream that drops silent customers quickly, with an agent that answers fast."""
+    server = start_emulator(
+        "--agent-join-delay",
+        "0.2",
+        "--agent-reply-delay",
+        "0.2",
+        "--idle-disconnect",
+        str(IDLE_DISCONNECT_S),
+    )
+    yield server
+    server.stop()
+
+
+def scaled_bff(upstream: ServerProcess, background_keepalive_s: float) -> ServerProcess:
+    return start_bff(
+        upstream.url,
+        BFF_POLL_INTERVAL_S="0.4",
+        BFF_POLL_FAST_INTERVAL_S="0.2",
+        BFF_POLL_IDLE_INTERVAL_S="0.8",
+        BFF_POLL_KEEPALIVE_S=str(KEEPALIVE_S),
+        BFF_READER_WINDOW_S=str(READER_WINDOW_S),
+        BFF_BACKGROUND_KEEPALIVE_S=str(background_keepalive_s),
+    )
+
+
+class App:
+    """A mobile app reading its chat with index long-polls, as its docs tell it to."""
+
+    def __init__(self, client: httpx.Client, handle: str) -> None:
+        self.client, self.handle = client, handle
+        self.cursor = 0
+        self.seen: list[int] = []
+        self.texts: list[str] = []
+
+    def read(self, wait_s: float = 1.0) -> list[dict[str, Any]]:
+        answer = self.client.get(
+            f"/api/v2/chats/{self.handle}/messages",
+            params={"index": self.cursor + 1, "wait": wait_s},
+        )
+        assert answer.status_code == 200, answer.text
+        messages: list[dict[str, Any]] = answer.json()["messages"]
+        for message in messages:
+            self.seen.append(message["index"])
+            self.texts.append(message.get("text") or "")
+            self.cursor = max(self.cursor, message["index"])
+        return messages
+
+    def until(self, predicate: Any, what: str, timeout_s: float = 10.0) -> None:
+        """Keep reading until `predicate()` holds."""
+        deadline = time.monotonic() + timeout_s
+        while not predicate():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            self.read()
+
+
+def upstream_id_of(control: EmulatorControl, nickname: str) -> str:
+    chats = control.http.get("/chats").json()["chats"]
+    for chat in chats:
+        if control.chat(chat["id"])["nickname"] == nickname:
+            return str(chat["id"])
+    raise AssertionError(f"no upstream chat for {nickname}")
+
+
+def test_an_app_in_the_background_resumes_its_chat_with_every_message_once(
+    strict_upstream: ServerProcess,
+) -> None:
+    bff = scaled_bff(strict_upstream, background_keepalive_s=60)
+    control = EmulatorControl(strict_upstream.url)
+    try:
+        with httpx.Client(base_url=bff.url, timeout=10) as client:
+            app = App(client, start_chat(client, "Backgrounded"))
+            app.until(lambda: any("How can I help" in t for t in app.texts), "the greeting")
+            upstream_id = upstream_id_of(control, "Backgrounded")
+            left = time.monotonic()
+            for k in range(3):  # the agent writes while the app is away
+                time.sleep(BACKGROUND_S / 4)
+                control.agent_say(upstream_id, f"while you were away {k}")
+            time.sleep(BACKGROUND_S / 4)
+            away_from = left + READER_WINDOW_S + KEEPALIVE_S
+            polls = [
+                r
+                for r in control.requests()
+                if r.get("chat_id") == upstream_id and float(str(r["at"])) >= away_from
+            ]
+            away_s = time.monotonic() - away_from
+            # Kept alive upstream, at the keep-alive cadence (not the 0.4 s interval).
+            assert control.chat(upstream_id)["customer_present"] is True
+            assert not control.chat(upstream_id)["customer_disconnected"]
+            assert away_s / KEEPALIVE_S - 3 <= len(polls) <= away_s / KEEPALIVE_S + 3, polls
+
+            back = len(app.seen)
+            app.read()
+            missed = [t for t in app.texts[back:] if t.startswith("while you were away")]
+            assert missed == [f"while you were away {k}" for k in range(3)]
+            assert len(app.seen) == len(set(app.seen)), "a message came twice"
+            # The chat goes on: a send works and the agent's answer arrives.
+            assert post(client, app.handle, "SendMessage", text="found it: 4711").status_code == 200
+            app.until(lambda: "found it: 4711" in app.texts, "the echo")
+            said = len(app.texts)
+            app.until(lambda: any(t for t in app.texts[said:]), "the agent's reply")
+            assert len(app.seen) == len(set(app.seen))
+    finally:
+        control.http.close()
+        bff.stop()
+
+
+def test_without_the_background_keepalive_the_upstream_drops_the_customer(
+    strict_upstream: ServerProcess,
+) -> None:
+    """The control run: interest that lapses before the app comes back lets the upstream's
+    idle timeout drop the customer, which the keep-alive above prevents."""
+    bff = scaled_bff(strict_upstream, background_keepalive_s=1)
+    control = EmulatorControl(strict_upstream.url)
+    try:
+        with httpx.Client(base_url=bff.url, timeout=10) as client:
+            app = App(client, start_chat(client, "Dropped"))
+            app.until(lambda: any("How can I help" in t for t in app.texts), "the greeting")
+            upstream_id = upstream_id_of(control, "Dropped")
+            wait_for(
+                lambda: control.chat(upstream_id)["customer_disconnected"],
+                timeout_s=IDLE_DISCONNECT_S + READER_WINDOW_S + 8,
+                what="the upstream to drop the customer",
+            )
+    finally:
+        control.http.close()
+        bff.stop()
