@@ -103,7 +103,7 @@
   class Chat {
     constructor(handle, info) {
       this.h = handle;
-      this.info = info; // {s: subject, t: started at (ms), m: an e-mail address was given}
+      this.info = info; // {s: subject, n: nickname, t: started at (ms), m: e-mail given, c: completed}
       this.path = "/chats/" + encodeURIComponent(handle);
       this.msgs = new Map(); // index -> transcript entry: what this tab has, for dedupe and replay
       this.last = 0;
@@ -111,7 +111,8 @@
       this.state = this.status = null;
       this.conn = "connecting";
       this.leader = !locks;
-      this.ended = this.dead = this.completed = false;
+      this.ended = this.dead = false;
+      this.completed = !!info.c; // the customer ended it (kept across reloads)
       this.failures = 0;
       this.abort = new AbortController();
     }
@@ -888,7 +889,8 @@
         sureBtn.disabled = false;
       }
       if (chat !== target) return;
-      target.completed = true; // the stream's `end` follows with the last entries
+      target.completed = target.info.c = 1; // the stream's `end` follows with the last entries
+      store("i", JSON.stringify(target.info));
       if (share) share.postMessage({ t: "done", h: target.h });
       setPhase("ended");
       againBtn.focus();
