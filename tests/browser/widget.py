@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import httpx
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Locator, Page, Request, expect
 
 from tests.conftest import EmulatorControl
@@ -206,3 +207,21 @@ def sse_streams(server: ServerProcess) -> float:
     match = re.search(r"^bff_sse_streams (\S+)$", metrics, re.MULTILINE)
     assert match, "bff_sse_streams missing from /metrics"
     return float(match.group(1))
+
+
+AXE = Axe()  # axe-core, as bundled by axe-playwright-python
+
+
+def audit(page: Page, state: str) -> None:
+    # Contrast is judged once the panel has faded in (the endless pulses stay).
+    page.locator("#chat-bff-widget").evaluate(
+        """host => Promise.all(host.shadowRoot.getAnimations()
+            .filter(a => a.effect.getTiming().iterations !== Infinity)
+            .map(a => a.finished))"""
+    )
+    results = AXE.run(page)
+    found = [
+        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']]}"
+        for v in results.response["violations"]
+    ]
+    assert found == [], f"{state}: {found}"
