@@ -55,6 +55,20 @@ def page(context: BrowserContext) -> Page:
     return context.new_page()
 
 
+# For the widget's own modules: the chat-creation and send limits of the session's chat-bff,
+# and a brisk cadence, since these tests are about what the widget shows, not how often
+# chat-bff polls (the modules on the session's chat-bff keep the shipped cadence).
+WIDGET_BFF = {
+    "BFF_CHAT_CREATE_PER_MINUTE": "60000",
+    "BFF_CHAT_CREATE_BURST": "10000",
+    "BFF_SEND_PER_MINUTE": "60000",
+    "BFF_SEND_BURST": "10000",
+    "BFF_POLL_INTERVAL_S": "0.5",
+    "BFF_POLL_FAST_INTERVAL_S": "0.25",
+    "BFF_POLL_IDLE_INTERVAL_S": "1",
+}
+
+
 # A chat-bff whose emulator's agent never joins by itself: the tests make it join, speak and
 # leave through the control API, so waiting lasts exactly as long as they need.
 @pytest.fixture(scope="module")
@@ -66,7 +80,7 @@ def held_emulator() -> Iterator[ServerProcess]:
 
 @pytest.fixture(scope="module")
 def held_bff(held_emulator: ServerProcess) -> Iterator[ServerProcess]:
-    server = start_bff(held_emulator.url)
+    server = start_bff(held_emulator.url, **WIDGET_BFF)
     yield server
     server.stop()
 

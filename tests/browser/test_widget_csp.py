@@ -13,6 +13,7 @@ import pytest
 from playwright.sync_api import ConsoleMessage, Page, expect
 
 from app.emulator.agent import REPLIES
+from tests.browser.conftest import WIDGET_BFF
 from tests.browser.widget import Widget, agent_name, unique, upstream_chat_id, upstream_texts
 from tests.conftest import EmulatorControl
 from tests.servers import ServerProcess, free_port, start_bff
@@ -77,7 +78,9 @@ def shop_port() -> int:
 
 @pytest.fixture(scope="module")
 def strict_bff(emulator: ServerProcess, shop_port: int) -> Iterator[ServerProcess]:
-    server = start_bff(emulator.url, BFF_ALLOWED_ORIGINS=f"http://127.0.0.1:{shop_port}")
+    server = start_bff(
+        emulator.url, BFF_ALLOWED_ORIGINS=f"http://127.0.0.1:{shop_port}", **WIDGET_BFF
+    )
     yield server
     server.stop()
 

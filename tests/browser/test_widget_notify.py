@@ -10,13 +10,21 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
+from tests.browser.conftest import WIDGET_BFF
 from tests.browser.widget import OBSERVE_BROWSER, Widget, agent_name, unique, upstream_chat_id
 from tests.conftest import EmulatorControl
-from tests.servers import ServerProcess
+from tests.servers import ServerProcess, start_bff
 
 pytestmark = pytest.mark.browser
 
 TITLE = "Alder & Pine · Outdoor gear"
+
+
+@pytest.fixture(scope="module")
+def brisk_bff(emulator: ServerProcess) -> Iterator[ServerProcess]:
+    server = start_bff(emulator.url, **WIDGET_BFF)
+    yield server
+    server.stop()
 
 
 @pytest.fixture
@@ -42,9 +50,9 @@ def started(
 
 
 def test_unread_count_in_the_title_while_minimised_or_hidden(
-    observed: BrowserContext, bff: ServerProcess, control: EmulatorControl
+    observed: BrowserContext, brisk_bff: ServerProcess, control: EmulatorControl
 ) -> None:
-    widget, chat_id = started(observed.new_page(), bff, control, "Fay")
+    widget, chat_id = started(observed.new_page(), brisk_bff, control, "Fay")
     page = widget.page
     expect(page).to_have_title(TITLE)
 
@@ -69,12 +77,12 @@ def test_unread_count_in_the_title_while_minimised_or_hidden(
 
 
 def test_one_tab_chimes_and_the_mute_is_remembered(
-    observed: BrowserContext, bff: ServerProcess, control: EmulatorControl
+    observed: BrowserContext, brisk_bff: ServerProcess, control: EmulatorControl
 ) -> None:
-    first, chat_id = started(observed.new_page(), bff, control, "Gus")
+    first, chat_id = started(observed.new_page(), brisk_bff, control, "Gus")
     assert first.counter("chimes") == 1  # the greeting
     second = Widget(observed.new_page())
-    second.page.goto(bff.url + "/")
+    second.page.goto(brisk_bff.url + "/")
     second.open()
     expect(second.bubbles).to_have_count(1)
 
@@ -108,11 +116,11 @@ def test_one_tab_chimes_and_the_mute_is_remembered(
 
 
 def test_notifications_asked_after_the_first_message_and_shown_while_hidden(
-    browser: Browser, observed: BrowserContext, bff: ServerProcess, control: EmulatorControl
+    browser: Browser, observed: BrowserContext, brisk_bff: ServerProcess, control: EmulatorControl
 ) -> None:
     # Not on page load, not on opening the panel: on the customer's first words.
     asking = Widget(observed.new_page())
-    asking.page.goto(bff.url + "/")
+    asking.page.goto(brisk_bff.url + "/")
     asking.open()
     asking.loc("#cb-f-nickname").fill(unique("Hal"))
     asking.loc("#cb-f-subject").fill("Ask me later")
@@ -126,7 +134,7 @@ def test_notifications_asked_after_the_first_message_and_shown_while_hidden(
     granted = browser.new_context(permissions=["notifications"])
     try:
         granted.add_init_script(OBSERVE_BROWSER)
-        widget, chat_id = started(granted.new_page(), bff, control, "Ida")
+        widget, chat_id = started(granted.new_page(), brisk_bff, control, "Ida")
         agent = agent_name(control, chat_id)
         control.agent_say(chat_id, "Seen on the page")
         widget.expect_text("Seen on the page")
