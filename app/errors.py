@@ -14,6 +14,7 @@
     |   +-- UpstreamUnavailableError  503  statusCode 12, Retry-After
     |   +-- UpstreamTimeoutError      504  statusCode 12
     +-- BusUnavailableError           503  statusCode 12, Retry-After
+        +-- OutboxFullError           503  statusCode 12, Retry-After
 
 Messages are ours and generic: nothing the upstream said, and no secret, reaches a client.
 """
@@ -118,6 +119,10 @@ class BusUnavailableError(BffError):
     http_status = 503
     status_code = 12
     default_message = "Service temporarily unavailable, retry later"
+
+
+class OutboxFullError(BusUnavailableError):
+    """The webhook outbox holds its maximum of waiting deliveries (the receiver is down)."""
 
 
 def error_body(status_code: int, message: str) -> dict[str, Any]:

@@ -24,13 +24,18 @@ from starlette.middleware.cors import CORSMiddleware
 from app.bus import make_bus
 from app.bus.base import Bus
 from app.cadence import Cadence
-from app.config import Settings
+from app.config import Settings, webhook_keys
 from app.errors import install_error_handlers
+from app.hours import parse as parse_business_hours
 from app.http import ApiGuard, RequestMetrics
 from app.metrics import Metrics
+from app.offline import KIND as OFFLINE_KIND
+from app.offline import OfflineDesk
 from app.poller import PollerTuning
+from app.push import KIND as PUSH_KIND
+from app.push import PushHook
 from app.registry import PollerRegistry
-from app.routes import chats, events, health
+from app.routes import chats, events, health, offline
 from app.security import (
     ClientAddress,
     ConcurrencyLimiter,
@@ -41,6 +46,7 @@ from app.security import (
 from app.service import ChatService
 from app.sse import StreamHub, StreamTuning
 from app.upstream import UpstreamClient
+from app.webhooks import DeliveryTuning, Dispatcher, WebhookTarget
 from app.wiring import Runtime
 
 log = logging.getLogger("chat_bff")
@@ -83,6 +89,10 @@ def create_app(
         drain_spread_s=max(0.0, min(3.0, settings.shutdown_grace_s - 1)),
     )
     streams = StreamHub(stream_tuning)
+    dispatcher = _dispatcher(settings, the_bus)
+    push_hook: PushHook | None = None
+    if dispatcher.accepts(PUSH_KIND):
+        push_hook = PushHook(bus=the_bus, dispatcher=dispatcher, held=lambda: registry.held)
     registry = PollerRegistry(
         upstream=upstream,
         bus=the_bus,
@@ -105,6 +115,7 @@ def create_app(
         reader_window_s=settings.reader_window_s,
         watched=streams.watched,
         on_change=metrics.pollers.set,
+        on_commit=None if push_hook is None else push_hook.after_commit,
     )
     draining = asyncio.Event()
     runtime = Runtime(
@@ -130,6 +141,13 @@ def create_app(
         stream_tuning=stream_tuning,
         streams=streams,
         long_poll_max_s=settings.long_poll_max_s,
+        offline=OfflineDesk(
+            hours=None
+            if settings.business_hours is None
+            else parse_business_hours(settings.business_hours),
+            upstream=upstream,
+            dispatcher=dispatcher,
+        ),
         draining=draining,
     )
 
@@ -138,12 +156,14 @@ def create_app(
         runtime.loop = asyncio.get_running_loop()
         registry.start()
         streams.start()
+        dispatcher.start()
         watcher = asyncio.create_task(_drain_when_server_exits(runtime), name="exit-watch")
         try:
             yield
         finally:
             watcher.cancel()
             await runtime.finish_drain()
+            await dispatcher.aclose()
             await streams.aclose()
             await upstream.aclose()
             await the_bus.aclose()
@@ -159,6 +179,7 @@ def create_app(
     app.include_router(chats.router)
     app.include_router(events.router)
     app.include_router(health.router)
+    app.include_router(offline.router)
     _mount_static(app)
     _document_errors_as_400(app)
 
@@ -173,6 +194,32 @@ def create_app(
     )
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app
+
+
+def _dispatcher(settings: Settings, bus: Bus) -> Dispatcher:
+    """The webhook delivery worker, with a target per configured webhook."""
+    targets: dict[str, WebhookTarget] = {}
+    if settings.push_webhook_url is not None and settings.push_webhook_secret is not None:
+        targets[PUSH_KIND] = WebhookTarget(
+            str(settings.push_webhook_url),
+            webhook_keys(settings.push_webhook_secret),
+            max_age_s=settings.push_max_age_s,
+        )
+    offline_secret = settings.offline_secret
+    if settings.offline_webhook_url is not None and offline_secret is not None:
+        targets[OFFLINE_KIND] = WebhookTarget(
+            str(settings.offline_webhook_url), webhook_keys(offline_secret)
+        )
+    if targets and settings.redis_url is None:
+        log.warning("webhook outbox in memory (no BFF_REDIS_URL): undelivered notices die with it")
+    tuning = DeliveryTuning(
+        timeout_s=settings.webhook_timeout_s,
+        retry_min_s=settings.webhook_retry_min_s,
+        retry_max_s=settings.webhook_retry_max_s,
+        done_ttl_s=settings.cache_retention_s,
+        max_items=settings.webhook_outbox_max,
+    )
+    return Dispatcher(bus=bus, targets=targets, tuning=tuning)
 
 
 async def _drain_when_server_exits(runtime: Runtime) -> None:

@@ -13,17 +13,20 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from app.bus.base import Bus, Fence
 from app.cadence import Cadence, Turn, next_turn, poll_delay
 from app.errors import BffError, ChatNotFoundError, UpstreamError
-from app.models import ChatState, EventKind, UpstreamStatus
+from app.models import ChatEvent, ChatState, EventKind, UpstreamStatus
 from app.transcript import after_cursor, ended_state, is_ended, needs_state_refresh
 from app.upstream import Answer, UpstreamClient
 
 log = logging.getLogger("chat_bff.poller")
+
+# Called after each successful fenced commit with the events it published (the push hook).
+OnCommit = Callable[[Fence, Sequence[ChatEvent]], Awaitable[None]]
 
 POKE_COALESCE_S = 0.02
 WAITING_FOR_AGENT = "WaitingForAgent"
@@ -64,7 +67,9 @@ class ChatPoller:
         bus: Bus,
         tuning: PollerTuning,
         on_poll: Callable[[], None] | None = None,
+        on_commit: OnCommit | None = None,
     ) -> None:
+        self._on_commit = on_commit
         self.target = target
         self.fence = fence
         self._upstream = upstream
@@ -195,6 +200,8 @@ class ChatPoller:
                 if events is None:
                     self._release = False
                     return
+                if self._on_commit is not None:
+                    await self._on_commit(self.fence, events)
                 if new:
                     cursor, last_activity = new[-1].index, now
                     turn = next_turn(turn, new)
@@ -210,7 +217,9 @@ class ChatPoller:
             except ChatNotFoundError:
                 # The upstream no longer knows the chat: it is over for everyone.
                 gone = ChatState("Idle") if state is not None else None
-                await self._bus.commit(self.fence, state=gone, ended=True)
+                events = await self._bus.commit(self.fence, state=gone, ended=True)
+                if events is not None and self._on_commit is not None:
+                    await self._on_commit(self.fence, events)
                 return
             except BffError as error:
                 failures += 1

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from app.bus.base import Bus
 from app.errors import BffError
-from app.poller import ChatPoller, PollerTuning, PollTarget
+from app.poller import ChatPoller, OnCommit, PollerTuning, PollTarget
 from app.security import HandleCodec
 from app.upstream import UpstreamClient
 
@@ -41,7 +41,9 @@ class PollerRegistry:
         reader_window_s: float = 30.0,
         watched: Callable[[], dict[str, str]] | None = None,
         on_change: Callable[[int], None] | None = None,
+        on_commit: OnCommit | None = None,
     ) -> None:
+        self._on_commit = on_commit
         self._watched = watched
         self._upstream = upstream
         self._bus = bus
@@ -118,6 +120,7 @@ class PollerRegistry:
             upstream=self._upstream,
             bus=self._bus,
             tuning=self._tuning,
+            on_commit=self._on_commit,
         )
         task = asyncio.create_task(poller.run(), name=f"poller:{key}")
         self._pollers[key] = poller

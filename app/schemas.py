@@ -60,6 +60,13 @@ UserDataValue = Annotated[
     str, StringConstraints(max_length=USER_DATA_VALUE_MAX), AfterValidator(_printable)
 ]
 UserData = Annotated[dict[UserDataKey, UserDataValue], Field(max_length=USER_DATA_KEYS_MAX)]
+# An app's push token (APNs, FCM, ...), opaque to us: visible ASCII, no spaces.
+PUSH_TOKEN_MAX = 1024
+PushToken = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=PUSH_TOKEN_MAX, pattern=r"^[\x21-\x7e]+$"),
+    Field(description="Passed through in push notices (docs/webhooks.md); never sent upstream"),
+]
 
 
 class RequestChatBody(BaseModel):
@@ -71,6 +78,7 @@ class RequestChatBody(BaseModel):
     subject: Subject
     endpoint: Endpoint | None = None
     userData: UserData | None = None
+    pushToken: PushToken | None = None
 
 
 class SendMessageBody(BaseModel):

@@ -65,6 +65,7 @@ class ChatService:
         *,
         endpoint: str | None = None,
         user_data: Mapping[str, str] | None = None,
+        push_token: str | None = None,
     ) -> ChatRef:
         created = await self._upstream.request_chat(
             nickname, subject, endpoint=endpoint, user_data=user_data
@@ -73,6 +74,9 @@ class ChatService:
         ref = ChatRef(handle, created.upstream_id, chat_key(created.upstream_id))
         if created.cookies:
             await self._bus.set_cookies(ref.key, created.cookies)
+        if push_token is not None:
+            # Before the poller starts, so its first commit already knows to notify.
+            await self._bus.push_register(ref.key, handle=handle, push_token=push_token)
         # Start polling at once: the customer's page will read the chat in a moment.
         await self._registry.interest(ref.key, ref.handle, reader_s=self._reader_window_s)
         return ref

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from app.bus.base import Bus
 from app.metrics import Metrics
+from app.offline import OfflineDesk
 from app.registry import PollerRegistry
 from app.security import ClientAddress, ConcurrencyLimiter, OriginPolicy, RateLimiter
 from app.service import ChatService
@@ -34,6 +35,7 @@ class Runtime:
     stream_tuning: StreamTuning
     streams: StreamHub
     long_poll_max_s: float
+    offline: OfflineDesk
     draining: asyncio.Event = field(default_factory=asyncio.Event)
     drain_task: asyncio.Task[None] | None = None
     loop: asyncio.AbstractEventLoop | None = None

@@ -8,7 +8,9 @@ import asyncio
 import json
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from bench.common import CONTACT_CENTER_ID, Background
 from bench.wire import Connection
@@ -186,11 +188,13 @@ class DirectPoller(Background):
 
 @dataclass
 class AppReader(Background):
-    """A mobile app on chat-bff: long-polls `messages?index=N&wait=S`."""
+    """A mobile app on chat-bff: long-polls `messages?index=N&wait=S`; `seen(message, at)` is
+    called for each new message with the time its answer arrived."""
 
     url: str
     handle: str
     wait_s: float = 25.0
+    seen: Callable[[dict[str, Any], float], None] | None = None
     cursor: int = 0
     reads: int = 0
     _task: asyncio.Task[None] | None = None
@@ -200,6 +204,7 @@ class AppReader(Background):
         path = f"/api/v2/chats/{self.handle}/messages"
         try:
             while True:
+                asked = time.monotonic()
                 try:
                     status, body = await conn.request(
                         "GET", f"{path}?index={self.cursor + 1}&wait={self.wait_s:g}"
@@ -208,10 +213,13 @@ class AppReader(Background):
                     await asyncio.sleep(1)
                     continue
                 self.reads += 1
-                if status != 200:
-                    await asyncio.sleep(1)
-                    continue
-                for message in json.loads(body).get("messages", []):
+                received = time.time()
+                messages = json.loads(body).get("messages", []) if status == 200 else []
+                for message in messages:
                     self.cursor = max(self.cursor, int(message["index"]))
+                    if self.seen is not None:
+                        self.seen(message, received)
+                if not messages and time.monotonic() - asked < 1:
+                    await asyncio.sleep(1)  # an error or an ended chat answers at once
         finally:
             await conn.close()

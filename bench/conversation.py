@@ -27,7 +27,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from bench.agents import UPSTREAM_HEADERS, DirectPoller, create_many, create_upstream
+from bench.agents import (
+    UPSTREAM_HEADERS,
+    AppReader,
+    DirectPoller,
+    create_many,
+    create_upstream,
+)
 from bench.common import (
     Background,
     RedisServer,
@@ -93,39 +99,6 @@ QUICK = Sizes(
         ArmSpec("messages", 1),
     ),
 )
-
-
-@dataclass
-class LongPoller(Background):
-    """A mobile app on chat-bff: long-polls `messages?index=N&wait=25`."""
-
-    url: str
-    handle: str
-    seen: Callable[[dict[str, Any], float], None]
-    cursor: int = 0
-    _task: asyncio.Task[None] | None = None
-
-    async def _run(self) -> None:
-        conn = Connection(self.url)
-        path = f"/api/v2/chats/{self.handle}/messages"
-        try:
-            while True:
-                asked = time.monotonic()
-                try:
-                    status, body = await conn.request(
-                        "GET", f"{path}?index={self.cursor + 1}&wait=25"
-                    )
-                except (OSError, asyncio.IncompleteReadError):
-                    status, body = 0, b""
-                received = time.time()
-                messages = json.loads(body).get("messages", []) if status == 200 else []
-                for message in messages:
-                    self.cursor = max(self.cursor, int(message["index"]))
-                    self.seen(message, received)
-                if not messages and time.monotonic() - asked < 1:
-                    await asyncio.sleep(1)  # an ended chat answers at once: don't spin
-        finally:
-            await conn.close()
 
 
 @dataclass
@@ -201,7 +174,7 @@ async def _open(arm: ArmSpec, k: int, emu_url: str, urls: list[str], seed: int) 
 
                 chat.viewers.append(Viewer([url], handle, on_message=on_event).start())
             else:
-                chat.viewers.append(LongPoller(url, handle, chat.seen_by(i)).start())
+                chat.viewers.append(AppReader(url, handle, seen=chat.seen_by(i)).start())
         return chat
     upstream = Connection(emu_url)
     upstream_id = await create_upstream(upstream, nickname)

@@ -28,6 +28,12 @@ CASES = [
     ("bad origin", {"BFF_ALLOWED_ORIGINS": "shop.example"}, "BFF_ALLOWED_ORIGINS"),
     ("bad proxy", {"BFF_TRUSTED_PROXIES": "10.0.0.0/99"}, "BFF_TRUSTED_PROXIES"),
     ("heartbeat too slow", {"BFF_SSE_HEARTBEAT_S": "40"}, "BFF_SSE_HEARTBEAT_S"),
+    # -- webhooks and business hours (hooks)
+    ("push url, no secret", {"BFF_PUSH_WEBHOOK_URL": "http://h/x"}, "BFF_PUSH_WEBHOOK_SECRET"),
+    ("bad push secret", {"BFF_PUSH_WEBHOOK_SECRET": "short-secret-value"}, "whsec_"),
+    ("offline url, no secret", {"BFF_OFFLINE_WEBHOOK_URL": "http://h/"}, "OFFLINE_WEBHOOK"),
+    ("bad hours zone", {"BFF_BUSINESS_HOURS": "Mars/Base; Mon 09:00-17:00"}, "Mars/Base"),
+    ("bad hours range", {"BFF_BUSINESS_HOURS": "UTC; Mon 9-17"}, "BFF_BUSINESS_HOURS"),
 ]
 
 

@@ -161,8 +161,101 @@ class FanOut(Protocol):
     def subscribe(self, chat: str) -> AbstractAsyncContextManager[Subscription]: ...
 
 
-class Bus(Lease, ChatCache, FanOut, Protocol):
-    """All three, plus pokes, lifecycle and health."""
+# -- webhook outbox and push records (hooks) -----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """One webhook delivery to make. `id` names it fleet-wide: putting the same id again while
+    it waits, or soon after it was delivered, stores nothing. `payload` is opaque to the bus."""
+
+    id: str
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """An outbox item handed to one delivery worker until `done`, `retry` or the claim's
+    expiry. `token` proves the claim; `attempt` counts the claims of this item (1 first)."""
+
+    id: str
+    payload: str
+    token: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class PushState:
+    """A chat's push record (written at RequestChat when the app gave a pushToken) with what
+    the push hook needs to decide, read in one atomic step.
+
+    `notified` is the highest message index already handled (notified, or seen by a reader);
+    `end_notified` tells the same of the chat's end. `cursor` and `ended` are the chat's
+    committed ones; `readers` is the reader presence of `ChatRecord.readers`."""
+
+    push_token: str
+    handle: str
+    notified: int
+    end_notified: bool
+    cursor: int
+    ended: bool
+    readers: bool
+
+
+class Outbox(Protocol):
+    """A durable queue of webhook deliveries shared by the fleet: whichever instance enqueues,
+    any instance's delivery worker may deliver, and nothing is lost when either dies.
+
+    Guarantees:
+    * `outbox_put` is idempotent by id: an item whose id is waiting, or was marked done within
+      `done_ttl_s` (of `outbox_done`), is not stored again (returns False). With `max_items`
+      items waiting it stores nothing and raises `OutboxFullError`.
+    * `outbox_claim` hands each due item (new, or whose retry delay passed) to one caller: it
+      stays invisible to other claims for `claim_s`. Unless its claimer calls `outbox_done` or
+      `outbox_retry` before then, it is due again (the claimer died) and its `attempt` rises.
+      Also returns the seconds until the next item falls due (None when the outbox is empty).
+    * `outbox_done` and `outbox_retry` act only while the claim's token still holds the item
+      (False otherwise): `done` removes it for good, `retry` makes it due after `delay_s`.
+    * Items stay until done, across restarts of every instance (Redis: as durable as the
+      server's persistence is configured).
+    """
+
+    async def outbox_put(self, item: OutboxItem, *, max_items: int) -> bool: ...
+
+    async def outbox_claim(
+        self, limit: int, claim_s: float
+    ) -> tuple[list[Claim], float | None]: ...
+
+    async def outbox_done(self, claim: Claim, *, done_ttl_s: float) -> bool: ...
+
+    async def outbox_retry(self, claim: Claim, delay_s: float) -> bool: ...
+
+    async def outbox_size(self) -> int:
+        """Items waiting (claimed or not)."""
+        ...
+
+
+class PushRecords(Protocol):
+    """Per-chat push records, kept with the chat's data (same retention, same slot).
+
+    Guarantees:
+    * `push_register` creates or updates the record (`notified` starts at 0).
+    * `push_settle` returns None for a chat without a record. Otherwise, atomically: if a
+      reader is present, every message committed so far and the end if committed count as
+      handled (nobody is to be notified of what a reader saw); it returns the record after that.
+    * `push_advance` raises `notified` to `upto` (never lowers it) and sets `end_notified`
+      if `ended`, so concurrent or replayed hooks never notify the same index twice.
+    """
+
+    async def push_register(self, chat: str, *, handle: str, push_token: str) -> None: ...
+
+    async def push_settle(self, chat: str) -> PushState | None: ...
+
+    async def push_advance(self, chat: str, upto: int, *, ended: bool) -> None: ...
+
+
+class Bus(Lease, ChatCache, FanOut, Outbox, PushRecords, Protocol):
+    """All of them, plus pokes, lifecycle and health."""
 
     async def poke(self, chat: str) -> None:
         """Deliver one `EventKind.POKE` to the chat's subscribers on every instance (its

@@ -20,7 +20,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from app.bus._hub import LocalHub, LocalSubscription, check_chat
-from app.bus.base import Bus, ChatRecord, Fence
+from app.bus.base import Bus, ChatRecord, Claim, Fence, OutboxItem, PushState
+from app.errors import OutboxFullError
 from app.models import ChatEvent, ChatState, EventKind, Message, UpstreamStatus
 
 # How often expired chats are swept out, at most; reads skip expired entries regardless.
@@ -58,6 +59,7 @@ class MemoryBus:
         self._leases: dict[str, _Lease] = {}
         self._interest: dict[str, tuple[str, float]] = {}
         self._readers: dict[str, float] = {}
+        self._hooks = _HooksState()
         self._next_sweep = time.monotonic() + _SWEEP_EVERY_S
         self._closed = False
 
@@ -258,6 +260,123 @@ class MemoryBus:
         self._closed = True
         self._hub.close_all()
 
+    # -- webhook outbox and push records (hooks) ------------------------------------------
+
+    async def push_register(self, chat: str, *, handle: str, push_token: str) -> None:
+        check_chat(chat)
+        now = time.monotonic()
+        records = self._hooks.push
+        if now >= self._hooks.next_sweep:
+            self._hooks.next_sweep = now + _SWEEP_EVERY_S
+            for key in [k for k, r in records.items() if r.expires <= now]:
+                del records[key]
+        old = records.get(chat)
+        notified, end = (old.notified, old.end) if old and old.expires > now else (0, False)
+        records[chat] = _Push(push_token, handle, notified, end, now + self._retention_s)
+
+    async def push_settle(self, chat: str) -> PushState | None:
+        now = time.monotonic()
+        record = self._hooks.push.get(check_chat(chat))
+        if record is None or record.expires <= now:
+            self._hooks.push.pop(chat, None)
+            return None
+        entry = self._get(chat, now)
+        cursor = entry.cursor if entry else 0
+        ended = entry.ended if entry else False
+        readers = self._readers.get(chat, 0.0) > now
+        if readers:
+            record.notified = max(record.notified, cursor)
+            record.end = record.end or ended
+        record.expires = now + self._retention_s
+        return PushState(
+            push_token=record.token,
+            handle=record.handle,
+            notified=record.notified,
+            end_notified=record.end,
+            cursor=cursor,
+            ended=ended,
+            readers=readers,
+        )
+
+    async def push_advance(self, chat: str, upto: int, *, ended: bool) -> None:
+        now = time.monotonic()
+        record = self._hooks.push.get(check_chat(chat))
+        if record is None or record.expires <= now:
+            return
+        record.notified = max(record.notified, upto)
+        record.end = record.end or ended
+        record.expires = now + self._retention_s
+
+    async def outbox_put(self, item: OutboxItem, *, max_items: int) -> bool:
+        box, now = self._hooks, time.monotonic()
+        for key in [k for k, until in box.done.items() if until <= now]:
+            del box.done[key]
+        if item.id in box.items or item.id in box.done:
+            return False
+        if len(box.items) >= max_items:
+            raise OutboxFullError()
+        box.items[item.id] = item.payload
+        box.due[item.id] = now
+        return True
+
+    async def outbox_claim(self, limit: int, claim_s: float) -> tuple[list[Claim], float | None]:
+        box, now = self._hooks, time.monotonic()
+        token = secrets.token_hex(8)
+        claims = []
+        due = sorted((at, i) for i, at in box.due.items() if at <= now)[:limit]
+        for _, item_id in due:
+            box.due[item_id] = now + claim_s
+            box.claims[item_id] = token
+            attempt = box.attempts[item_id] = box.attempts.get(item_id, 0) + 1
+            claims.append(Claim(item_id, box.items[item_id], token, attempt))
+        wait = max(0.0, min(box.due.values()) - now) if box.due else None
+        return claims, wait
+
+    async def outbox_done(self, claim: Claim, *, done_ttl_s: float) -> bool:
+        box = self._hooks
+        if box.claims.get(claim.id) != claim.token:
+            return False
+        for table in (box.items, box.due, box.claims, box.attempts):
+            table.pop(claim.id, None)
+        box.done[claim.id] = time.monotonic() + done_ttl_s
+        return True
+
+    async def outbox_retry(self, claim: Claim, delay_s: float) -> bool:
+        box = self._hooks
+        if box.claims.get(claim.id) != claim.token:
+            return False
+        box.due[claim.id] = time.monotonic() + delay_s
+        del box.claims[claim.id]
+        return True
+
+    async def outbox_size(self) -> int:
+        return len(self._hooks.items)
+
 
 # Interface guard: mypy checks that MemoryBus satisfies every protocol in `Bus`.
 _: type[Bus] = MemoryBus
+
+
+# -- webhook outbox and push records (hooks) ---------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Push:
+    token: str
+    handle: str
+    notified: int
+    end: bool
+    expires: float
+
+
+@dataclass(slots=True)
+class _HooksState:
+    """The outbox (bounded by `max_items` at put) and the push records of this process."""
+
+    push: dict[str, _Push] = field(default_factory=dict)
+    next_sweep: float = 0.0
+    items: dict[str, str] = field(default_factory=dict)
+    due: dict[str, float] = field(default_factory=dict)
+    claims: dict[str, str] = field(default_factory=dict)
+    attempts: dict[str, int] = field(default_factory=dict)
+    done: dict[str, float] = field(default_factory=dict)

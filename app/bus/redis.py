@@ -11,6 +11,11 @@ live in one Cluster slot and each write is one atomic Lua script (`_scripts`):
     <prefix>:{<chat>}:readers present while a reader of the chat is, PX reader ttl
     <prefix>:{<chat>}:events  pub/sub channel: one JSON list of events per commit
     <prefix>:interest         sorted set of chats, score = interest expiry (server ms)
+    <prefix>:{<chat>}:push    hash: push token, handle, notified watermark, end notified
+    <prefix>:{outbox}:due     sorted set of webhook deliveries, score = due time (server ms)
+    <prefix>:{outbox}:items   hash: delivery id -> payload
+    <prefix>:{outbox}:meta    hash: c:<id> claim token, a:<id> attempts
+    <prefix>:{outbox}:done    sorted set of delivered ids, score = when to forget them
 
 Fencing is done by Redis itself: `commit` stores and publishes only if the lease still holds
 the fence's token. Fan-out (one pub/sub connection per bus) is `_pubsub.PubSubFanOut`.
@@ -35,8 +40,8 @@ from app.bus import _scripts
 from app.bus._connect import make_clients
 from app.bus._hub import LocalSubscription, check_chat
 from app.bus._pubsub import FAILURES, PubSubFanOut, decode_events
-from app.bus.base import Bus, ChatRecord, Fence
-from app.errors import BusUnavailableError
+from app.bus.base import Bus, ChatRecord, Claim, Fence, OutboxItem, PushState
+from app.errors import BusUnavailableError, OutboxFullError
 from app.models import ChatEvent, ChatState, EventKind, Message, UpstreamStatus
 
 T = TypeVar("T")
@@ -97,6 +102,7 @@ class RedisBus:
         self._note_ref = r.register_script(_scripts.NOTE_REF)
         self._note_interest = r.register_script(_scripts.NOTE_INTEREST)
         self._live_interest = r.register_script(_scripts.LIVE_INTEREST)
+        self._register_hooks_scripts(r)
         self._fanout = PubSubFanOut(
             self._pubsub_client,
             self._channel,
@@ -317,6 +323,80 @@ class RedisBus:
             for client in self._clients.sentinel.sentinels:
                 with suppress(Exception):
                     await client.aclose()
+
+    # -- webhook outbox and push records (hooks) ------------------------------------------
+
+    def _register_hooks_scripts(self, r: Any) -> None:
+        self._push_register = r.register_script(_scripts.PUSH_REGISTER)
+        self._push_settle = r.register_script(_scripts.PUSH_SETTLE)
+        self._push_advance = r.register_script(_scripts.PUSH_ADVANCE)
+        self._outbox_put = r.register_script(_scripts.OUTBOX_PUT)
+        self._outbox_claim = r.register_script(_scripts.OUTBOX_CLAIM)
+        self._outbox_done = r.register_script(_scripts.OUTBOX_DONE)
+        self._outbox_retry = r.register_script(_scripts.OUTBOX_RETRY)
+
+    def _outbox(self, name: str) -> str:
+        # One hash tag for the whole outbox: its scripts touch one Cluster slot, none of a chat.
+        return f"{self._prefix}:{{outbox}}:{name}"
+
+    async def push_register(self, chat: str, *, handle: str, push_token: str) -> None:
+        keys = [self._key(check_chat(chat), "push")]
+        args: list[str | int] = [push_token, handle, self._retention_ms]
+        await self._run(lambda: self._push_register(keys=keys, args=args))
+
+    async def push_settle(self, chat: str) -> PushState | None:
+        keys = [self._key(check_chat(chat), n) for n in ("push", "readers", "meta")]
+        row = await self._run(lambda: self._push_settle(keys=keys, args=[self._retention_ms]))
+        if row is None:
+            return None
+        readers, notified, end_notified, cursor, ended, token, handle = row
+        return PushState(
+            push_token=str(token),
+            handle=str(handle),
+            notified=int(notified),
+            end_notified=bool(int(end_notified)),
+            cursor=int(cursor),
+            ended=bool(int(ended)),
+            readers=bool(int(readers)),
+        )
+
+    async def push_advance(self, chat: str, upto: int, *, ended: bool) -> None:
+        keys = [self._key(check_chat(chat), "push")]
+        args: list[str | int] = [int(upto), "1" if ended else "0", self._retention_ms]
+        await self._run(lambda: self._push_advance(keys=keys, args=args))
+
+    async def outbox_put(self, item: OutboxItem, *, max_items: int) -> bool:
+        keys = [self._outbox(n) for n in ("due", "items", "done")]
+        args: list[str | int] = [item.id, item.payload, int(max_items)]
+        stored = int(await self._run(lambda: self._outbox_put(keys=keys, args=args)))
+        if stored < 0:
+            raise OutboxFullError()
+        return stored == 1
+
+    async def outbox_claim(self, limit: int, claim_s: float) -> tuple[list[Claim], float | None]:
+        keys = [self._outbox(n) for n in ("due", "items", "meta")]
+        token = f"{self._instance}:{secrets.token_hex(8)}"
+        args: list[str | int] = [int(limit), _ms(claim_s), token]
+        wait, flat = await self._run(lambda: self._outbox_claim(keys=keys, args=args))
+        claims = [
+            Claim(id=str(flat[i]), payload=str(flat[i + 1]), token=token, attempt=int(flat[i + 2]))
+            for i in range(0, len(flat), 3)
+        ]
+        return claims, None if int(wait) < 0 else int(wait) / 1000
+
+    async def outbox_done(self, claim: Claim, *, done_ttl_s: float) -> bool:
+        keys = [self._outbox(n) for n in ("due", "items", "done", "meta")]
+        args: list[str | int] = [claim.id, claim.token, _ms(done_ttl_s)]
+        return bool(await self._run(lambda: self._outbox_done(keys=keys, args=args)))
+
+    async def outbox_retry(self, claim: Claim, delay_s: float) -> bool:
+        keys = [self._outbox(n) for n in ("due", "meta")]
+        args: list[str | int] = [claim.id, claim.token, _ms(delay_s)]
+        return bool(await self._run(lambda: self._outbox_retry(keys=keys, args=args)))
+
+    async def outbox_size(self) -> int:
+        items = self._outbox("items")
+        return int(await self._run(lambda: self._redis.hlen(items)))
 
 
 # Interface guard: mypy checks that RedisBus satisfies every protocol in `Bus`.

@@ -50,9 +50,14 @@ NO_STORE = {"Cache-Control": "no-store"}
 async def request_chat(
     body: RequestChatBody, rt: RuntimeDep, ip: ClientIpDep, response: Response
 ) -> ChatCreatedOut:
+    rt.offline.require_open()
     rt.create_limiter.hit(ip)
     ref = await rt.service.create(
-        body.nickname, body.subject, endpoint=body.endpoint, user_data=body.userData
+        body.nickname,
+        body.subject,
+        endpoint=body.endpoint,
+        user_data=body.userData,
+        push_token=body.pushToken,
     )
     response.headers.update(NO_STORE)
     return ChatCreatedOut(id=ref.handle, path=f"/api/v2/chats/{ref.handle}")

@@ -9,6 +9,8 @@ import time
 import pytest
 
 from app.bus import Bus, ChatRecord, Fence
+from app.bus.base import OutboxItem
+from app.errors import OutboxFullError
 from app.models import ChatEvent, ChatState, EventKind, Message, UpstreamStatus
 
 from .conftest import BusFactory, drain, take
@@ -445,3 +447,111 @@ async def test_reader_presence_is_fleet_wide_and_expires(make: BusFactory) -> No
     await b.note_reader(seen, 5)
     record = await a.record(seen)
     assert record.readers and record.cursor == 1
+
+
+# -- webhook outbox and push records (hooks) --------------------------------------------------
+
+
+async def test_push_record_watermark_only_rises(make: BusFactory) -> None:
+    a, b = await make(), await make()
+    chat, other = new_chat(), new_chat()
+    assert await a.push_settle(chat) is None
+    await a.push_register(chat, handle="handle-1", push_token="tok-1")
+    state = await b.push_settle(chat)
+    assert state is not None
+    assert (state.push_token, state.handle, state.notified, state.end_notified) == (
+        "tok-1",
+        "handle-1",
+        0,
+        False,
+    )
+    assert (state.cursor, state.ended, state.readers) == (0, False, False)
+    await b.push_advance(chat, 5, ended=False)
+    await a.push_advance(chat, 3, ended=False)  # a late, older hook never lowers it
+    state = await a.push_settle(chat)
+    assert state is not None and state.notified == 5 and not state.end_notified
+    await a.push_advance(chat, 5, ended=True)
+    state = await b.push_settle(chat)
+    assert state is not None and state.end_notified
+    await b.push_advance(other, 9, ended=True)  # no record: nothing is created
+    assert await a.push_settle(other) is None
+
+
+async def test_push_settle_reads_the_commit_and_marks_what_a_reader_saw(make: BusFactory) -> None:
+    a, b = await make(), await make()
+    chat = new_chat()
+    await a.push_register(chat, handle="h", push_token="t")
+    fence = await held(a, chat)
+    await a.commit(fence, msgs(1, 2, 3))
+    state = await b.push_settle(chat)
+    assert state is not None
+    assert (state.cursor, state.notified, state.readers) == (3, 0, False)
+    # With a reader present, what is committed counts as seen.
+    await b.note_reader(chat, 5)
+    await a.commit(fence, msgs(4), ended=True)
+    state = await a.push_settle(chat)
+    assert state is not None
+    assert (state.readers, state.notified, state.end_notified, state.ended) == (
+        True,
+        4,
+        True,
+        True,
+    )
+
+
+async def test_outbox_put_is_idempotent_and_bounded(make: BusFactory) -> None:
+    a, b = await make(), await make()
+    assert await a.outbox_put(OutboxItem("x1", "p1"), max_items=2)
+    assert not await b.outbox_put(OutboxItem("x1", "other"), max_items=2)
+    assert await b.outbox_put(OutboxItem("x2", "p2"), max_items=2)
+    with pytest.raises(OutboxFullError):
+        await a.outbox_put(OutboxItem("x3", "p3"), max_items=2)
+    assert await a.outbox_size() == 2
+    claims, _ = await b.outbox_claim(10, 5)
+    assert sorted((c.id, c.payload, c.attempt) for c in claims) == [
+        ("x1", "p1", 1),
+        ("x2", "p2", 1),
+    ]
+    for claim in claims:
+        assert await a.outbox_done(claim, done_ttl_s=0.4)
+    assert await a.outbox_size() == 0
+    # Delivered ids are remembered for done_ttl_s: a late put of the same id stores nothing.
+    assert not await b.outbox_put(OutboxItem("x1", "p1"), max_items=2)
+    await asyncio.sleep(0.55)
+    assert await b.outbox_put(OutboxItem("x1", "p1"), max_items=2)
+
+
+async def test_outbox_claim_is_exclusive_and_expires(make: BusFactory) -> None:
+    a, b = await make(), await make()
+    for i in range(5):
+        await a.outbox_put(OutboxItem(f"i{i}", f"p{i}"), max_items=100)
+    results = await asyncio.gather(*(bus.outbox_claim(2, 0.4) for bus in [a, b] * 4))
+    ids = [c.id for claims, _ in results for c in claims]
+    assert sorted(ids) == [f"i{i}" for i in range(5)]  # each handed out once
+    first = next(c for claims, _ in results for c in claims if c.id == "i0")
+    claims, wait = await b.outbox_claim(10, 0.4)
+    assert claims == []
+    assert wait is not None and 0 < wait <= 0.4
+    await asyncio.sleep(0.55)  # the claimer "died": every claim expired
+    again, _ = await b.outbox_claim(10, 5)
+    assert sorted(c.id for c in again) == [f"i{i}" for i in range(5)]
+    assert {c.attempt for c in again} == {2}
+    # The expired claim's token no longer acts on the item.
+    assert not await a.outbox_done(first, done_ttl_s=5)
+    assert not await a.outbox_retry(first, 0)
+    assert await a.outbox_size() == 5
+
+
+async def test_outbox_retry_delays_the_item(make: BusFactory) -> None:
+    a, b = await make(), await make()
+    assert (await a.outbox_claim(10, 5)) == ([], None)
+    await a.outbox_put(OutboxItem("r", "payload"), max_items=10)
+    (claim,), _ = await a.outbox_claim(10, 5)
+    assert await a.outbox_retry(claim, 0.3)
+    assert not await a.outbox_done(claim, done_ttl_s=5)  # a retried claim is given up
+    claims, wait = await b.outbox_claim(10, 5)
+    assert claims == [] and wait is not None and wait <= 0.3
+    await asyncio.sleep(0.4)
+    (again,), _ = await b.outbox_claim(10, 5)
+    assert (again.id, again.payload, again.attempt) == ("r", "payload", 2)
+    assert await b.outbox_done(again, done_ttl_s=5)

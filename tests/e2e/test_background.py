@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -93,47 +94,56 @@ def upstream_id_of(control: EmulatorControl, nickname: str) -> str:
     raise AssertionError(f"no upstream chat for {nickname}")
 
 
-def test_an_app_in_the_background_resumes_its_chat_with_every_message_once(
-    strict_upstream: ServerProcess,
-) -> None:
-    bff = scaled_bff(strict_upstream, background_keepalive_s=60)
-    control = EmulatorControl(strict_upstream.url)
+@contextmanager
+def chatting(
+    upstream: ServerProcess, background_keepalive_s: float, nickname: str
+) -> Iterator[tuple[App, EmulatorControl, str]]:
+    """An app in a chat with an agent who has greeted it, on its own chat-bff process."""
+    bff = scaled_bff(upstream, background_keepalive_s)
+    control = EmulatorControl(upstream.url)
     try:
         with httpx.Client(base_url=bff.url, timeout=10) as client:
-            app = App(client, start_chat(client, "Backgrounded"))
+            app = App(client, start_chat(client, nickname))
             app.until(lambda: any("How can I help" in t for t in app.texts), "the greeting")
-            upstream_id = upstream_id_of(control, "Backgrounded")
-            left = time.monotonic()
-            for k in range(3):  # the agent writes while the app is away
-                time.sleep(BACKGROUND_S / 4)
-                control.agent_say(upstream_id, f"while you were away {k}")
-            time.sleep(BACKGROUND_S / 4)
-            away_from = left + READER_WINDOW_S + KEEPALIVE_S
-            polls = [
-                r
-                for r in control.requests()
-                if r.get("chat_id") == upstream_id and float(str(r["at"])) >= away_from
-            ]
-            away_s = time.monotonic() - away_from
-            # Kept alive upstream, at the keep-alive cadence (not the 0.4 s interval).
-            assert control.chat(upstream_id)["customer_present"] is True
-            assert not control.chat(upstream_id)["customer_disconnected"]
-            assert away_s / KEEPALIVE_S - 3 <= len(polls) <= away_s / KEEPALIVE_S + 3, polls
-
-            back = len(app.seen)
-            app.read()
-            missed = [t for t in app.texts[back:] if t.startswith("while you were away")]
-            assert missed == [f"while you were away {k}" for k in range(3)]
-            assert len(app.seen) == len(set(app.seen)), "a message came twice"
-            # The chat goes on: a send works and the agent's answer arrives.
-            assert post(client, app.handle, "SendMessage", text="found it: 4711").status_code == 200
-            app.until(lambda: "found it: 4711" in app.texts, "the echo")
-            said = len(app.texts)
-            app.until(lambda: any(t for t in app.texts[said:]), "the agent's reply")
-            assert len(app.seen) == len(set(app.seen))
+            yield app, control, upstream_id_of(control, nickname)
     finally:
         control.http.close()
         bff.stop()
+
+
+def test_an_app_in_the_background_resumes_its_chat_with_every_message_once(
+    strict_upstream: ServerProcess,
+) -> None:
+    with chatting(strict_upstream, 60, "Backgrounded") as (app, control, upstream_id):
+        left = time.monotonic()
+        for k in range(3):  # the agent writes while the app is away
+            time.sleep(BACKGROUND_S / 4)
+            control.agent_say(upstream_id, f"while you were away {k}")
+        time.sleep(BACKGROUND_S / 4)
+        away_from = left + READER_WINDOW_S + KEEPALIVE_S
+        polls = [
+            r
+            for r in control.requests()
+            if r.get("chat_id") == upstream_id and float(str(r["at"])) >= away_from
+        ]
+        away_s = time.monotonic() - away_from
+        # Kept alive upstream, at the keep-alive cadence (not the 0.4 s interval).
+        assert control.chat(upstream_id)["customer_present"] is True
+        assert not control.chat(upstream_id)["customer_disconnected"]
+        assert away_s / KEEPALIVE_S - 3 <= len(polls) <= away_s / KEEPALIVE_S + 3, polls
+
+        back = len(app.seen)
+        app.read()
+        missed = [t for t in app.texts[back:] if t.startswith("while you were away")]
+        assert missed == [f"while you were away {k}" for k in range(3)]
+        assert len(app.seen) == len(set(app.seen)), "a message came twice"
+        # The chat goes on: a send works and the agent's answer arrives.
+        sent = post(app.client, app.handle, "SendMessage", text="found it: 4711")
+        assert sent.status_code == 200
+        app.until(lambda: "found it: 4711" in app.texts, "the echo")
+        said = len(app.texts)
+        app.until(lambda: any(t for t in app.texts[said:]), "the agent's reply")
+        assert len(app.seen) == len(set(app.seen))
 
 
 def test_without_the_background_keepalive_the_upstream_drops_the_customer(
@@ -141,18 +151,9 @@ def test_without_the_background_keepalive_the_upstream_drops_the_customer(
 ) -> None:
     """The control run: interest that lapses before the app comes back lets the upstream's
     idle timeout drop the customer, which the keep-alive above prevents."""
-    bff = scaled_bff(strict_upstream, background_keepalive_s=1)
-    control = EmulatorControl(strict_upstream.url)
-    try:
-        with httpx.Client(base_url=bff.url, timeout=10) as client:
-            app = App(client, start_chat(client, "Dropped"))
-            app.until(lambda: any("How can I help" in t for t in app.texts), "the greeting")
-            upstream_id = upstream_id_of(control, "Dropped")
-            wait_for(
-                lambda: control.chat(upstream_id)["customer_disconnected"],
-                timeout_s=IDLE_DISCONNECT_S + READER_WINDOW_S + 8,
-                what="the upstream to drop the customer",
-            )
-    finally:
-        control.http.close()
-        bff.stop()
+    with chatting(strict_upstream, 1, "Dropped") as (_, control, upstream_id):
+        wait_for(
+            lambda: control.chat(upstream_id)["customer_disconnected"],
+            timeout_s=IDLE_DISCONNECT_S + READER_WINDOW_S + 8,
+            what="the upstream to drop the customer",
+        )

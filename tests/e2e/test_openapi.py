@@ -23,9 +23,31 @@ def test_openapi_documents_routes_limits_and_errors(client: httpx.Client) -> Non
             continue
         for operation in methods.values():
             responses = operation["responses"]
-            assert {"400", "404", "503"} <= set(responses) or path == "/api/v2/chats", path
+            # A chat's routes; availability and offline messages have no chat to miss.
+            chat_route = path.startswith("/api/v2/chats/")
+            assert {"400", "404", "503"} <= set(responses) or not chat_route, path
             assert "422" not in responses, "validation errors answer 400, not 422"
     body = spec["components"]["schemas"]["RequestChatBody"]["properties"]
     assert body["nickname"]["maxLength"] == 64
     assert body["subject"]["maxLength"] == 256
     assert client.get("/docs").status_code == 200
+
+
+def test_openapi_documents_availability_and_offline_messages(client: httpx.Client) -> None:
+    spec = client.get("/openapi.json").json()
+    availability = spec["paths"]["/api/v2/availability"]["get"]
+    assert set(availability["responses"]) == {"200", "403"}
+    leave = spec["paths"]["/api/v2/offline-messages"]["post"]
+    assert set(leave["responses"]) == {"202", "400", "403", "413", "415", "429", "503"}
+    schemas = spec["components"]["schemas"]
+    message = schemas["OfflineMessageBody"]
+    assert set(message["required"]) == {"nickname", "email", "text"}
+    assert message["properties"]["text"]["maxLength"] == 4000
+    assert set(schemas["Availability"]["properties"]) == {
+        "open",
+        "reason",
+        "nextOpen",
+        "statusCode",
+    }
+    push_token = schemas["RequestChatBody"]["properties"]["pushToken"]["anyOf"][0]
+    assert push_token["maxLength"] == 1024

@@ -1,0 +1,162 @@
+"""Availability and leave-a-message: whether customers can chat now, and what happens to a
+message left when they cannot.
+
+Owns the availability answer (business hours first, then the upstream's recent health as
+this instance saw it: no upstream call of its own), the check that refuses RequestChat while
+closed, and taking an offline message: validated by `OfflineMessageBody`, put durably into
+the webhook outbox (delivered by `webhooks.Dispatcher` to `BFF_OFFLINE_WEBHOOK_URL`). It must
+not deliver, and never logs what a customer wrote.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+from app.errors import BusUnavailableError, InvalidStateError
+from app.hours import BusinessHours, is_open, next_open
+from app.schemas import Nickname, Subject, Text, UserData
+from app.upstream import UpstreamClient
+from app.webhooks import Dispatcher, envelope
+
+KIND = "offline"
+EMAIL_MAX = 254
+IDEMPOTENCY_KEY_MAX = 255
+# The upstream counts as unavailable while its last failure is this recent and no success
+# came after it: a stale failure says nothing about now.
+UNHEALTHY_FOR_S = 30.0
+
+Email = Annotated[EmailStr, StringConstraints(max_length=EMAIL_MAX)]
+
+
+class OfflineMessageBody(BaseModel):
+    """A message left while the chat is closed or unavailable. Unknown fields are dropped."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {
+                    "nickname": "Chris",
+                    "email": "chris@example.com",
+                    "subject": "Order 1234",
+                    "text": "My parcel has not arrived, please call me back.",
+                }
+            ]
+        },
+    )
+    nickname: Nickname
+    email: Email = Field(description="Checked for syntax only (no DNS lookup)")
+    text: Text
+    subject: Subject | None = None
+    userData: UserData | None = None
+
+
+class Availability(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "open": False,
+                    "reason": "closed",
+                    "nextOpen": "2026-12-28T09:00:00+01:00",
+                    "statusCode": 0,
+                }
+            ]
+        }
+    )
+    open: bool
+    reason: Literal["closed", "unavailable"] | None = Field(
+        description="closed: outside business hours; unavailable: the chat service is failing"
+    )
+    nextOpen: str | None = Field(
+        description="ISO 8601 start of the next opening while closed, else null"
+    )
+    statusCode: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    last_success: float | None
+    last_failure: float | None
+
+
+def upstream_failing(health: Health, now: float) -> bool:
+    """Failed recently, and nothing succeeded since (monotonic seconds)."""
+    failure, success = health.last_failure, health.last_success
+    if failure is None or now - failure > UNHEALTHY_FOR_S:
+        return False
+    return success is None or success < failure
+
+
+def availability(hours: BusinessHours | None, instant: datetime, *, failing: bool) -> Availability:
+    """Closed (business hours) wins over unavailable: it says when to come back."""
+    if hours is not None and not is_open(hours, instant):
+        upcoming = next_open(hours, instant)
+        return Availability(
+            open=False,
+            reason="closed",
+            nextOpen=None if upcoming is None else upcoming.isoformat(),
+        )
+    if failing:
+        return Availability(open=False, reason="unavailable", nextOpen=None)
+    return Availability(open=True, reason=None, nextOpen=None)
+
+
+def item_id(body: OfflineMessageBody, idempotency_key: str | None) -> str | None:
+    """The outbox id of a message sent with `Idempotency-Key`: the same key and body give the
+    same id, so a retry is stored once however often it comes. None without a key."""
+    if not idempotency_key:
+        return None
+    canonical = json.dumps(
+        [idempotency_key, body.model_dump(mode="json")], sort_keys=True, ensure_ascii=False
+    )
+    return f"{KIND}:{hashlib.sha256(canonical.encode()).hexdigest()}"
+
+
+class OfflineDesk:
+    def __init__(
+        self,
+        *,
+        hours: BusinessHours | None,
+        upstream: UpstreamClient,
+        dispatcher: Dispatcher,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._hours = hours
+        self._upstream = upstream
+        self._dispatcher = dispatcher
+        self._clock = clock
+
+    def availability(self) -> Availability:
+        health = Health(self._upstream.last_success, self._upstream.last_failure)
+        failing = upstream_failing(health, time.monotonic())
+        return availability(self._hours, self._clock(), failing=failing)
+
+    def require_open(self) -> None:
+        """RequestChat's gate: 409 "closed" outside business hours, before anything upstream."""
+        if self._hours is not None and not is_open(self._hours, self._clock()):
+            raise InvalidStateError("closed")
+
+    async def leave(self, body: OfflineMessageBody, idempotency_key: str | None) -> None:
+        """Stored durably in the outbox when this returns; delivered from there."""
+        if not self._dispatcher.accepts(KIND):
+            raise BusUnavailableError("Leaving a message is not available")
+        data = {
+            "nickname": body.nickname,
+            "email": str(body.email),
+            "subject": body.subject,
+            "text": body.text,
+            "userData": dict(body.userData or {}),
+        }
+        notice = envelope(KIND, "offline.message", data)
+        await self._dispatcher.enqueue(
+            item_id(body, idempotency_key) or f"{KIND}:{notice.msg_id}", notice
+        )

@@ -1,0 +1,79 @@
+"""`GET /api/v2/availability` and `POST /api/v2/offline-messages`: whether customers can chat
+now, and leaving a message when they cannot.
+
+Thin: validates input, applies the per-IP creation limit, and hands over to `OfflineDesk`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Response
+from fastapi.responses import JSONResponse
+
+from app.errors import InvalidInputError
+from app.offline import IDEMPOTENCY_KEY_MAX, Availability, OfflineMessageBody
+from app.routes.deps import ClientIpDep, RuntimeDep
+from app.schemas import ErrorOut, StatusOut
+
+router = APIRouter(prefix="/api/v2", tags=["offline"])
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    text = {
+        400: "Invalid input (statusCode 1: missing, 10: invalid)",
+        403: "A browser on an origin outside BFF_ALLOWED_ORIGINS (statusCode 3)",
+        413: "Body larger than the limit (statusCode 10)",
+        415: "Body is not application/json (statusCode 10)",
+        429: "Rate limited (statusCode 3); retry after Retry-After seconds",
+        503: "Not configured, or the bus is unavailable or full (statusCode 12); see Retry-After",
+    }
+    return {s: {"model": ErrorOut, "description": text[s]} for s in statuses}
+
+
+@router.get(
+    "/availability",
+    response_model=Availability,
+    responses=_errors(403),
+    summary="Availability",
+    description=(
+        "Whether a chat can be started now. `reason` is `closed` outside the business hours "
+        "(`nextOpen`: when the next opening starts) or `unavailable` while the chat service "
+        "is failing. Show the leave-a-message form when `open` is false."
+    ),
+)
+async def get_availability(rt: RuntimeDep) -> JSONResponse:
+    answer = rt.offline.availability()
+    return JSONResponse(answer.model_dump(), headers=NO_STORE)
+
+
+@router.post(
+    "/offline-messages",
+    status_code=202,
+    response_model=StatusOut,
+    responses=_errors(400, 403, 413, 415, 429, 503),
+    summary="LeaveMessage",
+    description=(
+        "Leaves a message for the contact center (outside business hours, or when chatting "
+        "is unavailable). Accepted (202) once stored durably; delivered to the operator's "
+        "signed webhook, retried until it arrives. With `Idempotency-Key`, a retry of the "
+        "same request is stored once."
+    ),
+)
+async def leave_message(
+    body: OfflineMessageBody,
+    rt: RuntimeDep,
+    ip: ClientIpDep,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", max_length=IDEMPOTENCY_KEY_MAX)
+    ] = None,
+) -> StatusOut:
+    if idempotency_key is not None and not idempotency_key.isprintable():
+        raise InvalidInputError("Idempotency-Key: must be printable")
+    rt.create_limiter.hit(ip)
+    await rt.offline.leave(body, idempotency_key)
+    response.headers.update(NO_STORE)
+    return StatusOut()

@@ -1,0 +1,173 @@
+"""Webhooks across a fleet on a private Redis: exactly one push notice per agent message when
+the poller's holder is SIGKILLed, none repeated when Redis loses the chat's data, and a left
+message delivered by another instance after the one holding it was SIGKILLed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from app.security import chat_key
+from tests.conftest import EmulatorControl
+from tests.e2e.test_push import PUSH_ENV, PUSH_TOKEN, READER_WINDOW_S, request_chat
+from tests.fleet.conftest import FLEET_ENV
+from tests.servers import RedisServer, ServerProcess, start_bff, start_emulator
+from tests.webhook_receiver import Delivery, Receiver
+
+# A delivery worker's claim outlives a request: 2 x timeout + 5 s.
+WEBHOOK_ENV = {"BFF_WEBHOOK_TIMEOUT_S": "1", "BFF_WEBHOOK_RETRY_MIN_S": "0.2"}
+
+
+@pytest.fixture
+def quiet_upstream() -> Iterator[ServerProcess]:
+    server = start_emulator("--agent-join-delay", "3600")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def agent(quiet_upstream: ServerProcess) -> Iterator[EmulatorControl]:
+    control = EmulatorControl(quiet_upstream.url)
+    yield control
+    control.http.close()
+
+
+class PushFleet:
+    def __init__(self, redis: RedisServer, upstream: ServerProcess, receiver: Receiver) -> None:
+        self.env = {
+            **FLEET_ENV,
+            **PUSH_ENV,
+            **WEBHOOK_ENV,
+            "BFF_REDIS_URL": redis.url,
+            "BFF_PUSH_WEBHOOK_URL": receiver.url,
+            "BFF_PUSH_WEBHOOK_SECRET": receiver.secret,
+        }
+        self.upstream = upstream
+        self.instances: list[ServerProcess] = []
+
+    def add(self) -> ServerProcess:
+        server = start_bff(self.upstream.url, **self.env)
+        self.instances.append(server)
+        return server
+
+    def holder(self) -> ServerProcess:
+        alive = [s for s in self.instances if s.proc is not None and s.proc.poll() is None]
+        holders = [s for s in alive if "bff_pollers 1.0" in httpx.get(s.url + "/metrics").text]
+        assert len(holders) == 1, f"expected one lease holder, found {len(holders)}"
+        return holders[0]
+
+    def stop(self) -> None:
+        for server in self.instances:
+            server.kill()
+
+
+@pytest.fixture
+def push_fleet(
+    redis_server: RedisServer, quiet_upstream: ServerProcess
+) -> Iterator[tuple[PushFleet, Receiver]]:
+    with Receiver() as receiver:
+        fleet = PushFleet(redis_server, quiet_upstream, receiver)
+        for _ in range(3):
+            fleet.add()
+        yield fleet, receiver
+        fleet.stop()
+
+
+def indices(deliveries: list[Delivery]) -> list[int]:
+    return sorted(
+        d.json()["data"]["message"]["index"]
+        for d in deliveries
+        if d.json()["type"] == "chat.message"
+    )
+
+
+def test_one_notice_per_message_when_the_poller_holder_is_sigkilled(
+    push_fleet: tuple[PushFleet, Receiver], agent: EmulatorControl
+) -> None:
+    fleet, receiver = push_fleet
+    handle, upstream_id = request_chat(fleet.instances[0], agent, pushToken=PUSH_TOKEN)
+    time.sleep(READER_WINDOW_S + 0.5)
+    said = [agent.agent_say(upstream_id, f"line {n}") for n in range(3)]
+    receiver.wait_for(lambda ds: indices(receiver.accepted()) == said)
+    # The next notice fails at the receiver while the holder commits it; then the holder
+    # dies. Another instance takes the chat over and another worker delivers the notice.
+    receiver.answers[:] = [500] * 1000
+    said.append(agent.agent_say(upstream_id, "line 3"))
+    receiver.wait_for(lambda ds: any(d.status == 500 for d in ds))
+    holder = fleet.holder()
+    holder.kill()
+    receiver.answers.clear()
+    said += [agent.agent_say(upstream_id, f"line {n}") for n in (4, 5)]
+    receiver.wait_for(lambda ds: indices(receiver.accepted()) == said, timeout_s=30)
+    time.sleep(3)  # more polls, takeovers and sweeps: nothing may come twice
+    accepted = receiver.accepted()
+    assert indices(accepted) == said
+    assert len({d.msg_id for d in accepted}) == len(said)
+    failed_ids = {d.msg_id for d in receiver.all() if d.status == 500}
+    assert len(failed_ids) == 1 and failed_ids <= {d.msg_id for d in accepted}
+    assert all(d.json()["data"]["chat"] == handle for d in accepted)
+    assert fleet.holder() is not holder
+
+
+def test_no_notice_repeated_when_redis_loses_the_chat_data(
+    push_fleet: tuple[PushFleet, Receiver], agent: EmulatorControl, redis_server: RedisServer
+) -> None:
+    fleet, receiver = push_fleet
+    _, upstream_id = request_chat(fleet.instances[1], agent, pushToken=PUSH_TOKEN)
+    time.sleep(READER_WINDOW_S + 0.5)
+    said = [agent.agent_say(upstream_id, f"before {n}") for n in range(2)]
+    receiver.wait_for(lambda ds: indices(receiver.accepted()) == said)
+    # The cached transcript and the lease are lost (eviction, a partial loss): the chat's
+    # next poller commits the whole transcript again from index 1.
+    key = chat_key(upstream_id)
+    for name in ("meta", "log", "lease"):
+        redis_server.command("DEL", f"bff:{{{key}}}:{name}")
+    said.append(agent.agent_say(upstream_id, "after the loss"))
+    receiver.wait_for(lambda ds: indices(receiver.accepted()) == said, timeout_s=20)
+    time.sleep(2)
+    assert indices(receiver.accepted()) == said
+    # Everything lost (FLUSHALL): the push record and its token went with it. The poller
+    # commits the transcript again and nothing is notified twice; nor, without the token,
+    # is anything later (the documented limit).
+    redis_server.command("FLUSHALL")
+    agent.agent_say(upstream_id, "after the flush")
+    time.sleep(4)
+    assert indices(receiver.accepted()) == said
+
+
+def test_a_left_message_is_delivered_by_another_instance_after_sigkill(
+    redis_server: RedisServer, quiet_upstream: ServerProcess
+) -> None:
+    with Receiver() as receiver:
+        env = {
+            **WEBHOOK_ENV,
+            "BFF_WEBHOOK_RETRY_MAX_S": "1",
+            "BFF_REDIS_URL": redis_server.url,
+            "BFF_OFFLINE_WEBHOOK_URL": receiver.url,
+            "BFF_OFFLINE_WEBHOOK_SECRET": receiver.secret,
+        }
+        receiver.answers[:] = [503] * 1000
+        first = start_bff(quiet_upstream.url, **env)
+        other: ServerProcess | None = None
+        try:
+            body = {"nickname": "Chris", "email": "chris@example.com", "text": "call me back"}
+            answer = httpx.post(first.url + "/api/v2/offline-messages", json=body, timeout=10)
+            assert answer.status_code == 202
+            receiver.wait_for(lambda ds: len(ds) >= 2)  # it tried, and tried again
+            first.kill()
+            receiver.answers.clear()
+            time.sleep(1)
+            assert receiver.accepted() == []
+            other = start_bff(quiet_upstream.url, **env)
+            receiver.wait_for(lambda ds: bool(receiver.accepted()), 20)
+            time.sleep(2)
+            (delivered,) = receiver.accepted()
+            assert delivered.json()["data"]["text"] == "call me back"
+            assert {d.msg_id for d in receiver.all()} == {delivered.msg_id}
+        finally:
+            first.kill()
+            if other is not None:
+                other.stop()
