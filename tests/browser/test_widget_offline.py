@@ -149,4 +149,12 @@ def test_a_contact_center_outage_turns_start_into_a_message(
     (delivery,) = delivered(receiver, f"Is the store open? ({nickname})")
     assert delivery.json()["data"]["email"] == "olu@example.org"
     assert delivery.json()["data"]["nickname"] == nickname
+
+    # Opened again while chat-bff still sees the contact center failing: a message at once.
+    page.reload()
+    expect(widget.loc(".cb-panel")).to_be_visible()
+    expect(widget.loc(".cb-intro").first).to_have_text(
+        "Our chat is unavailable right now. Leave us a message and we'll reply by e-mail."
+    )
+    expect(page.get_by_role("button", name="Send message")).to_be_visible()
     assert widget.errors == []
