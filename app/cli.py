@@ -58,7 +58,12 @@ def _tune_gc() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 10)
 
 
-def _server(app: object, host: str, port: int, shutdown_s: float) -> uvicorn.Server:
+def _server(
+    app: object, host: str, port: int, shutdown_s: float, trusted_proxies: Sequence[str] = ()
+) -> uvicorn.Server:
+    """`trusted_proxies` (BFF_TRUSTED_PROXIES): only from these peers does uvicorn believe
+    X-Forwarded-Proto and X-Forwarded-For, so the scheme of any URL built from a request (and
+    the client address) is the one the proxy saw; from anyone else they are ignored."""
     config = uvicorn.Config(
         app,  # type: ignore[arg-type]
         host=host,
@@ -67,7 +72,8 @@ def _server(app: object, host: str, port: int, shutdown_s: float) -> uvicorn.Ser
         access_log=False,
         timeout_graceful_shutdown=int(shutdown_s) + 5,
         timeout_keep_alive=75,
-        proxy_headers=False,
+        proxy_headers=bool(trusted_proxies),
+        forwarded_allow_ips=list(trusted_proxies) or None,
         server_header=False,
     )
     return _Server(config, app)
@@ -81,7 +87,7 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     app = create_app(settings)
     _tune_gc()
-    _server(app, args.host, args.port, settings.shutdown_grace_s).run()
+    _server(app, args.host, args.port, settings.shutdown_grace_s, settings.trusted_proxies).run()
     return 0
 
 

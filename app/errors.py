@@ -29,6 +29,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.paths import allowed_methods
+
 log = logging.getLogger("chat_bff.errors")
 
 
@@ -183,7 +185,11 @@ def install_error_handlers(app: FastAPI) -> None:
         status = exc.status_code
         code = {404: 6, 405: 3}.get(status, 10 if status < 500 else 4)
         message = {404: "Not found", 405: "Method not allowed"}.get(status, "Request failed")
-        return JSONResponse(error_body(code, message), status_code=status)
+        headers = dict(exc.headers or {})
+        allowed = allowed_methods(request.app, request.scope) if status == 405 else []
+        if allowed:  # RFC 9110: a 405 says what is allowed, for every route at this path
+            headers["Allow"] = ", ".join(allowed)
+        return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, _route(request))

@@ -1,5 +1,5 @@
-"""Pure ASGI middleware for the API's transport rules: body size, JSON only, origin policy,
-and per-route request metrics.
+"""Pure ASGI middleware for the API's transport rules: body size, JSON only, and per-route
+request metrics. (Origins: `app/cors.py`, which runs before this.)
 
 Pure ASGI on purpose: `BaseHTTPMiddleware` buffers and breaks streaming responses (SSE).
 """
@@ -14,13 +14,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import (
     BffError,
-    OriginNotAllowedError,
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
     error_response,
 )
 from app.metrics import Metrics
-from app.security import OriginPolicy
 
 access_log = logging.getLogger("chat_bff.access")
 
@@ -28,15 +26,12 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 class ApiGuard:
-    """Rejects, before any route runs: bodies over `max_body_bytes` (413), non-JSON bodies
-    (415), and browsers from origins outside the policy (403)."""
+    """Rejects, before any route runs: bodies over `max_body_bytes` (413) and non-JSON bodies
+    (415)."""
 
-    def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, origins: OriginPolicy, prefix: str = "/api/"
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, prefix: str = "/api/") -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
-        self.origins = origins
         self.prefix = prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -66,8 +61,6 @@ class ApiGuard:
         await self.app(scope, limited_receive, send)
 
     def _check(self, method: str, headers: Headers) -> BffError | None:
-        if not self.origins.allows(headers.get("origin"), headers.get("host")):
-            return OriginNotAllowedError()
         if method not in _BODY_METHODS:
             return None
         length = headers.get("content-length")

@@ -11,26 +11,27 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sse_starlette.sse import AppStatus
-from starlette.middleware.cors import CORSMiddleware
 
 from app.bus import make_bus
 from app.bus.base import Bus
 from app.cadence import Cadence
 from app.config import Settings, webhook_keys
+from app.cors import CrossOrigin
+from app.docs import install_docs
 from app.errors import install_error_handlers
 from app.hours import parse as parse_business_hours
 from app.http import ApiGuard, RequestMetrics
 from app.metrics import Metrics
 from app.offline import KIND as OFFLINE_KIND
 from app.offline import OfflineDesk
+from app.openapi import install_openapi, operation_id
+from app.paths import TrailingSlash
 from app.poller import PollerTuning
 from app.push import KIND as PUSH_KIND
 from app.push import PushHook
@@ -173,7 +174,11 @@ def create_app(
         version="0.1.0",
         summary="Customer chat API, wire-compatible with the contact center's, plus push.",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+        docs_url=None,  # served by install_docs, from this server: no CDN
+        redoc_url=None,
     )
+    app.router.redirect_slashes = False  # TrailingSlash routes `/x/` as `/x`, no redirect
     app.state.runtime = runtime
     install_error_handlers(app)
     app.include_router(chats.router)
@@ -181,17 +186,12 @@ def create_app(
     app.include_router(health.router)
     app.include_router(offline.router)
     _mount_static(app)
-    _document_errors_as_400(app)
+    install_openapi(app, long_poll_max_s=settings.long_poll_max_s)
+    install_docs(app)
 
-    app.add_middleware(ApiGuard, max_body_bytes=settings.max_body_bytes, origins=origins)
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.allowed_origins,
-        allow_methods=["GET", "POST"],
-        allow_headers=["Content-Type", "Last-Event-ID"],
-        expose_headers=["Retry-After"],
-        max_age=600,
-    )
+    app.add_middleware(ApiGuard, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(TrailingSlash)
+    app.add_middleware(CrossOrigin, origins=origins)
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app
 
@@ -229,26 +229,6 @@ async def _drain_when_server_exits(runtime: Runtime) -> None:
     while not AppStatus.should_exit:  # noqa: ASYNC110 - a flag another library sets
         await asyncio.sleep(0.5)
     runtime.begin_drain()
-
-
-def _document_errors_as_400(app: FastAPI) -> None:
-    """Validation errors answer 400 in the upstream's shape (see errors.py), so drop the 422
-    FastAPI documents by default."""
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = get_openapi(
-                title=app.title, version=app.version, summary=app.summary, routes=app.routes
-            )
-            for path in schema.get("paths", {}).values():
-                for operation in path.values():
-                    operation.get("responses", {}).pop("422", None)
-            for name in ("HTTPValidationError", "ValidationError"):
-                schema.get("components", {}).get("schemas", {}).pop(name, None)
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _mount_static(app: FastAPI) -> None:

@@ -7,9 +7,20 @@ public contract and shown in OpenAPI. It must not hold upstream wire shapes beyo
 from __future__ import annotations
 
 import unicodedata
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    StringConstraints,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 NICKNAME_MAX = 64
 SUBJECT_MAX = 256
@@ -18,6 +29,31 @@ ENDPOINT_MAX = 128
 USER_DATA_KEYS_MAX = 32
 USER_DATA_KEY_MAX = 64
 USER_DATA_VALUE_MAX = 1024
+
+
+# `_printable` and `_not_blank` as JSON-schema patterns, so clients and fuzzers see what is
+# refused: control characters (Unicode Cc) other than tab and line breaks, and text that is
+# only whitespace. Documentation only: the validators above stay the check.
+_NO_CONTROL = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*"
+NO_CONTROL_PATTERN = f"^{_NO_CONTROL}$"
+NOT_BLANK_PATTERN = rf"^(?=[\s\S]*\S){_NO_CONTROL}$"
+
+
+@dataclass(frozen=True, slots=True)
+class JsonPattern:
+    """Adds `pattern` to a string's JSON schema (or, with `keys`, to an object's
+    `propertyNames`) without enforcing it (see above)."""
+
+    pattern: str
+    keys: bool = False
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        target = schema.setdefault("propertyNames", {}) if self.keys else schema
+        target["pattern"] = self.pattern
+        return schema
 
 
 def _printable(value: str) -> str:
@@ -37,29 +73,44 @@ Nickname = Annotated[
     StringConstraints(min_length=1, max_length=NICKNAME_MAX),
     AfterValidator(_not_blank),
     AfterValidator(_printable),
+    JsonPattern(NOT_BLANK_PATTERN),
 ]
 Subject = Annotated[
     str,
     StringConstraints(min_length=1, max_length=SUBJECT_MAX),
     AfterValidator(_not_blank),
     AfterValidator(_printable),
+    JsonPattern(NOT_BLANK_PATTERN),
 ]
 Text = Annotated[
     str,
     StringConstraints(min_length=1, max_length=TEXT_MAX),
     AfterValidator(_not_blank),
     AfterValidator(_printable),
+    JsonPattern(NOT_BLANK_PATTERN),
 ]
 Endpoint = Annotated[
-    str, StringConstraints(min_length=1, max_length=ENDPOINT_MAX), AfterValidator(_printable)
+    str,
+    StringConstraints(min_length=1, max_length=ENDPOINT_MAX),
+    AfterValidator(_printable),
+    JsonPattern(NO_CONTROL_PATTERN),
 ]
 UserDataKey = Annotated[
-    str, StringConstraints(min_length=1, max_length=USER_DATA_KEY_MAX), AfterValidator(_printable)
+    str,
+    StringConstraints(min_length=1, max_length=USER_DATA_KEY_MAX),
+    AfterValidator(_printable),
 ]
 UserDataValue = Annotated[
-    str, StringConstraints(max_length=USER_DATA_VALUE_MAX), AfterValidator(_printable)
+    str,
+    StringConstraints(max_length=USER_DATA_VALUE_MAX),
+    AfterValidator(_printable),
+    JsonPattern(NO_CONTROL_PATTERN),
 ]
-UserData = Annotated[dict[UserDataKey, UserDataValue], Field(max_length=USER_DATA_KEYS_MAX)]
+UserData = Annotated[
+    dict[UserDataKey, UserDataValue],
+    Field(max_length=USER_DATA_KEYS_MAX),
+    JsonPattern(NO_CONTROL_PATTERN, keys=True),
+]
 # An app's push token (APNs, FCM, ...), opaque to us: visible ASCII, no spaces.
 PUSH_TOKEN_MAX = 1024
 PushToken = Annotated[
@@ -99,33 +150,236 @@ ChatOperationBody = Annotated[
 ]
 
 
-class ChatCreatedOut(BaseModel):
+# --- Answers: what clients read. Documented for SDK generators and as examples; the reads are
+# not validated against them on the way out (they are the upstream's entries, passed through).
+
+HANDLE_EXAMPLE = "AZ4p1pe8lDq0jE7Sx1l0Yk0wq0W3U6cKcQ2nJfZxE4U8p4c7J3n0p5yAq9YfC7vDs0Q"
+
+KNOWN_MESSAGE_TYPES = (
+    "Text",
+    "ParticipantJoined",
+    "ParticipantLeft",
+    "ParticipantRejoined",
+    "TypingStarted",
+    "TypingStopped",
+    "TranscriptSaveDone",
+    "Notice",
+)
+
+
+class MessageType(StrEnum):
+    """The transcript entry types the upstream documents. Others may come and are passed on
+    as plain strings: clients must treat an unknown type as opaque, not fail on it."""
+
+    TEXT = "Text"
+    PARTICIPANT_JOINED = "ParticipantJoined"
+    PARTICIPANT_LEFT = "ParticipantLeft"
+    PARTICIPANT_REJOINED = "ParticipantRejoined"
+    TYPING_STARTED = "TypingStarted"
+    TYPING_STOPPED = "TypingStopped"
+    TRANSCRIPT_SAVE_DONE = "TranscriptSaveDone"
+    NOTICE = "Notice"
+
+
+class ParticipantType(StrEnum):
+    """Documented participant types; others are passed on as plain strings."""
+
+    CUSTOMER = "Customer"
+    AGENT = "Agent"
+    EXTERNAL = "External"
+
+
+class ChatStateName(StrEnum):
+    """Documented chat states; others are passed on as plain strings."""
+
+    WAITING_FOR_AGENT = "WaitingForAgent"
+    CHATTING = "Chatting"
+    IDLE = "Idle"
+
+
+class Participant(BaseModel):
+    """A party of the chat, as the upstream sent it (`participantId` always a string here)."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [{"nickname": "Kristi", "participantId": "2", "type": "Agent"}]
+        },
+    )
+    nickname: str | None = None
+    participantId: str | None = Field(
+        default=None, description="A string, even where the upstream sends a number"
+    )
+    type: ParticipantType | str | None = None
+
+
+class Message(BaseModel):
+    """One transcript entry. `index` and `type` are always present; every other field the
+    upstream sent is passed on (`timestamp`, `utcTime`, `timestampSeconds` in milliseconds,
+    `visibility` where the upstream has them)."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "index": 7,
+                    "type": "Text",
+                    "text": "How can I help you?",
+                    "from": {"nickname": "Kristi", "participantId": "2", "type": "Agent"},
+                }
+            ]
+        },
+    )
+    index: int = Field(ge=1, description="Position in the transcript, from 1, increasing")
+    type: MessageType | str = Field(description="One of the documented types, or any other")
+    text: str | None = Field(default=None, description="The text of `Text` and `Notice` entries")
+    from_: Participant | None = Field(default=None, alias="from")
+
+
+class Chat(BaseModel):
+    """The chat resource. `id` is the chat handle. Also the payload of the `state` event."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": HANDLE_EXAMPLE,
+                    "state": "Chatting",
+                    "capabilities": [
+                        "SendMessage",
+                        "SendStartTypingNotification",
+                        "SendStopTypingNotification",
+                        "Complete",
+                    ],
+                    "participants": [
+                        {"nickname": "Kristi", "participantId": "2", "type": "Agent"},
+                        {"nickname": "Chris", "participantId": "1", "type": "Customer"},
+                    ],
+                }
+            ]
+        }
+    )
+    id: str = Field(description="The chat handle")
+    state: ChatStateName | str = Field(
+        description="WaitingForAgent, Chatting, Idle (over for the customer), or another value"
+    )
+    capabilities: list[str] = Field(description="The operations valid in this state")
+    participants: list[Participant]
+
+
+class ChatCreated(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"id": HANDLE_EXAMPLE, "statusCode": 0, "path": f"/api/v2/chats/{HANDLE_EXAMPLE}"}
+            ]
+        }
+    )
     id: str = Field(description="The chat handle: opaque; use it wherever the chat id goes")
-    statusCode: int = 0
-    path: str
+    statusCode: int = Field(default=0, description="0: success")
+    path: str = Field(description="The chat's path, relative to the base URL")
 
 
-class StatusOut(BaseModel):
-    statusCode: int = 0
+class OperationResult(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"statusCode": 0}]})
+    statusCode: int = Field(default=0, description="0: success")
 
 
-class ChatOut(BaseModel):
-    id: str
-    state: str
-    capabilities: list[str]
-    participants: list[dict[str, Any]]
+class ChatResponse(BaseModel):
+    chat: Chat
+    statusCode: int = Field(default=0, description="0: success")
 
 
-class ChatResourceOut(BaseModel):
-    chat: ChatOut
-    statusCode: int = 0
+class MessageList(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "messages": [
+                        {
+                            "index": 4,
+                            "type": "TypingStarted",
+                            "from": {"nickname": "Chris", "participantId": "1", "type": "Customer"},
+                        },
+                        {
+                            "index": 5,
+                            "type": "Text",
+                            "text": "Where is my order?",
+                            "from": {"nickname": "Chris", "participantId": "1", "type": "Customer"},
+                        },
+                    ],
+                    "statusCode": 0,
+                }
+            ]
+        }
+    )
+    messages: list[Message] = Field(description="In index order, each index once")
+    statusCode: int = Field(default=0, description="0: success")
 
 
-class MessagesOut(BaseModel):
-    messages: list[dict[str, Any]]
-    statusCode: int = 0
+class Error(BaseModel):
+    """Every error, in the upstream's shape."""
 
-
-class ErrorOut(BaseModel):
-    statusCode: int
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"statusCode": 6, "statusMessage": "Chat not found"}]}
+    )
+    statusCode: int = Field(
+        description="1 missing parameter, 2 not valid in this state, 3 forbidden or rate "
+        "limited, 4 internal/upstream error, 6 not found, 10 invalid input, 12 unavailable"
+    )
     statusMessage: str
+
+
+# --- Server-Sent Event payloads (`GET .../events`): the `data:` of each event type.
+
+
+class UpstreamStatusPayload(BaseModel):
+    """`status` event: the chat service became unreachable, or is back."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"upstream": "degraded"}]})
+    upstream: Literal["ok", "degraded"]
+
+
+class EndPayload(BaseModel):
+    """`end` event: the chat is over; the server closes the stream after it."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{}]})
+
+
+class StateEvent(BaseModel):
+    """`event: state`: sent first on every connection, then on each change."""
+
+    event: Literal["state"]
+    retry: int | None = Field(default=None, description="Reconnect delay hint (ms), first only")
+    data: Chat
+
+
+class MessageEvent(BaseModel):
+    """`event: message`: one transcript entry; `id` is its index (resume with Last-Event-ID)."""
+
+    event: Literal["message"]
+    id: str = Field(pattern=r"^[0-9]+$", description="The message index")
+    data: Message
+
+
+class StatusEvent(BaseModel):
+    event: Literal["status"]
+    data: UpstreamStatusPayload
+
+
+class EndEvent(BaseModel):
+    event: Literal["end"]
+    data: EndPayload
+
+
+SSE_EVENT_MODELS: tuple[type[BaseModel], ...] = (StateEvent, MessageEvent, StatusEvent, EndEvent)
+
+# The names these models had before they were documented for SDKs.
+ChatCreatedOut = ChatCreated
+StatusOut = OperationResult
+ChatOut = Chat
+ChatResourceOut = ChatResponse
+MessagesOut = MessageList
+ErrorOut = Error

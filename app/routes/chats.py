@@ -10,46 +10,44 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response
 from fastapi.responses import JSONResponse
+from pydantic import WithJsonSchema
 
 from app.errors import InvalidInputError
+from app.openapi import INDEX_SCHEMA, errors
 from app.routes.deps import ChatRefDep, ClientIpDep, RuntimeDep
 from app.schemas import (
-    ChatCreatedOut,
+    ChatCreated,
     ChatOperationBody,
-    ChatResourceOut,
-    ErrorOut,
-    MessagesOut,
+    ChatResponse,
+    MessageList,
+    OperationResult,
     RequestChatBody,
     SendMessageBody,
-    StatusOut,
 )
 from app.service import chat_json
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorOut, "description": text}
-    for status, text in {
-        400: "Invalid input (statusCode 1: missing, 10: invalid)",
-        403: "Origin not allowed",
-        404: "Unknown, tampered or foreign chat handle",
-        409: "Operation not valid in the chat's current state",
-        413: "Body too large",
-        415: "Body is not JSON",
-        429: "Rate limited; see Retry-After",
-        502: "The chat service answered unexpectedly",
-        503: "The chat service or the bus is unavailable; see Retry-After",
-        504: "The chat service timed out",
-    }.items()
-}
+# The errors each route can really answer (403: a browser from a foreign origin, anywhere
+# under /api/; 413/415: bodies, so POSTs only; 503: the bus, anywhere).
+POST_ERRORS = (400, 403, 413, 415, 429, 502, 503, 504)
+READ_ERRORS = (403, 404, 503)
 
 router = APIRouter(prefix="/api/v2", tags=["chats"])
 
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-@router.post("/chats", response_model=ChatCreatedOut, responses=ERRORS, summary="RequestChat")
+@router.post(
+    "/chats",
+    response_model=ChatCreated,
+    # 409: outside business hours ("closed"), or the chat service answered "not now";
+    # 404: the chat service itself answered "not found".
+    responses=errors(*POST_ERRORS, 404, 409),
+    summary="RequestChat",
+    description="Starts a chat. Answers the chat handle: use it wherever the chat id goes.",
+)
 async def request_chat(
     body: RequestChatBody, rt: RuntimeDep, ip: ClientIpDep, response: Response
-) -> ChatCreatedOut:
+) -> ChatCreated:
     rt.offline.require_open()
     rt.create_limiter.hit(ip)
     ref = await rt.service.create(
@@ -60,27 +58,31 @@ async def request_chat(
         push_token=body.pushToken,
     )
     response.headers.update(NO_STORE)
-    return ChatCreatedOut(id=ref.handle, path=f"/api/v2/chats/{ref.handle}")
+    return ChatCreated(id=ref.handle, path=f"/api/v2/chats/{ref.handle}")
 
 
 @router.post(
     "/chats/{handle}",
-    response_model=StatusOut,
-    responses=ERRORS,
+    response_model=OperationResult,
+    responses=errors(*POST_ERRORS, 404, 409),
     summary="SendMessage, SendStartTypingNotification, SendStopTypingNotification, Complete",
+    description=(
+        "One of the four chat operations, chosen by `operationName`. Complete ends the chat "
+        "for the customer: later operations answer 409."
+    ),
 )
-async def operate(
+async def operate_chat(
     ref: ChatRefDep,
     body: Annotated[ChatOperationBody, Body()],
     rt: RuntimeDep,
     ip: ClientIpDep,
     response: Response,
-) -> StatusOut:
+) -> OperationResult:
     rt.send_limiter.hit(ip)
     text = body.text if isinstance(body, SendMessageBody) else None
     await rt.service.operate(ref, body.operationName, text)
     response.headers.update(NO_STORE)
-    return StatusOut()
+    return OperationResult()
 
 
 def _answer(payload: dict[str, Any]) -> JSONResponse:
@@ -89,33 +91,51 @@ def _answer(payload: dict[str, Any]) -> JSONResponse:
     return JSONResponse(payload, headers=NO_STORE)
 
 
-@router.get("/chats/{handle}", response_model=ChatResourceOut, responses=ERRORS, summary="GetChat")
+GET_CHAT: dict[str, Any] = {
+    "response_model": ChatResponse,
+    "responses": errors(*READ_ERRORS),
+    "summary": "GetChat",
+    "description": "The chat resource, served from the shared cache.",
+}
+
+
+@router.get("/chats/{handle}", **GET_CHAT)
 async def get_chat(ref: ChatRefDep, rt: RuntimeDep) -> JSONResponse:
     state = await rt.service.chat(ref)
     return _answer({"chat": chat_json(ref.handle, state), "statusCode": 0})
 
 
-@router.get(
-    "/chats/{handle}/messages",
-    response_model=MessagesOut,
-    responses=ERRORS,
-    summary="GetMessages",
-    description=(
-        "Served from the shared cache. With `index`: messages with index >= index; add "
-        "`wait` (seconds, long-poll) to hold the request until one exists or `wait` passes. "
-        "Without `index`: the messages this chat's index-less readers were not given yet."
-    ),
+MESSAGES_DESCRIPTION = (
+    "Served from the shared cache. With `index`: messages with index >= index; add "
+    "`wait` (seconds, long-poll) to hold the request until one exists or `wait` passes. "
+    "Without `index`: the messages this chat's index-less readers were not given yet."
 )
+# Parsed by `_index`/`_wait` below (400 on a bad value, in the upstream's shape); documented
+# as the numbers they are, with the maximum `wait` filled in from the settings (app/openapi.py).
+IndexQuery = Annotated[
+    str | None,
+    Query(description="Messages with index >= this; 0 or 1 means the whole transcript"),
+    WithJsonSchema(INDEX_SCHEMA),
+]
+WaitQuery = Annotated[
+    str | None,
+    Query(description="Long-poll: seconds to wait for a message; needs `index`"),
+    WithJsonSchema({"type": "number", "minimum": 0}),
+]
+GET_MESSAGES: dict[str, Any] = {
+    "response_model": MessageList,
+    "responses": errors(400, *READ_ERRORS),
+    "summary": "GetMessages",
+    "description": MESSAGES_DESCRIPTION,
+}
+
+
+@router.get("/chats/{handle}/messages", **GET_MESSAGES)
 async def get_messages(
     ref: ChatRefDep,
     rt: RuntimeDep,
-    index: Annotated[
-        str | None,
-        Query(description="Messages with index >= this; 0 or 1 means the whole transcript"),
-    ] = None,
-    wait: Annotated[
-        str | None, Query(description="Long-poll: seconds to wait for a message (<= 30)")
-    ] = None,
+    index: IndexQuery = None,
+    wait: WaitQuery = None,
 ) -> JSONResponse:
     start = _index(index)
     wait_s = _wait(wait, rt.long_poll_max_s)
@@ -123,6 +143,30 @@ async def get_messages(
         raise InvalidInputError("wait: needs an index")
     messages = await rt.service.messages(ref, start, wait_s)
     return _answer({"messages": [m.body for m in messages], "statusCode": 0})
+
+
+# The paths the upstream's overview page tells client developers to poll: the same reads.
+@router.get(
+    "/me/chat/{handle}",
+    name="get_my_chat",
+    **{**GET_CHAT, "summary": "GetChat (the upstream overview's path)"},
+)
+async def get_my_chat(ref: ChatRefDep, rt: RuntimeDep) -> JSONResponse:
+    return await get_chat(ref, rt)
+
+
+@router.get(
+    "/me/chat/{handle}/messages",
+    name="get_my_messages",
+    **{**GET_MESSAGES, "summary": "GetMessages (the upstream overview's path)"},
+)
+async def get_my_messages(
+    ref: ChatRefDep,
+    rt: RuntimeDep,
+    index: IndexQuery = None,
+    wait: WaitQuery = None,
+) -> JSONResponse:
+    return await get_messages(ref, rt, index, wait)
 
 
 def _index(raw: str | None) -> int | None:

@@ -8,21 +8,49 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
+from pydantic import WithJsonSchema
 
 from app.errors import InvalidInputError, UpstreamUnavailableError
-from app.routes.chats import ERRORS
+from app.openapi import INDEX_SCHEMA, errors
 from app.routes.deps import ChatRefDep, ClientIpDep, RuntimeDep
 from app.sse import ChatStream, EventStreamResponse
 
 router = APIRouter(prefix="/api/v2", tags=["events"])
 
 DESCRIPTION = """\
-Server-Sent Events. First a `state` event (state, capabilities, participants), then every
-transcript entry after `Last-Event-ID` (header, or `lastEventId` query parameter on the first
-connect) as `message` events whose `id:` is the upstream index, then live `message`, `state`,
-`status` (`{"upstream": "degraded"|"ok"}`) and `end` events. After `end` the server closes the
-stream; reconnecting gets `end` again. Heartbeat comments keep idle connections open.
+Server-Sent Events. First a `state` event, then every transcript entry after `Last-Event-ID`
+(header, or `lastEventId` query parameter on the first connect) as `message` events whose
+`id:` is the upstream index, then live `message`, `state`, `status` and `end` events. After
+`end` the server closes the stream; reconnecting gets `end` again. Heartbeat comments keep
+idle connections open. Use an SSE client (a browser's `EventSource`, or a library): it
+reconnects with `Last-Event-ID` by itself.
+
+| event | `data:` (JSON) | `id:` |
+|---|---|---|
+| `state` | `Chat` (state, capabilities, participants) | none |
+| `message` | `Message` (any upstream type) | its index |
+| `status` | `UpstreamStatusPayload`: `{"upstream": "degraded"}` or `{"upstream": "ok"}` | none |
+| `end` | `EndPayload`: `{}` | none |
 """
+
+
+# Each event of the stream as an object: its `event:` name, its `id:` where it has one, and
+# its `data:` (JSON). The schemas are added to the components by app/openapi.py, so SDK
+# generators make models of them; the body itself is documented as the text it is, so a
+# generated client reads it as text instead of parsing a stream as one JSON document.
+EVENT_FRAME_SCHEMA = {
+    "oneOf": [
+        {"$ref": f"#/components/schemas/{name}"}
+        for name in ("StateEvent", "MessageEvent", "StatusEvent", "EndEvent")
+    ],
+    "discriminator": {
+        "propertyName": "event",
+        "mapping": {
+            kind: f"#/components/schemas/{kind.capitalize()}Event"
+            for kind in ("state", "message", "status", "end")
+        },
+    },
+}
 
 
 def _resume_point(header: str | None, query: str | None) -> int:
@@ -38,7 +66,22 @@ def _resume_point(header: str | None, query: str | None) -> int:
     "/chats/{handle}/events",
     response_class=EventStreamResponse,
     status_code=200,
-    responses={**ERRORS, 200: {"content": {"text/event-stream": {}}, "description": "The stream"}},
+    responses={
+        **errors(400, 403, 404, 429, 503),
+        200: {
+            "description": "The stream: `state`, `message`, `status` and `end` events",
+            "content": {
+                "text/event-stream": {
+                    "schema": {
+                        "type": "string",
+                        "description": "`event:`, `id:` and `data:` lines (Server-Sent Events)",
+                    },
+                    # OpenAPI 3.2's itemSchema, as an extension in this 3.1 document.
+                    "x-itemSchema": EVENT_FRAME_SCHEMA,
+                }
+            },
+        },
+    },
     summary="Chat events (SSE)",
     description=DESCRIPTION,
 )
@@ -46,8 +89,16 @@ async def chat_events(
     ref: ChatRefDep,
     rt: RuntimeDep,
     ip: ClientIpDep,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-    last_event_id_query: Annotated[str | None, Query(alias="lastEventId")] = None,
+    last_event_id: Annotated[
+        str | None,
+        Header(alias="Last-Event-ID", description="Resume after this message index"),
+        WithJsonSchema(INDEX_SCHEMA),
+    ] = None,
+    last_event_id_query: Annotated[
+        str | None,
+        Query(alias="lastEventId", description="Resume point of the first connect"),
+        WithJsonSchema(INDEX_SCHEMA),
+    ] = None,
 ) -> EventStreamResponse:
     if rt.draining.is_set():
         raise UpstreamUnavailableError("This instance is shutting down", retry_after_s=1)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
+from app.openapi import RETRY_AFTER
 from app.routes.deps import RuntimeDep
 
 router = APIRouter(tags=["operations"])
@@ -20,7 +22,29 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: the bus and the upstream are reachable")
+_READINESS: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "status": {"type": "string", "enum": ["ready", "unavailable", "draining"]},
+        "bus": {"type": "string", "enum": ["ok", "unavailable"]},
+        "upstream": {"type": "string", "enum": ["ok", "unavailable"]},
+    },
+    "required": ["status"],
+}
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: the bus and the upstream are reachable",
+    responses={
+        200: {"content": {"application/json": {"schema": _READINESS}}},
+        503: {
+            "description": "Not ready, or draining for a shutdown",
+            "headers": RETRY_AFTER,
+            "content": {"application/json": {"schema": _READINESS}},
+        },
+    },
+)
 async def readyz(rt: RuntimeDep) -> JSONResponse:
     if rt.draining.is_set():
         return JSONResponse({"status": "draining"}, status_code=503, headers={"Retry-After": "5"})
@@ -46,6 +70,6 @@ async def readyz(rt: RuntimeDep) -> JSONResponse:
     return JSONResponse(body, status_code=200 if ready else 503, headers=headers)
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
 async def metrics(rt: RuntimeDep) -> Response:
     return Response(rt.metrics.render(), media_type="text/plain; version=0.0.4")

@@ -1,0 +1,120 @@
+"""Cross-origin answers for browsers: preflights, CORS headers, and the 403 for foreign origins.
+
+Owns what a browser on another origin is told, for every path. An allowed origin (the
+allow-list, `*`, or our own host) may send any request header it likes (none is forwarded
+upstream) with credentials: chat-bff sets no cookie and trusts none, so allowing credentials
+grants nothing, and the origin is echoed, never `*`, as browsers require. A foreign origin
+gets a JSON 403 in the upstream's error shape on every preflight and on every API request.
+Pure ASGI, so streams pass through unbuffered. It must not look at bodies or chat handles.
+"""
+
+from __future__ import annotations
+
+import re
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.errors import OriginNotAllowedError, error_body, error_response
+from app.security import OriginPolicy
+
+METHODS = ("GET", "POST")
+# Browsers cap it (Chromium: 2 h, Firefox: 24 h); the allow-list rarely changes faster.
+MAX_AGE_S = 7200
+# Response headers a page's script may read besides the CORS-safelisted ones.
+EXPOSE = ("Retry-After", "X-Request-ID")
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def requested_headers(value: str | None) -> str:
+    """The header names a preflight asked for, as one list to allow: each well-formed name
+    (an HTTP token), lower-cased, once. Anything else in the list is dropped."""
+    if not value:
+        return ""
+    names: dict[str, None] = {}
+    for part in value.split(","):
+        name = part.strip().lower()
+        if _TOKEN.match(name):
+            names[name] = None
+    return ", ".join(names)
+
+
+def _add_vary(headers: MutableHeaders, *names: str) -> None:
+    present = {v.strip().lower() for v in headers.get("vary", "").split(",") if v.strip()}
+    for name in names:
+        if name.lower() not in present:
+            headers.add_vary_header(name)
+
+
+class CrossOrigin:
+    """Answers preflights itself and adds the CORS headers to every answer for an allowed
+    origin. `Vary: Origin` is on every answer, so a shared cache never hands one origin's
+    answer to another."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        origins: OriginPolicy,
+        api_prefix: str = "/api/",
+        max_age_s: int = MAX_AGE_S,
+    ) -> None:
+        self.app = app
+        self.origins = origins
+        self.api_prefix = api_prefix
+        self.max_age_s = max_age_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        origin = headers.get("origin")
+        allowed = origin is not None and self.origins.allows(origin, headers.get("host"))
+        if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
+            response = self._preflight(origin, allowed, headers)
+            await response(scope, receive, send)
+            return
+        if origin is not None and not allowed and scope["path"].startswith(self.api_prefix):
+            refused = error_response(OriginNotAllowedError())
+            _add_vary(refused.headers, "Origin")
+            await refused(scope, receive, send)
+            return
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                out = MutableHeaders(scope=message)
+                _add_vary(out, "Origin")
+                if allowed and origin is not None:
+                    out["Access-Control-Allow-Origin"] = origin
+                    out["Access-Control-Allow-Credentials"] = "true"
+                    out["Access-Control-Expose-Headers"] = ", ".join(EXPOSE)
+            await send(message)
+
+        await self.app(scope, receive, send_with_cors)
+
+    def _preflight(self, origin: str | None, allowed: bool, headers: Headers) -> Response:
+        vary = ("Origin", "Access-Control-Request-Method", "Access-Control-Request-Headers")
+        if not allowed or origin is None:
+            refused = error_response(OriginNotAllowedError())
+            _add_vary(refused.headers, *vary)
+            return refused
+        method = headers["access-control-request-method"]
+        if method not in METHODS:
+            answer: Response = JSONResponse(
+                error_body(3, "Method not allowed"),
+                status_code=405,
+                headers={"Allow": ", ".join(METHODS)},
+            )
+        else:
+            answer = Response(status_code=204)
+            allow_headers = requested_headers(headers.get("access-control-request-headers"))
+            if allow_headers:
+                answer.headers["Access-Control-Allow-Headers"] = allow_headers
+            answer.headers["Access-Control-Allow-Methods"] = ", ".join(METHODS)
+            answer.headers["Access-Control-Max-Age"] = str(self.max_age_s)
+        answer.headers["Access-Control-Allow-Origin"] = origin
+        answer.headers["Access-Control-Allow-Credentials"] = "true"
+        _add_vary(answer.headers, *vary)
+        return answer
