@@ -776,7 +776,7 @@
       busy(false);
       show("form");
       const empty = [...form.elements].find((f) => f.required && !f.value);
-      if (isOpen()) (empty || startBtn).focus();
+      if (root.activeElement) (empty || startBtn).focus(); // never take focus from the page
     }
 
     // Opening hours are asked for whenever the panel opens without a chat.

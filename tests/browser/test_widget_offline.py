@@ -157,4 +157,5 @@ def test_a_contact_center_outage_turns_start_into_a_message(
         "Our chat is unavailable right now. Leave us a message and we'll reply by e-mail."
     )
     expect(page.get_by_role("button", name="Send message")).to_be_visible()
+    assert page.evaluate("document.activeElement === document.body")  # no focus taken on load
     assert widget.errors == []
