@@ -490,7 +490,7 @@
       sub.textContent = { connecting: T.connecting, waiting: T.waiting, chatting: fmt(T.chatting, { name: agentName || T.agent }) }[p] || "";
       const ended = p === "ended";
       endBtn.hidden = ended || !chat;
-      soundBtn.hidden = !chat;
+      soundBtn.hidden = ended || !chat;
       const hadFocus = root.activeElement;
       composer.hidden = ended || !confirmBox.hidden;
       if (ended) confirmBox.hidden = true;
