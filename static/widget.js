@@ -666,11 +666,20 @@
       }
     }
 
+    // The tone's audio context is made during the customer's click on Start (browsers only let
+    // a page play sound after a gesture), and used for every new message after that.
     let audio = null;
-    function chime() {
+    const hear = () => {
       try {
         audio = audio || new AudioContext();
-        audio.resume();
+        audio.resume().catch(() => {});
+      } catch (e) {
+        /* no audio here */
+      }
+    };
+    function chime() {
+      hear();
+      try {
         const t = audio.currentTime;
         const tone = audio.createOscillator();
         const gain = audio.createGain();
@@ -741,6 +750,7 @@
           body.subject = value("subject");
           if (Object.keys(userData).length) body.userData = userData;
           askToNotify(); // the subject is the customer's first message
+          hear();
           const { id } = await api("POST", "/chats", body, once(body));
           adopt(id, true, { s: body.subject, n: body.nickname, t: Date.now(), m: !!userData.email });
           form.reset();
