@@ -68,7 +68,7 @@
 
   async function api(method, path, body, key, signal) {
     const headers = body ? { "Content-Type": "application/json" } : {};
-    if (key) headers["Idempotency-Key"] = key;
+    if (key) headers["Idempotency-Key"] = '"' + key + '"'; // a Structured Field string
     const res = await fetch(base + "/api/v2" + path, {
       method,
       signal,
