@@ -13,6 +13,7 @@ from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_valida
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app import hours
+from app.bus import parse_redis_url
 from app.webhooks import parse_secret
 
 MIN_SECRET_KEY_CHARS = 32
@@ -228,7 +229,24 @@ class Settings(BaseSettings):
         )
         if not value.startswith(schemes):
             raise ValueError("must start with one of " + ", ".join(schemes))
+        parse_redis_url(value)  # options, hosts, paths: a bad URL stops the start
         return value
+
+    # -- Redis topologies and fleet-wide limits (issue 10) ---------------------------------
+    redis_failover_wait_s: float = Field(
+        default=12.0,
+        ge=0,
+        le=120,
+        description="How long a customer's request waits for Redis through a failover before "
+        "503 (a Sentinel or Cluster failover of up to 10 s passes unnoticed)",
+    )
+    stream_count_ttl_s: float = Field(
+        default=15.0,
+        ge=1,
+        le=600,
+        description="Stream counts of an instance that died without closing them stop "
+        "counting towards the per-IP and per-chat limits after this",
+    )
 
     @model_validator(mode="after")
     def _cadence(self) -> Settings:

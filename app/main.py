@@ -27,6 +27,7 @@ from app.docs import install_docs
 from app.errors import install_error_handlers
 from app.hours import parse as parse_business_hours
 from app.http import ApiGuard, RequestMetrics
+from app.limits import ConcurrencyLimiter, RateLimiter
 from app.metrics import Metrics
 from app.offline import KIND as OFFLINE_KIND
 from app.offline import OfflineDesk
@@ -37,13 +38,7 @@ from app.push import KIND as PUSH_KIND
 from app.push import PushHook
 from app.registry import PollerRegistry
 from app.routes import chats, events, health, offline
-from app.security import (
-    ClientAddress,
-    ConcurrencyLimiter,
-    HandleCodec,
-    OriginPolicy,
-    RateLimiter,
-)
+from app.security import ClientAddress, HandleCodec, OriginPolicy
 from app.service import ChatService
 from app.sse import StreamHub, StreamTuning
 from app.upstream import UpstreamClient
@@ -80,6 +75,8 @@ def create_app(
         retention_s=settings.cache_retention_s,
         subscriber_buffer=settings.sse_buffer_events,
         op_timeout_s=settings.redis_timeout_s,
+        failover_wait_s=settings.redis_failover_wait_s,
+        holder_ttl_s=settings.stream_count_ttl_s,
     )
     codec = HandleCodec(settings.secret_keys)
     origins = OriginPolicy(settings.allowed_origins)
@@ -135,10 +132,15 @@ def create_app(
         metrics=metrics,
         client_address=ClientAddress(settings.trusted_proxies),
         origins=origins,
-        create_limiter=RateLimiter(settings.chat_create_per_minute, settings.chat_create_burst),
-        send_limiter=RateLimiter(settings.send_per_minute, settings.send_burst),
-        stream_limits_ip=ConcurrencyLimiter(settings.max_streams_per_ip),
-        stream_limits_chat=ConcurrencyLimiter(settings.max_streams_per_chat),
+        # Fleet-wide through the bus (one limit for N instances); see app/limits.py.
+        create_limiter=RateLimiter(
+            the_bus, "create-ip", settings.chat_create_per_minute, settings.chat_create_burst
+        ),
+        send_limiter=RateLimiter(the_bus, "send-ip", settings.send_per_minute, settings.send_burst),
+        stream_limits_ip=ConcurrencyLimiter(the_bus, "streams-ip", settings.max_streams_per_ip),
+        stream_limits_chat=ConcurrencyLimiter(
+            the_bus, "streams-chat", settings.max_streams_per_chat
+        ),
         stream_tuning=stream_tuning,
         streams=streams,
         long_poll_max_s=settings.long_poll_max_s,

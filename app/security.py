@@ -1,9 +1,9 @@
-"""Chat handles, client identity and abuse limits.
+"""Chat handles, client identity and origins.
 
 Owns sealing upstream chat ids into opaque handles (AES-256-GCM under keys derived from
 `BFF_SECRET_KEY`, several keys for rotation), the chat key used on the bus, the client IP as
-seen through trusted proxies, the origin policy and per-IP rate limits. It must not log or
-return an upstream id, a key, or anything derived from a key other than a handle.
+seen through trusted proxies and the origin policy (abuse limits are `limits.py`). It must not
+log or return an upstream id, a key, or anything derived from a key other than a handle.
 """
 
 from __future__ import annotations
@@ -14,10 +14,7 @@ import hashlib
 import ipaddress
 import os
 import re
-import time
-from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from cryptography.exceptions import InvalidTag
@@ -25,7 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from app.errors import ChatNotFoundError, OriginNotAllowedError, RateLimitedError
+from app.errors import ChatNotFoundError, OriginNotAllowedError
 
 _VERSION = b"\x01"
 _NONCE_BYTES = 12
@@ -143,60 +140,3 @@ class OriginPolicy:
     def check(self, origin: str | None, host: str | None) -> None:
         if not self.allows(origin, host):
             raise OriginNotAllowedError()
-
-
-@dataclass(slots=True)
-class _Bucket:
-    tokens: float
-    at: float
-
-
-class RateLimiter:
-    """Token buckets per key (client IP), in this process. Bounded: the least recently seen
-    keys are forgotten first, which only ever errs towards letting a client through."""
-
-    def __init__(self, per_minute: float, burst: int, *, max_keys: int = 100_000) -> None:
-        self._rate = per_minute / 60.0
-        self._burst = float(burst)
-        self._max_keys = max_keys
-        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
-
-    def hit(self, key: str) -> None:
-        now = time.monotonic()
-        bucket = self._buckets.pop(key, None) or _Bucket(self._burst, now)
-        bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.at) * self._rate)
-        bucket.at = now
-        self._buckets[key] = bucket
-        if len(self._buckets) > self._max_keys:
-            self._buckets.popitem(last=False)
-        if bucket.tokens < 1.0:
-            wait = (1.0 - bucket.tokens) / self._rate
-            raise RateLimitedError(retry_after_s=max(1, int(wait + 0.999)))
-        bucket.tokens -= 1.0
-
-
-class ConcurrencyLimiter:
-    """Counts live streams per key in this process. `check` refuses above the limit before a
-    stream starts; `enter`/`leave` bracket the stream's life (inside its generator, so a
-    stream that never started never counts)."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._counts: dict[str, int] = {}
-
-    def check(self, key: str) -> None:
-        if self._counts.get(key, 0) >= self._limit:
-            raise RateLimitedError("Too many open streams", retry_after_s=5)
-
-    def enter(self, key: str) -> None:
-        self._counts[key] = self._counts.get(key, 0) + 1
-
-    def leave(self, key: str) -> None:
-        count = self._counts.get(key, 0) - 1
-        if count <= 0:
-            self._counts.pop(key, None)
-        else:
-            self._counts[key] = count
-
-    def count(self, key: str) -> int:
-        return self._counts.get(key, 0)

@@ -2,24 +2,36 @@
 
 Owns the rules between the routes and the shared cache: handles in, upstream ids out; reads
 served from the cache the chat's poller fills (never one upstream call per reader); per-chat
-cookies on sends; the index-less read cursor; long-poll waits; a completed chat stays over.
+cookies on sends; the index-less read cursor; long-poll waits; a completed chat stays over; a
+chat opened upstream is never left unreachable, and a write the upstream took never answers an
+error because of the bus (the client would repeat it).
 It must not know HTTP framing (routes, sse) or poll loops (poller, registry).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from app.bus.base import Bus, ChatRecord, Subscription
-from app.errors import ChatNotFoundError, InvalidStateError, UpstreamUnavailableError
+from app.errors import (
+    BffError,
+    BusUnavailableError,
+    ChatNotFoundError,
+    InvalidStateError,
+    UpstreamUnavailableError,
+)
 from app.models import JSON, ChatEvent, ChatState, EventKind, Message, UpstreamStatus
 from app.registry import PollerRegistry
 from app.security import HandleCodec, chat_key
 from app.transcript import ended_state
 from app.upstream import UpstreamClient
+
+log = logging.getLogger("chat_bff.service")
 
 # Operations whose result viewers wait to see: the poller polls once at once for them (the
 # echo of a message, the end of a chat). Typing notices change nothing a viewer waits for.
@@ -72,13 +84,28 @@ class ChatService:
         )
         handle = self._codec.seal(created.upstream_id)
         ref = ChatRef(handle, created.upstream_id, chat_key(created.upstream_id))
-        if created.cookies:
-            await self._bus.set_cookies(ref.key, created.cookies)
-        if push_token is not None:
-            # Before the poller starts, so its first commit already knows to notify.
-            await self._bus.push_register(ref.key, handle=handle, push_token=push_token)
-        # Start polling at once: the customer's page will read the chat in a moment.
-        await self._registry.interest(ref.key, ref.handle, reader_s=self._reader_window_s)
+        # The chat is open upstream now: it must end up reachable or closed, never orphaned.
+        try:
+            if created.cookies:
+                await self._bus.set_cookies(ref.key, created.cookies)
+            if push_token is not None:
+                # Before the poller starts, so its first commit already knows to notify.
+                await self._bus.push_register(ref.key, handle=handle, push_token=push_token)
+        except BusUnavailableError:
+            # Its upstream session (or its push record) could not be kept, so later calls
+            # could not reach it (or never notify): close it, and let the client ask again
+            # (503, Retry-After).
+            log.warning("bus unavailable after RequestChat: completing the new chat")
+            with contextlib.suppress(BffError):
+                await self._upstream.send(created.upstream_id, "Complete", cookies=created.cookies)
+            raise
+        try:
+            # Start polling at once: the customer's page will read the chat in a moment.
+            await self._registry.interest(ref.key, ref.handle, reader_s=self._reader_window_s)
+        except BusUnavailableError:
+            # The handle is stateless and works as is; the first read or stream notes the
+            # interest again once the bus is back.
+            log.warning("bus unavailable after RequestChat: the new chat's poller starts later")
         return ref
 
     async def operate(self, ref: ChatRef, operation: str, text: str | None = None) -> None:
@@ -88,13 +115,18 @@ class ChatService:
         answer = await self._upstream.send(
             ref.upstream_id, operation, text=text, cookies=record.cookies
         )
-        if answer.cookies:
-            await self._bus.set_cookies(ref.key, answer.cookies)
-        if operation == "Complete":
-            await self._bus.mark_completed(ref.key)
-        await self._registry.interest(ref.key, ref.handle)
-        if operation in ECHOED_OPERATIONS:
-            await self._registry.poke(ref.key)
+        # The upstream took it. A bus failure from here must not answer an error: the client
+        # would send again, and the agent would read the message twice.
+        try:
+            if answer.cookies:
+                await self._bus.set_cookies(ref.key, answer.cookies)
+            if operation == "Complete":
+                await self._bus.mark_completed(ref.key)
+            await self._registry.interest(ref.key, ref.handle)
+            if operation in ECHOED_OPERATIONS:
+                await self._registry.poke(ref.key)
+        except BusUnavailableError:
+            log.warning("bus unavailable after %s: the poller catches up on its cadence", operation)
 
     async def warm(self, ref: ChatRef, *, waiting_s: float = 0.0) -> ChatRecord:
         """The chat's shared record once its poller has committed at least once; notes a

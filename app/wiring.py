@@ -10,10 +10,11 @@ import asyncio
 from dataclasses import dataclass, field
 
 from app.bus.base import Bus
+from app.limits import ConcurrencyLimiter, RateLimiter
 from app.metrics import Metrics
 from app.offline import OfflineDesk
 from app.registry import PollerRegistry
-from app.security import ClientAddress, ConcurrencyLimiter, OriginPolicy, RateLimiter
+from app.security import ClientAddress, OriginPolicy
 from app.service import ChatService
 from app.sse import StreamHub, StreamTuning
 from app.upstream import UpstreamClient

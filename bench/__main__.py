@@ -25,6 +25,7 @@ SCENARIOS = (
     "idle_streams",
     "rest_overhead",
     "failover",
+    "redis_topologies",
 )
 
 

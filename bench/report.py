@@ -13,6 +13,7 @@ from typing import Any
 
 from bench.report_details import details
 from bench.report_format import DASH, fmt, get, ratio
+from bench.report_topologies import topology_rows
 
 HEADLINE_KEYS = (
     "upstream_requests_ratio",
@@ -198,6 +199,7 @@ def _targets(res: dict[str, Any], quick: bool) -> list[str]:
         "",
         lambda: fo["lost"] == 0 and fo["duplicated"] == 0,
     )
+    rows += topology_rows(res, lambda check: _met(check, quick))
     return rows
 
 

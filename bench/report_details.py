@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.report_format import DASH, fmt, get
+from bench.report_topologies import topology_details
 
 
 def details(res: dict[str, Any]) -> list[str]:
@@ -146,6 +147,7 @@ def details(res: dict[str, Any]) -> list[str]:
             f"{fo['lost']} lost, {fo['duplicated']} duplicated.",
             "",
         ]
+    out += topology_details(res)
     return out
 
 

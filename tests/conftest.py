@@ -9,6 +9,14 @@ import pytest
 
 from tests.servers import ServerProcess, start_bff, start_emulator
 
+# Real Redis topologies (Sentinel, Cluster), shared by the bus and fleet suites.
+from tests.topologies import (  # noqa: F401
+    fresh_redis_cluster,
+    fresh_sentinel_group,
+    redis_cluster,
+    sentinel_group,
+)
+
 
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[ServerProcess]:

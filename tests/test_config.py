@@ -28,6 +28,24 @@ CASES = [
     ("bad origin", {"BFF_ALLOWED_ORIGINS": "shop.example"}, "BFF_ALLOWED_ORIGINS"),
     ("bad proxy", {"BFF_TRUSTED_PROXIES": "10.0.0.0/99"}, "BFF_TRUSTED_PROXIES"),
     ("heartbeat too slow", {"BFF_SSE_HEARTBEAT_S": "40"}, "BFF_SSE_HEARTBEAT_S"),
+    # -- Redis URL options and failover settings (redis)
+    (
+        "redis option typo",
+        {"BFF_REDIS_URL": "redis+cluster://:short-secret-value@n1:7000?socket_timeot=1"},
+        "socket_timeot",
+    ),
+    (
+        "redis CA file missing",
+        {"BFF_REDIS_URL": "rediss://h:6380/0?ssl_ca_certs=/no/such/ca.pem"},
+        "ssl_ca_certs",
+    ),
+    (
+        "sentinel option, secret not echoed",
+        {"BFF_REDIS_URL": "redis+sentinel://s1/m?sentinel_password=short-secret-value&x=1"},
+        "BFF_REDIS_URL",
+    ),
+    ("failover wait too long", {"BFF_REDIS_FAILOVER_WAIT_S": "600"}, "BFF_REDIS_FAILOVER_WAIT_S"),
+    ("stream count ttl zero", {"BFF_STREAM_COUNT_TTL_S": "0"}, "BFF_STREAM_COUNT_TTL_S"),
     # -- webhooks and business hours (hooks)
     ("push url, no secret", {"BFF_PUSH_WEBHOOK_URL": "http://h/x"}, "BFF_PUSH_WEBHOOK_SECRET"),
     ("bad push secret", {"BFF_PUSH_WEBHOOK_SECRET": "short-secret-value"}, "whsec_"),

@@ -6,11 +6,21 @@ a Redis URL (plain, Sentinel or Cluster) the `RedisBus` a fleet shares.
 
 from __future__ import annotations
 
-from app.bus.base import Bus, ChatRecord, Fence
+from app.bus._connect import parse_redis_url
+from app.bus.base import Bus, ChatRecord, Fence, Limits
 from app.bus.memory import MemoryBus
 from app.bus.redis import RedisBus
 
-__all__ = ["Bus", "ChatRecord", "Fence", "MemoryBus", "RedisBus", "make_bus"]
+__all__ = [
+    "Bus",
+    "ChatRecord",
+    "Fence",
+    "Limits",
+    "MemoryBus",
+    "RedisBus",
+    "make_bus",
+    "parse_redis_url",
+]
 
 
 def make_bus(
@@ -20,6 +30,8 @@ def make_bus(
     retention_s: float = 86400,
     subscriber_buffer: int = 256,
     op_timeout_s: float = 2.0,
+    failover_wait_s: float = 0.0,
+    holder_ttl_s: float = 15.0,
 ) -> Bus:
     """Build the bus for `url` (None: in-process). Nothing connects until first use."""
     if url is None:
@@ -30,4 +42,6 @@ def make_bus(
         retention_s=retention_s,
         subscriber_buffer=subscriber_buffer,
         op_timeout_s=op_timeout_s,
+        failover_wait_s=failover_wait_s,
+        holder_ttl_s=holder_ttl_s,
     )

@@ -1,25 +1,36 @@
 """Redis URLs and client construction for the Redis bus.
 
-Owns the supported URL forms and how each becomes a command client and a pub/sub client:
+Owns the supported URL forms, their options, and how each becomes a command client and the
+clients fan-out reads from:
 
-* `redis://`, `rediss://`, `unix://`: `redis.asyncio.from_url`.
+* `redis://`, `rediss://`, `unix://`: one server.
 * `redis+sentinel://[user:pass@]host:port[,host:port...]/<service_name>[/db]` (`rediss+sentinel`
-  for TLS): the master of `service_name` via `Sentinel.master_for`; credentials go to the
-  master, not to the sentinels.
-* `redis+cluster://[user:pass@]host:port[,host:port...]` (`rediss+cluster` for TLS): commands via
-  `RedisCluster`; pub/sub on a plain connection to ONE node. Classic PUBLISH is broadcast to
-  every node of a cluster, so a subscriber on any node sees every chat's events; if that node
-  fails the reader reconnects to another one (and resyncs its subscribers).
+  for TLS): the master of `service_name`, found through the sentinels on every new connection
+  (so a failover is followed); `user:pass` are the data nodes' credentials.
+* `redis+cluster://[user:pass@]host:port[,host:port...]` (`rediss+cluster` for TLS): a Redis
+  Cluster (Redis >= 7: fan-out uses sharded pub/sub). Commands go through `RedisCluster`
+  (slot map, MOVED/ASK); fan-out opens its own connection to each primary (`node_client`).
+
+Query options, the same for every form (unknown ones are refused, so a typo fails at startup):
+
+* `socket_timeout`, `socket_connect_timeout`: seconds (default: `BFF_REDIS_TIMEOUT_S`).
+* TLS schemes only: `ssl_ca_certs` (CA bundle file), `ssl_certfile` + `ssl_keyfile` (client
+  certificate), `ssl_cert_reqs` (`required`, the default, `optional` or `none`),
+  `ssl_check_hostname` (`true`/`false`; Cluster nodes announce IP addresses).
+* Sentinel only: `sentinel_username`, `sentinel_password` (the sentinels' own credentials,
+  when they differ from the data nodes'), `sentinel_ssl` (`true`/`false`; default: as the
+  scheme). Sentinels use the same CA and client certificate.
+* `unix://` only: `db`.
 
 It must not talk to Redis itself (beyond what client constructors do lazily) nor know keys.
 """
 
 from __future__ import annotations
 
-import random
+import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -27,6 +38,10 @@ from redis.asyncio.sentinel import Sentinel
 
 Kind = Literal["direct", "sentinel", "cluster"]
 _DEFAULT_PORT = {"sentinel": 26379, "cluster": 6379}
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+_CERT_REQS = ("required", "optional", "none")
+# Options that carry secrets: never echoed in an error.
+_SECRET_OPTIONS = ("sentinel_password",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,20 +54,36 @@ class RedisTarget:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     ssl: bool = False
+    # Parsed query options (see the module docstring), typed.
+    options: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def tls(self) -> dict[str, Any]:
+        """Connection keyword arguments for TLS (empty without it)."""
+        if not self.ssl:
+            return {}
+        return {"ssl": True, **{k: v for k, v in self.options.items() if k.startswith("ssl_")}}
+
+    def timeouts(self) -> dict[str, Any]:
+        return {k: v for k, v in self.options.items() if k.startswith("socket_")}
 
 
 def parse_redis_url(url: str) -> RedisTarget:
-    """Classify and split a Redis URL; raises ValueError for anything not supported."""
+    """Classify and split a Redis URL; raises ValueError for anything not supported. Error
+    messages never contain a password."""
     scheme, sep, rest = url.partition("://")
     scheme = scheme.lower()
     if not sep:
         raise ValueError("Redis URL needs a scheme")
+    rest, _, query = rest.split("#", 1)[0].partition("?")
     if scheme in ("redis", "rediss", "unix"):
-        return RedisTarget("direct", url=url)
+        ssl = scheme == "rediss"
+        options = _options(query, ssl=ssl, mode="unix" if scheme == "unix" else "")
+        return RedisTarget("direct", url=f"{scheme}://{rest}", ssl=ssl, options=options)
     base, plus, mode = scheme.partition("+")
     if not plus or base not in ("redis", "rediss") or mode not in ("sentinel", "cluster"):
         raise ValueError(f"unsupported Redis URL scheme {scheme!r}")
-    rest = rest.split("?", 1)[0].split("#", 1)[0]
+    ssl = base == "rediss"
+    options = _options(query, ssl=ssl, mode=mode)
     netloc, _, path = rest.partition("/")
     username = password = None
     if "@" in netloc:
@@ -68,7 +99,7 @@ def parse_redis_url(url: str) -> RedisTarget:
         if parts:
             raise ValueError("a Redis Cluster URL takes no path (Cluster has only db 0)")
         return RedisTarget(
-            "cluster", hosts=hosts, username=username, password=password, ssl=base == "rediss"
+            "cluster", hosts=hosts, username=username, password=password, ssl=ssl, options=options
         )
     if not parts or len(parts) > 2:
         raise ValueError("a Sentinel URL needs /<service_name>[/<db>]")
@@ -83,8 +114,60 @@ def parse_redis_url(url: str) -> RedisTarget:
         db=db,
         username=username,
         password=password,
-        ssl=base == "rediss",
+        ssl=ssl,
+        options=options,
     )
+
+
+def _options(query: str, *, ssl: bool, mode: str) -> dict[str, Any]:
+    allowed = {"socket_timeout", "socket_connect_timeout"}
+    if ssl:
+        allowed |= {
+            "ssl_ca_certs",
+            "ssl_certfile",
+            "ssl_keyfile",
+            "ssl_cert_reqs",
+            "ssl_check_hostname",
+        }
+    if mode == "sentinel":
+        allowed |= {"sentinel_username", "sentinel_password", "sentinel_ssl"}
+    if mode == "unix":
+        allowed.add("db")
+    out: dict[str, Any] = {}
+    for name, raw in parse_qsl(query, keep_blank_values=True, strict_parsing=False):
+        if name not in allowed:
+            hint = " (TLS options need a rediss scheme)" if name.startswith("ssl_") else ""
+            raise ValueError(f"unsupported Redis URL option {name!r}{hint}")
+        shown = "..." if name in _SECRET_OPTIONS else repr(raw)
+        if name.startswith("socket_"):
+            try:
+                value: Any = float(raw)
+            except ValueError:
+                value = -1.0
+            if not 0 < value <= 300:
+                raise ValueError(f"Redis URL option {name} must be seconds in (0, 300]: {shown}")
+        elif name in ("ssl_check_hostname", "sentinel_ssl"):
+            if raw.lower() not in _TRUE + _FALSE:
+                raise ValueError(f"Redis URL option {name} must be true or false, not {shown}")
+            value = raw.lower() in _TRUE
+        elif name == "ssl_cert_reqs":
+            if raw.lower() not in _CERT_REQS:
+                raise ValueError(f"Redis URL option {name} must be one of {', '.join(_CERT_REQS)}")
+            value = raw.lower()
+        elif name in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile"):
+            if not os.path.isfile(raw):
+                raise ValueError(f"Redis URL option {name}: no such file {shown}")
+            value = raw
+        elif name == "db":
+            if not raw.isdigit():
+                raise ValueError(f"Redis URL option db must be an integer, not {shown}")
+            value = int(raw)
+        else:
+            value = raw
+        out[name] = value
+    if ("ssl_certfile" in out) != ("ssl_keyfile" in out):
+        raise ValueError("Redis URL options ssl_certfile and ssl_keyfile go together")
+    return out
 
 
 def _host_port(item: str, default_port: int) -> tuple[str, int]:
@@ -103,50 +186,64 @@ def _host_port(item: str, default_port: int) -> tuple[str, int]:
 
 @dataclass(slots=True)
 class Clients:
-    """The command client, and a factory for the single pub/sub client (called again by the
-    reader after a connection loss, so a Cluster reader can move to another node)."""
+    """The command client, and factories for the connections fan-out reads from."""
 
     commands: Redis | RedisCluster
     target: RedisTarget
     base_kwargs: dict[str, Any]
     sentinel: Sentinel | None = None
 
-    async def pubsub_client(self, **extra: Any) -> Redis:
+    def pubsub_client(self, **extra: Any) -> Redis:
+        """A client for the single pub/sub connection of a plain or Sentinel bus (called again
+        after a connection loss, so a Sentinel reader follows a failover)."""
         kwargs = {**self.base_kwargs, **extra}
         if self.target.kind == "direct":
             return Redis.from_url(self.target.url, **kwargs)
-        if self.target.kind == "sentinel":
-            assert self.sentinel is not None
-            client: Redis = self.sentinel.master_for(
-                self.target.service_name, db=self.target.db, **kwargs
-            )
-            return client
-        cluster = self.commands
-        assert isinstance(cluster, RedisCluster)
-        await cluster.initialize()
-        node = random.choice(cluster.get_primaries())
-        return Redis(host=node.host, port=int(node.port), **self._auth(), **kwargs)
+        assert self.sentinel is not None, "a Cluster reads from node_client"
+        client: Redis = self.sentinel.master_for(
+            self.target.service_name, db=self.target.db, **kwargs
+        )
+        return client
 
-    def _auth(self) -> dict[str, Any]:
-        auth: dict[str, Any] = {"username": self.target.username, "password": self.target.password}
-        if self.target.ssl:
-            auth["ssl"] = True
-        return auth
+    def node_client(self, host: str, port: int, **extra: Any) -> Redis:
+        """A plain client to one Cluster node (sharded pub/sub is per node)."""
+        kwargs = {**self.base_kwargs, **extra}
+        return Redis(
+            host=host,
+            port=port,
+            username=self.target.username,
+            password=self.target.password,
+            **self.target.tls(),
+            **kwargs,
+        )
 
 
 def make_clients(url: str, **kwargs: Any) -> Clients:
-    """Build the command client; `kwargs` are connection options common to both clients."""
+    """Build the command client; `kwargs` are connection options common to all clients (the
+    URL's timeouts override theirs)."""
     target = parse_redis_url(url)
+    kwargs = {**kwargs, **target.timeouts()}
     if target.kind == "direct":
-        return Clients(Redis.from_url(url, **kwargs), target, kwargs)
+        extra = {k: v for k, v in target.options.items() if k == "db" or k.startswith("ssl_")}
+        kwargs.update(extra)
+        return Clients(Redis.from_url(target.url, **kwargs), target, kwargs)
     if target.kind == "sentinel":
-        sentinel_kwargs = {k: v for k, v in kwargs.items() if k.startswith("socket_")}
+        options = target.options
+        sentinel_tls = options.get("sentinel_ssl", target.ssl)
+        tls = {k: v for k, v in target.tls().items() if k != "ssl"}
+        sentinel_kwargs: dict[str, Any] = {
+            **{k: v for k, v in kwargs.items() if k.startswith("socket_")},
+            "username": options.get("sentinel_username"),
+            "password": options.get("sentinel_password"),
+        }
+        if sentinel_tls:
+            sentinel_kwargs.update(ssl=True, **tls)
         sentinel = Sentinel(  # type: ignore[no-untyped-call]
             list(target.hosts),
             sentinel_kwargs=sentinel_kwargs,
             username=target.username,
             password=target.password,
-            ssl=target.ssl,
+            **target.tls(),
         )
         master: Redis = sentinel.master_for(target.service_name, db=target.db, **kwargs)
         return Clients(master, target, kwargs, sentinel)
@@ -156,7 +253,7 @@ def make_clients(url: str, **kwargs: Any) -> Clients:
         startup_nodes=nodes,
         username=target.username,
         password=target.password,
-        ssl=target.ssl,
+        **target.tls(),
         **options,
     )
     return Clients(cluster, target, kwargs)

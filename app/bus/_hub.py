@@ -17,6 +17,16 @@ from app.models import ChatEvent, EventKind
 RESYNC = ChatEvent(EventKind.RESYNC)
 
 
+def raise_if_cancelled() -> None:
+    """Raise the CancelledError a library swallowed. On Python 3.11, redis-py's asyncio client
+    can complete a command normally although the task was cancelled meanwhile (the request
+    stays counted in `Task.cancelling()`); a loop that then waits on a future of its own would
+    never end. Called after Redis calls and before such waits."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def check_chat(chat: str) -> str:
     """Chat keys become part of Redis key names inside a `{...}` hash tag, so braces (which would
     move the tag) and empty keys are refused by both buses alike."""
@@ -88,6 +98,7 @@ class LocalSubscription:
         return self
 
     async def __anext__(self) -> ChatEvent:
+        raise_if_cancelled()
         while not self._items:
             self._waiter = asyncio.get_running_loop().create_future()
             try:
@@ -129,6 +140,9 @@ class LocalHub:
 
     def chats(self) -> list[str]:
         return list(self._subs)
+
+    def subscriptions(self, chat: str) -> list[LocalSubscription]:
+        return list(self._subs.get(chat, ()))
 
     def count(self, chat: str) -> int:
         return len(self._subs.get(chat, ()))

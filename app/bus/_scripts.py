@@ -1,9 +1,13 @@
 """Lua scripts of the Redis bus: each one is a single atomic step on the server.
 
-Every script touches the keys of ONE chat only (all hash-tagged `{chat}`, one Cluster slot),
-except the interest scripts, which touch only the global interest set. User data (message
-bodies, state JSON) is passed as opaque strings and spliced into the event JSON by
-concatenation, never decoded by Lua: cjson would round numbers to 14 digits.
+Cluster rule: every script touches keys of ONE hash slot only, and names every key it touches
+in KEYS (Redis routes the call by them and refuses a key of another slot). The chat scripts
+touch the keys of one chat (all hash-tagged `{chat}`); COMMIT also publishes on the chat's
+channel, which carries the same tag (SPUBLISH on a Cluster, where the channel must be in the
+script's slot). The interest scripts touch only the global interest set; each limit script one
+counter key. User data (message bodies, state JSON) is passed as opaque strings and spliced
+into the event JSON by concatenation, never decoded by Lua: cjson would round numbers to 14
+digits.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ return 0
 
 # KEYS: lease, meta, log, epoch.
 # ARGV: token, retention_ms, channel, state_json|'', status|'', ended '1'|'0',
-#       then index, body_json pairs in ascending index order.
+#       'PUBLISH'|'SPUBLISH', then index, body_json pairs in ascending index order.
 # Returns the published events as a JSON list, or nil when the fence no longer holds the lease.
 COMMIT = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
@@ -41,7 +45,7 @@ local meta, log = KEYS[2], KEYS[3]
 local prev = redis.call('HGET', meta, 'cursor') or '0'
 local cursor = tonumber(prev)
 local out = {}
-for i = 7, #ARGV, 2 do
+for i = 8, #ARGV, 2 do
   local index = tonumber(ARGV[i])
   if index > cursor then
     redis.call('ZADD', log, index, ARGV[i] .. ':' .. ARGV[i + 1])
@@ -67,7 +71,7 @@ end
 redis.call('HSETNX', meta, 'cursor', '0')
 for k = 2, 4 do redis.call('PEXPIRE', KEYS[k], ARGV[2]) end
 local payload = '[' .. table.concat(out, ',') .. ']'
-if #out > 0 then redis.call('PUBLISH', ARGV[3], payload) end
+if #out > 0 then redis.call(ARGV[7], ARGV[3], payload) end
 return payload
 """
 
@@ -245,4 +249,64 @@ redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[3]), ARGV[1])
 redis.call('HDEL', KEYS[2], 'c:' .. ARGV[1])
 return 1
 """
+)
+
+
+# -- fleet-wide limits (`_limits.py`) --------------------------------------------------------
+
+# KEYS: bucket. ARGV: refill per second, burst. A token bucket on the server's clock; returns
+# the seconds to wait as a string ("0" when a token was taken).
+TAKE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1]) or burst
+local at = tonumber(state[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
+local wait = 0
+if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / rate end
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens), 'at',
+  string.format('%.6f', now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return string.format('%.6f', wait)
+"""
+
+# Holder counts: a hash per counter, field <instance> = that instance's count and
+# <instance># = the sequence number of its last write (writes may arrive out of order; an older
+# one is ignored). An instance always writes its absolute count, so any write heals drift.
+_WRITE_HOLDERS = """
+local seq = tonumber(redis.call('HGET', KEYS[1], ARGV[1] .. '#') or '-1')
+if seq < tonumber(ARGV[2]) then
+  if tonumber(ARGV[3]) > 0 then
+    redis.call('HSET', KEYS[1], ARGV[1], ARGV[3], ARGV[1] .. '#', ARGV[2])
+  else
+    redis.call('HDEL', KEYS[1], ARGV[1], ARGV[1] .. '#')
+  end
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[5]) end
+"""
+
+# KEYS: counter. ARGV: instance, seq, count, limit (unused), key_ttl_ms.
+SET_HOLDERS = _WRITE_HOLDERS + "return 1\n"
+
+# KEYS: counter. ARGV: instance, seq, new count, limit, key_ttl_ms, then dead instances whose
+# counts are dropped first. Returns 1 when the new count fits (and is written), else the list
+# of the other instances counted (nothing written).
+OCCUPY = (
+    """
+for i = 6, #ARGV do redis.call('HDEL', KEYS[1], ARGV[i], ARGV[i] .. '#') end
+local fields = redis.call('HGETALL', KEYS[1])
+local total, others = tonumber(ARGV[3]), {}
+for i = 1, #fields, 2 do
+  local name = fields[i]
+  if name ~= ARGV[1] and string.sub(name, -1) ~= '#' then
+    total = total + tonumber(fields[i + 1])
+    others[#others + 1] = name
+  end
+end
+if total > tonumber(ARGV[4]) then return others end
+"""
+    + _WRITE_HOLDERS
+    + "return 1\n"
 )

@@ -5,6 +5,7 @@
 * `ChatCache`: the shared copy of a chat (transcript, state, cursors, upstream cookies,
   interest). Written by the lease holder through a fenced `commit`; read by everyone.
 * `FanOut`: live delivery of committed events to subscribers on every instance.
+* `Limits`: abuse limits (token buckets, holder counts) the fleet shares.
 
 Chats are named by a *chat key*: an opaque string chosen by the caller (a digest of the upstream
 id), never a client handle or the upstream id itself. This module defines contracts only; the
@@ -63,9 +64,11 @@ class Lease(Protocol):
     * `acquire` grants the lease to at most one caller per chat while the lease is live; it
       returns None when someone else holds it.
     * `renew` extends, in one round trip, each lease still held by its fence and returns those
-      fences; a fence missing from the answer has lost its lease and its holder must stop
-      publishing at once. (One call per process per period, not one per chat: an instance
-      polling thousands of chats must not spend thousands of bus calls a second on leases.)
+      fences; a fence missing from the answer has lost its lease (or its renewal could not be
+      confirmed) and its holder must stop publishing at once. It raises BusUnavailableError
+      only when no renewal could be confirmed at all. (One call per process per period, not
+      one per chat: an instance polling thousands of chats must not spend thousands of bus
+      calls a second on leases. On a Redis Cluster: one round trip per node, all at once.)
     * `release` ends the lease only if the fence still holds it; releasing a lost lease is a
       no-op. After a release another instance may acquire immediately.
     * A lease nobody renews expires after its ttl, so a killed holder is replaced.
@@ -161,6 +164,33 @@ class FanOut(Protocol):
     def subscribe(self, chat: str) -> AbstractAsyncContextManager[Subscription]: ...
 
 
+# -- Limits (fleet-wide abuse limits) ----------------------------------------------------
+
+
+class Limits(Protocol):
+    """Abuse limits shared by the fleet: counted in Redis on a Redis bus, so N instances
+    enforce one limit, not N; in the process on the memory bus. `name` keeps limits apart;
+    `key` is opaque (a client IP, a chat key).
+
+    Guarantees:
+    * `take` is a token bucket per (name, key): `burst` tokens, refilled at `per_minute`/60 a
+      second. It takes one token and returns 0.0, or, with none left, takes nothing and
+      returns the seconds until one is. Atomic across the fleet.
+    * `occupy` counts one more holder of (name, key) and returns True when the count stays
+      within `limit` across the fleet; otherwise it counts nothing and returns False.
+    * `vacate` counts one holder of this instance fewer; it never waits nor fails (a Redis bus
+      writes it in the background, promptly). More vacates than occupies are ignored.
+    * Holders counted by an instance that dies without vacating (SIGKILL) stop counting
+      within the bus's holder ttl.
+    """
+
+    async def take(self, name: str, key: str, per_minute: float, burst: int) -> float: ...
+
+    async def occupy(self, name: str, key: str, limit: int) -> bool: ...
+
+    def vacate(self, name: str, key: str) -> None: ...
+
+
 # -- webhook outbox and push records (hooks) -----------------------------------------------
 
 
@@ -254,7 +284,7 @@ class PushRecords(Protocol):
     async def push_advance(self, chat: str, upto: int, *, ended: bool) -> None: ...
 
 
-class Bus(Lease, ChatCache, FanOut, Outbox, PushRecords, Protocol):
+class Bus(Lease, ChatCache, FanOut, Outbox, PushRecords, Limits, Protocol):
     """All of them, plus pokes, lifecycle and health."""
 
     async def poke(self, chat: str) -> None:

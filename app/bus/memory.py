@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from app.bus._hub import LocalHub, LocalSubscription, check_chat
+from app.bus._limits import MemoryLimits
 from app.bus.base import Bus, ChatRecord, Claim, Fence, OutboxItem, PushState
 from app.errors import OutboxFullError
 from app.models import ChatEvent, ChatState, EventKind, Message, UpstreamStatus
@@ -62,6 +63,7 @@ class MemoryBus:
         self._hooks = _HooksState()
         self._next_sweep = time.monotonic() + _SWEEP_EVERY_S
         self._closed = False
+        self._limits = MemoryLimits()
 
     # -- storage helpers ------------------------------------------------------------------
 
@@ -259,6 +261,17 @@ class MemoryBus:
     async def aclose(self) -> None:
         self._closed = True
         self._hub.close_all()
+
+    # -- Limits ---------------------------------------------------------------------------
+
+    async def take(self, name: str, key: str, per_minute: float, burst: int) -> float:
+        return await self._limits.take(name, key, per_minute, burst)
+
+    async def occupy(self, name: str, key: str, limit: int) -> bool:
+        return await self._limits.occupy(name, key, limit)
+
+    def vacate(self, name: str, key: str) -> None:
+        self._limits.vacate(name, key)
 
     # -- webhook outbox and push records (hooks) ------------------------------------------
 

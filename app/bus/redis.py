@@ -1,4 +1,4 @@
-"""The Redis bus: lease, chat cache and fan-out shared by a fleet of instances.
+"""The Redis bus: lease, chat cache, fan-out and limits shared by a fleet of instances.
 
 Owns the Redis data model of a chat. Every key of one chat is hash-tagged `{chat}` so they all
 live in one Cluster slot and each write is one atomic Lua script (`_scripts`):
@@ -16,11 +16,25 @@ live in one Cluster slot and each write is one atomic Lua script (`_scripts`):
     <prefix>:{outbox}:items   hash: delivery id -> payload
     <prefix>:{outbox}:meta    hash: c:<id> claim token, a:<id> attempts
     <prefix>:{outbox}:done    sorted set of delivered ids, score = when to forget them
+    <prefix>:rate:{..}, :lim:{..}, :alive:{..}   fleet-wide limits (`_limits`)
+
+Cluster rules (plain Redis and Sentinel follow them too, so one code path serves all three):
+
+* A new key of a chat goes under `_key(chat, name)`; a global key carries its own tag (or
+  none) and is never touched by a script together with a chat's keys.
+* A script touches keys of one slot only and names them all in KEYS. Work spanning chats is
+  one script call per chat, batched into one pipeline (`_calls.Calls.eval_many`): redis-py's
+  Cluster pipeline sends each node its share in one round trip, all nodes at once.
+* Fan-out uses sharded pub/sub on a Cluster (`_pubsub`): COMMIT SPUBLISHes on the chat's
+  channel, in the chat's slot.
 
 Fencing is done by Redis itself: `commit` stores and publishes only if the lease still holds
-the fence's token. Fan-out (one pub/sub connection per bus) is `_pubsub.PubSubFanOut`.
-It must not hold a Redis error past its own boundary (they surface as BusUnavailableError) and
-no call may wait longer than `op_timeout_s`.
+the fence's token. Every call is bounded by `op_timeout_s` per attempt; calls a customer waits
+for are retried through a failover (connection refused, CLUSTERDOWN, READONLY, a Sentinel
+without a master) for up to `failover_wait_s`, then fail as `BusUnavailableError`. The lease
+calls of pollers (`renew`, `commit`, `release`) are never retried here: a lease is worth less
+than its ttl, and the registry retries on its own schedule. No Redis error passes this module's
+boundary other than as BusUnavailableError.
 """
 
 from __future__ import annotations
@@ -28,18 +42,22 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager, suppress
 from typing import Any, TypeVar, cast
 
-from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from app.bus import _scripts
+from app.bus._calls import Calls
 from app.bus._connect import make_clients
 from app.bus._hub import LocalSubscription, check_chat
-from app.bus._pubsub import FAILURES, PubSubFanOut, decode_events
+from app.bus._limits import RedisLimits
+from app.bus._link import FAILURES, decode_events
+from app.bus._pubsub import PubSubFanOut
+from app.bus._routing import ClusterRouter, SingleRouter
 from app.bus.base import Bus, ChatRecord, Claim, Fence, OutboxItem, PushState
 from app.errors import BusUnavailableError, OutboxFullError
 from app.models import ChatEvent, ChatState, EventKind, Message, UpstreamStatus
@@ -68,10 +86,12 @@ class RedisBus:
         retention_s: float = 86400,
         subscriber_buffer: int = 256,
         op_timeout_s: float = 2.0,
+        failover_wait_s: float = 0.0,
+        holder_ttl_s: float = 15.0,
         client_name: str = "chat-bff",
         keepalive_s: float = 5.0,
         reconnect_min_s: float = 0.05,
-        reconnect_max_s: float = 5.0,
+        reconnect_max_s: float = 2.0,
     ) -> None:
         if not prefix or "{" in prefix or "}" in prefix:
             raise ValueError("invalid key prefix")
@@ -92,6 +112,9 @@ class RedisBus:
             retry=Retry(NoBackoff(), 1),
         )
         r = self._redis = self._clients.commands
+        self._calls = Calls(r, op_timeout_s=op_timeout_s, failover_wait_s=failover_wait_s)
+        self.cluster = isinstance(r, RedisCluster)
+        self._publish = "SPUBLISH" if self.cluster else "PUBLISH"
         self._acquire = r.register_script(_scripts.ACQUIRE)
         self._renew = r.register_script(_scripts.RENEW)
         self._release = r.register_script(_scripts.RELEASE)
@@ -103,16 +126,37 @@ class RedisBus:
         self._note_interest = r.register_script(_scripts.NOTE_INTEREST)
         self._live_interest = r.register_script(_scripts.LIVE_INTEREST)
         self._register_hooks_scripts(r)
+        # RESP2 and bytes: redis-py parses PING replies on a pub/sub connection (our barriers)
+        # right only in that mode. No retries: a lost connection must surface to the reader.
+        pubsub_kwargs: dict[str, Any] = {
+            "client_name": self.pubsub_client_name,
+            "retry": Retry(NoBackoff(), 0),
+            "protocol": 2,
+            "decode_responses": False,
+        }
+        clients = self._clients
+        router = (
+            ClusterRouter(
+                cast(RedisCluster, r),
+                lambda host, port: clients.node_client(host, port, **pubsub_kwargs),
+            )
+            if self.cluster
+            else SingleRouter(lambda: clients.pubsub_client(**pubsub_kwargs))
+        )
         self._fanout = PubSubFanOut(
-            self._pubsub_client,
+            router,
             self._channel,
             buffer=subscriber_buffer,
             op_timeout_s=op_timeout_s,
+            wait_s=failover_wait_s,
             keepalive_s=keepalive_s,
             backoff=(reconnect_min_s, reconnect_max_s),
             name=f"chat-bff bus reader {instance}",
         )
         self._hub = self._fanout.hub
+        self._limits = RedisLimits(
+            r, self._calls, prefix=prefix, instance=instance, holder_ttl_s=holder_ttl_s
+        )
 
     # -- naming and plumbing --------------------------------------------------------------
 
@@ -122,42 +166,36 @@ class RedisBus:
     def _channel(self, chat: str) -> str:
         return self._key(chat, "events")
 
-    async def _run(self, op: Callable[[], Awaitable[T]]) -> T:
-        try:
-            async with asyncio.timeout(self._timeout):
-                return await op()
-        except FAILURES as exc:
-            raise BusUnavailableError() from exc
-
     # -- Lease ----------------------------------------------------------------------------
 
     async def acquire(self, chat: str, ttl_s: float) -> Fence | None:
         keys = [self._key(check_chat(chat), "lease"), self._key(chat, "epoch")]
         token = f"{self._instance}:{secrets.token_hex(16)}"
         args: list[str | int] = [token, _ms(ttl_s), self._retention_ms]
-        epoch = await self._run(lambda: self._acquire(keys=keys, args=args))
+        epoch = await self._calls.run(lambda: self._acquire(keys=keys, args=args))
         return None if epoch is None else Fence(chat=chat, token=token, epoch=int(epoch))
 
     async def renew(self, fences: Sequence[Fence], ttl_s: float) -> frozenset[Fence]:
         if not fences:
             return frozenset()
         ttl = _ms(ttl_s)
-
-        async def renew_all() -> list[Any]:
-            # One pipelined round trip; each lease is its own key (and cluster slot).
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for fence in fences:
-                    keys = [self._key(fence.chat, "lease")]
-                    # redis-py queues a script call on a pipeline (its stubs omit that).
-                    await self._renew(keys=keys, args=[fence.token, ttl], client=cast(Any, pipe))
-                return list(await pipe.execute())
-
-        answers = await self._run(renew_all)
-        return frozenset(f for f, ok in zip(fences, answers, strict=True) if ok)
+        calls: list[tuple[list[str], list[str | int]]] = [
+            ([self._key(f.chat, "lease")], [f.token, ttl]) for f in fences
+        ]
+        answers = await self._calls.run(
+            lambda: self._calls.eval_many(self._renew, calls), wait=False
+        )
+        failed = [a for a in answers if isinstance(a, Exception)]
+        if failed and len(failed) == len(answers):
+            raise BusUnavailableError() from failed[0]
+        # A renewal that could not be confirmed (its node failing) counts as lost.
+        return frozenset(
+            f for f, ok in zip(fences, answers, strict=True) if ok and not isinstance(ok, Exception)
+        )
 
     async def release(self, fence: Fence) -> None:
         keys, args = [self._key(fence.chat, "lease")], [fence.token]
-        await self._run(lambda: self._release(keys=keys, args=args))
+        await self._calls.run(lambda: self._release(keys=keys, args=args), wait=False)
 
     # -- ChatCache ------------------------------------------------------------------------
 
@@ -179,13 +217,14 @@ class RedisBus:
             "" if state is None else _dumps(state.to_json()),
             "" if status is None else status.value,
             "1" if ended else "0",
+            self._publish,
         ]
         seen: set[int] = set()
         for message in sorted(messages, key=lambda m: m.index):
             if message.index not in seen:
                 seen.add(message.index)
                 args += [int(message.index), _dumps(message.body)]
-        payload = await self._run(lambda: self._commit(keys=keys, args=args))
+        payload = await self._calls.run(lambda: self._commit(keys=keys, args=args), wait=False)
         return None if payload is None else decode_events(payload)
 
     async def record(self, chat: str) -> ChatRecord:
@@ -200,7 +239,7 @@ class RedisBus:
                 fields, readers = await pipe.execute()
             return cast(dict[str, str], fields), bool(readers)
 
-        fields, readers = await self._run(load)
+        fields, readers = await self._calls.run(load)
         if not fields:
             return ChatRecord(readers=readers)
         state = fields.get("state")
@@ -219,7 +258,7 @@ class RedisBus:
         if limit <= 0:
             return []
         log_key = self._key(check_chat(chat), "log")
-        raw = await self._run(
+        raw = await self._calls.run(
             lambda: self._redis.zrange(
                 log_key, f"({after}", "+inf", byscore=True, offset=0, num=limit
             )
@@ -233,7 +272,7 @@ class RedisBus:
 
     async def claim_indexless(self, chat: str, upto: int) -> int:
         keys, args = [self._key(check_chat(chat), "meta")], [int(upto), self._retention_ms]
-        return int(await self._run(lambda: self._claim(keys=keys, args=args)))
+        return int(await self._calls.run(lambda: self._claim(keys=keys, args=args)))
 
     async def set_cookies(self, chat: str, cookies: dict[str, str]) -> None:
         keys = [self._key(check_chat(chat), "meta")]
@@ -242,11 +281,11 @@ class RedisBus:
         args: list[str | int] = [self._retention_ms]
         for name, value in cookies.items():
             args += [name, value]
-        await self._run(lambda: self._cookies(keys=keys, args=args))
+        await self._calls.run(lambda: self._cookies(keys=keys, args=args))
 
     async def mark_completed(self, chat: str) -> None:
         keys, args = [self._key(check_chat(chat), "meta")], [self._retention_ms]
-        await self._run(lambda: self._completed(keys=keys, args=args))
+        await self._calls.run(lambda: self._completed(keys=keys, args=args))
 
     async def note_interest(self, chat: str, ref: str, ttl_s: float) -> None:
         ref_key = self._key(check_chat(chat), "ref")
@@ -254,10 +293,12 @@ class RedisBus:
 
         # Two scripts, not one: the ref lives in the chat's slot, the set in its own.
         async def both() -> None:
-            await self._note_ref(keys=[ref_key], args=[ref, _ms(ttl_s)])
-            await self._note_interest(keys=[interest], args=[chat, _ms(ttl_s)])
+            await asyncio.gather(
+                self._note_ref(keys=[ref_key], args=[ref, _ms(ttl_s)]),
+                self._note_interest(keys=[interest], args=[chat, _ms(ttl_s)]),
+            )
 
-        await self._run(both)
+        await self._calls.run(both)
 
     async def interested(self) -> dict[str, str]:
         interest = f"{self._prefix}:interest"
@@ -272,14 +313,14 @@ class RedisBus:
             refs: list[str | None] = await pipe.execute()
             return {c: r for c, r in zip(chats, refs, strict=True) if r is not None}
 
-        return await self._run(load)
+        return await self._calls.run(load)
 
     # -- reader presence ------------------------------------------------------------------
 
     async def note_reader(self, chat: str, ttl_s: float) -> None:
         keys = [self._key(check_chat(chat), "readers")]
         # The same "longest expiry wins" SET as the interest ref.
-        await self._run(lambda: self._note_ref(keys=keys, args=["1", _ms(ttl_s)]))
+        await self._calls.run(lambda: self._note_ref(keys=keys, args=["1", _ms(ttl_s)]))
 
     # -- FanOut ---------------------------------------------------------------------------
 
@@ -290,32 +331,26 @@ class RedisBus:
         """Publish one POKE event to the chat's subscribers on every instance (its poller asks
         the upstream at once). Stores nothing and needs no lease."""
         channel = self._channel(check_chat(chat))
-        await self._run(lambda: self._redis.publish(channel, _POKE))
+        await self._calls.run(lambda: self._redis.execute_command(self._publish, channel, _POKE))
 
     def start(self) -> None:
         """Start the pub/sub reader now rather than on the first `subscribe`."""
         self._fanout.start()
-
-    async def _pubsub_client(self) -> Redis:
-        # RESP2 and bytes: redis-py parses PING replies on a pub/sub connection (our barriers)
-        # right only in that mode. No retries: a lost connection must surface to the reader.
-        return await self._clients.pubsub_client(
-            client_name=self.pubsub_client_name,
-            retry=Retry(NoBackoff(), 0),
-            protocol=2,
-            decode_responses=False,
-        )
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def ping(self) -> bool:
         try:
             async with asyncio.timeout(self._timeout):
+                if isinstance(self._redis, RedisCluster):
+                    # Every primary (the bus needs every slot), no replica.
+                    return bool(await self._redis.ping(target_nodes=RedisCluster.PRIMARIES))
                 return bool(await self._redis.ping())
         except FAILURES:
             return False
 
     async def aclose(self) -> None:
+        await self._limits.aclose()
         await self._fanout.aclose()
         with suppress(Exception):
             await self._redis.aclose()
@@ -323,6 +358,17 @@ class RedisBus:
             for client in self._clients.sentinel.sentinels:
                 with suppress(Exception):
                     await client.aclose()
+
+    # -- Limits ---------------------------------------------------------------------------
+
+    async def take(self, name: str, key: str, per_minute: float, burst: int) -> float:
+        return await self._limits.take(name, key, per_minute, burst)
+
+    async def occupy(self, name: str, key: str, limit: int) -> bool:
+        return await self._limits.occupy(name, key, limit)
+
+    def vacate(self, name: str, key: str) -> None:
+        self._limits.vacate(name, key)
 
     # -- webhook outbox and push records (hooks) ------------------------------------------
 
@@ -342,11 +388,11 @@ class RedisBus:
     async def push_register(self, chat: str, *, handle: str, push_token: str) -> None:
         keys = [self._key(check_chat(chat), "push")]
         args: list[str | int] = [push_token, handle, self._retention_ms]
-        await self._run(lambda: self._push_register(keys=keys, args=args))
+        await self._calls.run(lambda: self._push_register(keys=keys, args=args))
 
     async def push_settle(self, chat: str) -> PushState | None:
         keys = [self._key(check_chat(chat), n) for n in ("push", "readers", "meta")]
-        row = await self._run(lambda: self._push_settle(keys=keys, args=[self._retention_ms]))
+        row = await self._calls.run(lambda: self._push_settle(keys=keys, args=[self._retention_ms]))
         if row is None:
             return None
         readers, notified, end_notified, cursor, ended, token, handle = row
@@ -363,12 +409,12 @@ class RedisBus:
     async def push_advance(self, chat: str, upto: int, *, ended: bool) -> None:
         keys = [self._key(check_chat(chat), "push")]
         args: list[str | int] = [int(upto), "1" if ended else "0", self._retention_ms]
-        await self._run(lambda: self._push_advance(keys=keys, args=args))
+        await self._calls.run(lambda: self._push_advance(keys=keys, args=args))
 
     async def outbox_put(self, item: OutboxItem, *, max_items: int) -> bool:
         keys = [self._outbox(n) for n in ("due", "items", "done")]
         args: list[str | int] = [item.id, item.payload, int(max_items)]
-        stored = int(await self._run(lambda: self._outbox_put(keys=keys, args=args)))
+        stored = int(await self._calls.run(lambda: self._outbox_put(keys=keys, args=args)))
         if stored < 0:
             raise OutboxFullError()
         return stored == 1
@@ -377,7 +423,7 @@ class RedisBus:
         keys = [self._outbox(n) for n in ("due", "items", "meta")]
         token = f"{self._instance}:{secrets.token_hex(8)}"
         args: list[str | int] = [int(limit), _ms(claim_s), token]
-        wait, flat = await self._run(lambda: self._outbox_claim(keys=keys, args=args))
+        wait, flat = await self._calls.run(lambda: self._outbox_claim(keys=keys, args=args))
         claims = [
             Claim(id=str(flat[i]), payload=str(flat[i + 1]), token=token, attempt=int(flat[i + 2]))
             for i in range(0, len(flat), 3)
@@ -387,16 +433,16 @@ class RedisBus:
     async def outbox_done(self, claim: Claim, *, done_ttl_s: float) -> bool:
         keys = [self._outbox(n) for n in ("due", "items", "done", "meta")]
         args: list[str | int] = [claim.id, claim.token, _ms(done_ttl_s)]
-        return bool(await self._run(lambda: self._outbox_done(keys=keys, args=args)))
+        return bool(await self._calls.run(lambda: self._outbox_done(keys=keys, args=args)))
 
     async def outbox_retry(self, claim: Claim, delay_s: float) -> bool:
         keys = [self._outbox(n) for n in ("due", "meta")]
         args: list[str | int] = [claim.id, claim.token, _ms(delay_s)]
-        return bool(await self._run(lambda: self._outbox_retry(keys=keys, args=args)))
+        return bool(await self._calls.run(lambda: self._outbox_retry(keys=keys, args=args)))
 
     async def outbox_size(self) -> int:
         items = self._outbox("items")
-        return int(await self._run(lambda: self._redis.hlen(items)))
+        return int(await self._calls.run(lambda: self._redis.hlen(items)))
 
 
 # Interface guard: mypy checks that RedisBus satisfies every protocol in `Bus`.

@@ -49,7 +49,7 @@ async def request_chat(
     body: RequestChatBody, rt: RuntimeDep, ip: ClientIpDep, response: Response
 ) -> ChatCreated:
     rt.offline.require_open()
-    rt.create_limiter.hit(ip)
+    await rt.create_limiter.hit(ip)
     ref = await rt.service.create(
         body.nickname,
         body.subject,
@@ -78,7 +78,7 @@ async def operate_chat(
     ip: ClientIpDep,
     response: Response,
 ) -> OperationResult:
-    rt.send_limiter.hit(ip)
+    await rt.send_limiter.hit(ip)
     text = body.text if isinstance(body, SendMessageBody) else None
     await rt.service.operate(ref, body.operationName, text)
     response.headers.update(NO_STORE)

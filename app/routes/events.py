@@ -103,21 +103,24 @@ async def chat_events(
     if rt.draining.is_set():
         raise UpstreamUnavailableError("This instance is shutting down", retry_after_s=1)
     start = _resume_point(last_event_id, last_event_id_query)
-    rt.stream_limits_ip.check(ip)
-    rt.stream_limits_chat.check(ref.key)
+    # Counted fleet-wide from here; released when the response ends (`closed`).
+    await rt.stream_limits_chat.acquire(ref.key)
+    try:
+        await rt.stream_limits_ip.acquire(ip)
+    except BaseException:
+        rt.stream_limits_chat.release(ref.key)
+        raise
     stream = ChatStream(
         ref, start, bus=rt.bus, service=rt.service, hub=rt.streams, tuning=rt.stream_tuning
     )
 
     def opened() -> None:
         rt.metrics.sse_streams.inc()
-        rt.stream_limits_ip.enter(ip)
-        rt.stream_limits_chat.enter(ref.key)
 
     def closed() -> None:
         rt.metrics.sse_streams.dec()
-        rt.stream_limits_ip.leave(ip)
-        rt.stream_limits_chat.leave(ref.key)
+        rt.stream_limits_ip.release(ip)
+        rt.stream_limits_chat.release(ref.key)
 
     return EventStreamResponse(
         stream.frames(),

@@ -73,7 +73,7 @@ async def leave_message(
 ) -> StatusOut:
     if idempotency_key is not None and not idempotency_key.isprintable():
         raise InvalidInputError("Idempotency-Key: must be printable")
-    rt.create_limiter.hit(ip)
+    await rt.create_limiter.hit(ip)
     await rt.offline.leave(body, idempotency_key)
     response.headers.update(NO_STORE)
     return StatusOut()

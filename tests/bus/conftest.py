@@ -1,4 +1,5 @@
-"""Bus fixtures: the same tests run on a MemoryBus and on a RedisBus with a private prefix."""
+"""Bus fixtures: the same tests run on a MemoryBus and on a RedisBus with a private prefix, on
+one Redis server, a Sentinel group and a Redis Cluster."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from redis.asyncio import Redis
 from app.bus import Bus, MemoryBus, RedisBus
 from app.models import ChatEvent
 from tests.components import missing_component
+from tests.topologies import Topology
 
 REDIS_URL = os.environ.get("BFF_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -49,11 +51,25 @@ def prefix() -> str:
     return f"test-{secrets.token_hex(6)}"
 
 
-@pytest.fixture(params=["memory", "redis"])
+def topology_url(request: pytest.FixtureRequest, kind: str) -> Topology | None:
+    """The shared Sentinel group or Cluster for `kind` (started on first use), else None."""
+    if kind == "sentinel":
+        group: Topology = request.getfixturevalue("sentinel_group")
+        return group
+    if kind == "cluster":
+        cluster: Topology = request.getfixturevalue("redis_cluster")
+        return cluster
+    return None
+
+
+@pytest.fixture(params=["memory", "redis", "sentinel", "cluster"])
 async def make(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[BusFactory]:
-    """Builds buses of the parametrised kind; all buses of one test share one namespace, as
-    instances of one fleet do. Everything is closed and deleted afterwards."""
+    """Builds buses of the parametrised kind (in-process, or Redis: one server, a Sentinel
+    group, a Cluster); all buses of one test share one namespace, as instances of one fleet
+    do. Everything is closed and deleted afterwards."""
     kind: str = request.param
+    topology = topology_url(request, kind)
+    url = topology.url if topology is not None else REDIS_URL
     if kind == "redis":
         await redis_or_skip()
     made: list[Bus] = []
@@ -68,14 +84,16 @@ async def make(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Bus
             bus = MemoryBus(**kwargs)
         else:
             kwargs.setdefault("op_timeout_s", 2.0)
-            bus = RedisBus(REDIS_URL, prefix=prefix, **kwargs)
+            bus = RedisBus(url, prefix=prefix, **kwargs)
         made.append(bus)
         return bus
 
     yield factory
     for bus in made:
         await bus.aclose()
-    if kind == "redis":
+    if topology is not None:
+        await asyncio.to_thread(topology.delete_prefix, prefix)
+    elif kind == "redis":
         client = Redis.from_url(REDIS_URL)
         await delete_prefix(client, prefix)
         await client.aclose()

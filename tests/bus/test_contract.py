@@ -311,6 +311,27 @@ async def test_poke_reaches_every_subscriber_and_stores_nothing(make: BusFactory
     assert await a.record(chat) == ChatRecord()
 
 
+async def test_a_cancelled_subscriber_always_ends(bus: Bus) -> None:
+    """Cancelled at any moment of subscribing or listening, a subscriber task ends (a poller
+    that stops must not hang on its fan-out; on Python 3.11 redis-py can swallow a cancel)."""
+    chat = new_chat()
+
+    async def listen() -> None:
+        async with bus.subscribe(chat) as sub:
+            async for _ in sub:
+                pass
+
+    for moment in range(40):
+        task = asyncio.create_task(listen())
+        for _ in range(moment % 8):
+            await asyncio.sleep(0)
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=3)
+        assert done, f"a subscriber cancelled after {moment % 8} steps did not end"
+        assert task.cancelled()
+    assert bus._hub.count(chat) == 0  # type: ignore[attr-defined]
+
+
 async def test_aclose_ends_subscriptions(make: BusFactory) -> None:
     bus = await make()
     chat = new_chat()
@@ -428,6 +449,65 @@ async def test_invalid_chat_key_is_refused(bus: Bus) -> None:
 
 async def test_ping(bus: Bus) -> None:
     assert await bus.ping()
+
+
+# -- Limits: fleet-wide abuse limits ---------------------------------------------------------
+
+
+async def test_token_bucket_allows_the_burst_then_says_how_long_to_wait(make: BusFactory) -> None:
+    a, b = await make(), await make()
+    key = new_chat()
+    # 60 a minute: one token a second, three at once.
+    assert [await x.take("create", key, 60, 3) for x in (a, b, a)] == [0.0, 0.0, 0.0]
+    wait = await b.take("create", key, 60, 3)
+    assert 0.5 < wait <= 1.0  # shared: the three tokens were taken on two instances
+    assert await a.take("create", new_chat(), 60, 3) == 0.0  # another key is independent
+    assert await a.take("send", key, 60, 3) == 0.0  # another limit too
+
+
+async def test_token_bucket_refills(bus: Bus) -> None:
+    key = new_chat()
+    assert await bus.take("send", key, 600, 1) == 0.0  # ten a second
+    assert await bus.take("send", key, 600, 1) > 0.0
+    await asyncio.sleep(0.15)
+    assert await bus.take("send", key, 600, 1) == 0.0
+
+
+async def test_holders_are_counted_across_instances(make: BusFactory) -> None:
+    a, b = await make(), await make()
+    key, other = new_chat(), new_chat()
+    assert await a.occupy("streams", key, 3)
+    assert await b.occupy("streams", key, 3)
+    assert await b.occupy("streams", key, 3)
+    assert not await a.occupy("streams", key, 3)
+    assert not await b.occupy("streams", key, 3)
+    assert await a.occupy("streams", other, 3)  # another key
+    assert await a.occupy("long-polls", key, 3)  # another limit
+    a.vacate("streams", key)
+
+    # Vacates are written in the background, promptly.
+    for _ in range(100):
+        if await b.occupy("streams", key, 3):
+            break
+        await asyncio.sleep(0.02)
+    else:
+        pytest.fail("the vacated place never came free")
+    assert not await a.occupy("streams", key, 3)
+
+
+async def test_concurrent_occupiers_never_exceed_the_limit(make: BusFactory) -> None:
+    a, b = await make(), await make()
+    key = new_chat()
+    granted = await asyncio.gather(*(x.occupy("streams", key, 5) for x in [a, b] * 10))
+    assert sum(granted) == 5
+
+
+async def test_vacating_more_than_occupied_is_ignored(bus: Bus) -> None:
+    key = new_chat()
+    bus.vacate("streams", key)
+    bus.vacate("streams", key)
+    assert await bus.occupy("streams", key, 1)
+    assert not await bus.occupy("streams", key, 1)
 
 
 async def test_reader_presence_is_fleet_wide_and_expires(make: BusFactory) -> None:

@@ -183,6 +183,7 @@ class Proxy:
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.refusing = False
+        self.delay_s = 0.0  # added to every chunk forwarded, each way: a distant Redis
         self.links: list[tuple[asyncio.StreamWriter, asyncio.StreamWriter, list[bool]]] = []
         self.server: asyncio.Server | None = None
         self.url = ""
@@ -204,12 +205,13 @@ class Proxy:
             return_exceptions=True,
         )
 
-    @staticmethod
     async def _pipe(
-        src: asyncio.StreamReader, dst: asyncio.StreamWriter, alive: list[bool]
+        self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, alive: list[bool]
     ) -> None:
         try:
             while data := await src.read(65536):
+                if self.delay_s:
+                    await asyncio.sleep(self.delay_s)
                 if alive[0]:  # a silenced link swallows everything, like a dead peer
                     dst.write(data)
                     await dst.drain()
@@ -266,6 +268,27 @@ async def test_redis_outage_then_recovery(proxy: Proxy, prefix: str, redis_clien
     finally:
         await behind.aclose()
         await direct.aclose()
+        await delete_prefix(redis_client, prefix)
+
+
+async def test_renewing_many_leases_is_one_round_trip(
+    proxy: Proxy, prefix: str, redis_client: Redis
+) -> None:
+    behind = RedisBus(proxy.url, prefix=prefix, op_timeout_s=5)
+    try:
+        fences = [await behind.acquire(new_chat(), 30) for _ in range(200)]
+        assert all(fences)
+        held = [f for f in fences if f is not None]
+        await behind.renew(held, 30)  # the connection and the script are ready now
+        proxy.delay_s = 0.1  # a round trip now costs at least 0.2 s
+        started = time.monotonic()
+        assert await behind.renew(held, 30) == frozenset(held)
+        took = time.monotonic() - started
+        # One call per chat would take 200 round trips (40 s); a pipeline takes one.
+        assert took < 5 * 0.2, took
+    finally:
+        proxy.delay_s = 0
+        await behind.aclose()
         await delete_prefix(redis_client, prefix)
 
 
@@ -345,8 +368,66 @@ async def test_unreachable_redis_is_unavailable() -> None:
     ("url", "expected"),
     [
         ("redis://h:1/2", RedisTarget("direct", url="redis://h:1/2")),
-        ("rediss://u:p@h/0", RedisTarget("direct", url="rediss://u:p@h/0")),
-        ("unix:///run/redis.sock?db=1", RedisTarget("direct", url="unix:///run/redis.sock?db=1")),
+        ("rediss://u:p@h/0", RedisTarget("direct", url="rediss://u:p@h/0", ssl=True)),
+        (
+            "unix:///run/redis.sock?db=1",
+            RedisTarget("direct", url="unix:///run/redis.sock", options={"db": 1}),
+        ),
+        (
+            "redis://h/0?socket_timeout=0.5&socket_connect_timeout=3",
+            RedisTarget(
+                "direct",
+                url="redis://h/0",
+                options={"socket_timeout": 0.5, "socket_connect_timeout": 3.0},
+            ),
+        ),
+        (
+            f"rediss://h/0?ssl_ca_certs={__file__}&ssl_cert_reqs=optional&ssl_check_hostname=no",
+            RedisTarget(
+                "direct",
+                url="rediss://h/0",
+                ssl=True,
+                options={
+                    "ssl_ca_certs": __file__,
+                    "ssl_cert_reqs": "optional",
+                    "ssl_check_hostname": False,
+                },
+            ),
+        ),
+        (
+            "redis+sentinel://:data@s1/svc?sentinel_password=s%26p&sentinel_username=admin",
+            RedisTarget(
+                "sentinel",
+                hosts=(("s1", 26379),),
+                service_name="svc",
+                password="data",
+                options={"sentinel_password": "s&p", "sentinel_username": "admin"},
+            ),
+        ),
+        (
+            f"rediss+sentinel://s1/svc?sentinel_ssl=false&ssl_certfile={__file__}"
+            f"&ssl_keyfile={__file__}",
+            RedisTarget(
+                "sentinel",
+                hosts=(("s1", 26379),),
+                service_name="svc",
+                ssl=True,
+                options={
+                    "sentinel_ssl": False,
+                    "ssl_certfile": __file__,
+                    "ssl_keyfile": __file__,
+                },
+            ),
+        ),
+        (
+            "rediss+cluster://n1:7000?socket_timeout=1&ssl_cert_reqs=none",
+            RedisTarget(
+                "cluster",
+                hosts=(("n1", 7000),),
+                ssl=True,
+                options={"socket_timeout": 1.0, "ssl_cert_reqs": "none"},
+            ),
+        ),
         (
             "redis+sentinel://s1:26380,s2,[::1]:26381/mymaster/3",
             RedisTarget(
@@ -393,11 +474,33 @@ def test_parse_redis_url(url: str, expected: RedisTarget) -> None:
         "redis+sentinel:///svc",  # no host
         "redis+sentinel://h:port/svc",
         "redis+cluster://n1:7000/3",  # cluster has no db
+        "redis://h/0?unknown=1",  # a typo must not pass silently
+        "redis://h/0?ssl_ca_certs=/etc/hosts",  # TLS options need a TLS scheme
+        "rediss://h/0?ssl_ca_certs=/no/such/file",
+        "rediss://h/0?ssl_certfile=/etc/hosts",  # without its key
+        "rediss://h/0?ssl_cert_reqs=maybe",
+        "rediss://h/0?ssl_check_hostname=perhaps",
+        "redis://h/0?socket_timeout=0",
+        "redis://h/0?socket_timeout=soon",
+        "redis+cluster://n1?sentinel_password=x",  # a sentinel option elsewhere
+        "redis://h/0?db=1",  # the db of a TCP URL is its path
+        "unix:///s.sock?db=one",
     ],
 )
 def test_parse_redis_url_rejects(url: str) -> None:
     with pytest.raises(ValueError, match=r"Redis URL|Sentinel URL|Cluster URL"):
         parse_redis_url(url)
+
+
+def test_parse_errors_never_show_a_password() -> None:
+    for url in (
+        "redis+sentinel://:hunter2@h:port/svc",
+        "redis+sentinel://h/svc?sentinel_password=hunter2&sentinel_ssl=maybe",
+        "redis+sentinel://h/svc?sentinel_password=hunter2&bogus=1",
+    ):
+        with pytest.raises(ValueError, match="Redis URL") as caught:
+            parse_redis_url(url)
+        assert "hunter2" not in str(caught.value)
 
 
 @pytest.mark.parametrize(

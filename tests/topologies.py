@@ -1,0 +1,499 @@
+"""Real Redis topologies for tests, run from the `redis-server` binary on free loopback ports.
+
+* `SentinelGroup`: a master, its replica and three sentinels (quorum 2). The data nodes and
+  the sentinels have different passwords, as a hardened deployment would.
+* `ClusterGroup`: a Redis Cluster of three masters with one replica each, made by
+  `redis-cli --cluster create`, password protected.
+
+Failure detection is tuned down (3 s) so a failover takes seconds, not the production
+defaults' 15-30 s. The session fixtures (`sentinel_group`, `redis_cluster`) are shared by
+every test that leaves the topology as it found it (each test uses its own key prefix); tests
+that kill a node take a fresh one (`fresh_sentinel_group`, `fresh_redis_cluster`). Without the
+binaries the tests skip, and on CI (`CI=true`) they fail.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from tests.components import missing_component
+from tests.servers import free_port
+
+DATA_PASSWORD = "topology-data-secret"
+SENTINEL_PASSWORD = "topology-sentinel-secret"
+SERVICE = "mymaster"
+DOWN_AFTER_MS = 3000
+
+
+def _binary(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise FileNotFoundError(f"{name} is not installed")
+    return path
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A CA and one certificate signed by it (server and client use), for 127.0.0.1."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+    def server_args(self) -> list[str]:
+        return [
+            "--tls-cert-file", str(self.cert), "--tls-key-file", str(self.key),
+            "--tls-ca-cert-file", str(self.ca), "--tls-auth-clients", "yes",
+            "--tls-replication", "yes",
+        ]  # fmt: skip
+
+    def client_kwargs(self) -> dict[str, Any]:
+        return {
+            "ssl": True,
+            "ssl_ca_certs": str(self.ca),
+            "ssl_certfile": str(self.cert),
+            "ssl_keyfile": str(self.key),
+        }
+
+    def url_options(self) -> str:
+        return f"ssl_ca_certs={self.ca}&ssl_certfile={self.cert}&ssl_keyfile={self.key}"
+
+    def cli_args(self) -> list[str]:
+        return ["--tls", "--cacert", str(self.ca), "--cert", str(self.cert), "--key", str(self.key)]
+
+
+def make_tls_files(directory: Path) -> TlsFiles:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def name(text: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("chat-bff test CA"))
+        .issuer_name(name("chat-bff test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name("127.0.0.1"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    files = TlsFiles(directory / "ca.pem", directory / "cert.pem", directory / "key.pem")
+    files.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    files.key.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return files
+
+
+class RedisProcess:
+    """One `redis-server` (or sentinel) process on a free loopback port (TLS only, when
+    `tls` is given)."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *args: str,
+        sentinel_conf: str | None = None,
+        tls: TlsFiles | None = None,
+    ) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.args = list(args)
+        self.sentinel_conf = sentinel_conf
+        self.tls = tls
+        self.log = workdir / f"redis-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RedisProcess:
+        if self.tls is None:
+            common = ["--port", str(self.port)]
+        else:
+            common = ["--port", "0", "--tls-port", str(self.port), *self.tls.server_args()]
+        common += ["--bind", "127.0.0.1", "--dir", str(self.workdir)]
+        common += ["--logfile", str(self.log), "--loglevel", "notice"]
+        if self.sentinel_conf is not None:
+            conf = self.workdir / f"sentinel-{self.port}.conf"
+            conf.write_text(self.sentinel_conf)
+            argv = [_binary("redis-server"), str(conf), "--sentinel", *common]
+        else:
+            argv = [_binary("redis-server"), *common, "--save", "", "--appendonly", "no"]
+            argv += self.args
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def client(self, password: str | None = DATA_PASSWORD, **kwargs: Any) -> redis.Redis:
+        tls = self.tls.client_kwargs() if self.tls is not None else {}
+        return redis.Redis(
+            host="127.0.0.1",
+            port=self.port,
+            password=password,
+            socket_timeout=2,
+            socket_connect_timeout=2,
+            decode_responses=True,
+            **tls,
+            **kwargs,
+        )
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def _wait(predicate: Any, what: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except (redis.RedisError, OSError) as exc:
+            last = exc
+        time.sleep(0.1)
+    raise RuntimeError(f"timed out waiting for {what} (last error: {last!r})")
+
+
+class Topology:
+    """What tests need of any topology: a bus URL, its data nodes, cleanup."""
+
+    kind = ""
+    url = ""
+
+    def __init__(self, *, tls: bool = False) -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"chat-bff-{self.kind}-"))
+        self.processes: list[RedisProcess] = []
+        self.tls = make_tls_files(self.workdir) if tls else None
+
+    def _spawn(self, *args: str, sentinel_conf: str | None = None) -> RedisProcess:
+        process = RedisProcess(
+            self.workdir, *args, sentinel_conf=sentinel_conf, tls=self.tls
+        ).start()
+        self.processes.append(process)
+        return process
+
+    def primaries(self) -> list[RedisProcess]:
+        raise NotImplementedError
+
+    def delete_prefix(self, prefix: str) -> None:
+        for process in self.primaries():
+            with process.client() as client:
+                keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+                for key in keys:
+                    client.unlink(key)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.kill()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class SentinelGroup(Topology):
+    kind = "sentinel"
+
+    def __init__(self, *, tls: bool = False, sentinels: int = 3, replica: bool = True) -> None:
+        super().__init__(tls=tls)
+        self.size = sentinels
+        self.with_replica = replica
+
+    def start(self) -> SentinelGroup:
+        auth = ["--requirepass", DATA_PASSWORD, "--masterauth", DATA_PASSWORD]
+        self.master = self._spawn(*auth)
+        _wait(lambda: self.master.client().ping(), "the master")
+        self.data = [self.master]
+        if self.with_replica:
+            self.replica = self._spawn(*auth, "--replicaof", "127.0.0.1", str(self.master.port))
+            self.data.append(self.replica)
+            _wait(
+                lambda: self.replica.client().info("replication")["master_link_status"] == "up",
+                "the replica's link",
+            )
+        quorum = min(2, self.size)
+        self.sentinels = []
+        for _ in range(self.size):
+            conf = "\n".join(
+                [
+                    f"requirepass {SENTINEL_PASSWORD}",
+                    f"sentinel sentinel-pass {SENTINEL_PASSWORD}",
+                    f"sentinel monitor {SERVICE} 127.0.0.1 {self.master.port} {quorum}",
+                    f"sentinel auth-pass {SERVICE} {DATA_PASSWORD}",
+                    f"sentinel down-after-milliseconds {SERVICE} {DOWN_AFTER_MS}",
+                    f"sentinel failover-timeout {SERVICE} 10000",
+                    f"sentinel parallel-syncs {SERVICE} 1",
+                    "",
+                ]
+            )
+            self.sentinels.append(self._spawn(sentinel_conf=conf))
+
+        def settled() -> bool:
+            for sentinel in self.sentinels:
+                with sentinel.client(SENTINEL_PASSWORD) as client:
+                    state = client.sentinel_master(SERVICE)
+                    if state["num-slaves"] < len(self.data) - 1:
+                        return False
+                    if state["num-other-sentinels"] < self.size - 1:
+                        return False
+            return True
+
+        _wait(settled, "the sentinels to find the replica and each other")
+        hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+        scheme = "rediss+sentinel" if self.tls else "redis+sentinel"
+        self.url = (
+            f"{scheme}://:{DATA_PASSWORD}@{hosts}/{SERVICE}?sentinel_password={SENTINEL_PASSWORD}"
+        )
+        if self.tls:
+            self.url += "&" + self.tls.url_options()
+        return self
+
+    def master_port(self) -> int:
+        for sentinel in self.sentinels:
+            if sentinel.alive:
+                with sentinel.client(SENTINEL_PASSWORD) as client:
+                    _, port = client.sentinel_get_master_addr_by_name(SERVICE)
+                    return int(port)
+        raise RuntimeError("no sentinel answers")
+
+    def primaries(self) -> list[RedisProcess]:
+        port = self.master_port()
+        return [p for p in self.data if p.port == port]
+
+    def kill_master(self) -> RedisProcess:
+        (master,) = self.primaries()
+        master.kill()
+        return master
+
+    def wait_failover(self, old: RedisProcess, timeout_s: float = 30.0) -> float:
+        """Seconds until the sentinels name a new, answering master."""
+        started = time.monotonic()
+
+        def promoted() -> bool:
+            port = self.master_port()
+            if port == old.port:
+                return False
+            (new,) = [p for p in self.data if p.port == port]
+            with new.client() as client:
+                return bool(client.info("replication")["role"] == "master")
+
+        _wait(promoted, "the sentinels' failover", timeout_s)
+        return time.monotonic() - started
+
+
+class ClusterGroup(Topology):
+    kind = "cluster"
+
+    def __init__(self, *, tls: bool = False, replicas: int = 1) -> None:
+        super().__init__(tls=tls)
+        self.replicas = replicas
+
+    def start(self) -> ClusterGroup:
+        tls_cluster = ["--tls-cluster", "yes"] if self.tls else []
+        for _ in range(3 * (1 + self.replicas)):
+            self._spawn(
+                *tls_cluster,
+                "--cluster-enabled",
+                "yes",
+                "--cluster-port",
+                str(free_port()),
+                "--cluster-config-file",
+                f"nodes-{len(self.processes)}.conf",
+                "--cluster-node-timeout",
+                str(DOWN_AFTER_MS),
+                "--requirepass",
+                DATA_PASSWORD,
+                "--masterauth",
+                DATA_PASSWORD,
+            )
+        for process in self.processes:
+            _wait(lambda p=process: p.client().ping(), "a cluster node")
+        create = [_binary("redis-cli"), "-a", DATA_PASSWORD, "--no-auth-warning"]
+        create += self.tls.cli_args() if self.tls else []
+        create += ["--cluster", "create", *(f"127.0.0.1:{p.port}" for p in self.processes)]
+        create += ["--cluster-replicas", str(self.replicas), "--cluster-yes"]
+        done = subprocess.run(create, capture_output=True, timeout=60, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed: {done.stdout!r}")
+        _wait(self._healthy, "the cluster to settle")
+        self.url = "{}://:{}@{}".format(
+            "rediss+cluster" if self.tls else "redis+cluster",
+            DATA_PASSWORD,
+            ",".join(f"127.0.0.1:{p.port}" for p in self.processes[:3]),
+        )
+        if self.tls:
+            self.url += "?" + self.tls.url_options()
+        return self
+
+    def _nodes(self, via: RedisProcess) -> list[dict[str, Any]]:
+        """CLUSTER NODES as seen by `via`."""
+        with via.client() as client:
+            raw = client.execute_command("CLUSTER", "NODES")
+        nodes = []
+        text = raw if isinstance(raw, str) else "\n".join(f"{k} {v}" for k, v in raw.items())
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) < 8:
+                continue
+            port = int(parts[1].split("@")[0].rsplit(":", 1)[1])
+            nodes.append({"port": port, "flags": parts[2].split(","), "slots": parts[8:]})
+        return nodes
+
+    def _healthy(self) -> bool:
+        live = [p for p in self.processes if p.alive]
+        for process in live:
+            with process.client() as client:
+                if "cluster_state:ok" not in client.execute_command("CLUSTER", "INFO"):
+                    return False
+                info = client.info("replication")
+                if info["role"] == "slave" and info.get("master_link_status") != "up":
+                    return False
+        masters = [n for n in self._nodes(live[0]) if "master" in n["flags"] and n["slots"]]
+        return len(masters) == 3 and all("fail" not in n["flags"] for n in masters)
+
+    def primaries(self) -> list[RedisProcess]:
+        live = next(p for p in self.processes if p.alive)
+        ports = {n["port"] for n in self._nodes(live) if "master" in n["flags"] and n["slots"]}
+        ports -= {p.port for p in self.processes if not p.alive}
+        return [p for p in self.processes if p.port in ports]
+
+    def owner_of(self, key: str) -> RedisProcess:
+        """The primary serving `key`'s slot."""
+        live = next(p for p in self.processes if p.alive)
+        with live.client() as client:
+            slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
+        for node in self._nodes(live):
+            if "master" not in node["flags"]:
+                continue
+            for spec in node["slots"]:
+                if spec.startswith("["):
+                    continue
+                low, _, high = spec.partition("-")
+                if int(low) <= slot <= int(high or low):
+                    return next(p for p in self.processes if p.port == node["port"])
+        raise RuntimeError(f"no primary serves slot {slot}")
+
+    def slot_of(self, key: str) -> int:
+        with next(p for p in self.processes if p.alive).client() as client:
+            return int(client.execute_command("CLUSTER", "KEYSLOT", key))
+
+    def migrate_slot(self, slot: int, source: RedisProcess, target: RedisProcess) -> None:
+        """Reshard one slot with its keys, the way `redis-cli --cluster reshard` does."""
+        with source.client() as src, target.client() as dst:
+            src_id = src.execute_command("CLUSTER", "MYID")
+            dst_id = dst.execute_command("CLUSTER", "MYID")
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+            src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+            while keys := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+                src.execute_command(
+                    "MIGRATE", "127.0.0.1", target.port, "", 0, 5000,
+                    "AUTH", DATA_PASSWORD, "KEYS", *keys,
+                )  # fmt: skip
+            # The new owner first, then the old one (which then unsubscribes the slot's shard
+            # channels), then the others.
+            others = [p for p in self.primaries() if p not in (source, target)]
+            for node in [target, source, *others]:
+                with node.client() as client:
+                    client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+
+    def wait_failover(self, old: RedisProcess, timeout_s: float = 30.0) -> float:
+        """Seconds until a replica took over `old`'s slots and the cluster is ok again."""
+        started = time.monotonic()
+
+        def promoted() -> bool:
+            return old not in self.primaries() and self._healthy()
+
+        _wait(promoted, "the cluster's failover", timeout_s)
+        return time.monotonic() - started
+
+
+def _start(kind: type[SentinelGroup] | type[ClusterGroup]) -> Any:
+    group = kind()
+    try:
+        return group.start()
+    except FileNotFoundError as exc:
+        group.stop()
+        missing_component(str(exc))
+    except BaseException:
+        group.stop()
+        raise
+
+
+@pytest.fixture(scope="session")
+def sentinel_group() -> Iterator[SentinelGroup]:
+    group: SentinelGroup = _start(SentinelGroup)
+    yield group
+    group.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[ClusterGroup]:
+    group: ClusterGroup = _start(ClusterGroup)
+    yield group
+    group.stop()
+
+
+@pytest.fixture
+def fresh_sentinel_group() -> Iterator[SentinelGroup]:
+    group: SentinelGroup = _start(SentinelGroup)
+    yield group
+    group.stop()
+
+
+@pytest.fixture
+def fresh_redis_cluster() -> Iterator[ClusterGroup]:
+    group: ClusterGroup = _start(ClusterGroup)
+    yield group
+    group.stop()
