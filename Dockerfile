@@ -1,10 +1,13 @@
-# chat-bff: build a virtualenv in one stage, run it as a non-root user in a slim one.
+# chat-bff: the wheel and a locked set of dependencies installed into a virtualenv in one
+# stage, run as a non-root user in a slim one.
 #
 #   docker build -t chat-bff .
 #   docker run --rm -p 8000:8000 chat-bff chat-bff demo --host 0.0.0.0 --port 8000
 #
-# Both stages use the same base so the venv's interpreter symlinks stay valid.
-ARG PYTHON_IMAGE=python:3.11-slim
+# The base is pinned by digest (python:3.11-slim-bookworm, Python 3.11.16, multi-platform
+# index): a rebuild gets the same bytes. Both stages use it so the venv's interpreter symlinks
+# stay valid. To move to a newer base, replace the digest (see deploy/README.md, "Upgrading").
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:0bee7276f83efd4a1ee05bbbf4281d95ed28e079220a9457f25a93e3f1e3c31b
 
 FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -12,30 +15,31 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-WORKDIR /app
+WORKDIR /src
 
-# Dependencies first, read from pyproject.toml alone: editing the source reuses this layer.
-COPY pyproject.toml ./
-RUN python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
-        > /tmp/requirements.txt \
- && pip install --no-cache-dir -r /tmp/requirements.txt
+# The locked dependencies first, every file checked against its hash (scripts/lock writes
+# requirements.lock): editing the source reuses this layer.
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --require-hashes --only-binary=:all: -r requirements.lock
 
-# Editable install: the package stays at /app/app, so the widget in /app/static (found as
-# <package>/../static) ships with it. The runtime stage keeps both paths unchanged.
-COPY . .
-RUN pip install --no-cache-dir --no-deps -e . \
- && python -m compileall -q /app/app
+# Then the project as a wheel (app/static, a link to static/, puts the widget inside it),
+# installed without its dependencies so nothing outside the lock comes in.
+COPY pyproject.toml README.md ./
+COPY static ./static
+COPY app ./app
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /tmp/dist . \
+ && pip install --no-cache-dir --no-deps /tmp/dist/chat_bff-*.whl \
+ && pip check \
+ && python -m compileall -q /opt/venv/lib
 
 
 FROM ${PYTHON_IMAGE} AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
-COPY --from=builder /opt/venv /opt/venv
-COPY --from=builder /app /app
-WORKDIR /app
-
 # Root owns the files; the process cannot change its own code (works with a read-only rootfs).
+COPY --from=builder /opt/venv /opt/venv
+WORKDIR /tmp
 USER 65532:65532
 EXPOSE 8000
 STOPSIGNAL SIGTERM

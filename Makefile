@@ -4,9 +4,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench bench-quick clean widget-tools
+.PHONY: demo test test-deps lint typecheck unit bench bench-quick clean widget-tools
 
+# System packages (Debian) and the test Redis: scripts/setup-deps is the one place for them.
 $(STAMP): pyproject.toml
+	scripts/setup-deps demo
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -24,11 +26,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy app
 
-test: lint typecheck widget-tools
+test-deps:
+	scripts/setup-deps test
+
+test: test-deps lint typecheck widget-tools
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # The widget's size budget is measured with terser, pinned in tests/browser/package-lock.json.
-# Without npm the size test skips (and fails on CI, where .ci/run installs Node.js).
+# scripts/setup-deps installs Node.js and npm; without them the size test skips (fails on CI).
 widget-tools:
 	@if command -v npm >/dev/null && [ ! -d tests/browser/node_modules/terser ]; then \
 		cd tests/browser && npm ci --no-audit --no-fund --silent; fi

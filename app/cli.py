@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import os
 import secrets
 import sys
 from collections.abc import Sequence
@@ -18,9 +19,11 @@ import httpx
 import uvicorn
 from pydantic import SecretStr, ValidationError
 
-from app.config import Settings, describe_error
+from app import logs
+from app.config import Settings, UnknownSettingError, describe_problem, load_settings
 from app.emulator import Emulator, EmulatorConfig, create_emulator_app
 from app.main import create_app
+from app.version import VERSION
 from app.wiring import Runtime
 
 DEMO_CONTACT_CENTER_ID = "demo-contact-center"
@@ -69,6 +72,9 @@ def _server(
         host=host,
         port=port,
         log_level="info",
+        # Our handler (app/logs.py) formats uvicorn's lines too; its own access log is off
+        # because it writes raw paths, and a path can carry a chat handle.
+        log_config=None,
         access_log=False,
         timeout_graceful_shutdown=int(shutdown_s) + 5,
         timeout_keep_alive=75,
@@ -81,10 +87,11 @@ def _server(
 
 def serve(args: argparse.Namespace) -> int:
     try:
-        settings = Settings()
-    except ValidationError as error:
-        print(describe_error(error), file=sys.stderr)
+        settings = load_settings()
+    except (ValidationError, UnknownSettingError) as error:
+        print(describe_problem(error), file=sys.stderr)
         return 2
+    logs.configure(settings.log_format, settings.log_level)
     app = create_app(settings)
     _tune_gc()
     _server(app, args.host, args.port, settings.shutdown_grace_s, settings.trusted_proxies).run()
@@ -93,6 +100,7 @@ def serve(args: argparse.Namespace) -> int:
 
 def demo(args: argparse.Namespace) -> int:
     """One process: chat-bff on embedded defaults with the emulator reached in-process."""
+    _terminal_logs()
     emulator = Emulator(EmulatorConfig(contact_center_id=DEMO_CONTACT_CENTER_ID))
     settings = Settings(
         upstream_url="http://emulator.local",
@@ -109,6 +117,7 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def emulator(args: argparse.Namespace) -> int:
+    _terminal_logs()
     config = EmulatorConfig(
         contact_center_id=args.contact_center_id or None,
         agent_join_delay_s=args.agent_join_delay,
@@ -120,11 +129,18 @@ def emulator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _terminal_logs() -> None:
+    """The demo and the emulator are run by people at a terminal: text unless asked for JSON
+    (they take no other BFF_* setting)."""
+    fmt = os.environ.get("BFF_LOG_FORMAT", "text").strip().lower()
+    logs.configure("json" if fmt == "json" else "text", "INFO")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    # Until `serve` has read BFF_LOG_FORMAT: nothing but startup problems is logged here.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # httpx logs every upstream URL at INFO: one line per poll, with upstream chat ids.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(prog="chat-bff", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"chat-bff {VERSION}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, helptext, port in (
         ("serve", "run the service (configured by BFF_* environment variables)", 8000),

@@ -6,8 +6,12 @@ anything but `main.py` and `cli.py`: other modules receive plain values in their
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
-from typing import Annotated
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -118,6 +122,28 @@ class Settings(BaseSettings):
     sse_buffer_events: int = Field(default=256, ge=8)
     long_poll_max_s: float = Field(default=30.0, gt=0, le=60)
     shutdown_grace_s: float = Field(default=5.0, ge=0)
+
+    # -- operations: logs and load shedding ----------------------------------------------
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="json: one JSON object per line; text: for a terminal"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    max_streams: int = Field(
+        default=10_000,
+        ge=1,
+        description="Open SSE streams per process; beyond it 503 + Retry-After (about 30 KiB "
+        "of memory each)",
+    )
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
 
     # -- push hook, business hours, leave-a-message (hooks) ------------------------------
     push_webhook_url: AnyHttpUrl | None = Field(
@@ -280,3 +306,65 @@ def describe_error(error: ValidationError) -> str:
             message = "is required but not set"
         lines.append(f"  {name}: {message}")
     return "\n".join(lines)
+
+
+# -- strict environment: unknown BFF_* names, secrets from files ---------------------------
+
+PREFIX = "BFF_"
+# Not a setting but where the others may come from: a directory of files named like the
+# variables (a mounted Kubernetes Secret), read after the environment.
+SECRETS_DIR_VARIABLE = "BFF_SECRETS_DIR"
+
+
+class UnknownSettingError(ValueError):
+    """A `BFF_*` name that is no setting: a typo would otherwise leave a default in force."""
+
+
+def known_variables() -> frozenset[str]:
+    """Every accepted name, from the Settings model itself (fields added later count)."""
+    names = {PREFIX + name.upper() for name in Settings.model_fields}
+    return frozenset(names | {SECRETS_DIR_VARIABLE})
+
+
+def unknown_variables(names: Iterable[str]) -> list[str]:
+    """Each unknown `BFF_*` name in `names`, with the closest known one when there is one."""
+    known = known_variables()
+    found = []
+    for name in sorted(names):
+        upper = name.upper()
+        if not upper.startswith(PREFIX) or upper in known:
+            continue
+        close = difflib.get_close_matches(upper, known, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        found.append(f"{name} is not a setting{hint}")
+    return found
+
+
+def load_settings() -> Settings:
+    """Settings from the environment (and `BFF_SECRETS_DIR`), refusing unknown `BFF_*` names.
+
+    Raises UnknownSettingError or pydantic's ValidationError; `describe_problem` words both.
+    """
+    env = os.environ
+    problems = unknown_variables(env.keys())
+    secrets_dir = env.get(SECRETS_DIR_VARIABLE) or None
+    if secrets_dir is not None:
+        folder = Path(secrets_dir)
+        if not folder.is_dir():
+            problems.append(f"{SECRETS_DIR_VARIABLE}: {secrets_dir} is not a directory")
+        else:
+            # Kubernetes adds dot-entries (..data, ..2024_...) next to the keys.
+            files = [p.name for p in folder.iterdir() if not p.name.startswith(".")]
+            problems += [
+                f"{p} (a file in {SECRETS_DIR_VARIABLE})" for p in unknown_variables(files)
+            ]
+    if problems:
+        raise UnknownSettingError("\n".join(problems))
+    return Settings(_secrets_dir=secrets_dir)
+
+
+def describe_problem(error: Exception) -> str:
+    """The startup message for any configuration problem, never echoing a value."""
+    if isinstance(error, ValidationError):
+        return describe_error(error)
+    return "invalid configuration:\n" + "\n".join(f"  {line}" for line in str(error).splitlines())

@@ -15,6 +15,7 @@
     |   +-- UpstreamTimeoutError      504  statusCode 12
     +-- BusUnavailableError           503  statusCode 12, Retry-After
         +-- OutboxFullError           503  statusCode 12, Retry-After
+    +-- OverloadedError               503  statusCode 12, Retry-After (this instance is full)
 
 Messages are ours and generic: nothing the upstream said, and no secret, reaches a client.
 """
@@ -125,6 +126,14 @@ class BusUnavailableError(BffError):
 
 class OutboxFullError(BusUnavailableError):
     """The webhook outbox holds its maximum of waiting deliveries (the receiver is down)."""
+
+
+class OverloadedError(BffError):
+    """This instance holds as many streams as it may (`BFF_MAX_STREAMS`); another may not."""
+
+    http_status = 503
+    status_code = 12
+    default_message = "This server is busy, retry later"
 
 
 def error_body(status_code: int, message: str) -> dict[str, Any]:

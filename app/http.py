@@ -6,9 +6,6 @@ Pure ASGI on purpose: `BaseHTTPMiddleware` buffers and breaks streaming response
 
 from __future__ import annotations
 
-import logging
-import time
-
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,8 +16,6 @@ from app.errors import (
     error_response,
 )
 from app.metrics import Metrics
-
-access_log = logging.getLogger("chat_bff.access")
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -73,8 +68,8 @@ class ApiGuard:
 
 
 class RequestMetrics:
-    """Counts and logs answered requests by route template, never by raw path: a chat handle
-    is a bearer credential and must not end up in access logs (uvicorn's is switched off)."""
+    """Counts answered requests by route template, never by raw path: a chat handle is a
+    bearer credential (the access log, by route template too, is app/access.py)."""
 
     def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
         self.app = app
@@ -92,17 +87,9 @@ class RequestMetrics:
                 status = message["status"]
             await send(message)
 
-        started = time.perf_counter()
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
             route = scope.get("route")
             name = getattr(route, "path", "unmatched")
             self.metrics.http_requests.labels(name, str(status)).inc()
-            access_log.info(
-                "%s %s %s %.1fms",
-                scope["method"],
-                name,
-                status,
-                (time.perf_counter() - started) * 1000,
-            )

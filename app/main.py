@@ -10,18 +10,19 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, RedirectResponse, Response
-from fastapi.staticfiles import StaticFiles
 from sse_starlette.sse import AppStatus
 
+from app.access import AccessLog
 from app.bus import make_bus
+from app.bus._connect import parse_redis_url
 from app.bus.base import Bus
 from app.cadence import Cadence
-from app.config import Settings, webhook_keys
+from app.config import Settings, load_settings, webhook_keys
 from app.cors import CrossOrigin
 from app.docs import install_docs
 from app.errors import install_error_handlers
@@ -40,14 +41,21 @@ from app.registry import PollerRegistry
 from app.routes import chats, events, health, offline
 from app.security import ClientAddress, HandleCodec, OriginPolicy
 from app.service import ChatService
+from app.shedding import StreamCapacity
 from app.sse import StreamHub, StreamTuning
+from app.static_files import (
+    HASHED_CACHE,
+    PLAIN_CACHE,
+    CachedStaticFiles,
+    content_hash,
+    static_dir,
+)
 from app.upstream import UpstreamClient
+from app.version import VERSION
 from app.webhooks import DeliveryTuning, Dispatcher, WebhookTarget
 from app.wiring import Runtime
 
 log = logging.getLogger("chat_bff")
-
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 
 def create_app(
@@ -57,7 +65,7 @@ def create_app(
     bus: Bus | None = None,
 ) -> FastAPI:
     """Build the service. `upstream_transport` lets the demo reach an in-process emulator."""
-    settings = settings or Settings()  # values come from the environment
+    settings = settings or load_settings()  # the environment, unknown BFF_* names refused
     metrics = Metrics()
     upstream = UpstreamClient(
         str(settings.upstream_url),
@@ -77,6 +85,7 @@ def create_app(
         op_timeout_s=settings.redis_timeout_s,
         failover_wait_s=settings.redis_failover_wait_s,
         holder_ttl_s=settings.stream_count_ttl_s,
+        on_error=metrics.bus_error,
     )
     codec = HandleCodec(settings.secret_keys)
     origins = OriginPolicy(settings.allowed_origins)
@@ -112,7 +121,7 @@ def create_app(
         interest_grace_s=settings.background_keepalive_s,
         reader_window_s=settings.reader_window_s,
         watched=streams.watched,
-        on_change=metrics.pollers.set,
+        on_change=metrics.pollers_changed,
         on_commit=None if push_hook is None else push_hook.after_commit,
     )
     draining = asyncio.Event()
@@ -152,11 +161,15 @@ def create_app(
             dispatcher=dispatcher,
         ),
         draining=draining,
+        stream_capacity=StreamCapacity(settings.max_streams, on_refuse=metrics.streams_refused.inc),
     )
+    metrics.max_streams.set(settings.max_streams)
+    widget_url: str | None = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime.loop = asyncio.get_running_loop()
+        _log_startup(settings, widget_url)
         registry.start()
         streams.start()
         dispatcher.start()
@@ -187,7 +200,7 @@ def create_app(
     app.include_router(events.router)
     app.include_router(health.router)
     app.include_router(offline.router)
-    _mount_static(app)
+    widget_url = _mount_static(app)
     install_openapi(app, long_poll_max_s=settings.long_poll_max_s)
     install_docs(app)
 
@@ -195,7 +208,43 @@ def create_app(
     app.add_middleware(TrailingSlash)
     app.add_middleware(CrossOrigin, origins=origins)
     app.add_middleware(RequestMetrics, metrics=metrics)
+    # Outermost: every answer gets a request id and one access-log line, 403/413 included.
+    app.add_middleware(
+        AccessLog,
+        metrics=metrics,
+        client_ip=lambda peer, headers: runtime.client_address.resolve(
+            peer, ",".join(headers.getlist("x-forwarded-for")) or None
+        ),
+    )
     return app
+
+
+def _log_startup(settings: Settings, widget_url: str | None) -> None:
+    """One line that says what this process talks to: never an id, a key or a password."""
+    if settings.redis_url is None:
+        bus = "memory (one process)"
+    else:
+        bus = f"redis {parse_redis_url(settings.redis_url).kind}"
+        if settings.redis_url.startswith("rediss"):
+            bus += " (tls)"
+    upstream = urlsplit(str(settings.upstream_url))
+    host = upstream.hostname or "?"
+    if upstream.port:
+        host += f":{upstream.port}"
+    log.info(
+        "chat-bff %s: bus %s, upstream %s, widget %s",
+        VERSION,
+        bus,
+        host,
+        widget_url or "none",
+        extra={
+            "version": VERSION,
+            "bus": bus,
+            "upstream_host": host,
+            "widget": widget_url,
+            "max_streams": settings.max_streams,
+        },
+    )
 
 
 def _dispatcher(settings: Settings, bus: Bus) -> Dispatcher:
@@ -233,14 +282,25 @@ async def _drain_when_server_exits(runtime: Runtime) -> None:
     runtime.begin_drain()
 
 
-def _mount_static(app: FastAPI) -> None:
-    if not STATIC_DIR.is_dir():
-        return
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    index = STATIC_DIR / "index.html"
+def _mount_static(app: FastAPI) -> str | None:
+    """The widget under `/static/v/<content hash>/` (immutable) and `/static/` (short-lived);
+    returns the hashed URL of widget.js."""
+    directory = static_dir()
+    if directory is None:
+        return None
+    prefix = f"/static/v/{content_hash(directory)}"
+    app.mount(prefix, CachedStaticFiles(directory=directory, cache_control=HASHED_CACHE))
+    app.mount(
+        "/static",
+        CachedStaticFiles(directory=directory, cache_control=PLAIN_CACHE),
+        name="static",
+    )
+    index = directory / "index.html"
 
     @app.get("/", include_in_schema=False)
     async def root() -> Response:
         if index.is_file():
             return FileResponse(index)
         return RedirectResponse("/docs")
+
+    return f"{prefix}/widget.js"

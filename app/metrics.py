@@ -1,8 +1,26 @@
-"""Prometheus metrics, in a registry owned by one app (none created at import time)."""
+"""Prometheus metrics, in a registry owned by one app (none created at import time).
+
+Labels are route templates, operations and outcomes: never a handle, an id or a raw path.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import platform
+
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    generate_latest,
+)
+from prometheus_client.registry import Collector
+
+from app.version import VERSION
 
 
 class Metrics:
@@ -33,6 +51,74 @@ class Metrics:
         self.pollers = Gauge(
             "bff_pollers", "Chats this process polls (holds the lease of)", registry=self.registry
         )
+
+        self._operations()
+
+    def _operations(self) -> None:
+        """What an operator watches and scales on (see deploy/README.md)."""
+        # The process's own figures (memory, CPU, file descriptors), Python's version and the
+        # garbage collector's passes: the default collectors, shared by every registry.
+        collectors: tuple[Collector, ...] = (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR)
+        for collector in collectors:
+            self.registry.register(collector)
+        Info("bff_build", "The running build", registry=self.registry).info(
+            {"version": VERSION, "python": platform.python_version()}
+        )
+        self.request_duration = Histogram(
+            "bff_http_request_duration_seconds",
+            "Time to answer a request, by route template and method (SSE streams excluded)",
+            ["route", "method"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.long_polls = Gauge(
+            "bff_long_polls",
+            "Long-poll reads (wait=S) waiting in this process",
+            registry=self.registry,
+        )
+        self.max_streams = Gauge(
+            "bff_sse_streams_max",
+            "BFF_MAX_STREAMS: streams this process accepts",
+            registry=self.registry,
+        )
+        self.streams_refused = Counter(
+            "bff_sse_streams_refused",
+            "Streams refused with 503 because the process held BFF_MAX_STREAMS",
+            registry=self.registry,
+        )
+        self.lease_changes = Counter(
+            "bff_lease_changes",
+            "Poller leases this process took (acquired) or gave up (released: stopped, lost, "
+            "handed over)",
+            ["change"],
+            registry=self.registry,
+        )
+        for change in ("acquired", "released"):
+            self.lease_changes.labels(change)  # both series exist from the start
+        self.bus_errors = Counter(
+            "bff_bus_errors",
+            "Bus (Redis) operations that failed or timed out",
+            registry=self.registry,
+        )
+        self.dependency_up = Gauge(
+            "bff_dependency_up",
+            "1 when the last readiness probe reached the dependency (bus, upstream), else 0",
+            ["dependency"],
+            registry=self.registry,
+        )
+        self._held = 0
+
+    def pollers_changed(self, held: int) -> None:
+        """The registry's count of held leases changed: a lease was taken or given up."""
+        delta, self._held = held - self._held, held
+        self.pollers.set(held)
+        if delta > 0:
+            self.lease_changes.labels("acquired").inc(delta)
+        elif delta < 0:
+            self.lease_changes.labels("released").inc(-delta)
+
+    def bus_error(self) -> None:
+        self.bus_errors.inc()
 
     def observe_upstream(self, operation: str, outcome: str, seconds: float) -> None:
         self.upstream_requests.labels(operation, outcome).inc()

@@ -16,6 +16,7 @@ from app.offline import OfflineDesk
 from app.registry import PollerRegistry
 from app.security import ClientAddress, OriginPolicy
 from app.service import ChatService
+from app.shedding import StreamCapacity
 from app.sse import StreamHub, StreamTuning
 from app.upstream import UpstreamClient
 
@@ -40,6 +41,8 @@ class Runtime:
     draining: asyncio.Event = field(default_factory=asyncio.Event)
     drain_task: asyncio.Task[None] | None = None
     loop: asyncio.AbstractEventLoop | None = None
+    # -- operations (load shedding) --
+    stream_capacity: StreamCapacity = field(default_factory=lambda: StreamCapacity(10_000))
 
     def request_drain(self) -> None:
         """Thread- and signal-safe: schedule `begin_drain` on the serving loop."""

@@ -153,6 +153,8 @@ LOAD_LIMITS = {
     "BFF_SEND_PER_MINUTE": "600000",
     "BFF_SEND_BURST": "100000",
     "BFF_MAX_STREAMS_PER_IP": "100000",
+    # The per-process cap (load shedding) is above what any scenario opens.
+    "BFF_MAX_STREAMS": "100000",
 }
 
 

@@ -6,6 +6,8 @@ a Redis URL (plain, Sentinel or Cluster) the `RedisBus` a fleet shares.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from app.bus._connect import parse_redis_url
 from app.bus.base import Bus, ChatRecord, Fence, Limits
 from app.bus.memory import MemoryBus
@@ -32,6 +34,7 @@ def make_bus(
     op_timeout_s: float = 2.0,
     failover_wait_s: float = 0.0,
     holder_ttl_s: float = 15.0,
+    on_error: Callable[[], None] | None = None,
 ) -> Bus:
     """Build the bus for `url` (None: in-process). Nothing connects until first use."""
     if url is None:
@@ -44,4 +47,5 @@ def make_bus(
         op_timeout_s=op_timeout_s,
         failover_wait_s=failover_wait_s,
         holder_ttl_s=holder_ttl_s,
+        on_error=on_error,
     )

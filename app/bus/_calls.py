@@ -70,15 +70,29 @@ class Calls:
     """Runs operations on one command client (plain, Sentinel master or Cluster)."""
 
     def __init__(
-        self, redis: Redis | RedisCluster, *, op_timeout_s: float, failover_wait_s: float
+        self,
+        redis: Redis | RedisCluster,
+        *,
+        op_timeout_s: float,
+        failover_wait_s: float,
+        on_error: Callable[[], None] | None = None,
     ) -> None:
         self._redis = redis
         self._timeout = op_timeout_s
         self._failover_wait = failover_wait_s
+        self._on_error = on_error  # counts failed operations (metrics); must not raise
 
     async def run(self, op: Callable[[], Awaitable[T]], *, wait: bool = True) -> T:
         """`op` bounded by the op timeout per attempt; with `wait`, retried through a failover
         for up to `failover_wait_s`. Redis errors become BusUnavailableError."""
+        try:
+            return await self._attempts(op, wait)
+        except BusUnavailableError:
+            if self._on_error is not None:
+                self._on_error()
+            raise
+
+    async def _attempts(self, op: Callable[[], Awaitable[T]], wait: bool) -> T:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (self._failover_wait if wait else 0.0)
         delay = 0.05

@@ -42,7 +42,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager, suppress
 from typing import Any, TypeVar, cast
 
@@ -92,6 +92,7 @@ class RedisBus:
         keepalive_s: float = 5.0,
         reconnect_min_s: float = 0.05,
         reconnect_max_s: float = 2.0,
+        on_error: Callable[[], None] | None = None,
     ) -> None:
         if not prefix or "{" in prefix or "}" in prefix:
             raise ValueError("invalid key prefix")
@@ -112,7 +113,9 @@ class RedisBus:
             retry=Retry(NoBackoff(), 1),
         )
         r = self._redis = self._clients.commands
-        self._calls = Calls(r, op_timeout_s=op_timeout_s, failover_wait_s=failover_wait_s)
+        self._calls = Calls(
+            r, op_timeout_s=op_timeout_s, failover_wait_s=failover_wait_s, on_error=on_error
+        )
         self.cluster = isinstance(r, RedisCluster)
         self._publish = "SPUBLISH" if self.cluster else "PUBLISH"
         self._acquire = r.register_script(_scripts.ACQUIRE)

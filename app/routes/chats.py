@@ -6,6 +6,7 @@ answers exactly like the upstream's, with the handle wherever an id appears.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response
@@ -141,7 +142,8 @@ async def get_messages(
     wait_s = _wait(wait, rt.long_poll_max_s)
     if wait_s and start is None:
         raise InvalidInputError("wait: needs an index")
-    messages = await rt.service.messages(ref, start, wait_s)
+    with rt.metrics.long_polls.track_inprogress() if wait_s else nullcontext():
+        messages = await rt.service.messages(ref, start, wait_s)
     return _answer({"messages": [m.body for m in messages], "statusCode": 0})
 
 

@@ -103,6 +103,7 @@ async def chat_events(
     if rt.draining.is_set():
         raise UpstreamUnavailableError("This instance is shutting down", retry_after_s=1)
     start = _resume_point(last_event_id, last_event_id_query)
+    rt.stream_capacity.check()  # 503 beyond BFF_MAX_STREAMS, before any fleet-wide count
     # Counted fleet-wide from here; released when the response ends (`closed`).
     await rt.stream_limits_chat.acquire(ref.key)
     try:
@@ -110,6 +111,9 @@ async def chat_events(
     except BaseException:
         rt.stream_limits_chat.release(ref.key)
         raise
+    # Counted in this process from here (streams admitted together may pass the check
+    # together: the cap is a memory guard, not an exact count); released in `closed`.
+    rt.stream_capacity.enter()
     stream = ChatStream(
         ref, start, bus=rt.bus, service=rt.service, hub=rt.streams, tuning=rt.stream_tuning
     )
@@ -119,6 +123,7 @@ async def chat_events(
 
     def closed() -> None:
         rt.metrics.sse_streams.dec()
+        rt.stream_capacity.leave()
         rt.stream_limits_ip.release(ip)
         rt.stream_limits_chat.release(ref.key)
 

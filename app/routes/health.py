@@ -25,9 +25,11 @@ async def healthz() -> dict[str, str]:
 _READINESS: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "status": {"type": "string", "enum": ["ready", "unavailable", "draining"]},
+        "status": {"type": "string", "enum": ["ready", "degraded", "full", "draining"]},
         "bus": {"type": "string", "enum": ["ok", "unavailable"]},
         "upstream": {"type": "string", "enum": ["ok", "unavailable"]},
+        "streams": {"type": "integer", "description": "Open SSE streams in this process"},
+        "maxStreams": {"type": "integer", "description": "BFF_MAX_STREAMS"},
     },
     "required": ["status"],
 }
@@ -35,11 +37,19 @@ _READINESS: dict[str, Any] = {
 
 @router.get(
     "/readyz",
-    summary="Readiness: the bus and the upstream are reachable",
+    summary="Readiness: this instance takes new requests",
+    description=(
+        "503 while this instance drains (shutdown) or holds `BFF_MAX_STREAMS` streams: only "
+        "this instance leaves the load balancer. The bus and the upstream are shared by every "
+        "instance, so their trouble is reported in the body (`degraded`, and "
+        "`bff_dependency_up`) with a 200: were readiness to fail on them, every instance would "
+        "leave at once and the load balancer would answer its own errors instead of ours with "
+        "`Retry-After`."
+    ),
     responses={
         200: {"content": {"application/json": {"schema": _READINESS}}},
         503: {
-            "description": "Not ready, or draining for a shutdown",
+            "description": "Full (BFF_MAX_STREAMS), or draining for a shutdown",
             "headers": RETRY_AFTER,
             "content": {"application/json": {"schema": _READINESS}},
         },
@@ -58,16 +68,20 @@ async def readyz(rt: RuntimeDep) -> JSONResponse:
         upstream_ok = await upstream.probe()
         if upstream_ok:
             upstream.last_success = now
-    ready = bus_ok and upstream_ok
+    rt.metrics.dependency_up.labels("bus").set(1 if bus_ok else 0)
+    rt.metrics.dependency_up.labels("upstream").set(1 if upstream_ok else 0)
+    full = rt.stream_capacity.full
     body = {
-        "status": "ready" if ready else "unavailable",
+        "status": "full" if full else "ready" if bus_ok and upstream_ok else "degraded",
         "bus": "ok" if bus_ok else "unavailable",
         "upstream": "ok" if upstream_ok else "unavailable",
+        "streams": rt.stream_capacity.open,
+        "maxStreams": rt.stream_capacity.limit,
     }
     headers = {"Cache-Control": "no-store"}
-    if not ready:
+    if full:
         headers["Retry-After"] = "5"
-    return JSONResponse(body, status_code=200 if ready else 503, headers=headers)
+    return JSONResponse(body, status_code=503 if full else 200, headers=headers)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)

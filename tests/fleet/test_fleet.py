@@ -18,19 +18,19 @@ from tests.fleet.conftest import Fleet
 from tests.sse_client import Viewer
 
 
-def upstream_id_of(control: EmulatorControl) -> str:
-    return next(str(r["chat_id"]) for r in reversed(control.requests()) if r.get("chat_id"))
-
-
 def chat_requests(control: EmulatorControl, upstream_id: str) -> list[dict[str, object]]:
     return [r for r in control.requests() if r.get("chat_id") == upstream_id]
 
 
 def open_chat(fleet: Fleet, control: EmulatorControl, instance: int = 0) -> tuple[str, str]:
-    """A new chat requested through one instance: (handle, upstream id)."""
+    """A new chat requested through one instance: (handle, upstream id). The id is the one
+    chat the emulator gained: the last polled id may be another test's chat, still polled by
+    the session's servers."""
+    known = {c["id"] for c in control.http.get("/chats").json()["chats"]}
     with httpx.Client(base_url=fleet.urls[instance], timeout=10) as client:
         handle = start_chat(client)
-    return handle, upstream_id_of(control)
+    (upstream_id,) = {c["id"] for c in control.http.get("/chats").json()["chats"]} - known
+    return handle, str(upstream_id)
 
 
 def polled_after(control: EmulatorControl, upstream_id: str, since: float) -> list[float]:

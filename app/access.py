@@ -1,0 +1,92 @@
+"""The access log and the request-duration histogram: one line per answered request.
+
+Pure ASGI (streams pass through unbuffered). Owns the request id (taken from `X-Request-ID`
+or made, echoed back in the response) and the per-request line: method, route template,
+status, duration and client IP. It must never log a raw path or query string: a chat handle
+is a bearer credential, so only the route template (`/api/v2/chats/{handle}`) is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.logs import RequestScope, current_request, fields, request_id_from
+from app.metrics import Metrics
+
+access_log = logging.getLogger("chat_bff.access")
+
+ClientIp = Callable[[str | None, Headers], str]
+
+
+class AccessLog:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, client_ip: ClientIp) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.client_ip = client_ip
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        request = RequestScope(request_id_from(headers.get("x-request-id")))
+        token = current_request.set(request)
+        status = 500
+        stream = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, stream
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                answer = MutableHeaders(scope=message)
+                answer["X-Request-ID"] = request.request_id
+                stream = answer.get("content-type", "").startswith("text/event-stream")
+            await send(message)
+
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            seconds = time.perf_counter() - started
+            route = _template(scope)
+            method = scope["method"]
+            # A stream's duration is how long a visitor stayed: it would swamp the histogram
+            # of answers. Streams are counted by bff_sse_streams instead.
+            if not stream:
+                self.metrics.request_duration.labels(route, method).observe(seconds)
+            client = scope.get("client")
+            access_log.info(
+                "%s %s %s %.1fms",
+                method,
+                route,
+                status,
+                seconds * 1000,
+                extra=fields(
+                    request_id=request.request_id,
+                    method=method,
+                    route=route,
+                    status=status,
+                    duration_ms=round(seconds * 1000, 1),
+                    client_ip=self.client_ip(client[0] if client else None, headers),
+                    stream=stream or None,
+                ),
+            )
+            request.open = False
+            current_request.reset(token)
+
+
+def _template(scope: Scope) -> str:
+    """The route's template; for a mount (the widget's files) the mount's path; never the
+    request's own path."""
+    route = getattr(scope.get("route"), "path", None)
+    if isinstance(route, str):
+        return route
+    mounted = scope.get("root_path", "")
+    if mounted and mounted != scope.get("app_root_path", ""):
+        return f"{mounted}/*"
+    return "unmatched"

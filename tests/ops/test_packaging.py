@@ -1,0 +1,96 @@
+"""What the image installs, done here the way the Dockerfile does it: the locked dependencies
+(hashes checked) and the project's wheel in a fresh virtualenv, which then serves the widget.
+And the lock file is what pyproject.toml resolves to."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.servers import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.slow
+
+
+def run(*args: str | Path, cwd: Path = ROOT, timeout: float = 300) -> str:
+    result = subprocess.run(
+        [str(a) for a in args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("BFF_", "VIRTUAL_ENV"))},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_lock_file_is_what_pyproject_resolves_to(tmp_path: Path) -> None:
+    """scripts/lock keeps every pin it can: resolving again from the committed lock changes
+    nothing unless pyproject.toml's dependencies changed without a new lock."""
+    fresh = tmp_path / "requirements.lock"
+    shutil.copy(ROOT / "requirements.lock", fresh)
+    run(ROOT / "scripts" / "lock", "--output", fresh)
+    assert fresh.read_text() == (ROOT / "requirements.lock").read_text(), (
+        "requirements.lock is stale: run scripts/lock and commit it"
+    )
+
+
+def test_wheel_in_a_fresh_venv_serves_the_widget(tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    run(BIN / "uv", "build", "--wheel", "--out-dir", dist)
+    (wheel,) = dist.glob("chat_bff-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    for name in ("widget.js", "widget.css", "index.html"):
+        assert f"app/static/{name}" in names
+
+    venv = tmp_path / "venv"
+    run(sys.executable, "-m", "venv", venv)
+    pip = venv / "bin" / "pip"
+    run(
+        pip,
+        "install",
+        "--quiet",
+        "--require-hashes",
+        "--only-binary=:all:",
+        "-r",
+        ROOT / "requirements.lock",
+    )
+    run(pip, "install", "--quiet", "--no-deps", wheel)
+    run(pip, "check")
+
+    # Away from the source tree: only the installed package can answer.
+    port = free_port()
+    server = subprocess.Popen(
+        [venv / "bin" / "chat-bff", "demo", "--port", str(port)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        widget = None
+        for _ in range(200):
+            try:
+                widget = httpx.get(f"http://127.0.0.1:{port}/static/widget.js", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert server.poll() is None, "the installed chat-bff exited"
+                subprocess.run(["sleep", "0.1"], check=True)
+        assert widget is not None and widget.status_code == 200
+        assert widget.content == (ROOT / "static" / "widget.js").read_bytes()
+        page = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+        assert page.status_code == 200 and "widget.js" in page.text
+    finally:
+        server.terminate()
+        server.wait(20)
+    assert run(venv / "bin" / "chat-bff", "--version").startswith("chat-bff ")

@@ -1,0 +1,46 @@
+"""The widget under two URLs: the plain one embedders paste (cached minutes), and one under a
+content hash of the files (cached a year, immutable), where widget.js finds its widget.css."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+
+from app.static_files import content_hash
+from tests.servers import ServerProcess
+
+STATIC = Path(__file__).resolve().parents[2] / "static"
+
+
+def hashed_url(server: ServerProcess) -> str:
+    match = re.search(r'"widget": "(/static/v/[0-9a-f]{12}/widget\.js)"', server.logs())
+    assert match, "the startup line names the widget's hashed URL"
+    return match.group(1)
+
+
+def test_plain_and_hashed_urls_serve_the_same_bytes(bff: ServerProcess) -> None:
+    url = hashed_url(bff)
+    assert url == f"/static/v/{content_hash(STATIC)}/widget.js"
+    with httpx.Client(base_url=bff.url, timeout=10) as http:
+        plain = http.get("/static/widget.js")
+        hashed = http.get(url)
+        css = http.get(url.replace("widget.js", "widget.css"))
+        stale = http.get("/static/v/000000000000/widget.js")
+    assert plain.content == hashed.content == (STATIC / "widget.js").read_bytes()
+    assert plain.headers["Cache-Control"] == "public, max-age=300"
+    assert hashed.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert css.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert css.content == (STATIC / "widget.css").read_bytes()
+    assert stale.status_code == 404
+
+
+def test_hash_changes_with_any_file(tmp_path: Path) -> None:
+    (tmp_path / "widget.js").write_text("one")
+    (tmp_path / "widget.css").write_text("a")
+    first = content_hash(tmp_path)
+    (tmp_path / "widget.css").write_text("b")
+    second = content_hash(tmp_path)
+    (tmp_path / "widget.css").rename(tmp_path / "other.css")
+    assert len({first, second, content_hash(tmp_path)}) == 3
