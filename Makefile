@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-deps lint typecheck unit bench bench-quick clean
+.PHONY: demo test test-deps lint typecheck unit bench bench-quick clean widget-tools
 
 # System packages (Debian) and the test Redis: scripts/setup-deps is the one place for them.
 $(STAMP): pyproject.toml
@@ -29,8 +29,14 @@ typecheck: $(STAMP)
 test-deps:
 	scripts/setup-deps test
 
-test: test-deps lint typecheck
+test: test-deps lint typecheck widget-tools
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The widget's size budget is measured with terser, pinned in tests/browser/package-lock.json.
+# scripts/setup-deps installs Node.js and npm; without them the size test skips (fails on CI).
+widget-tools:
+	@if command -v npm >/dev/null && [ ! -d tests/browser/node_modules/terser ]; then \
+		cd tests/browser && npm ci --no-audit --no-fund --silent; fi
 
 # Every performance target against its baseline in one run (about 10 minutes); writes
 # bench/results/latest.{json,md}. BENCH_PROFILE=<dir> also samples the measured processes.

@@ -10,6 +10,8 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from tests.components import missing_component
+from tests.conftest import EmulatorControl
+from tests.servers import ServerProcess, start_bff, start_emulator
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the background-networking flags Chromium keeps calling home, which fails slowly here.
@@ -51,3 +53,40 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
 @pytest.fixture
 def page(context: BrowserContext) -> Page:
     return context.new_page()
+
+
+# For the widget's own modules: the chat-creation and send limits of the session's chat-bff,
+# and a brisk cadence, since these tests are about what the widget shows, not how often
+# chat-bff polls (the modules on the session's chat-bff keep the shipped cadence).
+WIDGET_BFF = {
+    "BFF_CHAT_CREATE_PER_MINUTE": "60000",
+    "BFF_CHAT_CREATE_BURST": "10000",
+    "BFF_SEND_PER_MINUTE": "60000",
+    "BFF_SEND_BURST": "10000",
+    "BFF_POLL_INTERVAL_S": "0.5",
+    "BFF_POLL_FAST_INTERVAL_S": "0.25",
+    "BFF_POLL_IDLE_INTERVAL_S": "1",
+}
+
+
+# A chat-bff whose emulator's agent never joins by itself: the tests make it join, speak and
+# leave through the control API, so waiting lasts exactly as long as they need.
+@pytest.fixture(scope="module")
+def held_emulator() -> Iterator[ServerProcess]:
+    server = start_emulator("--agent-join-delay", "3600", "--agent-reply-delay", "0.2")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def held_bff(held_emulator: ServerProcess) -> Iterator[ServerProcess]:
+    server = start_bff(held_emulator.url, **WIDGET_BFF)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def held(held_emulator: ServerProcess) -> Iterator[EmulatorControl]:
+    control = EmulatorControl(held_emulator.url)
+    yield control
+    control.http.close()

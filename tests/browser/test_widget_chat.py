@@ -15,6 +15,7 @@ from tests.browser.widget import (
     operations,
     unique,
     upstream_chat_id,
+    upstream_entries,
     upstream_texts,
     wait_until,
 )
@@ -39,7 +40,10 @@ def test_full_chat_with_typing_both_ways_and_end(
     widget.expect_text(f"Hello {nickname}, my name is {agent}. How can I help you?")
     expect(widget.loc(".cb-sub-text")).to_have_text(f"Chatting with {agent}")
     expect(widget.loc(".cb-sys").filter(has_text=f"{agent} joined the chat")).to_have_count(1)
-    expect(widget.loc(".cb-sys").filter(has_text=NOTICE)).to_have_count(1)
+    # The platform's "transcript will be sent by e-mail" is no promise without an address.
+    expect(widget.loc(".cb-sys")).to_have_count(1)
+    assert "mail" not in widget.loc(".cb-chat").inner_text()
+    assert NOTICE in [entry.get("text") for entry in upstream_entries(control, chat_id)]
 
     # The customer's typing reaches the upstream: started on a keystroke, stopped on clearing.
     widget.input.press_sequentially("Hi", delay=30)
@@ -56,8 +60,9 @@ def test_full_chat_with_typing_both_ways_and_end(
     widget.send("My order #1234 hasn't arrived yet.")
     widget.expect_text("My order #1234 hasn't arrived yet.")
     widget.expect_text(REPLIES[0])
+    # The subject came first, as the customer's own words.
     expect(widget.loc(".cb-log .cb-me .cb-bubble")).to_have_text(
-        ["My order #1234 hasn't arrived yet."]
+        ["My order hasn't arrived", "My order #1234 hasn't arrived yet."]
     )
 
     # The agent's typing shows in the widget, and goes again.
@@ -73,9 +78,9 @@ def test_full_chat_with_typing_both_ways_and_end(
     control.http.post(f"/chats/{chat_id}/agent/typing", json={"typing": False}).raise_for_status()
     expect(typing).to_be_hidden()
 
-    page.get_by_role("button", name="End chat").click()
-    expect(widget.loc(".cb-endbox")).to_be_visible()
-    expect(widget.loc(".cb-sub-text")).to_have_text("This chat has ended")
+    widget.end_chat()
+    expect(widget.loc(".cb-panel")).to_contain_text("This chat has ended.")
+    expect(widget.loc(".cb-sub-text")).to_be_hidden()
     expect(widget.input).to_be_hidden()
     expect(page.get_by_role("button", name="Start a new chat")).to_be_focused()
     # The stream delivered the last entry before its `end`.
@@ -193,9 +198,9 @@ def test_long_poll_fallback_in_german(
     assert widget.texts() == upstream_texts(control, chat_id)
 
     # Ending works the same way, and the long-poll stops (no request left hanging).
-    widget.loc(".cb-end").click()
+    widget.end_chat("Chat beenden")
     expect(widget.loc(".cb-sys").filter(has_text="Sie haben den Chat verlassen")).to_have_count(1)
-    expect(widget.loc(".cb-sub-text")).to_have_text("Der Chat ist beendet")
+    expect(widget.loc(".cb-ended")).to_have_text("Der Chat ist beendet.")
 
     def quiet() -> bool:
         before = len(widget.requests)

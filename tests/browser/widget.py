@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import httpx
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Locator, Page, Request, expect
 
 from tests.conftest import EmulatorControl
@@ -59,7 +60,7 @@ class Widget:
     @property
     def bubbles(self) -> Locator:
         """Rendered transcript texts (not the pending copies of sends in flight)."""
-        return self.loc(".cb-log .cb-bubble")
+        return self.loc(".cb-log .cb-msg:not(.cb-subject) .cb-bubble")
 
     @property
     def input(self) -> Locator:
@@ -81,7 +82,7 @@ class Widget:
         self.loc("#cb-f-subject").fill(subject)
         for name, value in extra.items():
             self.loc(f"#cb-f-{name}").fill(value)
-        self.loc(".cb-start button[type=submit]").click()
+        self.loc("#cb-f-nickname").press("Enter")
         expect(self.input).to_be_visible()
         expect(self.input).to_be_focused()
 
@@ -89,6 +90,22 @@ class Widget:
         self.input.fill(text)
         self.input.press("Enter")
         expect(self.input).to_have_value("")
+
+    def end_chat(self, label: str = "End chat") -> None:
+        """End through the header's button and its confirmation."""
+        self.loc(".cb-end").click()
+        confirm = self.page.get_by_role("group").get_by_role("button", name=label)
+        expect(confirm).to_be_visible()
+        expect(self.input).to_be_hidden()
+        confirm.click()
+        expect(self.loc(".cb-ended")).to_be_visible()
+
+    def set_hidden(self, hidden: bool) -> None:
+        self.page.evaluate(SET_VISIBILITY, hidden)
+
+    def counter(self, name: str) -> int:
+        value: int = self.page.evaluate(f"window.__{name}")
+        return value
 
     def expect_text(self, text: str, count: int = 1) -> None:
         exact = re.compile("^" + re.escape(text) + "$")
@@ -98,10 +115,49 @@ class Widget:
         return self.bubbles.all_inner_texts()
 
     def indices(self) -> list[int]:
-        values: list[str] = self.loc(".cb-log > li").evaluate_all(
+        values: list[str] = self.loc(".cb-log > li:not(.cb-subject)").evaluate_all(
             "items => items.map(item => item.dataset.index)"
         )
         return [int(v) for v in values]
+
+
+# Counts what the widget asks of the browser (tones started, notifications shown, permission
+# requests) without replacing any of it: each wrapper calls the real API.
+OBSERVE_BROWSER = """
+window.__chimes = 0;
+window.__notes = [];
+window.__asked = 0;
+const start = OscillatorNode.prototype.start;
+OscillatorNode.prototype.start = function (...args) {
+  window.__chimes += 1;
+  return start.apply(this, args);
+};
+const RealNotification = window.Notification;
+window.Notification = class extends RealNotification {
+  constructor(title, options) {
+    super(title, options);
+    window.__notes.push({ title, body: options && options.body });
+  }
+  static requestPermission() {
+    window.__asked += 1;
+    return RealNotification.requestPermission();
+  }
+};
+"""
+
+# Playwright cannot put a headless page in the background (every page is a visible foreground
+# tab), so a tab switch is played out the way the browser reports it: visibilityState and
+# document.hidden change, then `visibilitychange` fires.
+SET_VISIBILITY = """hidden => {
+  if (hidden) {
+    Object.defineProperty(document, "hidden", { value: true, configurable: true });
+    Object.defineProperty(document, "visibilityState", { value: "hidden", configurable: true });
+  } else {
+    delete document.hidden;
+    delete document.visibilityState;
+  }
+  document.dispatchEvent(new Event("visibilitychange"));
+}"""
 
 
 def upstream_chat_id(control: EmulatorControl, nickname: str) -> str:
@@ -112,6 +168,11 @@ def upstream_chat_id(control: EmulatorControl, nickname: str) -> str:
             found: str = chat["id"]
             return found
     raise AssertionError(f"no upstream chat for {nickname!r}")
+
+
+def upstream_entries(control: EmulatorControl, chat_id: str) -> list[dict[str, Any]]:
+    transcript: list[dict[str, Any]] = control.chat(chat_id)["transcript"]  # type: ignore[assignment]
+    return transcript
 
 
 def upstream_texts(control: EmulatorControl, chat_id: str) -> list[str]:
@@ -146,3 +207,21 @@ def sse_streams(server: ServerProcess) -> float:
     match = re.search(r"^bff_sse_streams (\S+)$", metrics, re.MULTILINE)
     assert match, "bff_sse_streams missing from /metrics"
     return float(match.group(1))
+
+
+AXE = Axe()  # axe-core, as bundled by axe-playwright-python
+
+
+def audit(page: Page, state: str) -> None:
+    # Contrast is judged once the panel has faded in (the endless pulses stay).
+    page.locator("#chat-bff-widget").evaluate(
+        """host => Promise.all(host.shadowRoot.getAnimations()
+            .filter(a => a.effect.getTiming().iterations !== Infinity)
+            .map(a => a.finished))"""
+    )
+    results = AXE.run(page)
+    found = [
+        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']]}"
+        for v in results.response["violations"]
+    ]
+    assert found == [], f"{state}: {found}"

@@ -1,0 +1,71 @@
+"""The README's screenshots of the widget, taken from real processes:
+`python -m tests.browser.shots [out_dir]` (default: docs/).
+
+Desktop mid-chat, a phone while waiting for an agent, and Arabic (right to left) mid-chat.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from playwright.sync_api import Page, sync_playwright
+
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.browser.widget import Widget, upstream_chat_id
+from tests.conftest import EmulatorControl
+from tests.servers import start_bff, start_emulator
+
+
+def chat(page: Page, url: str, control: EmulatorControl, nickname: str, subject: str) -> str:
+    widget = Widget(page)
+    page.goto(url)
+    widget.start(nickname, subject)
+    return upstream_chat_id(control, nickname)
+
+
+def main(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    emulator = start_emulator("--agent-join-delay", "3600")
+    bff = start_bff(emulator.url)
+    control = EmulatorControl(emulator.url)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+
+            desktop = browser.new_page(viewport={"width": 1280, "height": 800})
+            chat_id = chat(desktop, bff.url + "/", control, "Jamie", "My order hasn't arrived")
+            control.http.post(f"/chats/{chat_id}/agent/join", json={"greet": True})
+            control.agent_say(
+                chat_id, "I'm sorry to hear that. Could you give me the order number?"
+            )
+            Widget(desktop).send("It's 10-4417, ordered last Monday.")
+            control.agent_say(
+                chat_id,
+                "Thanks! It left our warehouse yesterday: https://track.example.com/10-4417",
+            )
+            control.http.post(f"/chats/{chat_id}/agent/typing", json={"typing": True})
+            desktop.wait_for_timeout(1500)
+            desktop.screenshot(path=str(out / "screenshot.png"))
+
+            phone = browser.new_page(viewport={"width": 390, "height": 760}, is_mobile=True)
+            chat(phone, bff.url + "/", control, "Robin", "Does the Cedar jacket run small?")
+            phone.wait_for_timeout(4200)
+            phone.screenshot(path=str(out / "widget-phone.png"))
+
+            arabic = browser.new_page(viewport={"width": 1280, "height": 800})
+            chat_id = chat(arabic, bff.url + "/?lang=ar", control, "لينا", "متى يصل طلبي؟")
+            control.http.post(f"/chats/{chat_id}/agent/join", json={"greet": False})
+            control.agent_say(chat_id, "مرحبًا لينا، سأتحقق من طلبك الآن.")
+            Widget(arabic).send("شكرًا، رقم الطلب 4417.")
+            arabic.wait_for_timeout(1500)
+            arabic.screenshot(path=str(out / "widget-rtl.png"))
+            browser.close()
+    finally:
+        bff.stop()
+        emulator.stop()
+        control.http.close()
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs"))

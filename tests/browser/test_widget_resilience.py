@@ -1,0 +1,79 @@
+"""A send that fails is shown as not sent, with a retry that reuses the message's
+Idempotency-Key, and ends up in the transcript exactly once. (The "reconnecting" line when the
+stream drops is in test_widget_streams.py.)"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from playwright.sync_api import Page, Request, expect
+
+from app.emulator.agent import REPLIES
+from tests.browser.widget import (
+    Widget,
+    agent_name,
+    log_position,
+    operations,
+    unique,
+    upstream_chat_id,
+    upstream_texts,
+    wait_until,
+)
+from tests.conftest import EmulatorControl
+from tests.servers import ServerProcess
+
+pytestmark = pytest.mark.browser
+
+
+def test_a_failed_send_is_retried_with_its_key_and_delivered_once(
+    page: Page, bff: ServerProcess, control: EmulatorControl
+) -> None:
+    sends: list[tuple[str, str | None]] = []
+
+    def record(request: Request) -> None:
+        body = request.post_data or ""
+        if request.method == "POST" and '"SendMessage"' in body:
+            sends.append((json.loads(body)["text"], request.headers.get("idempotency-key")))
+
+    page.on("request", record)
+    widget = Widget(page)
+    page.goto(bff.url + "/")
+    nickname = unique("Jo")
+    widget.start(nickname, "Flaky network")
+    chat_id = upstream_chat_id(control, nickname)
+    widget.expect_text(
+        f"Hello {nickname}, my name is {agent_name(control, chat_id)}. How can I help you?"
+    )
+
+    # Typing notices are writes too: let the first one through before the fault is armed.
+    since = log_position(control)
+    widget.input.fill("Is the tent waterproof?")
+    wait_until(
+        lambda: "SendStartTypingNotification" in operations(control, chat_id, since),
+        "the typing notice to reach the upstream",
+    )
+    control.faults(error_status=503, routes="write", remaining=1)
+    widget.input.press("Enter")
+    failed = widget.loc(".cb-failed")
+    expect(failed).to_be_visible()
+    expect(failed.locator(".cb-bubble")).to_have_text("Is the tent waterproof?")
+    expect(failed.get_by_role("alert")).to_have_text("Not sent. Retry")
+    assert "Is the tent waterproof?" not in upstream_texts(control, chat_id)
+
+    failed.get_by_role("button", name="Retry").click()
+    widget.expect_text("Is the tent waterproof?")
+    expect(widget.loc(".cb-failed, .cb-pending")).to_have_count(0)
+    widget.expect_text(REPLIES[0])
+    widget.send("Thanks!")
+    widget.expect_text("Thanks!")
+
+    tries = [key for text, key in sends if text == "Is the tent waterproof?"]
+    assert len(tries) == 2 and tries[0] == tries[1]
+    assert tries[0] and re.fullmatch(r'"[0-9a-z]{8,}"', tries[0])  # an sf-string, as drafted
+    others = [key for text, key in sends if text == "Thanks!"]
+    assert len(others) == 1 and others[0] not in tries
+    assert upstream_texts(control, chat_id).count("Is the tent waterproof?") == 1
+    assert widget.texts() == upstream_texts(control, chat_id)
+    assert widget.errors == []
