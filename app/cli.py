@@ -23,6 +23,7 @@ from app import logs
 from app.config import Settings, UnknownSettingError, describe_problem, load_settings
 from app.emulator import Emulator, EmulatorConfig, create_emulator_app
 from app.main import create_app
+from app.serving import ConnectionLimits, GuardedHttpToolsProtocol
 from app.version import VERSION
 from app.wiring import Runtime
 
@@ -62,15 +63,23 @@ def _tune_gc() -> None:
 
 
 def _server(
-    app: object, host: str, port: int, shutdown_s: float, trusted_proxies: Sequence[str] = ()
+    app: object,
+    host: str,
+    port: int,
+    shutdown_s: float,
+    trusted_proxies: Sequence[str] = (),
+    limits: ConnectionLimits | None = None,
 ) -> uvicorn.Server:
     """`trusted_proxies` (BFF_TRUSTED_PROXIES): only from these peers does uvicorn believe
     X-Forwarded-Proto and X-Forwarded-For, so the scheme of any URL built from a request (and
-    the client address) is the one the proxy saw; from anyone else they are ignored."""
+    the client address) is the one the proxy saw; from anyone else they are ignored.
+    `limits`: the connection guards of app/serving.py."""
     config = uvicorn.Config(
         app,  # type: ignore[arg-type]
         host=host,
         port=port,
+        # Request deadlines, header limits and closes that cannot linger (app/serving.py).
+        http=GuardedHttpToolsProtocol.with_limits(limits or ConnectionLimits()),
         log_level="info",
         # Our handler (app/logs.py) formats uvicorn's lines too; its own access log is off
         # because it writes raw paths, and a path can carry a chat handle.
@@ -94,8 +103,24 @@ def serve(args: argparse.Namespace) -> int:
     logs.configure(settings.log_format, settings.log_level)
     app = create_app(settings)
     _tune_gc()
-    _server(app, args.host, args.port, settings.shutdown_grace_s, settings.trusted_proxies).run()
+    _server(
+        app,
+        args.host,
+        args.port,
+        settings.shutdown_grace_s,
+        settings.trusted_proxies,
+        _limits(settings),
+    ).run()
     return 0
+
+
+def _limits(settings: Settings) -> ConnectionLimits:
+    return ConnectionLimits(
+        header_timeout_s=settings.header_timeout_s,
+        max_header_bytes=settings.max_header_bytes,
+        # A peer that has not read what we wrote within a stream's write deadline is gone.
+        close_grace_s=settings.sse_send_timeout_s,
+    )
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -112,7 +137,7 @@ def demo(args: argparse.Namespace) -> int:
     app = create_app(settings, upstream_transport=transport)
     _tune_gc()
     print(f"chat-bff demo: open http://{args.host}:{args.port}/ (API docs at /docs)")
-    _server(app, args.host, args.port, settings.shutdown_grace_s).run()
+    _server(app, args.host, args.port, settings.shutdown_grace_s, limits=_limits(settings)).run()
     return 0
 
 

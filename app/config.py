@@ -62,7 +62,9 @@ class Settings(BaseSettings):
     chat_create_burst: int = Field(default=5, ge=1)
     send_per_minute: float = Field(default=120, gt=0, description="Per client IP")
     send_burst: int = Field(default=30, ge=1)
-    max_streams_per_ip: int = Field(default=50, ge=1)
+    max_streams_per_ip: int = Field(
+        default=50, ge=1, description="Open SSE streams plus waiting long-polls, per client IP"
+    )
     max_streams_per_chat: int = Field(default=20, ge=1)
 
     # Polls go where a viewer waits for something (app/cadence.py). A conversation costs
@@ -201,6 +203,29 @@ class Settings(BaseSettings):
     @property
     def offline_secret(self) -> SecretStr | None:
         return self.offline_webhook_secret or self.push_webhook_secret
+
+    # -- hardening (issue 11) -------------------------------------------------------------
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="A request's line and headers, and then its body, must each arrive "
+        "within this; else 408 (or the connection is dropped mid-body)",
+    )
+    max_header_bytes: int = Field(
+        default=32_768, ge=4096, description="Request line plus headers; larger gets 431"
+    )
+    idempotency_window_s: float = Field(
+        default=3600.0,
+        gt=0,
+        le=7 * 86_400,
+        description="How long the answer to a POST with an Idempotency-Key is replayed",
+    )
+    upstream_max_body_bytes: int = Field(
+        default=4 << 20,
+        ge=65_536,
+        description="Largest upstream answer read; a larger one is refused (502 / degraded)",
+    )
 
     @field_validator("allowed_origins", "trusted_proxies", mode="before")
     @classmethod

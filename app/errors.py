@@ -208,3 +208,20 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_unexpected)
+
+
+# -- describing failures in logs ------------------------------------------------------------
+
+
+def describe_exception(error: BaseException) -> str:
+    """An unexpected exception for a log line: its type and where it was raised (innermost
+    frame), never its message, which may quote what the upstream or a client sent."""
+    frame = None
+    trace = error.__traceback__
+    while trace is not None:
+        frame, trace = trace, trace.tb_next
+    if frame is None:
+        return type(error).__name__
+    code = frame.tb_frame.f_code
+    where = code.co_filename.rsplit("/app/", 1)[-1].rsplit("/site-packages/", 1)[-1]
+    return f"{type(error).__name__} at {where}:{frame.tb_lineno} in {code.co_name}"

@@ -27,7 +27,8 @@ from app.cors import CrossOrigin
 from app.docs import install_docs
 from app.errors import install_error_handlers
 from app.hours import parse as parse_business_hours
-from app.http import ApiGuard, RequestMetrics
+from app.http import ApiGuard, RequestMetrics, ResponsePolicy
+from app.idempotency import IdempotencyGuard, install_idempotency_docs
 from app.limits import ConcurrencyLimiter, RateLimiter
 from app.metrics import Metrics
 from app.offline import KIND as OFFLINE_KIND
@@ -74,6 +75,7 @@ def create_app(
         connect_timeout_s=settings.upstream_connect_timeout_s,
         max_connections=settings.upstream_max_connections,
         max_in_flight=settings.upstream_max_in_flight,
+        max_body_bytes=settings.upstream_max_body_bytes,
         transport=upstream_transport,
         observe=metrics.observe_upstream,
     )
@@ -202,18 +204,29 @@ def create_app(
     app.include_router(offline.router)
     widget_url = _mount_static(app)
     install_openapi(app, long_poll_max_s=settings.long_poll_max_s)
+    install_idempotency_docs(app)
     install_docs(app)
 
-    app.add_middleware(ApiGuard, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        IdempotencyGuard,
+        store=the_bus,
+        keep_s=settings.idempotency_window_s,
+        # Longer than any one request can run (bus calls, a queued upstream call, its
+        # deadline): a claim outliving its request only if the instance died meanwhile.
+        in_flight_s=2 * settings.upstream_timeout_s + 10,
+    )
+    app.add_middleware(ApiGuard, max_body_bytes=settings.max_body_bytes, routes=app.routes)
     app.add_middleware(TrailingSlash)
     app.add_middleware(CrossOrigin, origins=origins)
     app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(ResponsePolicy)
     # Outermost: every answer gets a request id and one access-log line, 403/413 included.
     app.add_middleware(
         AccessLog,
         metrics=metrics,
+        # Every X-Forwarded-For line, as the routes read it (ClientAddress).
         client_ip=lambda peer, headers: runtime.client_address.resolve(
-            peer, ",".join(headers.getlist("x-forwarded-for")) or None
+            peer, headers.getlist("x-forwarded-for")
         ),
     )
     return app

@@ -5,6 +5,7 @@ Labels are route templates, operations and outcomes: never a handle, an id or a 
 
 from __future__ import annotations
 
+import asyncio
 import platform
 
 from prometheus_client import (
@@ -51,6 +52,11 @@ class Metrics:
         self.pollers = Gauge(
             "bff_pollers", "Chats this process polls (holds the lease of)", registry=self.registry
         )
+        # -- process health: what must stay flat however long it runs (bench/soak.py) --
+        self.asyncio_tasks = Gauge(
+            "bff_asyncio_tasks", "asyncio tasks alive in this process", registry=self.registry
+        )
+        self.asyncio_tasks.set_function(_task_count)
 
         self._operations()
 
@@ -127,3 +133,10 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _task_count() -> float:
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:  # collected outside the event loop
+        return 0.0

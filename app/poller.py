@@ -119,9 +119,12 @@ class ChatPoller:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            if self._release:
+            if self._release and not _crashed(tasks[0]):
                 with contextlib.suppress(BffError, OSError):
                     await self._bus.release(self.fence)
+        # A crash of the poll loop is re-raised for the registry's supervisor, with the lease
+        # kept so that the restarted loop continues under the same fence.
+        tasks[0].result()
 
     async def _listen(self) -> None:
         # Pokes come from whichever instance took the customer's send.
@@ -253,3 +256,22 @@ class ChatPoller:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await self._wake.wait()
+
+    # -- for the registry's supervisor (registry.py restarts a crashed poller) -------------
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    async def pause(self, seconds: float) -> None:
+        """Wait `seconds`, or less if the poller is stopped meanwhile."""
+        deadline = time.monotonic() + seconds
+        while not self._stopping and (left := deadline - time.monotonic()) > 0:
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    await self._wake.wait()
+
+
+def _crashed(task: asyncio.Task[None]) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is not None

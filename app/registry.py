@@ -6,8 +6,9 @@ upstream that long after its last read), and so is the presence of readers (stre
 here, long-polls waiting, recent reads), which sets the poll cadence and tells the push hook
 whether anyone would see a message; a sweeper regularly offers this instance every interested
 chat whose lease is free (so a dead holder is replaced within about one lease period) and
-stops the pollers of chats nobody cares about any more. It owns every poller task and ends
-them all on drain or close. It must not poll (that is `poller.py`).
+stops the pollers of chats nobody cares about any more. It owns every poller task, restarts
+one that crashed (logged with its cause, `degraded` for viewers, backoff) and ends them all
+on drain or close. It must not poll (that is `poller.py`).
 """
 
 from __future__ import annotations
@@ -21,12 +22,17 @@ import time
 from collections.abc import Callable
 
 from app.bus.base import Bus
-from app.errors import BffError
+from app.errors import BffError, describe_exception
+from app.models import UpstreamStatus
 from app.poller import ChatPoller, OnCommit, PollerTuning, PollTarget
 from app.security import HandleCodec
 from app.upstream import UpstreamClient
 
 log = logging.getLogger("chat_bff.registry")
+
+# Restart delays of a crashed poller: doubling from the first to the longest.
+SUPERVISOR_BACKOFF_S = 1.0
+SUPERVISOR_BACKOFF_MAX_S = 30.0
 
 
 class PollerRegistry:
@@ -122,7 +128,7 @@ class PollerRegistry:
             tuning=self._tuning,
             on_commit=self._on_commit,
         )
-        task = asyncio.create_task(poller.run(), name=f"poller:{key}")
+        task = asyncio.create_task(self._supervised(poller), name=f"poller:{key}")
         self._pollers[key] = poller
         self._tasks[key] = task
         task.add_done_callback(functools.partial(self._forget, key))
@@ -215,3 +221,43 @@ class PollerRegistry:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- supervision: a poller that crashes is restarted, never silently lost ---------------
+
+    async def _supervised(self, poller: ChatPoller) -> None:
+        """Run `poller` until it ends of its own accord (chat over, stopped, lease lost).
+
+        An unexpected exception in it is logged with its cause, shown to the chat's viewers as
+        `degraded`, and the poller runs again after a backoff (its lease kept and renewed
+        meanwhile, so no other instance takes over a chat for a bug and hits the same one).
+        The backoff starts over once a run has lasted longer than the longest backoff."""
+        key = poller.target.key
+        crashes = 0
+        while True:
+            started = time.monotonic()
+            try:
+                await poller.run()
+                return
+            except Exception as error:
+                if time.monotonic() - started > SUPERVISOR_BACKOFF_MAX_S:
+                    crashes = 0
+                crashes += 1
+                delay = min(SUPERVISOR_BACKOFF_MAX_S, SUPERVISOR_BACKOFF_S * 2 ** (crashes - 1))
+                delay *= 0.5 + random.random() / 2
+                log.error(
+                    "poller of %s crashed (%s); restart %d in %.1f s",
+                    key,
+                    describe_exception(error),
+                    crashes,
+                    delay,
+                )
+                await self._degraded(poller)
+                await poller.pause(delay)
+
+    async def _degraded(self, poller: ChatPoller) -> None:
+        try:
+            published = await self._bus.commit(poller.fence, status=UpstreamStatus.DEGRADED)
+        except BffError:
+            return  # the bus is down too; the restarted poller will try again
+        if published is None:
+            poller.lease_lost()

@@ -21,6 +21,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from starlette.types import Scope
 
 from app.errors import ChatNotFoundError, OriginNotAllowedError
 
@@ -32,8 +33,10 @@ MAX_UPSTREAM_ID_BYTES = 200
 # version + key id + nonce + tag, plus 1..MAX id bytes, base64url without padding.
 _MIN_HANDLE = (1 + _KEY_ID_BYTES + _NONCE_BYTES + 16 + 1) * 4 // 3
 _MAX_HANDLE = (1 + _KEY_ID_BYTES + _NONCE_BYTES + 16 + MAX_UPSTREAM_ID_BYTES) * 4 // 3 + 4
+# `^...$` for OpenAPI (ECMA-262 regex); in code the whole string must match (`fullmatch`):
+# Python's `$` also matches before a trailing newline.
 HANDLE_PATTERN = rf"^[A-Za-z0-9_-]{{{_MIN_HANDLE},{_MAX_HANDLE}}}$"
-_HANDLE_RE = re.compile(HANDLE_PATTERN)
+_HANDLE_RE = re.compile(HANDLE_PATTERN.removeprefix("^").removesuffix("$"))
 
 
 def _derive(secret: bytes) -> tuple[bytes, AESGCM]:
@@ -73,7 +76,7 @@ class HandleCodec:
 
     def open(self, handle: str) -> str:
         """The upstream id inside `handle`; ChatNotFoundError for anything not sealed by us."""
-        if not _HANDLE_RE.match(handle):
+        if not _HANDLE_RE.fullmatch(handle):
             raise ChatNotFoundError()
         try:
             blob = base64.urlsafe_b64decode(handle + "=" * (-len(handle) % 4))
@@ -95,7 +98,15 @@ class HandleCodec:
 
 class ClientAddress:
     """The client IP: the peer, or the right-most untrusted X-Forwarded-For hop when the peer is
-    a trusted proxy. Never trust the header from an untrusted peer: anyone can write it."""
+    a trusted proxy. Never trust the header from an untrusted peer: anyone can write it.
+
+    The one place that reads client IPs. Every X-Forwarded-For line counts, in order: a proxy
+    that appends a line of its own (HAProxy) rather than extending the first would otherwise
+    let a client forge its address in the line it sent itself.
+    """
+
+    # Hops examined from the right: more than any real chain of proxies.
+    MAX_HOPS = 32
 
     def __init__(self, trusted_proxies: Sequence[str]) -> None:
         self._trusted = [ipaddress.ip_network(c, strict=False) for c in trusted_proxies]
@@ -107,15 +118,40 @@ class ClientAddress:
             return False
         return any(address in net for net in self._trusted)
 
-    def resolve(self, peer: str | None, forwarded_for: str | None) -> str:
+    def resolve(self, peer: str | None, forwarded_for: Sequence[str] = ()) -> str:
+        """`forwarded_for`: every X-Forwarded-For header line, in the order received."""
         ip = peer or "unknown"
         if not forwarded_for or not self._is_trusted(ip):
             return ip
-        hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+        hops = [_hop(h) for line in forwarded_for for h in line.split(",") if h.strip()]
+        hops = hops[-self.MAX_HOPS :]
         for hop in reversed(hops):
             if not self._is_trusted(hop):
                 return hop
         return hops[0] if hops else ip
+
+    def of(self, scope: Scope) -> str:
+        """The client IP of an ASGI connection scope."""
+        client = scope.get("client")
+        peer = client[0] if client else None
+        lines = [
+            value.decode("latin-1")
+            for name, value in scope.get("headers", ())
+            if name == b"x-forwarded-for"
+        ]
+        return self.resolve(peer, lines)
+
+
+def _hop(text: str) -> str:
+    """One X-Forwarded-For entry as an address: ports and IPv6 brackets removed, anything
+    that is not an address kept as it is (bounded), so it can never match a trusted proxy."""
+    text = text.strip()
+    for candidate in (text, text.partition("]")[0].lstrip("["), text.rpartition(":")[0]):
+        try:
+            return str(ipaddress.ip_address(candidate))
+        except ValueError:
+            continue
+    return text[:64]
 
 
 class OriginPolicy:

@@ -17,23 +17,28 @@ import contextlib
 import json
 import logging
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from dataclasses import dataclass
+from typing import Any
 
 from sse_starlette import ServerSentEvent
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from app.bus.base import Bus, Subscription
-from app.models import ChatEvent, EventKind, Message, UpstreamStatus
+from app.errors import BffError, ChatNotFoundError, describe_exception
+from app.models import ChatEvent, ChatState, EventKind, Message, UpstreamStatus
 from app.service import ChatRef, ChatService, chat_json, status_json
+from app.serving import ABORT_EXTENSION
 from app.transcript import ended_state
 
 log = logging.getLogger("chat_bff.sse")
 
 STREAM_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
-    (b"cache-control", b"no-cache, no-transform"),
+    # Not storable by anyone (a shared cache may store a `no-cache` answer), and never
+    # transformed (compressed or buffered) on the way.
+    (b"cache-control", b"no-cache, no-store, no-transform"),
     (b"x-accel-buffering", b"no"),
 ]
 # Messages per cache read while replaying a long transcript.
@@ -177,7 +182,13 @@ class ChatStream:
             self._subscription = subscription
             self._hub.add(subscription, self.ref.key, self.ref.handle)
             try:
-                record = await self._service.warm(self.ref)
+                try:
+                    record = await self._service.warm(self.ref)
+                except ChatNotFoundError:
+                    # The upstream no longer knows the chat: it is over, for this stream too.
+                    yield self._state(ChatState("Idle").to_json())
+                    yield self._end()
+                    return
                 assert record.state is not None
                 state = ended_state(record.state) if record.completed else record.state
                 yield _frame(
@@ -241,6 +252,10 @@ class ChatStream:
             yield self._end()
 
 
+class _StalledError(Exception):
+    """A write to the client missed its deadline."""
+
+
 class EventStreamResponse(Response):
     """A `text/event-stream` response: writes each frame with a deadline (a client that stops
     reading is dropped, not waited for) and reports the client leaving."""
@@ -268,18 +283,26 @@ class EventStreamResponse(Response):
         listener = asyncio.ensure_future(self._listen(receive))
         self._on_open()
         try:
-            async with asyncio.timeout(self._send_timeout_s):
-                await send(
-                    {"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS}
-                )
-            async for frame in self._frames:
-                async with asyncio.timeout(self._send_timeout_s):
-                    await send({"type": "http.response.body", "body": frame, "more_body": True})
-            async with asyncio.timeout(self._send_timeout_s):
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except TimeoutError:
-            # The connection stays blocked; returning unfinished makes the server close it.
+            await self._send(
+                send, {"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS}
+            )
+            try:
+                async for frame in self._frames:
+                    await self._send(
+                        send, {"type": "http.response.body", "body": frame, "more_body": True}
+                    )
+            except _StalledError:
+                raise
+            except BffError as error:
+                # The bus or the upstream failed mid-stream: end it cleanly, the client
+                # reconnects (with its Last-Event-ID) and gets a fresh start.
+                log.info("SSE stream ended early: %s", type(error).__name__)
+            except Exception as error:
+                log.error("SSE stream failed: %s", describe_exception(error))
+            await self._send(send, {"type": "http.response.body", "body": b"", "more_body": False})
+        except _StalledError:
             log.info("dropped an SSE client that stopped reading")
+            await self._drop(scope, listener)
         finally:
             self._on_close()
             listener.cancel()
@@ -288,6 +311,23 @@ class EventStreamResponse(Response):
             aclose = getattr(self._frames, "aclose", None)
             if aclose is not None:
                 await aclose()
+
+    async def _send(self, send: Send, message: MutableMapping[str, Any]) -> None:
+        try:
+            async with asyncio.timeout(self._send_timeout_s):
+                await send(message)
+        except TimeoutError:
+            raise _StalledError() from None
+
+    async def _drop(self, scope: Scope, listener: asyncio.Future[None]) -> None:
+        """Close the connection of a client that stopped reading, and return only once it is
+        gone: what the stream counts (per IP, per chat) must stay counted while its socket and
+        send buffer exist. A server's graceful close would wait for that client to read."""
+        abort = (scope.get("extensions") or {}).get(ABORT_EXTENSION)
+        if not callable(abort):
+            return  # a server without the extension closes the connection itself
+        abort()
+        await asyncio.wait({listener}, timeout=self._send_timeout_s)
 
     async def _listen(self, receive: Receive) -> None:
         while (await receive())["type"] != "http.disconnect":

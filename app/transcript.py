@@ -7,6 +7,7 @@ as arguments, so it is tested with tables of cases.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -20,8 +21,44 @@ STATE_CHANGING_TYPES = frozenset(
 )
 
 
+# The documented shapes nest three deep (message -> from -> fields); anything much deeper is
+# not a chat, and would cost a recursion at every step that serialises it again.
+MAX_DEPTH = 32
+# Indices a client can send back as Last-Event-ID or ?index= (nine digits, see params).
+MAX_INDEX = 999_999_999
+
+
 class MalformedSnapshotError(ValueError):
     """An upstream answer that does not have the documented shape."""
+
+
+def clean_text(text: str) -> str:
+    """`text` as something every client can be sent: lone surrogates (which JSON may carry
+    as escapes but UTF-8 cannot encode) become U+FFFD."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+def clean_json(value: Any, depth: int = 0) -> Any:
+    """The one sanitiser of upstream text, applied at normalisation: a JSON value whose
+    strings (keys too) can be encoded, whose numbers are finite (NaN and Infinity are not
+    JSON: they became null), nested at most `MAX_DEPTH` deep."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict | list):
+        if depth >= MAX_DEPTH:
+            raise MalformedSnapshotError("nested too deep")
+        if isinstance(value, list):
+            return [clean_json(item, depth + 1) for item in value]
+        return {clean_text(str(k)): clean_json(v, depth + 1) for k, v in value.items()}
+    return value
 
 
 def _normalise_party(party: Any) -> JSON:
@@ -38,11 +75,11 @@ def normalise_message(raw: Any) -> Message:
     if not isinstance(raw, dict):
         raise MalformedSnapshotError("message is not an object")
     index = raw.get("index")
-    if isinstance(index, bool) or not isinstance(index, int) or index < 1:
+    if isinstance(index, bool) or not isinstance(index, int) or not 1 <= index <= MAX_INDEX:
         raise MalformedSnapshotError("message index missing or not a positive integer")
     if not isinstance(raw.get("type"), str):
         raise MalformedSnapshotError("message type missing")
-    body = dict(raw)
+    body = clean_json(raw)
     if "from" in body and body["from"] is not None:
         body["from"] = _normalise_party(body["from"])
     return Message(index=index, body=body)
@@ -62,6 +99,7 @@ def normalise_messages(raw: Any) -> list[Message]:
 def normalise_chat(raw: Any) -> ChatState:
     if not isinstance(raw, dict) or not isinstance(raw.get("state"), str):
         raise MalformedSnapshotError("chat has no state")
+    raw = clean_json(raw)
     capabilities = raw.get("capabilities")
     participants = raw.get("participants")
     capabilities = [] if capabilities is None else capabilities

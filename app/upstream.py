@@ -14,7 +14,6 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -30,14 +29,16 @@ from app.errors import (
     UpstreamError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
+    describe_exception,
 )
 from app.models import ChatState, Message
+from app.security import MAX_UPSTREAM_ID_BYTES
 from app.transcript import MalformedSnapshotError, normalise_chat, normalise_messages
-from app.upstream_wire import AiohttpWire, HttpxWire, Reply, Wire
+from app.upstream_parse import decode_json, parse_set_cookies, retry_after_s
+from app.upstream_wire import AiohttpWire, AnswerTooLargeError, HttpxWire, Reply, Wire
 
 log = logging.getLogger("chat_bff.upstream")
 
-MAX_RETRY_AFTER_S = 120
 # Upstream statusCodes that mean "try again later" rather than "you did it wrong".
 _RETRYABLE_CODES = frozenset({12, 13, 14, 15, 16, 17})
 _CREDENTIAL_CODES = frozenset({3, 5, 20})
@@ -58,17 +59,7 @@ class Answer:
 
 
 def _parse_set_cookie(reply: Reply) -> dict[str, str]:
-    cookies: dict[str, str] = {}
-    for header in reply.set_cookie:
-        jar: SimpleCookie = SimpleCookie()
-        try:
-            jar.load(header)
-        except CookieError:
-            continue
-        for name, morsel in jar.items():
-            expired = morsel["max-age"] in ("0", "-1") if morsel["max-age"] else False
-            cookies[name] = "" if expired else morsel.value
-    return cookies
+    return parse_set_cookies(reply.set_cookie)
 
 
 def _cookie_header(cookies: Mapping[str, str]) -> str | None:
@@ -77,10 +68,18 @@ def _cookie_header(cookies: Mapping[str, str]) -> str | None:
 
 
 def _retry_after(reply: Reply) -> int | None:
-    value = reply.retry_after.strip()
-    if value.isdigit():
-        return min(int(value), MAX_RETRY_AFTER_S)
-    return None
+    return retry_after_s(reply.retry_after)
+
+
+def _sealable(upstream_id: object) -> bool:
+    """An id we can seal into a handle and send back in a URL: text of 1..200 UTF-8 bytes."""
+    if not isinstance(upstream_id, str) or not upstream_id:
+        return False
+    try:
+        size = len(upstream_id.encode("utf-8"))
+    except UnicodeEncodeError:  # lone surrogates
+        return False
+    return size <= MAX_UPSTREAM_ID_BYTES
 
 
 class UpstreamClient:
@@ -95,6 +94,7 @@ class UpstreamClient:
         connect_timeout_s: float = 3.0,
         max_connections: int = 40,
         max_in_flight: int = 32,
+        max_body_bytes: int = 4 << 20,
         transport: httpx.AsyncBaseTransport | None = None,
         observe: Callable[[str, str, float], None] | None = None,
     ) -> None:
@@ -107,11 +107,20 @@ class UpstreamClient:
         # The wire alone, not an HTTP client object: we need none of a client's layers (auth,
         # redirects, a cookie jar shared by all chats, event hooks), and on a busy instance
         # they cost more CPU per upstream call than the connection handling itself.
-        timeouts = {"timeout_s": timeout_s, "connect_timeout_s": connect_timeout_s}
         self._wire: Wire = (
-            HttpxWire(transport, **timeouts)
+            HttpxWire(
+                transport,
+                timeout_s=timeout_s,
+                connect_timeout_s=connect_timeout_s,
+                max_body_bytes=max_body_bytes,
+            )
             if transport is not None
-            else AiohttpWire(max_connections=max_connections, **timeouts)
+            else AiohttpWire(
+                max_connections=max_connections,
+                timeout_s=timeout_s,
+                connect_timeout_s=connect_timeout_s,
+                max_body_bytes=max_body_bytes,
+            )
         )
         # Bounded concurrency: thousands of pollers wait here, not inside the connection pool,
         # and writes (customers waiting on an answer) get their own slots so they never queue
@@ -166,6 +175,16 @@ class UpstreamClient:
             error = UpstreamUnavailableError()
         except BffError as exc:
             error = exc
+        except AnswerTooLargeError:
+            log.warning("upstream %s answer over the size limit: refused", operation)
+            error = UpstreamBadResponseError()
+        except Exception as exc:
+            # Whatever else an answer did to us, the caller gets a documented error, the log
+            # gets the cause, and nothing above this line has to expect the unexpected.
+            log.error(
+                "upstream %s answer could not be handled: %s", operation, describe_exception(exc)
+            )
+            error = UpstreamBadResponseError()
         else:
             self.last_success = time.monotonic()
             self._observed(operation, "ok", started)
@@ -182,18 +201,22 @@ class UpstreamClient:
 
     def _interpret(self, reply: Reply, *, chat: bool) -> dict[str, Any]:
         status = reply.status
-        try:
-            payload = json.loads(reply.body)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            payload = None
+        decoded = decode_json(reply.body)
+        payload = decoded.value
         code = payload.get("statusCode") if isinstance(payload, dict) else None
+        if not isinstance(code, int) or isinstance(code, bool):
+            code = None
         if status == 200 and isinstance(payload, dict) and code == 0:
             return payload
-        log.info("upstream answered %s (statusCode %s)", status, code)
-        if isinstance(code, int) and not isinstance(code, bool) and code != 0:
-            self._raise_for_code(code, reply)
+        if decoded.problem is not None:
+            log.info("upstream answered %s, body %s", status, decoded.problem)
+        else:
+            log.info("upstream answered %s (statusCode %s)", status, code)
+        # The HTTP status says "not now" whatever the body says: honour its Retry-After.
         if status in (502, 503, 504, 429):
             raise UpstreamUnavailableError(retry_after_s=_retry_after(reply))
+        if code is not None and code != 0:
+            self._raise_for_code(code, reply)
         text = reply.body[:800].decode("utf-8", "replace")[:200].lower() if payload is None else ""
         if chat and (status == 404 or (status == 400 and "not found" in text)):
             raise ChatNotFoundError()
@@ -235,8 +258,10 @@ class UpstreamClient:
             body["userData"] = dict(user_data)
         payload, cookies = await self._call("POST", "/chats", chat=False, body=body)
         upstream_id = payload.get("id")
-        if not isinstance(upstream_id, str) or not upstream_id or len(upstream_id) > 200:
+        if not _sealable(upstream_id):
+            log.info("upstream RequestChat answered an id we cannot use")
             raise UpstreamBadResponseError()
+        assert isinstance(upstream_id, str)
         return ChatCreated(upstream_id, cookies)
 
     async def get_chat(

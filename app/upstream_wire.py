@@ -26,19 +26,28 @@ class Reply:
     retry_after: str = ""
 
 
+class AnswerTooLargeError(Exception):
+    """The answer's body is larger than the wire's `max_body_bytes`; it was not read."""
+
+
 class Wire(Protocol):
     """One HTTP exchange with the upstream, on a pool of keep-alive connections.
 
     Guarantees: `exchange` returns whatever HTTP answer came back, any status; it raises
-    TimeoutError when the upstream took longer than the configured timeouts, and OSError
-    (ConnectionError) when it could not be reached or dropped the connection. It keeps no
-    cookies (they belong to each chat) and follows no redirects."""
+    TimeoutError when the upstream took longer than the configured timeouts, OSError
+    (ConnectionError) when it could not be reached or dropped the connection, and
+    AnswerTooLargeError as soon as the body exceeds `max_body_bytes` (announced or read so
+    far: no more of it is read, and its connection is not reused). It keeps no cookies (they
+    belong to each chat) and follows no redirects."""
 
     async def exchange(
         self, method: str, url: str, headers: dict[str, str], body: bytes | None
     ) -> Reply: ...
 
     async def aclose(self) -> None: ...
+
+
+_CHUNK = 65_536
 
 
 class AiohttpWire:
@@ -50,8 +59,16 @@ class AiohttpWire:
     cannot afford. This does the same work in about a fifth of it.
     """
 
-    def __init__(self, *, max_connections: int, timeout_s: float, connect_timeout_s: float) -> None:
+    def __init__(
+        self,
+        *,
+        max_connections: int,
+        timeout_s: float,
+        connect_timeout_s: float,
+        max_body_bytes: int,
+    ) -> None:
         self._max_connections = max_connections
+        self._max_body_bytes = max_body_bytes
         self._timeout = aiohttp.ClientTimeout(
             total=None,
             connect=connect_timeout_s,
@@ -79,9 +96,17 @@ class AiohttpWire:
             async with self._open().request(
                 method, url, headers=headers, data=body, allow_redirects=False
             ) as answer:
+                limit = self._max_body_bytes
+                if (answer.content_length or 0) > limit:
+                    raise AnswerTooLargeError()
+                received = bytearray()
+                async for chunk in answer.content.iter_chunked(_CHUNK):
+                    received += chunk
+                    if len(received) > limit:
+                        raise AnswerTooLargeError()
                 return Reply(
                     answer.status,
-                    await answer.read(),
+                    bytes(received),
                     tuple(answer.headers.getall("Set-Cookie", ())),
                     answer.headers.get("Retry-After", ""),
                 )
@@ -101,9 +126,15 @@ class HttpxWire:
     `httpx.ASGITransport`."""
 
     def __init__(
-        self, transport: httpx.AsyncBaseTransport, *, timeout_s: float, connect_timeout_s: float
+        self,
+        transport: httpx.AsyncBaseTransport,
+        *,
+        timeout_s: float,
+        connect_timeout_s: float,
+        max_body_bytes: int,
     ) -> None:
         self._transport = transport
+        self._max_body_bytes = max_body_bytes
         self._timeouts = {"timeout": httpx.Timeout(timeout_s, connect=connect_timeout_s).as_dict()}
 
     async def exchange(
@@ -112,10 +143,14 @@ class HttpxWire:
         request = httpx.Request(
             method, url, content=body, headers=headers, extensions=self._timeouts
         )
+        received = bytearray()
         try:
             response = await self._transport.handle_async_request(request)
             try:
-                await response.aread()
+                async for chunk in response.aiter_raw():
+                    received += chunk
+                    if len(received) > self._max_body_bytes:
+                        raise AnswerTooLargeError()
             finally:
                 await response.aclose()
         except httpx.TimeoutException as exc:
@@ -124,7 +159,7 @@ class HttpxWire:
             raise ConnectionError(type(exc).__name__) from exc
         return Reply(
             response.status_code,
-            response.content,
+            bytes(received),
             tuple(response.headers.get_list("set-cookie")),
             response.headers.get("retry-after", ""),
         )

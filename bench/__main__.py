@@ -26,6 +26,7 @@ SCENARIOS = (
     "rest_overhead",
     "failover",
     "redis_topologies",
+    "soak",
 )
 
 

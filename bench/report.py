@@ -36,6 +36,8 @@ HEADLINE_KEYS = (
     "conversation_agent_p99_s",
     "conversation_echo_p99_ms",
     "cached_reads_ratio_to_bare",
+    "soak_server_errors",
+    "soak_rss_growth",
 )
 
 
@@ -200,7 +202,83 @@ def _targets(res: dict[str, Any], quick: bool) -> list[str]:
         lambda: fo["lost"] == 0 and fo["duplicated"] == 0,
     )
     rows += topology_rows(res, lambda check: _met(check, quick))
+    _soak_targets(res.get("soak", {}), row)
     return rows
+
+
+# -- soak (bench/soak.py) ---------------------------------------------------------------------
+
+
+def _soak_targets(soak: dict[str, Any], row: Callable[..., None]) -> None:
+    if not soak:
+        return
+    minutes = soak["duration_s"] / 60
+    growth = " / ".join(
+        f"{soak[k]['growth'] * 100:+.1f} %" for k in ("rss_kib", "open_fds", "asyncio_tasks")
+    )
+    row(
+        f"Soak, {minutes:g} min of churn on one process: RSS / open fds / asyncio tasks, "
+        "growth from start to end",
+        "<= 10 % each",
+        growth,
+        None,
+        "",
+        lambda: soak["flat"],
+    )
+    row(
+        f"Soak: answers >= 500 (of {soak['answers']:,})",
+        "0",
+        soak["soak_server_errors"],
+        None,
+        "",
+        lambda: soak["soak_server_errors"] == 0,
+    )
+
+
+def soak_details(res: dict[str, Any]) -> list[str]:
+    soak = res.get("soak")
+    if not soak:
+        return []
+    actors = soak["actors"]
+    out = [
+        "### Soak",
+        "",
+        f"{soak['duration_s'] / 60:g} min of churn on one process against the emulator: "
+        f"{actors['customers']} customers (create, stream, send with and without "
+        "Idempotency-Key, retry, read, complete or abandon), "
+        f"{actors['droppers']} clients dropping streams (at once, after a moment, after "
+        f"leaving them unread), {actors['long_pollers']} long-pollers (some abandoning), "
+        f"{actors['vandals']} sending bad requests (garbage JSON, oversized bodies and "
+        "headers, slow headers, bad handles and parameters, reused keys). Start: the median of "
+        f"{soak['window_s']:g} s after a {soak['warmup_s']:g} s warm-up; end: the median of "
+        f"the last {soak['window_s']:g} s. Stores that hold things for a while by design are "
+        "shortened so that the run reaches its steady state: "
+        + ", ".join(f"`{k}={v}`" for k, v in soak.get("shortened", {}).items())
+        + ".",
+        "",
+        "| | Start | End | Growth | Max |",
+        "|---|---|---|---|---|",
+    ]
+    for key, name in (
+        ("rss_kib", "RSS, KiB"),
+        ("open_fds", "Open file descriptors"),
+        ("asyncio_tasks", "asyncio tasks"),
+    ):
+        x = soak[key]
+        out.append(
+            f"| {name} | {fmt(x['start'], 0)} | {fmt(x['end'], 0)} | "
+            f"{x['growth'] * 100:+.1f} % | {x['max']} |"
+        )
+    statuses = ", ".join(f"{k}: {v:,}" for k, v in soak["by_status"].items())
+    actions = ", ".join(f"{k} {v:,}" for k, v in soak["actions"].items())
+    out += [
+        "",
+        f"Answers by status: {statuses}. Tracebacks in the log: {soak['tracebacks_in_log']}.",
+        "",
+        f"Actions: {actions}.",
+        "",
+    ]
+    return out
 
 
 def _conversation_targets(conv: dict[str, Any], row: Callable[..., None]) -> None:
@@ -282,6 +360,7 @@ def markdown(res: dict[str, Any], meta: dict[str, Any]) -> str:
         "## Details",
         "",
         *details(res),
+        *soak_details(res),
     ]
     return "\n".join(lines).rstrip() + "\n"
 

@@ -79,7 +79,51 @@ def test_key_rotation_keeps_old_handles_working() -> None:
     ],
 )
 def test_client_address(trusted: list[str], peer: str, xff: str | None, expected: str) -> None:
-    assert ClientAddress(trusted).resolve(peer, xff) == expected
+    assert ClientAddress(trusted).resolve(peer, [xff] if xff else []) == expected
+
+
+@pytest.mark.parametrize(
+    ("trusted", "peer", "lines", "expected"),
+    [
+        # HAProxy appends a line of its own: the client's forged first line must not win.
+        (["10.0.0.0/8"], "10.1.1.1", ["6.6.6.6", "198.51.100.7"], "198.51.100.7"),
+        (
+            ["10.0.0.0/8"],
+            "10.1.1.1",
+            ["6.6.6.6, 7.7.7.7", "198.51.100.7, 10.2.2.2"],
+            "198.51.100.7",
+        ),
+        (["10.0.0.0/8"], "10.1.1.1", ["198.51.100.7", "10.2.2.2", "10.3.3.3"], "198.51.100.7"),
+        (["10.0.0.0/8"], "10.1.1.1", ["10.2.2.2", "10.3.3.3"], "10.2.2.2"),
+        (["10.0.0.0/8"], "10.1.1.1", ["", " , "], "10.1.1.1"),
+        (["10.0.0.0/8"], "10.1.1.1", ["198.51.100.7:4711"], "198.51.100.7"),
+        (["10.0.0.0/8"], "10.1.1.1", ["[2001:db8::1]:443"], "2001:db8::1"),
+        (["10.0.0.0/8"], "10.1.1.1", ["2001:db8::1"], "2001:db8::1"),
+        # A port on a trusted hop does not make it untrusted.
+        (["10.0.0.0/8"], "10.1.1.1", ["198.51.100.7, 10.2.2.2:80"], "198.51.100.7"),
+        (["10.0.0.0/8"], "10.1.1.1", ["unknown"], "unknown"),
+        (["10.0.0.0/8"], "203.0.113.9", ["6.6.6.6", "198.51.100.7"], "203.0.113.9"),
+    ],
+)
+def test_client_address_reads_every_forwarded_for_line(
+    trusted: list[str], peer: str, lines: list[str], expected: str
+) -> None:
+    assert ClientAddress(trusted).resolve(peer, lines) == expected
+
+
+def test_client_address_of_a_scope_reads_all_lines() -> None:
+    scope = {
+        "type": "http",
+        "client": ("10.1.1.1", 5000),
+        "headers": [
+            (b"x-forwarded-for", b"6.6.6.6"),
+            (b"host", b"x"),
+            (b"x-forwarded-for", b"198.51.100.7"),
+        ],
+    }
+    assert ClientAddress(["10.0.0.0/8"]).of(scope) == "198.51.100.7"
+    assert ClientAddress([]).of(scope) == "10.1.1.1"
+    assert ClientAddress([]).of({"type": "http", "headers": []}) == "unknown"
 
 
 @pytest.mark.parametrize(

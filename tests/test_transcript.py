@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.models import ChatState, Message
 from app.transcript import (
+    MAX_DEPTH,
     MalformedSnapshotError,
+    clean_json,
     ended_state,
     is_ended,
     needs_state_refresh,
     normalise_chat,
+    normalise_message,
     normalise_messages,
 )
 
@@ -122,3 +129,72 @@ def test_ended_state_drops_capabilities() -> None:
     assert state.state == "Idle"
     assert state.capabilities == ()
     assert state.participants == (AGENT,)
+
+
+# -- the sanitiser: whatever the upstream sent, clients can be sent it ---------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("a\ud800b", "a\ufffdb"),
+        ("\udfff", "\ufffd"),
+        ("ok ✓ 😀", "ok ✓ 😀"),
+        (float("nan"), None),
+        (float("inf"), None),
+        (1.5, 1.5),
+        ({"\ud800": ["\udc00", 1, None, True]}, {"\ufffd": ["\ufffd", 1, None, True]}),
+    ],
+)
+def test_clean_json(raw: Any, clean: Any) -> None:
+    assert clean_json(raw) == clean
+
+
+def test_clean_json_refuses_deep_nesting() -> None:
+    deep: Any = "x"
+    for _ in range(MAX_DEPTH + 1):
+        deep = [deep]
+    with pytest.raises(MalformedSnapshotError):
+        clean_json(deep)
+
+
+@pytest.mark.parametrize("index", [0, -1, 1_000_000_000, 10**40, 1.0, "1", True])
+def test_message_index_must_fit(index: Any) -> None:
+    with pytest.raises(MalformedSnapshotError):
+        normalise_message({"index": index, "type": "Text"})
+
+
+def test_normalised_entries_carry_no_lone_surrogates() -> None:
+    message = normalise_message(
+        {"index": 1, "type": "Text\ud800", "text": "a\udfffb", "from": {"nickname": "\ud83d"}}
+    )
+    json.dumps(message.body, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    state = normalise_chat(
+        {"state": "Chatting\ud800", "capabilities": ["\udc00"], "participants": [{"n": "\ud800"}]}
+    )
+    json.dumps(state.to_json(), ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(alphabet=st.characters(codec=None, categories=None)),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(JSON_VALUES)
+def test_anything_cleaned_can_be_sent(value: Any) -> None:
+    try:
+        cleaned = clean_json(value)
+    except MalformedSnapshotError:
+        return
+    text = json.dumps(cleaned, ensure_ascii=False, allow_nan=False)
+    text.encode("utf-8")
+    assert not (isinstance(cleaned, float) and math.isnan(cleaned))

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 from app.models import ChatEvent, ChatState, Message, UpstreamStatus
 
@@ -284,7 +284,52 @@ class PushRecords(Protocol):
     async def push_advance(self, chat: str, upto: int, *, ended: bool) -> None: ...
 
 
-class Bus(Lease, ChatCache, FanOut, Outbox, PushRecords, Limits, Protocol):
+# -- Idempotency-Key (app/idempotency.py) ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyClaim:
+    """What `idempotency_begin` found under a key.
+
+    * "new": the caller now holds the key (`token`) and must finish or abandon it.
+    * "in_flight": a request with the same fingerprint holds it and has not finished.
+    * "done": `answer` is what the first request answered.
+    * "mismatch": the key was taken by a request with another fingerprint.
+    """
+
+    state: Literal["new", "in_flight", "done", "mismatch"]
+    token: str = ""
+    answer: str | None = None
+
+
+class IdempotencyStore(Protocol):
+    """Requests made once across the fleet, whatever instance a retry reaches. A key is an
+    opaque string chosen by the caller (a digest; no braces), kept apart from every chat.
+
+    Guarantees:
+    * `idempotency_begin` is atomic fleet-wide: of any number of concurrent callers with one
+      key, exactly one gets "new"; the others get "in_flight" (same fingerprint) or
+      "mismatch" (another one) until the holder finishes or abandons the key, or its claim
+      expires `in_flight_s` after it was taken (a holder that died does not block the key
+      for ever). Once finished, every caller gets "done" with the stored answer, or
+      "mismatch", until the answer expires `keep_s` after it was stored.
+    * `idempotency_finish` stores `answer` only while `token` still holds the key, and says
+      whether it did; `idempotency_abandon` frees the key only while `token` still holds it.
+      A holder whose claim expired and was taken by another can neither store nor free it.
+    """
+
+    async def idempotency_begin(
+        self, key: str, fingerprint: str, in_flight_s: float
+    ) -> IdempotencyClaim: ...
+
+    async def idempotency_finish(
+        self, key: str, token: str, answer: str, keep_s: float
+    ) -> bool: ...
+
+    async def idempotency_abandon(self, key: str, token: str) -> None: ...
+
+
+class Bus(Lease, ChatCache, FanOut, Outbox, PushRecords, Limits, IdempotencyStore, Protocol):
     """All of them, plus pokes, lifecycle and health."""
 
     async def poke(self, chat: str) -> None:

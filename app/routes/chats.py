@@ -6,7 +6,6 @@ answers exactly like the upstream's, with the handle wherever an id appears.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response
@@ -16,6 +15,7 @@ from pydantic import WithJsonSchema
 from app.errors import InvalidInputError
 from app.openapi import INDEX_SCHEMA, errors
 from app.routes.deps import ChatRefDep, ClientIpDep, RuntimeDep
+from app.routes.params import parse_index, parse_wait
 from app.schemas import (
     ChatCreated,
     ChatOperationBody,
@@ -111,7 +111,7 @@ MESSAGES_DESCRIPTION = (
     "`wait` (seconds, long-poll) to hold the request until one exists or `wait` passes. "
     "Without `index`: the messages this chat's index-less readers were not given yet."
 )
-# Parsed by `_index`/`_wait` below (400 on a bad value, in the upstream's shape); documented
+# Parsed by app/routes/params.py (400 on a bad value, in the upstream's shape); documented
 # as the numbers they are, with the maximum `wait` filled in from the settings (app/openapi.py).
 IndexQuery = Annotated[
     str | None,
@@ -135,15 +135,22 @@ GET_MESSAGES: dict[str, Any] = {
 async def get_messages(
     ref: ChatRefDep,
     rt: RuntimeDep,
+    ip: ClientIpDep,
     index: IndexQuery = None,
     wait: WaitQuery = None,
 ) -> JSONResponse:
-    start = _index(index)
-    wait_s = _wait(wait, rt.long_poll_max_s)
+    start = parse_index(index)
+    wait_s = parse_wait(wait, rt.long_poll_max_s)
     if wait_s and start is None:
         raise InvalidInputError("wait: needs an index")
-    with rt.metrics.long_polls.track_inprogress() if wait_s else nullcontext():
-        messages = await rt.service.messages(ref, start, wait_s)
+    if not wait_s:
+        messages = await rt.service.messages(ref, start)
+        return _answer({"messages": [m.body for m in messages], "statusCode": 0})
+    # A held long-poll is an open connection like a stream: it counts against the same
+    # per-IP cap, or one client could hold any number of them.
+    async with rt.stream_limits_ip.hold(ip):
+        with rt.metrics.long_polls.track_inprogress():
+            messages = await rt.service.messages(ref, start, wait_s)
     return _answer({"messages": [m.body for m in messages], "statusCode": 0})
 
 
@@ -165,27 +172,8 @@ async def get_my_chat(ref: ChatRefDep, rt: RuntimeDep) -> JSONResponse:
 async def get_my_messages(
     ref: ChatRefDep,
     rt: RuntimeDep,
+    ip: ClientIpDep,
     index: IndexQuery = None,
     wait: WaitQuery = None,
 ) -> JSONResponse:
-    return await get_messages(ref, rt, index, wait)
-
-
-def _index(raw: str | None) -> int | None:
-    if raw is None:
-        return None
-    if not raw.isdigit() or len(raw) > 9:
-        raise InvalidInputError("index: must be a non-negative integer")
-    return int(raw)
-
-
-def _wait(raw: str | None, limit: float) -> float | None:
-    if raw is None:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InvalidInputError("wait: must be a number of seconds") from None
-    if not 0 <= value <= limit:
-        raise InvalidInputError(f"wait: must be between 0 and {limit:g}")
-    return value
+    return await get_messages(ref, rt, ip, index, wait)

@@ -41,8 +41,7 @@ ChatRefDep = Annotated[ChatRef, Depends(chat_ref)]
 
 async def client_ip(request: Request) -> str:
     rt: Runtime = request.app.state.runtime
-    peer = request.client.host if request.client else None
-    return rt.client_address.resolve(peer, request.headers.get("x-forwarded-for"))
+    return rt.client_address.of(request.scope)
 
 
 ClientIpDep = Annotated[str, Depends(client_ip)]

@@ -10,9 +10,10 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query
 from pydantic import WithJsonSchema
 
-from app.errors import InvalidInputError, UpstreamUnavailableError
+from app.errors import UpstreamUnavailableError
 from app.openapi import INDEX_SCHEMA, errors
 from app.routes.deps import ChatRefDep, ClientIpDep, RuntimeDep
+from app.routes.params import parse_resume_point
 from app.sse import ChatStream, EventStreamResponse
 
 router = APIRouter(prefix="/api/v2", tags=["events"])
@@ -51,15 +52,6 @@ EVENT_FRAME_SCHEMA = {
         },
     },
 }
-
-
-def _resume_point(header: str | None, query: str | None) -> int:
-    raw = header if header is not None else query
-    if raw is None or raw == "":
-        return 0
-    if not raw.isdigit() or len(raw) > 9:
-        raise InvalidInputError("Last-Event-ID: must be a message index")
-    return int(raw)
 
 
 @router.get(
@@ -102,7 +94,7 @@ async def chat_events(
 ) -> EventStreamResponse:
     if rt.draining.is_set():
         raise UpstreamUnavailableError("This instance is shutting down", retry_after_s=1)
-    start = _resume_point(last_event_id, last_event_id_query)
+    start = parse_resume_point(last_event_id, last_event_id_query)
     rt.stream_capacity.check()  # 503 beyond BFF_MAX_STREAMS, before any fleet-wide count
     # Counted fleet-wide from here; released when the response ends (`closed`).
     await rt.stream_limits_chat.acquire(ref.key)

@@ -635,3 +635,72 @@ async def test_outbox_retry_delays_the_item(make: BusFactory) -> None:
     (again,), _ = await b.outbox_claim(10, 5)
     assert (again.id, again.payload, again.attempt) == ("r", "payload", 2)
     assert await b.outbox_done(again, done_ttl_s=5)
+
+
+# -- IdempotencyStore -----------------------------------------------------------------------
+
+
+async def test_idempotency_one_holder_then_the_stored_answer(make: BusFactory) -> None:
+    a, b = await make(), await make()
+    key = new_chat()
+    claim = await a.idempotency_begin(key, "fp-1", 5)
+    assert claim.state == "new"
+    assert claim.token
+    assert (await b.idempotency_begin(key, "fp-1", 5)).state == "in_flight"
+    assert (await b.idempotency_begin(key, "fp-2", 5)).state == "mismatch"
+    assert await a.idempotency_finish(key, claim.token, '{"s":200}', 5)
+    done = await b.idempotency_begin(key, "fp-1", 5)
+    assert (done.state, done.answer) == ("done", '{"s":200}')
+    assert (await b.idempotency_begin(key, "fp-2", 5)).state == "mismatch"
+    # Finished: neither a second finish nor an abandon changes the stored answer.
+    assert not await a.idempotency_finish(key, claim.token, "other", 5)
+    await a.idempotency_abandon(key, claim.token)
+    assert (await a.idempotency_begin(key, "fp-1", 5)).answer == '{"s":200}'
+
+
+async def test_idempotency_concurrent_begins_have_one_winner(make: BusFactory) -> None:
+    buses = [await make() for _ in range(3)]
+    key = new_chat()
+    claims = await asyncio.gather(
+        *(bus.idempotency_begin(key, "fp", 5) for bus in buses for _ in range(10))
+    )
+    assert sorted(c.state for c in claims).count("new") == 1
+    assert {c.state for c in claims} == {"new", "in_flight"}
+
+
+async def test_idempotency_abandon_frees_the_key_only_for_its_holder(bus: Bus) -> None:
+    key = new_chat()
+    claim = await bus.idempotency_begin(key, "fp", 5)
+    await bus.idempotency_abandon(key, "forged-token")
+    assert (await bus.idempotency_begin(key, "fp", 5)).state == "in_flight"
+    assert not await bus.idempotency_finish(key, "forged-token", "x", 5)
+    await bus.idempotency_abandon(key, claim.token)
+    assert (await bus.idempotency_begin(key, "fp-other", 5)).state == "new"
+
+
+async def test_idempotency_claims_and_answers_expire(make: BusFactory) -> None:
+    a, b = await make(), await make()
+    key = new_chat()
+    stale = await a.idempotency_begin(key, "fp", TTL)
+    await asyncio.sleep(TTL + 0.15)
+    # The holder died: its claim expired, another takes the key, and the old holder can
+    # neither store nor free it any more.
+    fresh = await b.idempotency_begin(key, "fp", 5)
+    assert fresh.state == "new"
+    assert not await a.idempotency_finish(key, stale.token, "late", 5)
+    await a.idempotency_abandon(key, stale.token)
+    assert (await a.idempotency_begin(key, "fp", 5)).state == "in_flight"
+    assert await b.idempotency_finish(key, fresh.token, "answer", TTL)
+    assert (await a.idempotency_begin(key, "fp", 5)).state == "done"
+    await asyncio.sleep(TTL + 0.15)
+    assert (await a.idempotency_begin(key, "fp-new", 5)).state == "new"
+
+
+async def test_idempotency_keys_live_apart_from_chats(bus: Bus) -> None:
+    key = new_chat()
+    claim = await bus.idempotency_begin(key, "fp", 5)
+    assert await bus.idempotency_finish(key, claim.token, "answer", 5)
+    assert await bus.record(key) == ChatRecord()
+    assert await bus.messages(key, after=0) == []
+    with pytest.raises(ValueError, match="chat key"):
+        await bus.idempotency_begin("a{b", "fp", 5)

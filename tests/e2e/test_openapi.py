@@ -42,7 +42,8 @@ def test_openapi_documents_availability_and_offline_messages(client: httpx.Clien
     availability = spec["paths"]["/api/v2/availability"]["get"]
     assert set(availability["responses"]) == {"200", "403"}
     leave = spec["paths"]["/api/v2/offline-messages"]["post"]
-    assert set(leave["responses"]) == {"202", "400", "403", "413", "415", "429", "503"}
+    # 409: a retry while the first request with its Idempotency-Key still runs.
+    assert set(leave["responses"]) == {"202", "400", "403", "409", "413", "415", "429", "503"}
     schemas = spec["components"]["schemas"]
     message = schemas["OfflineMessageBody"]
     assert set(message["required"]) == {"nickname", "email", "text"}

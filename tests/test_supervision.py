@@ -1,0 +1,94 @@
+"""A poller that crashes on something nobody foresaw is logged with its cause, shown to the
+chat's viewers as `degraded`, and restarted with backoff under the same lease; the chat keeps
+being polled. In one process: a real memory bus, the emulator reached in-process, and a
+fault injected through the upstream client's own metrics hook."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from app.bus import MemoryBus
+from app.cadence import Cadence
+from app.emulator import Emulator, EmulatorConfig, create_emulator_app
+from app.models import EventKind
+from app.poller import PollerTuning
+from app.registry import PollerRegistry
+from app.security import HandleCodec, chat_key
+from app.upstream import UpstreamClient
+
+CENTER = "supervision-center"
+
+
+class Crashes:
+    """A metrics hook that raises on the next `left` GetMessages calls: an exception from a
+    place the poll loop does not guard, like a bug would be."""
+
+    def __init__(self) -> None:
+        self.left = 0
+
+    def __call__(self, operation: str, outcome: str, seconds: float) -> None:
+        if operation == "GetMessages" and self.left > 0:
+            self.left -= 1
+            raise RuntimeError("injected fault")
+
+
+async def test_a_crashed_poller_is_logged_degraded_and_restarted(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("app.registry.SUPERVISOR_BACKOFF_S", 0.2)
+    emulator = Emulator(
+        EmulatorConfig(contact_center_id=CENTER, agent_join_delay_s=0.2, idle_disconnect_s=0)
+    )
+    crashes = Crashes()
+    upstream = UpstreamClient(
+        "http://emulator.local",
+        SecretStr(CENTER),
+        transport=httpx.ASGITransport(app=create_emulator_app(emulator)),
+        observe=crashes,
+    )
+    bus = MemoryBus()
+    codec = HandleCodec([b"s" * 32])
+    registry = PollerRegistry(
+        upstream=upstream,
+        bus=bus,
+        codec=codec,
+        tuning=PollerTuning(
+            Cadence(interval_s=0.1, fast_s=0.05, idle_s=0.2, keepalive_s=1, backoff_max_s=0.5),
+            lease_ttl_s=1.0,
+        ),
+        interest_grace_s=30,
+    )
+    registry.start()
+    try:
+        created = await upstream.request_chat("Chris", "help")
+        key, handle = chat_key(created.upstream_id), codec.seal(created.upstream_id)
+        async with bus.subscribe(key) as events:
+            crashes.left = 3
+            caplog.set_level(logging.ERROR, logger="chat_bff.registry")
+            await registry.interest(key, handle)
+            statuses: list[str] = []
+            messages = 0
+            async with asyncio.timeout(15):
+                async for event in events:
+                    if event.kind is EventKind.STATUS:
+                        statuses.append(event.data["upstream"])
+                    if event.kind is EventKind.MESSAGE:
+                        messages += 1
+                    assert key in registry.held, "the crashed poller's chat was let go"
+                    if statuses[-1:] == ["ok"] and messages and crashes.left == 0:
+                        break
+        assert statuses[:2] == ["degraded", "ok"]
+        crashed = [r.getMessage() for r in caplog.records if "crashed" in r.getMessage()]
+        assert len(crashed) == 3, crashed
+        assert "RuntimeError at" in crashed[0]
+        assert "injected fault" not in crashed[0], "an exception's message may quote anyone"
+    finally:
+        await registry.drain()
+        await upstream.aclose()
+        await bus.aclose()
+        await emulator.aclose()
