@@ -55,8 +55,10 @@ _REDIS_PY = os.path.dirname(redis_py.__file__)
 def _library_race(exc: BaseException) -> bool:
     """redis-py's asyncio Cluster client can trip over its own connections when a topology
     refresh (it runs one after any connection error) overlaps commands in flight: an
-    AttributeError or TypeError from inside redis-py. Worth retrying like a failover."""
-    if not isinstance(exc, AttributeError | TypeError):
+    AttributeError or TypeError from inside redis-py, or a RuntimeError from the event loop
+    under it (uvloop's "handler is closed" on a transport a dying master just closed). Raised
+    through redis-py's frames, these are worth retrying like a failover."""
+    if not isinstance(exc, AttributeError | TypeError | RuntimeError):
         return False
     tb = exc.__traceback__
     while tb is not None:
@@ -113,7 +115,7 @@ class Calls:
                     raise BusUnavailableError() from exc
             except FAILURES as exc:
                 raise BusUnavailableError() from exc
-            except (AttributeError, TypeError) as exc:
+            except (AttributeError, TypeError, RuntimeError) as exc:
                 if not _library_race(exc):
                     raise
                 log.warning("redis-py cluster client race (%r); retrying", exc)
