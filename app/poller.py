@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from app.bus.base import Bus, Fence
 from app.cadence import Cadence, Turn, next_turn, poll_delay
-from app.errors import BffError, ChatNotFoundError, UpstreamError
+from app.errors import BffError, BusUnavailableError, ChatNotFoundError
 from app.models import ChatEvent, ChatState, EventKind, UpstreamStatus
 from app.transcript import after_cursor, ended_state, is_ended, needs_state_refresh
 from app.upstream import Answer, UpstreamClient
@@ -228,8 +228,11 @@ class ChatPoller:
                 failures += 1
                 retry_after = error.retry_after_s
                 log.info("poll of %s failed (%s), attempt %d", key, type(error).__name__, failures)
-                # Only the upstream's trouble is news for viewers; the bus's is ours to retry.
-                if isinstance(error, UpstreamError) and status is not UpstreamStatus.DEGRADED:
+                # Any refusal from the upstream is news for viewers (a 5xx as much as a 400
+                # "invalid state" on a read: either way no message comes through); the bus's
+                # trouble is ours to retry.
+                upstream_side = not isinstance(error, BusUnavailableError)
+                if upstream_side and status is not UpstreamStatus.DEGRADED:
                     with contextlib.suppress(BffError):
                         published = await self._bus.commit(
                             self.fence, status=UpstreamStatus.DEGRADED

@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from app.bus import MemoryBus
 from app.cadence import Cadence
 from app.emulator import Emulator, EmulatorConfig, create_emulator_app
+from app.emulator.faults import Faults
 from app.poller import PollerTuning
 from app.registry import PollerRegistry
 from app.security import HandleCodec
@@ -223,3 +224,27 @@ async def gaps_over(stack: Stack, upstream_id: str, seconds: float) -> list[floa
     await asyncio.sleep(seconds)
     polls = stack.polls(upstream_id, start)
     return [b - a for a, b in itertools.pairwise(polls)]
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [(503, 12), (400, 2), (500, 4)],
+    ids=["busy", "invalid-state", "internal-error"],
+)
+async def test_a_refused_poll_tells_viewers_the_upstream_is_degraded(
+    stack: Stack, reading: ChatRef, status: int, code: int
+) -> None:
+    """Whatever the refusal (busy, "invalid state" on a read, an internal error), no message
+    comes through while it lasts: viewers are told, and told again when it is over."""
+    await asyncio.sleep(CADENCE.interval_s)  # the first poll stored the chat OK
+    assert (await stack.bus.record(reading.key)).status.value == "ok"
+    stack.emulator.set_faults(
+        Faults(error_status=status, error_body_kind="json", error_code=code, routes="read")
+    )
+    async with asyncio.timeout(5):
+        while (await stack.bus.record(reading.key)).status.value != "degraded":
+            await asyncio.sleep(0.05)
+    stack.emulator.clear_faults()
+    async with asyncio.timeout(10):  # after a backoff step or two
+        while (await stack.bus.record(reading.key)).status.value != "ok":
+            await asyncio.sleep(0.05)

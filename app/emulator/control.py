@@ -30,6 +30,7 @@ class FaultsBody(BaseModel):
     outage: bool = False
     error_status: int | None = Field(None, ge=100, le=599)
     error_body_kind: Literal["json", "text", "html", "garbage", "empty"] = "json"
+    error_code: int = Field(4, ge=0, le=999)
     retry_after_s: int | None = Field(None, ge=0)
     hang: bool = False
     routes: Literal["all", "read", "write"] = "all"

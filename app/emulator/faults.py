@@ -29,6 +29,8 @@ class Faults:
     """Answer this HTTP status, with a body of `error_body_kind`."""
     error_body_kind: str = "json"
     """"json", "text", "html", "garbage" (not JSON, labelled application/json) or "empty"."""
+    error_code: int = 4
+    """The `statusCode` of a "json" error body (2: invalid state, 6: not found, 12: busy...)."""
     retry_after_s: int | None = None
     hang: bool = False
     """Never answer (until the client gives up or the emulator closes)."""
@@ -104,10 +106,11 @@ def _canned(status: int, content_type: bytes | None, body: bytes) -> CannedRespo
     return CannedResponse(status, headers, body)
 
 
-def error_body(status: int, kind: str) -> CannedResponse:
+def error_body(status: int, kind: str, code: int = 4) -> CannedResponse:
     """The answer of an `error_status` fault."""
     if kind == "json":
-        return _canned(status, _JSON, b'{"statusCode":4,"statusMessage":"Internal error"}')
+        body = json.dumps({"statusCode": code, "statusMessage": "Internal error"}).encode()
+        return _canned(status, _JSON, body)
     if kind == "text":
         return _canned(status, _TEXT, b"Internal error")
     if kind == "html":
@@ -122,7 +125,7 @@ def fault_response(faults: Faults) -> CannedResponse | None:
     if faults.outage:
         response = _canned(503, _HTML, html_page(503, "Service Unavailable"))
     elif faults.error_status is not None:
-        response = error_body(faults.error_status, faults.error_body_kind)
+        response = error_body(faults.error_status, faults.error_body_kind, faults.error_code)
     else:
         return None
     if faults.retry_after_s is not None:
