@@ -80,6 +80,7 @@ class ChatPoller:
         self._stopping = False
         self._release = True
         self._poke_pending = False
+        self.over = False  # the chat ended: nobody need poll it again
 
     @property
     def handle(self) -> str:
@@ -156,6 +157,7 @@ class ChatPoller:
         key, upstream_id = self.target.key, self.target.upstream_id
         record = await self._bus.record(key)
         if record.ended:
+            self.over = True
             return
         cursor, state, status = record.cursor, record.state, record.status
         last_state_at = -1e9
@@ -216,11 +218,13 @@ class ChatPoller:
                 awaiting_since = _since(awaiting, awaiting_since, now)
                 failures, retry_after = 0, None
                 if ended:
+                    self.over = True
                     return
             except ChatNotFoundError:
                 # The upstream no longer knows the chat: it is over for everyone.
                 gone = ChatState("Idle") if state is not None else None
                 events = await self._bus.commit(self.fence, state=gone, ended=True)
+                self.over = events is not None
                 if events is not None and self._on_commit is not None:
                     await self._on_commit(self.fence, events)
                 return

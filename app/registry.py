@@ -63,6 +63,9 @@ class PollerRegistry:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._noted: dict[str, float] = {}
         self._attempted: dict[str, float] = {}
+        # Chats found over: their viewers still show interest until they read the end, but
+        # taking the lease again would only read the ended record and let it go, each sweep.
+        self._over: dict[str, float] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
         self.draining = False
@@ -106,7 +109,7 @@ class PollerRegistry:
             await self._bus.poke(key)
 
     async def _try_acquire(self, key: str, handle: str) -> None:
-        if self.draining or key in self._pollers:
+        if self.draining or key in self._pollers or key in self._over:
             return
         self._attempted[key] = time.monotonic()
         fence = await self._bus.acquire(key, self._tuning.lease_ttl_s)
@@ -138,7 +141,8 @@ class PollerRegistry:
     def _forget(self, key: str, task: asyncio.Task[None]) -> None:
         if self._tasks.get(key) is task:
             del self._tasks[key]
-            del self._pollers[key]
+            if self._pollers.pop(key).over:
+                self._over[key] = time.monotonic()
             self._changed()
         if not task.cancelled() and task.exception() is not None:
             log.error("poller of %s crashed", key, exc_info=task.exception())
@@ -200,7 +204,7 @@ class PollerRegistry:
             if key not in self._pollers and self._attempted.get(key, -1e9) < recent:
                 await self._try_acquire(key, handle)
         horizon = time.monotonic() - self._grace_s
-        for table in (self._noted, self._attempted, self._readers_until):
+        for table in (self._noted, self._attempted, self._readers_until, self._over):
             for key in [k for k, at in table.items() if at < horizon]:
                 del table[key]
 

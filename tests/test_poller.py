@@ -45,6 +45,7 @@ class Stack:
     bus: MemoryBus
     registry: PollerRegistry
     service: ChatService
+    acquired: list[str]  # the key of every chat this registry took up, in order
 
     def polls(self, upstream_id: str, since: float) -> list[float]:
         """Arrival times of the GetMessages polls of one chat since `since` (monotonic)."""
@@ -81,6 +82,14 @@ async def stack() -> AsyncIterator[Stack]:
     )
     bus = MemoryBus()
     codec = HandleCodec([b"poller-tests-key-0123456789abcdefghij"])
+    acquired: list[str] = []
+    held: set[str] = set()
+
+    def on_change(_: int) -> None:
+        acquired.extend(registry.held - held)
+        held.clear()
+        held.update(registry.held)
+
     registry = PollerRegistry(
         upstream=upstream,
         bus=bus,
@@ -88,6 +97,7 @@ async def stack() -> AsyncIterator[Stack]:
         tuning=PollerTuning(cadence=CADENCE, lease_ttl_s=3.0, state_refresh_s=30.0),
         interest_grace_s=30.0,
         reader_window_s=READER_WINDOW_S,
+        on_change=on_change,
     )
     service = ChatService(
         upstream=upstream,
@@ -100,7 +110,7 @@ async def stack() -> AsyncIterator[Stack]:
     )
     registry.start()
     try:
-        yield Stack(emulator, bus, registry, service)
+        yield Stack(emulator, bus, registry, service, acquired)
     finally:
         await registry.drain()
         await upstream.aclose()
@@ -252,3 +262,19 @@ async def status_becomes(stack: Stack, key: str, status: str, *, within_s: float
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"status never became {status} within {within_s} s")
+
+
+async def test_a_chat_that_is_over_is_not_taken_up_again(stack: Stack, reading: ChatRef) -> None:
+    """Its viewers keep showing interest until they have read the end; the registry must not
+    take the lease again (and read the ended record, and let it go) at every sweep."""
+    await asyncio.sleep(CADENCE.interval_s)
+    assert stack.acquired == [reading.key]
+    await stack.service.operate(reading, "Complete")
+    for _ in range(100):
+        if reading.key not in stack.registry.held:
+            break
+        await asyncio.sleep(0.05)
+    assert (await stack.bus.record(reading.key)).ended
+    await asyncio.sleep(3.5)  # three acquisition attempts' worth, two or three sweeps
+    taken = stack.acquired.count(reading.key)
+    assert taken == 1, f"the ended chat was taken up {taken} times"
