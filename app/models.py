@@ -6,19 +6,62 @@ viewers. Holds no I/O and no upstream wire parsing (that is `transcript.py`).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 JSON = dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One transcript entry; `body` is the upstream entry as clients see it (with `index`)."""
+def encode(value: Any) -> str:
+    """The one JSON text of a value that caches store and answers carry."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
-    index: int
-    body: JSON = field(hash=False, compare=True)
+
+class Message:
+    """One transcript entry; `body` is the upstream entry as clients see it (with `index`).
+
+    Caches keep it as its JSON text (`raw`) and answers carry that text as it is: a cached
+    dict per message is work for every young-generation collection (thousands of chats'
+    transcripts), a string is not, and nothing is encoded twice. `body` is decoded on first
+    use (the poller's decisions, the push hook), `raw` encoded on first use (a new message)."""
+
+    __slots__ = ("_body", "_raw", "index")
+
+    def __init__(self, index: int, body: JSON | None = None, *, raw: str | None = None) -> None:
+        if body is None and raw is None:
+            raise ValueError("a message needs its body or its JSON text")
+        self.index = index
+        self._body = body
+        self._raw = raw
+
+    @property
+    def body(self) -> JSON:
+        if self._body is None:
+            self._body = cast(JSON, json.loads(cast(str, self._raw)))
+        return self._body
+
+    @property
+    def raw(self) -> str:
+        if self._raw is None:
+            self._raw = encode(self._body)
+        return self._raw
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Message):
+            return NotImplemented
+        if self.index != other.index:
+            return False
+        if self._raw is not None and self._raw == other._raw:
+            return True
+        return self.body == other.body
+
+    def __hash__(self) -> int:
+        return hash(self.index)
+
+    def __repr__(self) -> str:
+        return f"Message(index={self.index!r}, body={self.body!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,13 +111,20 @@ class ChatEvent:
 
     `index` is the upstream index for `message` events and None otherwise; `prev` is the index
     of the message stored just before it (0 for the first), so a subscriber that saw a different
-    last index knows it missed something and re-reads the cache.
+    last index knows it missed something and re-reads the cache. `raw` is a message event's
+    `data` as JSON text (`Message.raw`), encoded once for every stream that sends it.
     """
 
     kind: EventKind
     data: JSON = field(default_factory=dict, hash=False)
     index: int | None = None
     prev: int | None = None
+    raw: str | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def message(self) -> Message:
+        """A `message` event's entry."""
+        return Message(cast(int, self.index), self.data, raw=self.raw)
 
 
 class UpstreamStatus(StrEnum):

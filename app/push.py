@@ -159,11 +159,7 @@ class PushHook:
         range, else from the cache (a previous holder's commits, a failed earlier attempt)."""
         committed = [e for e in events if e.kind is EventKind.MESSAGE and e.index is not None]
         if committed and (committed[0].prev or 0) <= after and (committed[-1].index or 0) >= upto:
-            return [
-                Message(e.index, e.data)
-                for e in committed
-                if e.index is not None and after < e.index <= upto
-            ]
+            return [e.message for e in committed if e.index is not None and after < e.index <= upto]
         found: list[Message] = []
         while after < upto:
             page = await self._bus.messages(chat, after=after, limit=_PAGE)

@@ -162,7 +162,7 @@ class ChatStream:
 
     def _message(self, message: Message) -> bytes:
         self.last = message.index
-        return _frame(ServerSentEvent(_dumps(message.body), event="message", id=str(message.index)))
+        return _frame(ServerSentEvent(message.raw, event="message", id=str(message.index)))
 
     def _state(self, data: dict[str, object]) -> bytes:
         return _frame(ServerSentEvent(_dumps({"id": self.ref.handle, **data}), event="state"))
@@ -234,7 +234,7 @@ class ChatStream:
                 async for frame in self._catch_up():
                     yield frame
                 return
-            yield self._message(Message(event.index, event.data))
+            yield self._message(event.message)
         elif kind is EventKind.RESYNC:
             record = await self._bus.record(self.ref.key)
             if record.state is not None:

@@ -139,7 +139,9 @@ def status_event(status: UpstreamStatus) -> ChatEvent:
 
 
 def message_event(message: Message, prev: int) -> ChatEvent:
-    return ChatEvent(EventKind.MESSAGE, message.body, index=message.index, prev=prev)
+    return ChatEvent(
+        EventKind.MESSAGE, message.body, index=message.index, prev=prev, raw=message.raw
+    )
 
 
 def state_event(state: ChatState) -> ChatEvent:

@@ -27,7 +27,7 @@ from redis.exceptions import MovedError, RedisClusterException, RedisError
 
 from app.bus._hub import LocalHub, LocalSubscription
 from app.bus._routing import Route, Router
-from app.models import ChatEvent, EventKind
+from app.models import ChatEvent, EventKind, encode
 
 log = logging.getLogger("chat_bff.bus")
 # RedisClusterException (e.g. no node reachable) is not a RedisError.
@@ -35,10 +35,14 @@ FAILURES = (RedisError, RedisClusterException, OSError, TimeoutError)
 
 
 def decode_events(payload: str) -> list[ChatEvent]:
-    return [
-        ChatEvent(EventKind(e["k"]), e.get("d") or {}, index=e.get("i"), prev=e.get("p"))
-        for e in json.loads(payload)
-    ]
+    """The events of one commit; a message's JSON text encoded again here, once per instance,
+    rather than by each of its streams."""
+    events = []
+    for e in json.loads(payload):
+        kind, data = EventKind(e["k"]), e.get("d") or {}
+        raw = encode(data) if kind is EventKind.MESSAGE else None
+        events.append(ChatEvent(kind, data, index=e.get("i"), prev=e.get("p"), raw=raw))
+    return events
 
 
 class LinkOwner(Protocol):

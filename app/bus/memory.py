@@ -41,7 +41,7 @@ class _Chat:
     indexless_cursor: int = 0
     cookies: dict[str, str] = field(default_factory=dict)
     indices: list[int] = field(default_factory=list)
-    log: list[Message] = field(default_factory=list)
+    raws: list[str] = field(default_factory=list)  # JSON text: no dicts for the GC to scan
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,10 +162,16 @@ class MemoryBus:
             if message.index <= entry.cursor:
                 continue
             events.append(
-                ChatEvent(EventKind.MESSAGE, message.body, index=message.index, prev=entry.cursor)
+                ChatEvent(
+                    EventKind.MESSAGE,
+                    message.body,
+                    index=message.index,
+                    prev=entry.cursor,
+                    raw=message.raw,
+                )
             )
             entry.indices.append(message.index)
-            entry.log.append(message)
+            entry.raws.append(message.raw)
             entry.cursor = message.index
         # State, status and end are published on change only, so a replayed commit (or a
         # periodic state refresh) does not wake every viewer for nothing.
@@ -203,7 +209,11 @@ class MemoryBus:
         if entry is None or limit <= 0:
             return []
         start = bisect.bisect_right(entry.indices, after)
-        return entry.log[start : start + limit]
+        end = start + limit
+        return [
+            Message(index, raw=raw)
+            for index, raw in zip(entry.indices[start:end], entry.raws[start:end], strict=True)
+        ]
 
     async def claim_indexless(self, chat: str, upto: int) -> int:
         entry = self._touch(check_chat(chat), time.monotonic())

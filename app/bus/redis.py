@@ -230,7 +230,7 @@ class RedisBus:
         for message in sorted(messages, key=lambda m: m.index):
             if message.index not in seen:
                 seen.add(message.index)
-                args += [int(message.index), _dumps(message.body)]
+                args += [int(message.index), message.raw]
         payload = await self._calls.run(lambda: self._commit(keys=keys, args=args), wait=False)
         return None if payload is None else decode_events(payload)
 
@@ -274,7 +274,7 @@ class RedisBus:
         out = []
         for row in rows:
             index, _, body = row.partition(":")
-            out.append(Message(int(index), json.loads(body)))
+            out.append(Message(int(index), raw=body))
         return out
 
     async def claim_indexless(self, chat: str, upto: int) -> int:

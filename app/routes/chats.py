@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import WithJsonSchema
 
 from app.errors import InvalidInputError
+from app.models import Message
 from app.openapi import INDEX_SCHEMA, errors
 from app.routes.deps import ChatRefDep, ClientIpDep, RuntimeDep
 from app.routes.params import parse_index, parse_wait
@@ -92,6 +93,12 @@ def _answer(payload: dict[str, Any]) -> JSONResponse:
     return JSONResponse(payload, headers=NO_STORE)
 
 
+def _messages(messages: list[Message]) -> Response:
+    """GetMessages' answer, the cached JSON texts joined as they are (no decoding)."""
+    body = '{"messages":[' + ",".join(m.raw for m in messages) + '],"statusCode":0}'
+    return Response(body.encode(), media_type="application/json", headers=NO_STORE)
+
+
 GET_CHAT: dict[str, Any] = {
     "response_model": ChatResponse,
     "responses": errors(*READ_ERRORS),
@@ -138,20 +145,20 @@ async def get_messages(
     ip: ClientIpDep,
     index: IndexQuery = None,
     wait: WaitQuery = None,
-) -> JSONResponse:
+) -> Response:
     start = parse_index(index)
     wait_s = parse_wait(wait, rt.long_poll_max_s)
     if wait_s and start is None:
         raise InvalidInputError("wait: needs an index")
     if not wait_s:
         messages = await rt.service.messages(ref, start)
-        return _answer({"messages": [m.body for m in messages], "statusCode": 0})
+        return _messages(messages)
     # A held long-poll is an open connection like a stream: it counts against the same
     # per-IP cap, or one client could hold any number of them.
     async with rt.stream_limits_ip.hold(ip):
         with rt.metrics.long_polls.track_inprogress():
             messages = await rt.service.messages(ref, start, wait_s)
-    return _answer({"messages": [m.body for m in messages], "statusCode": 0})
+    return _messages(messages)
 
 
 # The paths the upstream's overview page tells client developers to poll: the same reads.
@@ -175,5 +182,5 @@ async def get_my_messages(
     ip: ClientIpDep,
     index: IndexQuery = None,
     wait: WaitQuery = None,
-) -> JSONResponse:
+) -> Response:
     return await get_messages(ref, rt, ip, index, wait)
