@@ -1,6 +1,6 @@
-"""A send that fails is shown as not sent, with a retry that reuses the message's
-Idempotency-Key, and ends up in the transcript exactly once. (The "reconnecting" line when the
-stream drops is in test_widget_streams.py.)"""
+"""A send that fails (or whose answer is lost) is shown as not sent, with a retry that reuses
+the message's Idempotency-Key, and ends up in the transcript exactly once. (The "reconnecting"
+line when the stream drops is in test_widget_streams.py.)"""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import re
 
 import pytest
-from playwright.sync_api import Page, Request, expect
+from playwright.sync_api import Page, Request, Route, expect
 
 from app.emulator.agent import REPLIES
 from tests.browser.widget import (
@@ -77,3 +77,53 @@ def test_a_failed_send_is_retried_with_its_key_and_delivered_once(
     assert upstream_texts(control, chat_id).count("Is the tent waterproof?") == 1
     assert widget.texts() == upstream_texts(control, chat_id)
     assert widget.errors == []
+
+
+def test_a_send_whose_answer_is_lost_reaches_the_upstream_once(
+    page: Page, bff: ServerProcess, control: EmulatorControl
+) -> None:
+    """The send reached chat-bff and the upstream, but the answer never came back (a network
+    that drops as the phone changes cells): the customer's retry carries the same key, chat-bff
+    replays the first answer, and the agent sees the message once."""
+    widget = Widget(page)
+    page.goto(bff.url + "/")
+    nickname = unique("Lu")
+    widget.start(nickname, "Lost answers")
+    chat_id = upstream_chat_id(control, nickname)
+    widget.expect_text(
+        f"Hello {nickname}, my name is {agent_name(control, chat_id)}. How can I help you?"
+    )
+
+    tries: list[tuple[str | None, str | None]] = []  # (key, Idempotent-Replayed) per attempt
+
+    def lose_the_first_answer(route: Route) -> None:
+        request = route.request
+        if '"SendMessage"' not in (request.post_data or ""):
+            route.continue_()
+            return
+        answer = route.fetch()  # chat-bff (and the upstream) take the send
+        tries.append(
+            (request.headers.get("idempotency-key"), answer.headers.get("idempotent-replayed"))
+        )
+        if len(tries) == 1:
+            route.abort("connectionreset")  # ... and the answer is lost on the way back
+        else:
+            route.fulfill(response=answer)
+
+    page.route("**/api/v2/chats/*", lose_the_first_answer)
+    # The echo comes late (slow upstream reads), so the customer sees the send fail first.
+    control.faults(latency_ms=2500, routes="read")
+    widget.send("Did my refund go through?")
+    failed = widget.loc(".cb-failed")
+    expect(failed.get_by_role("alert")).to_have_text("Not sent. Retry")
+    failed.get_by_role("button", name="Retry").click()
+    control.clear_faults()
+    widget.expect_text("Did my refund go through?")
+    expect(widget.loc(".cb-failed, .cb-pending")).to_have_count(0)
+
+    assert len(tries) == 2, tries
+    (first_key, first_replayed), (second_key, second_replayed) = tries
+    assert first_key and first_key == second_key
+    assert first_replayed is None and second_replayed == "true"
+    assert upstream_texts(control, chat_id).count("Did my refund go through?") == 1
+    assert widget.texts() == upstream_texts(control, chat_id)
