@@ -142,7 +142,6 @@ def create_app(
         ),
         metrics=metrics,
         client_address=ClientAddress(settings.trusted_proxies),
-        origins=origins,
         # Fleet-wide through the bus (one limit for N instances); see app/limits.py.
         create_limiter=RateLimiter(
             the_bus, "create-ip", settings.chat_create_per_minute, settings.chat_create_burst

@@ -14,7 +14,7 @@ from app.limits import ConcurrencyLimiter, RateLimiter
 from app.metrics import Metrics
 from app.offline import OfflineDesk
 from app.registry import PollerRegistry
-from app.security import ClientAddress, OriginPolicy
+from app.security import ClientAddress
 from app.service import ChatService
 from app.shedding import StreamCapacity
 from app.sse import StreamHub, StreamTuning
@@ -29,7 +29,6 @@ class Runtime:
     service: ChatService
     metrics: Metrics
     client_address: ClientAddress
-    origins: OriginPolicy
     create_limiter: RateLimiter
     send_limiter: RateLimiter
     stream_limits_ip: ConcurrencyLimiter
