@@ -1,15 +1,20 @@
 """The deploy recipes as their tools read them: Kubernetes manifests against the Kubernetes
-schemas (kubernetes-validate, offline, strict), the Dockerfile through hadolint, the compose
+schemas (kubernetes-validate, offline, strict), the Gateway API HTTPRoute against the schema of
+its released CRD (stored in schemas/, strict), the Dockerfile through hadolint, the compose
 file against the compose-spec schema, and every BFF_* name they set known to the service."""
 
 from __future__ import annotations
 
+import copy
+import functools
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
@@ -19,8 +24,12 @@ from app.config import known_variables
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 BIN = Path(sys.executable).parent
+SCHEMAS = Path(__file__).resolve().parent / "schemas"
 # Kinds without a schema in kubernetes-validate, checked by the tests below instead.
-NO_SCHEMA = {"Kustomization", "HTTPRoute"}
+NO_SCHEMA = {"Kustomization"}
+# Custom resources: (apiVersion, kind) -> the openAPIV3Schema of their CRD, stored as JSON
+# (each with a $comment naming its source release; schemas/refresh_httproute.py rewrites it).
+CRD_SCHEMAS = {("gateway.networking.k8s.io/v1", "HTTPRoute"): SCHEMAS / "httproute-v1.json"}
 
 
 def documents(path: Path) -> list[dict[str, Any]]:
@@ -31,12 +40,82 @@ def manifests() -> list[Path]:
     return sorted(K8S.rglob("*.yaml"))
 
 
+def strict_crd_schema(node: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a CRD's structural schema that refuses what the API server would drop.
+
+    The API server prunes fields its schema does not name, silently (or refuses them under
+    `kubectl apply --validate=strict`): every object schema with `properties` and neither
+    `additionalProperties` nor `x-kubernetes-preserve-unknown-fields` gets
+    `additionalProperties: false`. Kubernetes' OpenAPI extensions, mapped where jsonschema can
+    check them: `x-kubernetes-int-or-string` (integer or string), `nullable`. Not checked, as
+    jsonschema cannot evaluate them: the CEL rules of `x-kubernetes-validations` (the HTTPRoute
+    test below checks what ours must satisfy), the key uniqueness of `x-kubernetes-list-type`
+    map/set lists, `format` (int32, int64, date-time), and defaulting. Patterns are Go RE2
+    expressions, run with Python's re: the same for these, but that `$` also takes a final
+    newline.
+    """
+    node = dict(node)
+    if node.get("x-kubernetes-int-or-string") and "type" not in node and "anyOf" not in node:
+        node["type"] = ["integer", "string"]
+    if node.get("nullable") and isinstance(node.get("type"), str):
+        node["type"] = [node["type"], "null"]
+    if "properties" in node:
+        node["properties"] = {k: strict_crd_schema(v) for k, v in node["properties"].items()}
+        if "additionalProperties" not in node and not node.get(
+            "x-kubernetes-preserve-unknown-fields"
+        ):
+            node["additionalProperties"] = False
+    for key in ("items", "additionalProperties"):
+        if isinstance(node.get(key), dict):
+            node[key] = strict_crd_schema(node[key])
+    return node
+
+
+@functools.cache
+def crd_validator(api_version: str, kind: str, strict: bool = True) -> jsonschema.Validator:
+    schema = json.loads(CRD_SCHEMAS[api_version, kind].read_text())
+    if strict:
+        schema = strict_crd_schema(schema)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def crd_errors(doc: dict[str, Any]) -> list[str]:
+    """What the API server would refuse (or drop) in a custom resource, strictly, offline."""
+    errors = [
+        f"{'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+        for e in crd_validator(doc["apiVersion"], doc["kind"]).iter_errors(doc)
+    ]
+    # A CRD's schema says only `metadata: {type: object}`; the API server reads it as the
+    # ObjectMeta of every object, which kubernetes-validate knows (strict): checked as a
+    # ConfigMap's.
+    meta = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": doc.get("metadata", {})}
+    try:
+        kubernetes_validate.validate(meta, kubernetes_validate.latest_version(), strict=True)
+    except kubernetes_validate.ValidationError as e:
+        errors.append(f"{'.'.join(map(str, e.absolute_path))}: {e.message}")
+    return errors
+
+
 @pytest.mark.parametrize("path", manifests(), ids=lambda p: str(p.relative_to(K8S)))
 def test_manifest_matches_the_kubernetes_schema(path: Path) -> None:
     for doc in documents(path):
         if doc["kind"] in NO_SCHEMA:
             continue
+        if (doc["apiVersion"], doc["kind"]) in CRD_SCHEMAS:
+            assert crd_errors(doc) == []
+            continue
         kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
+
+
+def test_every_httproute_is_validated_against_the_crd_schema() -> None:
+    """The route is not skipped: its apiVersion is the one the stored schema is for."""
+    routes = [d for p in manifests() for d in documents(p) if d["kind"] == "HTTPRoute"]
+    assert routes
+    assert {(d["apiVersion"], d["kind"]) for d in routes} <= set(CRD_SCHEMAS)
+    comment = json.loads(SCHEMAS.joinpath("httproute-v1.json").read_text())["$comment"]
+    assert "kubernetes-sigs/gateway-api tag v" in comment
+    assert "channel standard" in comment
 
 
 def test_strict_validation_refuses_a_misspelt_field() -> None:
@@ -45,6 +124,46 @@ def test_strict_validation_refuses_a_misspelt_field() -> None:
     deployment["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {}
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, kubernetes_validate.latest_version(), strict=True)
+
+
+def route_with(change: str) -> dict[str, Any]:
+    (route,) = documents(K8S / "gateway" / "httproute.yaml")
+    route = copy.deepcopy(route)
+    rule = route["spec"]["rules"][1]
+    if change == "backendRef":  # misspelt backendRefs: pruned, the rule would route nowhere
+        rule["backendRef"] = rule.pop("backendRefs")
+    elif change == "timeout":  # misspelt timeouts: pruned, the long-polls cut by the default
+        rule["timeout"] = rule.pop("timeouts")
+    elif change == "label":  # misspelt metadata.labels
+        route["metadata"]["label"] = route["metadata"].pop("labels")
+    elif change == "port-name":  # a Service port name where the number is required
+        rule["backendRefs"][0]["port"] = "http"
+    elif change == "timeout-unitless":  # `request: 60` in YAML: an integer, not a duration
+        rule["timeouts"]["request"] = 60
+    elif change == "hostnames-string":
+        route["spec"]["hostnames"] = "chat.example.com"
+    else:
+        raise AssertionError(change)
+    return route
+
+
+@pytest.mark.parametrize("change", ["backendRef", "timeout", "label"])
+def test_crd_validation_refuses_a_misspelt_field(change: str) -> None:
+    """The check can fail: a field the CRD does not name is refused, which the API server
+    drops silently unless the client asks for strict field validation (and which the schema as
+    published lets through)."""
+    route = route_with(change)
+    errors = crd_errors(route)
+    assert errors and all(change in e for e in errors), errors
+    assert change == "label" or not list(
+        crd_validator(route["apiVersion"], route["kind"], strict=False).iter_errors(route)
+    )
+
+
+@pytest.mark.parametrize("change", ["port-name", "timeout-unitless", "hostnames-string"])
+def test_crd_validation_refuses_a_wrong_type(change: str) -> None:
+    errors = crd_errors(route_with(change))
+    assert len(errors) == 1 and "is not of type" in errors[0], errors
 
 
 def test_kustomization_lists_every_manifest_it_applies() -> None:
@@ -59,8 +178,8 @@ def test_kustomization_lists_every_manifest_it_applies() -> None:
 
 
 def test_httproute_sends_public_paths_to_the_service() -> None:
-    """No schema for Gateway API kinds ships offline; the route is checked against the Service
-    it must reach and the behaviour it must have."""
+    """Beyond its schema: the route against the Service it must reach, the behaviour it must
+    have, and the CEL rules (x-kubernetes-validations) of the CRD it relies on."""
     (route,) = documents(K8S / "gateway" / "httproute.yaml")
     (service,) = documents(K8S / "service.yaml")
     assert route["apiVersion"] == "gateway.networking.k8s.io/v1"
@@ -78,6 +197,20 @@ def test_httproute_sends_public_paths_to_the_service() -> None:
     assert not any(p.startswith("/metrics") for p in paths)
     # Every page the service serves to people, and what those pages load.
     assert {"/", "/static/", "/docs", "/redoc", "/docs-assets/", "/openapi.json"} <= set(paths)
+    # The CRD's CEL rules on what this route uses, which jsonschema cannot evaluate.
+    assert sum(len(rule["matches"]) for rule in route["spec"]["rules"]) <= 128
+    for rule in route["spec"]["rules"]:
+        assert "filters" not in rule  # their rules (redirects, rewrites) are not checked here
+        assert "backendRequest" not in rule.get("timeouts", {})  # would have to be <= request
+        for match in rule["matches"]:
+            path = match["path"]
+            if path["type"] in ("Exact", "PathPrefix"):
+                value = path["value"]
+                assert re.fullmatch(r"/(?:[-A-Za-z0-9/._~!$&'()*+,;=:@]|%[0-9a-fA-F]{2})*", value)
+                assert not any(s in value for s in ("//", "/./", "/../", "%2f", "%2F", "#"))
+                assert not value.endswith(("/..", "/."))
+            else:
+                assert path["type"] == "RegularExpression"
 
 
 def test_settings_in_recipes_are_known_to_the_service() -> None:
