@@ -109,7 +109,9 @@ def _canned(status: int, content_type: bytes | None, body: bytes) -> CannedRespo
 def error_body(status: int, kind: str, code: int = 4) -> CannedResponse:
     """The answer of an `error_status` fault."""
     if kind == "json":
-        body = json.dumps({"statusCode": code, "statusMessage": "Internal error"}).encode()
+        body = json.dumps(
+            {"statusCode": code, "statusMessage": "Internal error"}, separators=(",", ":")
+        ).encode()
         return _canned(status, _JSON, body)
     if kind == "text":
         return _canned(status, _TEXT, b"Internal error")

@@ -40,6 +40,15 @@ async def test_outage_without_retry_after(harness: Harness) -> None:
     assert "retry-after" not in response.headers
 
 
+async def test_a_json_error_carries_the_status_code_asked_for(harness: Harness) -> None:
+    harness.emulator.set_faults(Faults(error_status=400, error_code=2))
+    response = await harness.client.get("/api/v2/chats/x")
+    assert (response.status_code, response.json()["statusCode"]) == (400, 2)
+    assert (
+        await harness.client.put("/_emulator/faults", json={"error_code": -1})
+    ).status_code == 422
+
+
 @pytest.mark.parametrize(
     ("kind", "content_type", "body_start"),
     [
