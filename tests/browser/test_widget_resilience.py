@@ -27,6 +27,21 @@ from tests.servers import ServerProcess
 pytestmark = pytest.mark.browser
 
 
+def greeted(
+    page: Page, bff: ServerProcess, control: EmulatorControl, subject: str
+) -> tuple[Widget, str]:
+    """A chat started in the widget and greeted by the scripted agent: (widget, upstream id)."""
+    widget = Widget(page)
+    page.goto(bff.url + "/")
+    nickname = unique("Jo")
+    widget.start(nickname, subject)
+    chat_id = upstream_chat_id(control, nickname)
+    widget.expect_text(
+        f"Hello {nickname}, my name is {agent_name(control, chat_id)}. How can I help you?"
+    )
+    return widget, chat_id
+
+
 def test_a_failed_send_is_retried_with_its_key_and_delivered_once(
     page: Page, bff: ServerProcess, control: EmulatorControl
 ) -> None:
@@ -38,14 +53,7 @@ def test_a_failed_send_is_retried_with_its_key_and_delivered_once(
             sends.append((json.loads(body)["text"], request.headers.get("idempotency-key")))
 
     page.on("request", record)
-    widget = Widget(page)
-    page.goto(bff.url + "/")
-    nickname = unique("Jo")
-    widget.start(nickname, "Flaky network")
-    chat_id = upstream_chat_id(control, nickname)
-    widget.expect_text(
-        f"Hello {nickname}, my name is {agent_name(control, chat_id)}. How can I help you?"
-    )
+    widget, chat_id = greeted(page, bff, control, "Flaky network")
 
     # Typing notices are writes too: let the first one through before the fault is armed.
     since = log_position(control)
@@ -85,14 +93,7 @@ def test_a_send_whose_answer_is_lost_reaches_the_upstream_once(
     """The send reached chat-bff and the upstream, but the answer never came back (a network
     that drops as the phone changes cells): the customer's retry carries the same key, chat-bff
     replays the first answer, and the agent sees the message once."""
-    widget = Widget(page)
-    page.goto(bff.url + "/")
-    nickname = unique("Lu")
-    widget.start(nickname, "Lost answers")
-    chat_id = upstream_chat_id(control, nickname)
-    widget.expect_text(
-        f"Hello {nickname}, my name is {agent_name(control, chat_id)}. How can I help you?"
-    )
+    widget, chat_id = greeted(page, bff, control, "Lost answers")
 
     tries: list[tuple[str | None, str | None]] = []  # (key, Idempotent-Replayed) per attempt
 

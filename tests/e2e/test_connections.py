@@ -102,8 +102,9 @@ async def test_a_stream_that_stops_reading_is_closed_and_counted_until_then(
             ours = server_side_peers(stalling.port) & set(accepted)
             most_open = max(most_open, len(ours))
             await asyncio.sleep(0.3)
-        # Every stalled stream is dropped, and its socket is really closed on the server.
-        deadline = time.monotonic() + 15
+        # Every stalled stream is dropped, and its socket is really closed on the server
+        # (within a second or two; the margin is for a loaded machine, the bug was "never").
+        deadline = time.monotonic() + 30
         while server_side_peers(stalling.port) & set(accepted):
             assert time.monotonic() < deadline, "stalled sockets were never closed"
             await asyncio.sleep(0.2)
