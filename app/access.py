@@ -1,4 +1,5 @@
-"""The access log and the request-duration histogram: one line per answered request.
+"""The access log, the request-duration histogram and the request counter: one line and one
+count per answered request, by route template.
 
 Pure ASGI (streams pass through unbuffered). Owns the request id (taken from `X-Request-ID`
 or made, echoed back in the response) and the per-request line: method, route template,
@@ -59,6 +60,7 @@ class AccessLog:
             # of answers. Streams are counted by bff_sse_streams instead.
             if not stream:
                 self.metrics.request_duration.labels(route, method).observe(seconds)
+            self.metrics.http_requests.labels(route, str(status)).inc()
             client = scope.get("client")
             access_log.info(
                 "%s %s %s %.1fms",

@@ -1,5 +1,5 @@
 """Pure ASGI middleware for the API's transport rules: body size, JSON only, the caching
-policy of every answer, and per-route request metrics. (Origins: `app/cors.py`, which runs
+policy of every answer (request metrics: `app/access.py`). (Origins: `app/cors.py`, which runs
 before this.)
 
 Pure ASGI on purpose: `BaseHTTPMiddleware` buffers and breaks streaming responses (SSE).
@@ -8,7 +8,7 @@ Pure ASGI on purpose: `BaseHTTPMiddleware` buffers and breaks streaming response
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 from starlette.datastructures import Headers
 from starlette.routing import BaseRoute, Match
@@ -20,7 +20,6 @@ from app.errors import (
     UnsupportedMediaTypeError,
     error_response,
 )
-from app.metrics import Metrics
 
 # The API takes bodies on POST only; other methods go on to the router (405).
 _BODY_METHODS = frozenset({"POST"})
@@ -59,19 +58,21 @@ class ApiGuard:
         self.prefix = prefix
         self.routes = routes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine: a request passed through (every read, every stream) runs as the
+        # app's own awaitable, holding no frame of this layer while it lasts.
         if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
         headers = Headers(scope=scope)
         method = scope["method"] if self._takes_body(scope) else "GET"
         error = self._check(method, headers)
         if error is not None:
-            await error_response(error)(scope, receive, send)
-            return
+            return error_response(error)(scope, receive, send)
         if scope["method"] not in _BODY_METHODS or not self._takes_body(scope):
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
+        return self._with_body(scope, receive, send)
+
+    async def _with_body(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The whole body is read here, within the limit, before any route runs: a limit
         # raised from inside `receive` would surface as whatever the body parser makes of
         # an exception (FastAPI: 400), and a chunked body has no Content-Length to check.
@@ -110,34 +111,6 @@ class ApiGuard:
         if media != "application/json":
             return UnsupportedMediaTypeError()
         return None
-
-
-class RequestMetrics:
-    """Counts answered requests by route template, never by raw path: a chat handle is a
-    bearer credential (the access log, by route template too, is app/access.py)."""
-
-    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            route = scope.get("route")
-            name = getattr(route, "path", "unmatched")
-            self.metrics.http_requests.labels(name, str(status)).inc()
 
 
 # -- response policy ------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import Awaitable
 from typing import Any
 
 from fastapi import FastAPI
@@ -133,18 +134,21 @@ class IdempotencyGuard:
         self.in_flight_s = in_flight_s
         self.prefix = prefix
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine: what passes through (every read, every stream) runs as the app's
+        # own awaitable, holding no frame of this layer while it lasts.
         if (
             scope["type"] != "http"
             or scope["method"] != "POST"
             or not scope["path"].startswith(self.prefix)
         ):
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
         values = [v for name, v in scope["headers"] if name == HEADER]
         if not values:
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
+        return self._keyed(scope, receive, send, values)
+
+    async def _keyed(self, scope: Scope, receive: Receive, send: Send, values: list[bytes]) -> None:
         key = parse_key(values[0]) if len(values) == 1 else None
         if key is None:
             await self._refuse(InvalidInputError("Idempotency-Key: not a valid key"), scope, send)

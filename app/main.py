@@ -27,7 +27,7 @@ from app.cors import CrossOrigin
 from app.docs import install_docs
 from app.errors import install_error_handlers
 from app.hours import parse as parse_business_hours
-from app.http import ApiGuard, RequestMetrics, ResponsePolicy
+from app.http import ApiGuard, ResponsePolicy
 from app.idempotency import IdempotencyGuard, install_idempotency_docs
 from app.limits import ConcurrencyLimiter, RateLimiter
 from app.metrics import Metrics
@@ -217,7 +217,6 @@ def create_app(
     app.add_middleware(ApiGuard, max_body_bytes=settings.max_body_bytes, routes=app.routes)
     app.add_middleware(TrailingSlash)
     app.add_middleware(CrossOrigin, origins=origins)
-    app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(ResponsePolicy)
     # Outermost: every answer gets a request id and one access-log line, 403/413 included.
     app.add_middleware(

@@ -8,6 +8,8 @@ It must not change anything but the one trailing slash.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -26,14 +28,16 @@ class TrailingSlash:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine: it hands over the app's own awaitable, so a stream open for hours
+        # holds no frame of this layer.
         if scope["type"] == "http" and len(scope["path"]) > 1 and scope["path"].endswith("/"):
             scope = dict(scope)
             scope["path"] = without_trailing_slash(scope["path"])
             raw = scope.get("raw_path")
             if isinstance(raw, bytes):
                 scope["raw_path"] = raw.rstrip(b"/") or b"/"
-        await self.app(scope, receive, send)
+        return self.app(scope, receive, send)
 
 
 def allowed_methods(app: ASGIApp, scope: Scope) -> list[str]:
