@@ -199,6 +199,8 @@ def create_app(
     install_error_handlers(app)
     app.include_router(chats.router)
     app.include_router(events.router)
+    # Streams are served by a plain ASGI route first in line (events.StreamRoute says why).
+    app.router.routes.insert(0, events.StreamRoute(runtime))
     app.include_router(health.router)
     app.include_router(offline.router)
     widget_url = _mount_static(app)

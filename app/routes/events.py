@@ -9,12 +9,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
 from pydantic import WithJsonSchema
+from starlette.datastructures import Headers, QueryParams
+from starlette.routing import Match, Route
+from starlette.types import Receive, Scope, Send
 
 from app.errors import UpstreamUnavailableError
 from app.openapi import INDEX_SCHEMA, errors
 from app.routes.deps import ChatRefDep, ClientIpDep, RuntimeDep
 from app.routes.params import parse_resume_point
 from app.sse import ChatStream, EventStreamResponse
+from app.wiring import Runtime
 
 router = APIRouter(prefix="/api/v2", tags=["events"])
 
@@ -126,3 +130,46 @@ async def chat_events(
         on_close=closed,
         send_timeout_s=rt.stream_tuning.send_timeout_s,
     )
+
+
+# -- the same endpoint as a plain ASGI route ---------------------------------------------------
+
+PATH = "/api/v2/chats/{handle}/events"
+
+
+class _Served:
+    """`chat_events` without FastAPI's per-request machinery (dependency solving, two exit
+    stacks, exception wrapping: about 6 KiB), which would otherwise live as long as each
+    stream, for hours. Same parsing, same order, same errors (raised to the app's one error
+    mapper); the FastAPI route above stays for the OpenAPI document."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        rt = self.runtime
+        ref = rt.service.resolve(scope["path_params"]["handle"])
+        ip = rt.client_address.of(scope)
+        response = await chat_events(
+            ref,
+            rt,
+            ip,
+            Headers(scope=scope).get("last-event-id"),
+            QueryParams(scope.get("query_string", b"")).get("lastEventId"),
+        )
+        await response(scope, receive, send)
+
+
+class StreamRoute(Route):
+    """GET only (HEAD is the FastAPI route's 405), and named in the scope like an API route,
+    so the access log and metrics use its template."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__(PATH, _Served(runtime), methods=["GET"], include_in_schema=False)
+        self.methods = {"GET"}
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is not Match.NONE:
+            child = {**child, "route": self}
+        return match, child
