@@ -327,7 +327,7 @@
         "aria-controls": "cb-panel",
         onclick: () => toggle(!isOpen()),
       },
-      icon("M6.5 4h11A3.5 3.5 0 0 1 21 7.5v7a3.5 3.5 0 0 1-3.5 3.5H11l-4.6 3.5c-.6.5-1.4 0-1.4-.7V18a3 3 0 0 1-2-2.8V7.5A3.5 3.5 0 0 1 6.5 4Z"),
+      icon("M6.5 4h11A3.5 3.5 0 0 1 21 7.5v7a3.5 3.5 0 0 1-3.5 3.5H11l-6 4v-4a3 3 0 0 1-2-3V7.5A3.5 3.5 0 0 1 6.5 4Z"),
       badge,
     );
     const sub = h("span", { class: "cb-sub-text" });
@@ -421,7 +421,7 @@
       "form",
       { class: "cb-composer", onsubmit: (e) => (e.preventDefault(), sendText()) },
       input,
-      h("button", { type: "submit", class: "cb-send", "aria-label": T.send }, icon("M4.4 19.6 20.5 12.7c.6-.3.6-1.1 0-1.4L4.4 4.4c-.6-.3-1.3.2-1.1.9L5 11l8 1-8 1-1.7 5.7c-.2.7.5 1.2 1.1.9Z")),
+      h("button", { type: "submit", class: "cb-send", "aria-label": T.send }, icon("M3.3 5.3 21 12 3.3 18.7 5 13l8-1-8-1Z")),
     );
     const keepBtn = h("button", { type: "button", class: "cb-secondary", onclick: () => askEnd(false) }, T.keep);
     const sureBtn = h("button", { type: "button", class: "cb-primary", onclick: complete }, T.end);
