@@ -20,8 +20,8 @@
  * - Every transcript entry is rendered once, in upstream index order, whatever the source.
  * - Every POST carries an Idempotency-Key: one per message (or form submission), reused by
  *   its retry, so a send whose answer was lost is never delivered twice.
- * - Strings live in one JSON file per language beside this script (lang/<code>.json); a page
- *   downloads only its own language.
+ * - English is built in; each other language is one JSON file beside this script
+ *   (lang/<code>.json), downloaded only by a page in that language.
  * - Content-Security-Policy friendly: no inline script or style. The styles are widget.css,
  *   linked into the widget's shadow root; the only style writes are CSSOM properties (accent
  *   colour, composer height, the page's scroll lock behind the phone panel), which CSP does
@@ -289,11 +289,71 @@
   const mount = () => document.body.append(host);
   document.body ? mount() : document.addEventListener("DOMContentLoaded", mount);
 
-  const strings = (code) =>
-    fetch(new URL("lang/" + code + ".json", script.src), { credentials: "omit" }).then((r) => (r.ok ? r.json() : Promise.reject()));
-  strings(lang)
-    .catch(() => ((locale = lang = "en"), strings("en")))
-    .then(boot, () => console.warn("chat-bff: the widget's strings could not be loaded"));
+  // English is built in: a page in English needs no other file, and it is what a page gets
+  // when its own language's file cannot be loaded. The other languages are one JSON file each
+  // beside this script (lang/<code>.json), downloaded only by a page in that language.
+  // (Strict JSON, so the tests can read it: tests/browser/test_widget_strings.py.)
+  const EN = {
+    "dir": "ltr",
+    "title": "Chat with us",
+    "open": "Open chat",
+    "minimise": "Minimise chat",
+    "intro": "Questions about an order or a product? Tell us who you are and someone from our team will be with you shortly.",
+    "name": "Your name",
+    "subject": "How can we help?",
+    "optional": "optional",
+    "email": "E-mail",
+    "phone": "Phone",
+    "order": "Order number",
+    "start": "Start chat",
+    "starting": "Starting…",
+    "connecting": "Connecting…",
+    "waiting": "Waiting for an agent…",
+    "waitTitle": "Someone from our team will be with you shortly.",
+    "waited": "Waiting for {t}",
+    "browse": "You can keep browsing: this chat follows you from page to page.",
+    "chatting": "Chatting with {name}",
+    "ended": "This chat has ended.",
+    "noAgent": "Sorry, no one from our team could take your chat this time.",
+    "reconnecting": "Connection lost. Reconnecting…",
+    "degraded": "Chat is slow right now. Messages may arrive late.",
+    "log": "Conversation",
+    "you": "You",
+    "agent": "Agent",
+    "typing": "{name} is typing…",
+    "joined": "{name} joined the chat",
+    "left": "{name} left the chat",
+    "youLeft": "You left the chat",
+    "message": "Message",
+    "placeholder": "Write a message…",
+    "send": "Send",
+    "sound": "Sound for new messages",
+    "end": "End chat",
+    "endAsk": "End this chat?",
+    "keep": "Keep chatting",
+    "again": "Start a new chat",
+    "download": "Download transcript",
+    "notSent": "Not sent.",
+    "retry": "Retry",
+    "error": "Something went wrong. Please try again.",
+    "busy": "Too many requests. Please try again in a moment.",
+    "tooLong": "This message is too long.",
+    "startFailed": "The chat could not start. Please try again in a moment.",
+    "unread": "{n} new",
+    "closed": "We're closed right now.",
+    "closedUntil": "We're closed right now and back {time}.",
+    "unavailable": "Our chat is unavailable right now.",
+    "leaveIntro": "Leave us a message and we'll reply by e-mail.",
+    "leave": "Leave a message",
+    "yourMessage": "Your message",
+    "sendMessage": "Send message",
+    "sending": "Sending…",
+    "check": "Please check your details and try again.",
+    "thanks": "Thank you. We have your message and will reply to {email}."
+  };
+  (lang === "en" ? Promise.resolve(EN) : fetch(new URL("lang/" + lang + ".json", script.src), { credentials: "omit" }).then((r) => (r.ok ? r.json() : Promise.reject())))
+    .catch(() => ((locale = lang = "en"), EN))
+    .then(boot);
 
   function boot(T) {
     const title = ds.title || T.title;
