@@ -89,11 +89,11 @@
    * (h, info, path, msgs, last, state, status, conn, leader, ended, completed); the connection's
    * own state stays in this closure, where the minifier can shorten its names.
    */
-  function Chat(h, info) {
+  function Chat(handle, info) {
     const self = {
-      h,
+      h: handle,
       info, // {s: subject, n: nickname, t: started at (ms), m: e-mail given, c: completed}
-      path: "/chats/" + encodeURIComponent(h),
+      path: "/chats/" + encodeURIComponent(handle),
       msgs: new Map(), // index -> transcript entry: what this tab has, for dedupe and replay
       last: 0,
       conn: "connecting",
@@ -128,8 +128,8 @@
 
     self.start = () => {
       if (!locks) return lead();
-      locks.request(KEY + h, { signal }, () => (over() ? null : new Promise((r) => ((release = r), lead())))).catch(() => {});
-      share.postMessage({ t: "sync", h, from: self.last, to: tabId });
+      locks.request(KEY + handle, { signal }, () => (over() ? null : new Promise((r) => ((release = r), lead())))).catch(() => {});
+      share.postMessage({ t: "sync", h: handle, from: self.last, to: tabId });
     };
 
     self.stop = () => {
@@ -158,7 +158,7 @@
         close();
         abort.abort();
       } else self[kind] = data;
-      if (locks && self.leader && !relayed) share.postMessage({ t: "ev", h, events: [[kind, data]] });
+      if (locks && self.leader && !relayed) share.postMessage({ t: "ev", h: handle, events: [[kind, data]] });
       if (chat === self && ui) ui[kind](data, fresh && self.leader);
     });
 
@@ -280,7 +280,7 @@
       }),
     );
 
-  // The shadow root and its stylesheet load while the strings do.
+  // The shadow root and its stylesheet load while the strings do (those not built in).
   const host = h("div", { id: "chat-bff-widget" });
   const root = host.attachShadow({ mode: "open" });
   const css = h("link", { rel: "stylesheet", href: ds.css || new URL("widget.css", script.src).href });
@@ -945,9 +945,10 @@
       setTimeout(() => URL.revokeObjectURL(url), 10000);
     }
 
+    const phone = matchMedia("(max-width: 480px)"); // where the panel is full-screen
+    let heldOverflow = null; // the page's own overflow while the panel hides its scrolling
+
     /** Open the panel (its first control focused, unless `focus` is false) or close it. */
-    const phone = matchMedia("(max-width: 480px)");
-    let heldOverflow = null;
     function toggle(on, focus = on) {
       panel.hidden = !on;
       wrap.classList.toggle("cb-open", on);
@@ -1015,6 +1016,7 @@
       leave();
       checkHours();
     }
+
     document.addEventListener("visibilitychange", () => reading() && markRead());
 
     // -- start -------------------------------------------------------------------------------
