@@ -1,6 +1,10 @@
-"""The widget's weight on a customer's page: widget.js minified with terser (the pinned
-version in tests/browser/package.json) and gzipped stays within 9 KB (9,000 bytes), and each
-language file within 1.2 KB. A customer downloads the script and one language file."""
+"""The widget's weight on a customer's page, like for like with the 7.1 KB it weighed when its
+English strings were inside widget.js: what a page in English downloads of the widget's code
+and strings stays within 9 KB (9,000 bytes). That is widget.js minified with terser (the pinned
+version in tests/browser/package.json) and gzipped, plus lang/en.json gzipped if English is a
+file (it is built into widget.js: nothing more). A page in another language also downloads
+its language's file: each stays within 1.2 KB minified and gzipped. widget.css is not counted.
+"""
 
 from __future__ import annotations
 
@@ -17,11 +21,12 @@ from tests.components import missing_component
 HERE = Path(__file__).resolve().parent
 STATIC = HERE.parents[1] / "static"
 TERSER = HERE / "node_modules" / "terser" / "bin" / "terser"
-SCRIPT_BUDGET = 9_000
+ENGLISH_PAGE_BUDGET = 9_000
 LANGUAGE_BUDGET = 1_200
 
 
 def minified_gzipped_script() -> int:
+    """widget.js as the README measures it: terser --compress --mangle, then gzip -9."""
     node = shutil.which("node")
     if node is None or not TERSER.exists():
         missing_component("node and terser are missing (cd tests/browser && npm ci)")
@@ -34,15 +39,24 @@ def minified_gzipped_script() -> int:
     return len(gzip.compress(minified, 9))
 
 
-def test_widget_script_within_budget() -> None:
-    size = minified_gzipped_script()
-    assert 4_000 < size <= SCRIPT_BUDGET, f"widget.js is {size} bytes minified and gzipped"
+def minified_gzipped_strings(path: Path) -> int:
+    strings = json.loads(path.read_text(encoding="utf-8"))
+    minified = json.dumps(strings, ensure_ascii=False, separators=(",", ":")).encode()
+    # What the server sends is what was measured, give or take whitespace.
+    assert len(path.read_bytes()) < len(minified) * 1.2, path.name
+    return len(gzip.compress(minified, 9))
+
+
+def test_an_english_page_downloads_at_most_9_kb_of_widget() -> None:
+    english_file = STATIC / "lang" / "en.json"
+    strings = minified_gzipped_strings(english_file) if english_file.exists() else 0
+    size = minified_gzipped_script() + strings
+    assert 4_000 < size <= ENGLISH_PAGE_BUDGET, (
+        f"an English page downloads {size} bytes of widget minified and gzipped "
+        f"(widget.js and {strings} bytes of lang/en.json)"
+    )
 
 
 @pytest.mark.parametrize("path", sorted((STATIC / "lang").glob("*.json")), ids=lambda p: p.stem)
 def test_each_language_file_within_budget(path: Path) -> None:
-    strings = json.loads(path.read_text(encoding="utf-8"))
-    minified = json.dumps(strings, ensure_ascii=False, separators=(",", ":")).encode()
-    assert len(gzip.compress(minified, 9)) <= LANGUAGE_BUDGET
-    # What the server sends is what was measured, give or take whitespace.
-    assert len(path.read_bytes()) < len(minified) * 1.2
+    assert minified_gzipped_strings(path) <= LANGUAGE_BUDGET

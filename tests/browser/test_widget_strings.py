@@ -1,5 +1,7 @@
-"""The language files: the same keys in every language, the same placeholders in every
-translation, the writing direction stated, and the list the widget knows matches the files."""
+"""The strings: English built into widget.js (its `EN`, written as strict JSON), every other
+language one file in static/lang/. The same keys in every language, the same placeholders in
+every translation, the writing direction stated, and the list the widget knows matches what
+ships."""
 
 from __future__ import annotations
 
@@ -10,29 +12,45 @@ from pathlib import Path
 import pytest
 
 STATIC = Path(__file__).resolve().parents[2] / "static"
-LANGS = {path.stem: path for path in (STATIC / "lang").glob("*.json")}
+WIDGET = (STATIC / "widget.js").read_text(encoding="utf-8")
+FILES = {path.stem: path for path in (STATIC / "lang").glob("*.json")}
+
+
+def english() -> dict[str, str]:
+    """The strings built into widget.js: `const EN = {...};`."""
+    found = re.search(r"\n  const EN = (\{\n.*?\n  \});\n", WIDGET, re.DOTALL)
+    assert found, "widget.js has no built-in English (const EN = {...};)"
+    loaded: dict[str, str] = json.loads(found.group(1))
+    return loaded
 
 
 def strings(lang: str) -> dict[str, str]:
-    loaded: dict[str, str] = json.loads(LANGS[lang].read_text(encoding="utf-8"))
+    if lang == "en":
+        return english()
+    loaded: dict[str, str] = json.loads(FILES[lang].read_text(encoding="utf-8"))
     return loaded
 
 
 def test_the_widget_knows_exactly_the_shipped_languages() -> None:
-    listed = re.search(r"const LANGS = \[([^\]]*)\]", (STATIC / "widget.js").read_text())
+    listed = re.search(r"const LANGS = \[([^\]]*)\]", WIDGET)
     assert listed
     assert (
         sorted(re.findall(r'"(\w+)"', listed.group(1)))
-        == sorted(LANGS)
+        == sorted([*FILES, "en"])
         == sorted(["ar", "de", "en", "es", "fr"])
     )
 
 
-@pytest.mark.parametrize("lang", sorted(set(LANGS) - {"en"}))
+def test_english_is_built_in_only() -> None:
+    """One copy of the English strings: a file beside the script would drift from it."""
+    assert "en" not in FILES
+
+
+@pytest.mark.parametrize("lang", sorted(FILES))
 def test_same_keys_and_placeholders_as_english(lang: str) -> None:
-    english, other = strings("en"), strings(lang)
-    assert sorted(other) == sorted(english)
-    for key, text in english.items():
+    english_strings, other = english(), strings(lang)
+    assert sorted(other) == sorted(english_strings)
+    for key, text in english_strings.items():
         assert set(re.findall(r"\{\w+\}", other[key])) == set(re.findall(r"\{\w+\}", text)), key
         assert other[key].strip(), key
 
@@ -43,5 +61,5 @@ def test_writing_direction(lang: str, direction: str) -> None:
 
 
 def test_every_key_the_widget_uses_exists() -> None:
-    used = set(re.findall(r"\bT\.(\w+)", (STATIC / "widget.js").read_text()))
-    assert used and used <= set(strings("en")), used - set(strings("en"))
+    used = set(re.findall(r"\bT\.(\w+)", WIDGET))
+    assert used and used <= set(english()), used - set(english())
