@@ -44,7 +44,7 @@ from bench.common import (
     start_emulator,
 )
 from bench.wire import Viewer
-from tests.topologies import ClusterGroup, RedisProcess, SentinelGroup, Topology
+from tests.topologies import ClusterGroup, SentinelGroup, Topology
 
 READS = 'bff_upstream_requests_total{operation="GetMessages",outcome="ok"}'
 
@@ -149,11 +149,7 @@ async def failover(
     viewers = _viewers(fleet.urls, handle, 2)
     talker = Talker(emu_url, [chat], mean_gap_s=0.3, uniform=True).start()
     await asyncio.sleep(2)
-    victim: RedisProcess
-    if isinstance(topology, ClusterGroup):
-        victim = topology.owner_of(f"{fleet.prefix}:{{{chat_key(chat)}}}:lease")
-    else:
-        (victim,) = topology.primaries()
+    victim = topology.owner_of(f"{fleet.prefix}:{{{chat_key(chat)}}}:lease")
     victim.kill()
     promoted = asyncio.create_task(asyncio.to_thread(topology.wait_failover, victim))
     sends = []

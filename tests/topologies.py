@@ -230,6 +230,11 @@ class Topology:
     def primaries(self) -> list[RedisProcess]:
         raise NotImplementedError
 
+    def owner_of(self, key: str) -> RedisProcess:
+        """The primary serving `key` (one primary holds every key; a Cluster overrides)."""
+        (primary,) = self.primaries()
+        return primary
+
     def delete_prefix(self, prefix: str) -> None:
         for process in self.primaries():
             with process.client() as client:

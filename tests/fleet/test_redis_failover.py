@@ -23,7 +23,7 @@ from tests.fleet.test_fleet import (
     with_viewers,
 )
 from tests.servers import RedisServer, ServerProcess, start_bff
-from tests.topologies import ClusterGroup, RedisProcess, SentinelGroup
+from tests.topologies import ClusterGroup, SentinelGroup
 
 
 async def send(url: str, handle: str, text: str) -> tuple[int, float]:
@@ -61,11 +61,7 @@ async def failover_mid_chat(
     async def run() -> None:
         await asyncio.gather(*(v.wait_for(lambda v: len(v.message_indices) >= 3) for v in viewers))
         await talk(control, upstream_id, 3, 0.1)
-        victim: RedisProcess
-        if isinstance(topology, ClusterGroup):
-            victim = topology.owner_of(f"{fleet.prefix}:{{{chat_key(upstream_id)}}}:lease")
-        else:
-            (victim,) = topology.primaries()
+        victim = topology.owner_of(f"{fleet.prefix}:{{{chat_key(upstream_id)}}}:lease")
         victim.kill()
         promoted = asyncio.create_task(asyncio.to_thread(topology.wait_failover, victim))
         # The agent keeps talking and the customer keeps writing, on every instance in turn,
