@@ -238,7 +238,7 @@ def make_clients(url: str, **kwargs: Any) -> Clients:
         }
         if sentinel_tls:
             sentinel_kwargs.update(ssl=True, **tls)
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(
             list(target.hosts),
             sentinel_kwargs=sentinel_kwargs,
             username=target.username,

@@ -234,7 +234,7 @@ class Link:
                 self.ps = None
                 if ps is not None:
                     with suppress(Exception):
-                        await ps.aclose()  # type: ignore[no-untyped-call]
+                        await ps.aclose()
                 if client is not None:
                     with suppress(Exception):
                         await client.aclose()
