@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.docs import install_docs
 from app.emulator.control import CONTROL_PREFIX, control_router
 from app.emulator.core import Emulator
 from app.emulator.gate import UpstreamGate
@@ -36,7 +37,8 @@ def create_emulator_app(emulator: Emulator | None = None) -> FastAPI:
     app = FastAPI(
         title="Customer Chat API v2 emulator",
         lifespan=lifespan,
-        docs_url=f"{CONTROL_PREFIX}/docs",
+        # Served by install_docs, from this server: no CDN (the emulator runs offline too).
+        docs_url=None,
         redoc_url=None,
         openapi_url=f"{CONTROL_PREFIX}/openapi.json",
     )
@@ -44,4 +46,10 @@ def create_emulator_app(emulator: Emulator | None = None) -> FastAPI:
     app.add_middleware(UpstreamGate, emulator=owned)
     app.include_router(upstream_router(owned), include_in_schema=False)
     app.include_router(control_router(owned))
+    install_docs(
+        app,
+        docs_url=f"{CONTROL_PREFIX}/docs",
+        redoc_url=None,
+        assets_url=f"{CONTROL_PREFIX}/docs-assets",
+    )
     return app

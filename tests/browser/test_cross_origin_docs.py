@@ -1,5 +1,7 @@
-"""`/docs` (Swagger UI) and `/redoc` render with the network cut off: Chromium aborts every
-request that leaves the loopback, and the pages must still show chat-bff's operations."""
+"""`/docs` (Swagger UI), `/redoc` and the emulator's `/_emulator/docs` render with the network
+cut off: Chromium aborts every request that leaves the loopback, and the pages must still show
+their operations, try nothing the network or their own Content-Security-Policy refuses, and
+log no console error."""
 
 from __future__ import annotations
 
@@ -32,8 +34,18 @@ def offline(context: BrowserContext) -> list[str]:
     return left
 
 
+@pytest.fixture
+def console_errors(page: Page) -> list[str]:
+    """Console errors of the page, a request its own Content-Security-Policy refused included
+    (Chromium reports those on the console, not as requests)."""
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    return errors
+
+
 def test_swagger_ui_renders_every_operation_offline(
-    page: Page, bff: ServerProcess, offline: list[str]
+    page: Page, bff: ServerProcess, offline: list[str], console_errors: list[str]
 ) -> None:
     page.goto(bff.url + "/docs")
     operations = page.locator(".opblock .opblock-summary-path")
@@ -55,10 +67,30 @@ def test_swagger_ui_renders_every_operation_offline(
     for schema in ("Chat", "Participant", "Message", "MessageEvent", "Error"):
         expect(page.get_by_role("button", name=schema, exact=True)).to_be_visible()
     assert offline == [], offline
+    assert console_errors == [], console_errors
 
 
-def test_redoc_renders_offline(page: Page, bff: ServerProcess, offline: list[str]) -> None:
+def test_redoc_renders_offline(
+    page: Page, bff: ServerProcess, offline: list[str], console_errors: list[str]
+) -> None:
     page.goto(bff.url + "/redoc")
     expect(page.get_by_role("heading", name="RequestChat")).to_be_visible()
     expect(page.get_by_role("heading", name="Chat events (SSE)")).to_be_visible()
+    # The footer's logo, from Redocly's CDN as shipped, is the bundle's own image now.
+    expect(page.get_by_alt_text("redocly logo")).to_be_visible()
+    page.wait_for_load_state("networkidle")
     assert offline == [], offline
+    assert console_errors == [], console_errors
+
+
+def test_the_emulators_docs_render_offline(
+    page: Page, emulator: ServerProcess, offline: list[str], console_errors: list[str]
+) -> None:
+    page.goto(emulator.url + "/_emulator/docs")
+    operations = page.locator(".opblock .opblock-summary-path")
+    expect(operations.first).to_be_visible()
+    paths = {p.strip().replace("\u200b", "") for p in operations.all_inner_texts()}
+    assert any(p.startswith("/_emulator/") for p in paths), paths
+    page.wait_for_load_state("networkidle")
+    assert offline == [], offline
+    assert console_errors == [], console_errors
