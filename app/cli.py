@@ -132,6 +132,7 @@ def demo(args: argparse.Namespace) -> int:
         contact_center_id=SecretStr(DEMO_CONTACT_CENTER_ID),
         secret_key=SecretStr(secrets.token_urlsafe(32)),
         redis_url=None,
+        demo_page=True,
     )
     transport = httpx.ASGITransport(app=create_emulator_app(emulator))
     app = create_app(settings, upstream_transport=transport)

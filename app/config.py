@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     redis_timeout_s: float = Field(default=2.0, gt=0, le=60)
 
     max_body_bytes: int = Field(default=32_768, ge=1024)
+    demo_page: bool = Field(
+        default=False,
+        description="Serve the demo shop page at / (chat-bff demo does); off: / answers JSON",
+    )
 
     chat_create_per_minute: float = Field(default=10, gt=0, description="Per client IP")
     chat_create_burst: int = Field(default=5, ge=1)

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from fastapi import FastAPI
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from sse_starlette.sse import AppStatus
 
 from app.access import AccessLog
@@ -45,6 +45,7 @@ from app.service import ChatService
 from app.shedding import StreamCapacity
 from app.sse import StreamHub, StreamTuning
 from app.static_files import (
+    DEMO_PAGE,
     HASHED_CACHE,
     PLAIN_CACHE,
     CachedStaticFiles,
@@ -203,7 +204,7 @@ def create_app(
     app.router.routes.insert(0, events.StreamRoute(runtime))
     app.include_router(health.router)
     app.include_router(offline.router)
-    widget_url = _mount_static(app)
+    widget_url = _mount_static(app, demo_page=settings.demo_page)
     install_openapi(app, long_poll_max_s=settings.long_poll_max_s)
     install_idempotency_docs(app)
     install_docs(app)
@@ -295,25 +296,30 @@ async def _drain_when_server_exits(runtime: Runtime) -> None:
     runtime.begin_drain()
 
 
-def _mount_static(app: FastAPI) -> str | None:
+def _mount_static(app: FastAPI, *, demo_page: bool) -> str | None:
     """The widget under `/static/v/<content hash>/` (immutable) and `/static/` (short-lived);
-    returns the hashed URL of widget.js."""
+    returns the hashed URL of widget.js. `/` is the demo shop page only when `demo_page`;
+    otherwise a short JSON that says what this server is and where its docs are."""
     directory = static_dir()
-    if directory is None:
-        return None
-    prefix = f"/static/v/{content_hash(directory)}"
-    app.mount(prefix, CachedStaticFiles(directory=directory, cache_control=HASHED_CACHE))
-    app.mount(
-        "/static",
-        CachedStaticFiles(directory=directory, cache_control=PLAIN_CACHE),
-        name="static",
-    )
-    index = directory / "index.html"
+    hidden = frozenset() if demo_page else frozenset({DEMO_PAGE})
+    prefix = None if directory is None else f"/static/v/{content_hash(directory)}"
+    if directory is not None and prefix is not None:
+        app.mount(
+            prefix,
+            CachedStaticFiles(directory=directory, cache_control=HASHED_CACHE, hidden=hidden),
+        )
+        app.mount(
+            "/static",
+            CachedStaticFiles(directory=directory, cache_control=PLAIN_CACHE, hidden=hidden),
+            name="static",
+        )
+    widget_url = None if prefix is None else f"{prefix}/widget.js"
+    index = None if directory is None or not demo_page else directory / DEMO_PAGE
 
     @app.get("/", include_in_schema=False)
     async def root() -> Response:
-        if index.is_file():
+        if index is not None and index.is_file():
             return FileResponse(index)
-        return RedirectResponse("/docs")
+        return JSONResponse({"service": "chat-bff", "docs": "/docs", "widget": widget_url})
 
-    return f"{prefix}/widget.js"
+    return widget_url

@@ -41,12 +41,25 @@ def content_hash(directory: Path) -> str:
     return digest.hexdigest()[:HASH_CHARS]
 
 
-class CachedStaticFiles(StaticFiles):
-    """StaticFiles with one `Cache-Control` for every file it serves."""
+# The demo shop page lives beside the widget but is no part of it: served only by the demo
+# (or BFF_DEMO_PAGE), never by a production `chat-bff serve`.
+DEMO_PAGE = "index.html"
 
-    def __init__(self, *, directory: Path, cache_control: str) -> None:
+
+class CachedStaticFiles(StaticFiles):
+    """StaticFiles with one `Cache-Control` for every file it serves, and none of `hidden`."""
+
+    def __init__(
+        self, *, directory: Path, cache_control: str, hidden: frozenset[str] = frozenset()
+    ) -> None:
         super().__init__(directory=directory)
         self.cache_control = cache_control
+        self.hidden = hidden
+
+    def lookup_path(self, path: str) -> tuple[str, os.stat_result | None]:
+        if path in self.hidden:
+            return "", None
+        return super().lookup_path(path)
 
     def file_response(
         self,

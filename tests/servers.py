@@ -107,6 +107,9 @@ def bff_env(upstream_url: str, **extra: str) -> dict[str, str]:
         "BFF_UPSTREAM_URL": upstream_url,
         "BFF_CONTACT_CENTER_ID": CONTACT_CENTER_ID,
         "BFF_SECRET_KEY": SECRET_KEY,
+        # The browser tests open the demo shop page at `/`; a production serve has none
+        # (tests/ops/test_static.py asks for that explicitly).
+        "BFF_DEMO_PAGE": "true",
     }
     env.update(extra)
     return env

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from app.static_files import content_hash
-from tests.servers import ServerProcess
+from tests.servers import ServerProcess, start_bff
 
 STATIC = Path(__file__).resolve().parents[2] / "static"
 
@@ -44,3 +44,38 @@ def test_hash_changes_with_any_file(tmp_path: Path) -> None:
     second = content_hash(tmp_path)
     (tmp_path / "widget.css").rename(tmp_path / "other.css")
     assert len({first, second, content_hash(tmp_path)}) == 3
+
+
+def test_serve_shows_no_demo_page(emulator: ServerProcess) -> None:
+    """A production `chat-bff serve` answers `/` with a short JSON and has no shop page
+    anywhere; the widget itself is served as always."""
+    server = start_bff(emulator.url, BFF_DEMO_PAGE="false")
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            root = http.get("/")
+            assert root.status_code == 200
+            assert root.json() == {
+                "service": "chat-bff",
+                "docs": "/docs",
+                "widget": hashed_url(server),
+            }
+            assert http.head("/").status_code == 200
+            assert http.get("/static/index.html").status_code == 404
+            assert (
+                http.get(hashed_url(server).replace("widget.js", "index.html")).status_code == 404
+            )
+            assert http.get("/static/widget.js").status_code == 200
+    finally:
+        server.stop()
+
+
+def test_the_demo_page_is_served_when_asked_for(emulator: ServerProcess) -> None:
+    server = start_bff(emulator.url, BFF_DEMO_PAGE="true")
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            page = http.get("/")
+            assert page.status_code == 200
+            assert page.text == (STATIC / "index.html").read_text()
+            assert http.get("/static/index.html").status_code == 200
+    finally:
+        server.stop()
