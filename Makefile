@@ -33,8 +33,10 @@ $(DEV): uv.lock pyproject.toml $(UV)
 
 venv: $(DEV)
 
+# `make demo PORT=8080` when 8000 is taken.
+PORT ?= 8000
 demo: $(RUNTIME)
-	$(BIN)/chat-bff demo --host 127.0.0.1 --port 8000
+	$(BIN)/chat-bff demo --host 127.0.0.1 --port $(PORT)
 
 lint: $(DEV)
 	$(BIN)/ruff check app tests bench

@@ -1,7 +1,9 @@
 """The `chat-bff` command: `serve`, `demo` and `emulator`.
 
-Owns turning command lines into running servers; configuration errors become a clear message
-and exit status 2, never a traceback.
+Owns turning command lines into running servers and their help; configuration errors become a
+clear message and exit status 2, never a traceback. `serve` and `demo` read the same `BFF_*`
+settings the same way (unknown names refused); the demo fixes the few that point at its
+built-in emulator.
 """
 
 from __future__ import annotations
@@ -125,21 +127,36 @@ def _limits(settings: Settings) -> ConnectionLimits:
 
 def demo(args: argparse.Namespace) -> int:
     """One process: chat-bff on embedded defaults with the emulator reached in-process."""
-    _terminal_logs()
     emulator = Emulator(EmulatorConfig(contact_center_id=DEMO_CONTACT_CENTER_ID))
-    settings = Settings(
-        upstream_url="http://emulator.local",
-        contact_center_id=SecretStr(DEMO_CONTACT_CENTER_ID),
-        secret_key=SecretStr(secrets.token_urlsafe(32)),
-        redis_url=None,
-        demo_page=True,
-    )
+    try:
+        settings = load_settings(**_demo_settings())
+    except (ValidationError, UnknownSettingError) as error:
+        print(describe_problem(error), file=sys.stderr)
+        return 2
+    logs.configure(settings.log_format, settings.log_level)
     transport = httpx.ASGITransport(app=create_emulator_app(emulator))
     app = create_app(settings, upstream_transport=transport)
     _tune_gc()
     print(f"chat-bff demo: open http://{args.host}:{args.port}/ (API docs at /docs)")
     _server(app, args.host, args.port, settings.shutdown_grace_s, limits=_limits(settings)).run()
     return 0
+
+
+def _demo_settings() -> dict[str, object]:
+    """What the demo fixes, whatever the environment says (DEMO_HELP names them): its upstream
+    is the emulator in this process, so the contact-center id and sealing key are its own, and
+    it is one process."""
+    fixed: dict[str, object] = {
+        "upstream_url": "http://emulator.local",
+        "contact_center_id": SecretStr(DEMO_CONTACT_CENTER_ID),
+        "secret_key": SecretStr(secrets.token_urlsafe(32)),
+        "redis_url": None,
+        "demo_page": True,
+    }
+    # People run the demo at a terminal: text lines unless they asked for JSON.
+    if "BFF_LOG_FORMAT" not in os.environ:
+        fixed["log_format"] = "text"
+    return fixed
 
 
 def emulator(args: argparse.Namespace) -> int:
@@ -156,32 +173,90 @@ def emulator(args: argparse.Namespace) -> int:
 
 
 def _terminal_logs() -> None:
-    """The demo and the emulator are run by people at a terminal: text unless asked for JSON
-    (they take no other BFF_* setting)."""
+    """The emulator is run by people at a terminal and takes no BFF_* setting but this one."""
     fmt = os.environ.get("BFF_LOG_FORMAT", "text").strip().lower()
     logs.configure("json" if fmt == "json" else "text", "INFO")
+
+
+DESCRIPTION = """\
+chat-bff: a backend-for-frontend for a contact center's customer chat. Website widgets and
+mobile apps talk to it; it talks to the contact center's Customer Chat API, polling each chat
+once for the whole fleet and pushing updates over Server-Sent Events."""
+
+SERVE_HELP = """\
+Run the service. Configured by BFF_* environment variables (unknown names are refused);
+three are required:
+  BFF_UPSTREAM_URL        the contact center's base URL, without /api/v2
+  BFF_CONTACT_CENTER_ID   sent upstream as ContactCenterId, never to clients
+  BFF_SECRET_KEY          seals chat handles (32+ random bytes; same on every instance)
+Often set too: BFF_REDIS_URL (a fleet of instances; unset: one process, in-memory bus),
+BFF_ALLOWED_ORIGINS (the sites that embed the widget). Every setting: docs/configuration.md."""
+
+DEMO_HELP = """\
+Run the service with a built-in upstream emulator whose agents join, type and reply, and the
+demo shop page with the widget at /. Needs no setting. BFF_* settings are read as by serve
+(unknown names refused), but for those pointing at the emulator, which the demo fixes:
+BFF_UPSTREAM_URL, BFF_CONTACT_CENTER_ID, BFF_SECRET_KEY and BFF_REDIS_URL (one process)."""
+
+EMULATOR_HELP = """\
+Run the upstream emulator alone: a stand-in for the contact center's Customer Chat API
+(/api/v2) with a control API (/_emulator, docs at /_emulator/docs) to drive its agents and
+inject faults. Point a `chat-bff serve` at it with BFF_UPSTREAM_URL."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="chat-bff",
+        description=DESCRIPTION,
+        formatter_class=formatter,
+        epilog="Run `chat-bff <command> --help` for a command's options and settings.",
+    )
+    parser.add_argument("--version", action="version", version=f"chat-bff {VERSION}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+    for name, summary, helptext, port in (
+        ("serve", "run the service (BFF_* settings)", SERVE_HELP, 8000),
+        ("demo", "run the service with a built-in upstream emulator", DEMO_HELP, 8000),
+        ("emulator", "run the upstream emulator alone", EMULATOR_HELP, 8080),
+    ):
+        cmd = sub.add_parser(name, help=summary, description=helptext, formatter_class=formatter)
+        cmd.add_argument(
+            "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+        )
+        cmd.add_argument(
+            "--port", type=int, default=port, help="port to listen on (default: %(default)s)"
+        )
+    emu = sub.choices["emulator"]
+    emu.add_argument(
+        "--contact-center-id",
+        default=DEMO_CONTACT_CENTER_ID,
+        help="the ContactCenterId it requires (default: %(default)s)",
+    )
+    emu.add_argument(
+        "--agent-join-delay",
+        type=float,
+        default=2.0,
+        help="seconds before the scripted agent joins a chat (default: %(default)s)",
+    )
+    emu.add_argument(
+        "--agent-reply-delay",
+        type=float,
+        default=1.0,
+        help="seconds before the scripted agent replies (default: %(default)s)",
+    )
+    emu.add_argument(
+        "--idle-disconnect",
+        type=float,
+        default=45.0,
+        help="seconds without a request before a customer is dropped (default: %(default)s)",
+    )
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     # Until `serve` has read BFF_LOG_FORMAT: nothing but startup problems is logged here.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    parser = argparse.ArgumentParser(prog="chat-bff", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"chat-bff {VERSION}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, helptext, port in (
-        ("serve", "run the service (configured by BFF_* environment variables)", 8000),
-        ("demo", "run the service with a built-in upstream emulator", 8000),
-        ("emulator", "run the upstream emulator alone", 8080),
-    ):
-        cmd = sub.add_parser(name, help=helptext)
-        cmd.add_argument("--host", default="127.0.0.1")
-        cmd.add_argument("--port", type=int, default=port)
-    emu = sub.choices["emulator"]
-    emu.add_argument("--contact-center-id", default=DEMO_CONTACT_CENTER_ID)
-    emu.add_argument("--agent-join-delay", type=float, default=2.0)
-    emu.add_argument("--agent-reply-delay", type=float, default=1.0)
-    emu.add_argument("--idle-disconnect", type=float, default=45.0)
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     handler = {"serve": serve, "demo": demo, "emulator": emulator}[args.command]
     return handler(args)
 

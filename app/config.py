@@ -11,7 +11,7 @@ import ipaddress
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -369,8 +369,9 @@ def unknown_variables(names: Iterable[str]) -> list[str]:
     return found
 
 
-def load_settings() -> Settings:
-    """Settings from the environment (and `BFF_SECRETS_DIR`), refusing unknown `BFF_*` names.
+def load_settings(**fixed: Any) -> Settings:
+    """Settings from the environment (and `BFF_SECRETS_DIR`), refusing unknown `BFF_*` names;
+    `fixed` values win over both (the demo fixes its upstream, secrets and bus).
 
     Raises UnknownSettingError or pydantic's ValidationError; `describe_problem` words both.
     """
@@ -389,7 +390,7 @@ def load_settings() -> Settings:
             ]
     if problems:
         raise UnknownSettingError("\n".join(problems))
-    return Settings(_secrets_dir=secrets_dir)
+    return Settings(_secrets_dir=secrets_dir, **fixed)
 
 
 def describe_problem(error: Exception) -> str:

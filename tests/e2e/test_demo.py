@@ -3,6 +3,10 @@ through httpx's ASGI transport instead of the network. A whole chat, on its own 
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -50,3 +54,57 @@ def test_demo_runs_a_whole_chat_in_one_process(demo: ServerProcess) -> None:
         assert client.get(f"/api/v2/chats/{handle}").json()["chat"]["state"] == "Idle"
         assert post(client, handle, "SendMessage", text="too late").status_code == 409
         assert client.get("/readyz").status_code == 200
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("BFF_")}
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        env=clean | (env or {}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("command", ["serve", "demo"])
+def test_serve_and_demo_refuse_an_unknown_setting_alike(command: str) -> None:
+    """A typo would leave a default in force: both commands name it and stop."""
+    done = run_cli(command, "--port", "1", env={"BFF_POLL_INTERVL_S": "3"})
+    assert done.returncode == 2
+    assert "BFF_POLL_INTERVL_S is not a setting (did you mean BFF_POLL_INTERVAL_S?)" in (
+        done.stderr
+    )
+
+
+def test_the_demo_reads_known_settings() -> None:
+    """The demo honours what it does not fix: here JSON log lines instead of its text."""
+    server = ServerProcess("demo", env={"BFF_LOG_FORMAT": "json"}).start()
+    try:
+        assert httpx.get(server.url + "/healthz", timeout=10).status_code == 200
+    finally:
+        server.stop()
+    lines = [json.loads(line) for line in server.logs().splitlines() if line.startswith("{")]
+    startup = next(line for line in lines if "bus" in line)
+    assert startup["bus"] == "memory (one process)"
+
+
+def test_help_names_every_option_and_the_required_settings() -> None:
+    top = run_cli("--help")
+    assert top.returncode == 0
+    assert "Owns" not in top.stdout  # not a code comment
+    for command in ("serve", "demo", "emulator"):
+        assert command in top.stdout
+        done = run_cli(command, "--help")
+        assert done.returncode == 0
+        lines = done.stdout.splitlines()
+        options = [i for i, line in enumerate(lines) if line.startswith("  --")]
+        assert options, done.stdout
+        # Every option says what it does, not just its name (on its line or the next).
+        for i in options:
+            said = len(lines[i].split()) > 2 or lines[i + 1].startswith(" " * 8)
+            assert said, lines[i]
+    serve = run_cli("serve", "--help").stdout
+    for required in ("BFF_UPSTREAM_URL", "BFF_CONTACT_CENTER_ID", "BFF_SECRET_KEY"):
+        assert required in serve
