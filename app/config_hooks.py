@@ -1,9 +1,10 @@
 """Settings of the hooks: push notices, business hours, leave-a-message and the webhook outbox.
 
 Owns these fields of `config.Settings` (which inherits them, so they are `BFF_*` variables
-like any other) and their checks at startup: each webhook URL needs a secret, secrets in the
-Standard Webhooks format, quotas per kind of notice. It must not be read by anything but
-`main.py` and `cli.py`, like `config.py`.
+like any other) and their checks at startup: each webhook URL needs its own secret (a
+receiver holding the other's could forge its notices), secrets in the Standard Webhooks
+format, quotas per kind of notice. It must not be read by anything but `main.py` and
+`cli.py`, like `config.py`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ class HookSettings(BaseSettings):
         default=None, description="Signed deliveries of left messages; unset: leaving one is off"
     )
     offline_webhook_secret: SecretStr | None = Field(
-        default=None, description="As push_webhook_secret; defaults to it"
+        default=None,
+        description="As push_webhook_secret, and needed with the URL: never the push secret",
     )
     business_hours: str | None = Field(
         default=None, description="Zone; weekly ranges; closed dates (app/hours.py). Unset: open"
@@ -81,17 +83,26 @@ class HookSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _webhooks(self) -> HookSettings:
-        if self.push_webhook_url is not None and self.push_webhook_secret is None:
+        push, offline = self.push_webhook_secret, self.offline_webhook_secret
+        if self.push_webhook_url is not None and push is None:
             raise ValueError("BFF_PUSH_WEBHOOK_URL needs BFF_PUSH_WEBHOOK_SECRET")
-        if self.offline_webhook_url is not None and self.offline_secret is None:
-            raise ValueError("BFF_OFFLINE_WEBHOOK_URL needs BFF_OFFLINE_WEBHOOK_SECRET")
+        if self.offline_webhook_url is not None and offline is None:
+            raise ValueError(
+                "BFF_OFFLINE_WEBHOOK_URL needs BFF_OFFLINE_WEBHOOK_SECRET (its own secret: "
+                "the push secret does not sign left messages)"
+            )
+        if push is not None and offline is not None and _share_a_key(push, offline):
+            raise ValueError(
+                "BFF_OFFLINE_WEBHOOK_SECRET must not share a key with "
+                "BFF_PUSH_WEBHOOK_SECRET: either receiver could sign the other's notices"
+            )
         if self.webhook_retry_min_s > self.webhook_retry_max_s:
             raise ValueError("need webhook_retry_min_s <= webhook_retry_max_s")
         return self
 
-    @property
-    def offline_secret(self) -> SecretStr | None:
-        return self.offline_webhook_secret or self.push_webhook_secret
+
+def _share_a_key(one: SecretStr, other: SecretStr) -> bool:
+    return bool(set(webhook_keys(one)) & set(webhook_keys(other)))
 
 
 def webhook_keys(secret: SecretStr) -> tuple[bytes, ...]:

@@ -263,7 +263,7 @@ def _log_startup(settings: Settings, widget_url: str | None) -> None:
 
 def _dispatcher(settings: Settings, bus: Bus, metrics: Metrics) -> Dispatcher:
     """The webhook delivery workers, with a target (and an outbox quota) per configured
-    webhook."""
+    webhook. Each has its own secret (config_hooks refuses a shared one)."""
     targets: dict[str, WebhookTarget] = {}
     if settings.push_webhook_url is not None and settings.push_webhook_secret is not None:
         targets[PUSH_KIND] = WebhookTarget(
@@ -272,11 +272,10 @@ def _dispatcher(settings: Settings, bus: Bus, metrics: Metrics) -> Dispatcher:
             OutboxQuota(settings.push_outbox_max, settings.push_outbox_max_bytes),
             max_age_s=settings.push_max_age_s,
         )
-    offline_secret = settings.offline_secret
-    if settings.offline_webhook_url is not None and offline_secret is not None:
+    if settings.offline_webhook_url is not None and settings.offline_webhook_secret is not None:
         targets[OFFLINE_KIND] = WebhookTarget(
             str(settings.offline_webhook_url),
-            webhook_keys(offline_secret),
+            webhook_keys(settings.offline_webhook_secret),
             OutboxQuota(settings.offline_outbox_max, settings.offline_outbox_max_bytes),
             max_age_s=settings.offline_max_age_s,
         )

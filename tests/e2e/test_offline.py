@@ -82,11 +82,10 @@ def closed_bff(upstream: ServerProcess, receiver: Receiver) -> Iterator[ServerPr
 
 @pytest.fixture(scope="module")
 def open_bff(upstream: ServerProcess, receiver: Receiver) -> Iterator[ServerProcess]:
-    # The offline webhook shares the push hook's secret when it has none of its own.
     server = start_bff(
         upstream.url,
         BFF_OFFLINE_WEBHOOK_URL=receiver.url,
-        BFF_PUSH_WEBHOOK_SECRET=receiver.secret,
+        BFF_OFFLINE_WEBHOOK_SECRET=receiver.secret,
         **ENV,
     )
     yield server
