@@ -16,9 +16,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app import hours
 from app.bus import parse_redis_url
-from app.webhooks import parse_secret
+from app.config_hooks import HookSettings
 
 MIN_SECRET_KEY_CHARS = 32
 
@@ -31,8 +30,9 @@ def _split(value: object) -> object:
     return value
 
 
-class Settings(BaseSettings):
-    """All configuration. Durations are seconds (`_s`), sizes bytes or characters."""
+class Settings(HookSettings, BaseSettings):
+    """All configuration. Durations are seconds (`_s`), sizes bytes or characters. The push
+    hook's, business hours' and leave-a-message's settings are in `config_hooks`."""
 
     model_config = SettingsConfigDict(env_prefix="BFF_", extra="ignore", frozen=True)
 
@@ -151,63 +151,6 @@ class Settings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
 
-    # -- push hook, business hours, leave-a-message (hooks) ------------------------------
-    push_webhook_url: AnyHttpUrl | None = Field(
-        default=None,
-        description="Signed notices of agent messages and chat ends nobody was reading; unset: off",
-    )
-    push_webhook_secret: SecretStr | None = Field(
-        default=None,
-        description="whsec_<base64 key>; comma-separated: all sign (rotation). Needed with the URL",
-    )
-    push_max_age_s: float = Field(
-        default=3600.0, gt=0, description="A push notice not delivered by then is given up"
-    )
-    offline_webhook_url: AnyHttpUrl | None = Field(
-        default=None, description="Signed deliveries of left messages; unset: leaving one is off"
-    )
-    offline_webhook_secret: SecretStr | None = Field(
-        default=None, description="As push_webhook_secret; defaults to it"
-    )
-    business_hours: str | None = Field(
-        default=None, description="Zone; weekly ranges; closed dates (app/hours.py). Unset: open"
-    )
-    webhook_timeout_s: float = Field(default=5.0, gt=0, le=60)
-    webhook_retry_min_s: float = Field(default=1.0, gt=0)
-    webhook_retry_max_s: float = Field(default=300.0, gt=0)
-    webhook_outbox_max: int = Field(
-        default=100_000, ge=10, description="Deliveries waiting at most, fleet-wide"
-    )
-
-    @field_validator("push_webhook_secret", "offline_webhook_secret")
-    @classmethod
-    def _webhook_secrets(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            webhook_keys(value)
-        return value
-
-    @field_validator("business_hours")
-    @classmethod
-    def _business_hours(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None
-        hours.parse(value)
-        return value
-
-    @model_validator(mode="after")
-    def _webhooks(self) -> Settings:
-        if self.push_webhook_url is not None and self.push_webhook_secret is None:
-            raise ValueError("BFF_PUSH_WEBHOOK_URL needs BFF_PUSH_WEBHOOK_SECRET")
-        if self.offline_webhook_url is not None and self.offline_secret is None:
-            raise ValueError("BFF_OFFLINE_WEBHOOK_URL needs BFF_OFFLINE_WEBHOOK_SECRET")
-        if self.webhook_retry_min_s > self.webhook_retry_max_s:
-            raise ValueError("need webhook_retry_min_s <= webhook_retry_max_s")
-        return self
-
-    @property
-    def offline_secret(self) -> SecretStr | None:
-        return self.offline_webhook_secret or self.push_webhook_secret
-
     # -- hardening (issue 11) -------------------------------------------------------------
     header_timeout_s: float = Field(
         default=10.0,
@@ -315,14 +258,6 @@ class Settings(BaseSettings):
     def secret_keys(self) -> list[bytes]:
         raw = self.secret_key.get_secret_value()
         return [k.strip().encode() for k in raw.split(",") if k.strip()]
-
-
-def webhook_keys(secret: SecretStr) -> tuple[bytes, ...]:
-    """The signing keys of a webhook secret setting (comma-separated for rotation)."""
-    parts = [p for p in secret.get_secret_value().split(",") if p.strip()]
-    if not parts:
-        raise ValueError("must not be empty")
-    return tuple(parse_secret(p) for p in parts)
 
 
 def describe_error(error: ValidationError) -> str:

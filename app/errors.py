@@ -14,7 +14,7 @@
     |   +-- UpstreamUnavailableError  503  statusCode 12, Retry-After
     |   +-- UpstreamTimeoutError      504  statusCode 12
     +-- BusUnavailableError           503  statusCode 12, Retry-After
-        +-- OutboxFullError           503  statusCode 12, Retry-After
+    +-- OutboxFullError               507  statusCode 13 (a kind of webhook delivery at its quota)
     +-- OverloadedError               503  statusCode 12, Retry-After (this instance is full)
 
 Messages are ours and generic: nothing the upstream said, and no secret, reaches a client.
@@ -124,8 +124,19 @@ class BusUnavailableError(BffError):
     default_message = "Service temporarily unavailable, retry later"
 
 
-class OutboxFullError(BusUnavailableError):
-    """The webhook outbox holds its maximum of waiting deliveries (the receiver is down)."""
+class OutboxFullError(BffError):
+    """One kind of webhook delivery holds its quota (`limit`: "items" or "bytes") in the
+    outbox: its receiver has been failing for a while. Retrying soon does not help (no
+    Retry-After): room comes back when deliveries succeed or old ones are dead-lettered."""
+
+    http_status = 507
+    status_code = 13
+    default_message = "Too many messages are waiting for delivery; try again later"
+
+    def __init__(self, kind: str = "", limit: str = "") -> None:
+        super().__init__()
+        self.kind = kind
+        self.limit = limit
 
 
 class OverloadedError(BffError):

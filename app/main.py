@@ -20,9 +20,10 @@ from sse_starlette.sse import AppStatus
 from app.access import AccessLog
 from app.bus import make_bus
 from app.bus._connect import parse_redis_url
-from app.bus.base import Bus
+from app.bus.base import Bus, OutboxQuota
 from app.cadence import Cadence
-from app.config import Settings, load_settings, webhook_keys
+from app.config import Settings, load_settings
+from app.config_hooks import webhook_keys
 from app.cors import CrossOrigin
 from app.docs import install_docs
 from app.errors import install_error_handlers
@@ -99,7 +100,7 @@ def create_app(
         drain_spread_s=max(0.0, min(3.0, settings.shutdown_grace_s - 1)),
     )
     streams = StreamHub(stream_tuning)
-    dispatcher = _dispatcher(settings, the_bus)
+    dispatcher = _dispatcher(settings, the_bus, metrics)
     push_hook: PushHook | None = None
     if dispatcher.accepts(PUSH_KIND):
         push_hook = PushHook(bus=the_bus, dispatcher=dispatcher, held=lambda: registry.held)
@@ -261,19 +262,23 @@ def _log_startup(settings: Settings, widget_url: str | None) -> None:
     )
 
 
-def _dispatcher(settings: Settings, bus: Bus) -> Dispatcher:
-    """The webhook delivery worker, with a target per configured webhook."""
+def _dispatcher(settings: Settings, bus: Bus, metrics: Metrics) -> Dispatcher:
+    """The webhook delivery workers, with a target (and an outbox quota) per configured
+    webhook. Each has its own secret (config_hooks refuses a shared one)."""
     targets: dict[str, WebhookTarget] = {}
     if settings.push_webhook_url is not None and settings.push_webhook_secret is not None:
         targets[PUSH_KIND] = WebhookTarget(
             str(settings.push_webhook_url),
             webhook_keys(settings.push_webhook_secret),
+            OutboxQuota(settings.push_outbox_max, settings.push_outbox_max_bytes),
             max_age_s=settings.push_max_age_s,
         )
-    offline_secret = settings.offline_secret
-    if settings.offline_webhook_url is not None and offline_secret is not None:
+    if settings.offline_webhook_url is not None and settings.offline_webhook_secret is not None:
         targets[OFFLINE_KIND] = WebhookTarget(
-            str(settings.offline_webhook_url), webhook_keys(offline_secret)
+            str(settings.offline_webhook_url),
+            webhook_keys(settings.offline_webhook_secret),
+            OutboxQuota(settings.offline_outbox_max, settings.offline_outbox_max_bytes),
+            max_age_s=settings.offline_max_age_s,
         )
     if targets and settings.redis_url is None:
         log.warning("webhook outbox in memory (no BFF_REDIS_URL): undelivered notices die with it")
@@ -282,9 +287,9 @@ def _dispatcher(settings: Settings, bus: Bus) -> Dispatcher:
         retry_min_s=settings.webhook_retry_min_s,
         retry_max_s=settings.webhook_retry_max_s,
         done_ttl_s=settings.cache_retention_s,
-        max_items=settings.webhook_outbox_max,
     )
-    return Dispatcher(bus=bus, targets=targets, tuning=tuning)
+    metrics.outbox_kinds(list(targets))
+    return Dispatcher(bus=bus, targets=targets, tuning=tuning, observer=metrics)
 
 
 async def _drain_when_server_exits(runtime: Runtime) -> None:

@@ -21,6 +21,7 @@ from prometheus_client import (
 )
 from prometheus_client.registry import Collector
 
+from app.bus.base import OutboxHeld
 from app.version import VERSION
 
 
@@ -59,6 +60,7 @@ class Metrics:
         self.asyncio_tasks.set_function(_task_count)
 
         self._operations()
+        self._outbox()
 
     def _operations(self) -> None:
         """What an operator watches and scales on (see deploy/README.md)."""
@@ -113,6 +115,62 @@ class Metrics:
             registry=self.registry,
         )
         self._held = 0
+
+    def _outbox(self) -> None:
+        """The webhook outbox, per kind of notice (`webhooks.DeliveryObserver`)."""
+        self.outbox_items = Gauge(
+            "bff_outbox_items",
+            "Webhook deliveries waiting (fleet-wide on Redis, as this instance's worker last saw)",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.outbox_bytes = Gauge(
+            "bff_outbox_bytes",
+            "Bytes of the webhook deliveries waiting, by kind (as bff_outbox_items)",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.outbox_refused = Counter(
+            "bff_outbox_refused",
+            "Notices refused because their kind held its quota, by kind and limit (items, bytes)",
+            ["kind", "limit"],
+            registry=self.registry,
+        )
+        self.outbox_dead_letters = Counter(
+            "bff_outbox_dead_letters",
+            "Notices removed undelivered, by kind and reason (max_age, unreadable)",
+            ["kind", "reason"],
+            registry=self.registry,
+        )
+        self.webhook_deliveries = Counter(
+            "bff_webhook_deliveries",
+            "Delivery attempts of this instance, by kind and outcome (delivered, failed, error)",
+            ["kind", "outcome"],
+            registry=self.registry,
+        )
+
+    def outbox_kinds(self, kinds: list[str]) -> None:
+        """The series of each configured kind exist from the start, at 0."""
+        for kind in kinds:
+            for limit in ("items", "bytes"):
+                self.outbox_refused.labels(kind, limit)
+            for reason in ("max_age", "unreadable"):
+                self.outbox_dead_letters.labels(kind, reason)
+            for outcome in ("delivered", "failed", "error"):
+                self.webhook_deliveries.labels(kind, outcome)
+
+    def delivery(self, kind: str, outcome: str) -> None:
+        self.webhook_deliveries.labels(kind, outcome).inc()
+
+    def dead_letter(self, kind: str, reason: str) -> None:
+        self.outbox_dead_letters.labels(kind, reason).inc()
+
+    def refused(self, kind: str, limit: str) -> None:
+        self.outbox_refused.labels(kind, limit).inc()
+
+    def held(self, kind: str, held: OutboxHeld) -> None:
+        self.outbox_items.labels(kind).set(held.items)
+        self.outbox_bytes.labels(kind).set(held.bytes)
 
     def pollers_changed(self, held: int) -> None:
         """The registry's count of held leases changed: a lease was taken or given up."""

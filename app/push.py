@@ -147,8 +147,9 @@ class PushHook:
         for item_id, notice in notices:
             try:
                 await self._dispatcher.enqueue(item_id, notice)
-            except OutboxFullError:
-                log.error("webhook outbox full: a push notice of %s was dropped", chat)
+            except OutboxFullError as full:
+                # Counted (bff_outbox_refused); only push notices fill this quota.
+                log.error("push outbox full (%s): a notice of %s was dropped", full.limit, chat)
         await self._bus.push_advance(chat, upto, ended=state.ended)
         return True
 

@@ -22,10 +22,11 @@ import time
 from collections.abc import Callable
 
 from app.bus.base import Bus
-from app.errors import BffError, describe_exception
+from app.errors import BffError
 from app.models import UpstreamStatus
 from app.poller import ChatPoller, OnCommit, PollerTuning, PollTarget
 from app.security import HandleCodec
+from app.supervision import Backoff, supervise
 from app.upstream import UpstreamClient
 
 log = logging.getLogger("chat_bff.registry")
@@ -233,30 +234,20 @@ class PollerRegistry:
 
         An unexpected exception in it is logged with its cause, shown to the chat's viewers as
         `degraded`, and the poller runs again after a backoff (its lease kept and renewed
-        meanwhile, so no other instance takes over a chat for a bug and hits the same one).
-        The backoff starts over once a run has lasted longer than the longest backoff."""
-        key = poller.target.key
-        crashes = 0
-        while True:
-            started = time.monotonic()
-            try:
-                await poller.run()
-                return
-            except Exception as error:
-                if time.monotonic() - started > SUPERVISOR_BACKOFF_MAX_S:
-                    crashes = 0
-                crashes += 1
-                delay = min(SUPERVISOR_BACKOFF_MAX_S, SUPERVISOR_BACKOFF_S * 2 ** (crashes - 1))
-                delay *= 0.5 + random.random() / 2
-                log.error(
-                    "poller of %s crashed (%s); restart %d in %.1f s",
-                    key,
-                    describe_exception(error),
-                    crashes,
-                    delay,
-                )
-                await self._degraded(poller)
-                await poller.pause(delay)
+        meanwhile, so no other instance takes over a chat for a bug and hits the same one):
+        `app.supervision`, shared with the webhook delivery workers."""
+
+        async def degraded(_: Exception) -> None:
+            await self._degraded(poller)
+
+        await supervise(
+            poller.run,
+            what=f"poller of {poller.target.key}",
+            logger=log,
+            backoff=Backoff(SUPERVISOR_BACKOFF_S, SUPERVISOR_BACKOFF_MAX_S),
+            on_crash=degraded,
+            pause=poller.pause,
+        )
 
     async def _degraded(self, poller: ChatPoller) -> None:
         try:

@@ -55,14 +55,16 @@ def decode_json(body: bytes) -> Decoded:
         return Decoded(None, "not JSON")
 
 
-def retry_after_s(value: str, *, now: float | None = None) -> int | None:
+def retry_after_s(
+    value: str, *, now: float | None = None, cap_s: int = MAX_RETRY_AFTER_S
+) -> int | None:
     """Seconds to wait from a Retry-After value (delay-seconds or HTTP-date), capped at
-    `MAX_RETRY_AFTER_S`; None when absent or unreadable."""
+    `cap_s`; None when absent or unreadable (digits only in ASCII: `²` is no number)."""
     value = value.strip()
     if not value:
         return None
     if _DIGITS.fullmatch(value):
-        return min(int(value), MAX_RETRY_AFTER_S)
+        return min(int(value), cap_s)
     try:
         when = parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError, IndexError, OverflowError):
@@ -70,7 +72,7 @@ def retry_after_s(value: str, *, now: float | None = None) -> int | None:
     wait = when - (time.time() if now is None else now)
     if math.isnan(wait):
         return None
-    return max(0, min(math.ceil(wait), MAX_RETRY_AFTER_S))
+    return max(0, min(math.ceil(wait), cap_s))
 
 
 def parse_set_cookies(headers: Iterable[str], *, now: float | None = None) -> dict[str, str]:

@@ -1,136 +1,74 @@
-"""Signed webhooks: the signing scheme, and the delivery worker that drains the bus's outbox.
+"""Webhook delivery: the workers that drain the bus's outbox, one per kind of notice.
 
-Owns how a notice leaves chat-bff for an operator's backend: Standard Webhooks signing
-(`webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256 of
-"id.timestamp.body">`), the envelope an outbox item carries, retries with exponential backoff
-and jitter, and giving up on notices past their age limit. Deliveries are at least once with
-a stable `webhook-id` (a claim that expires hands an item to another instance when its worker
-dies mid-request). It must not decide what to notify (`push.py`, `offline.py`), and never logs
-a body, a URL or a secret.
+Owns how a notice leaves chat-bff for an operator's backend (signed by `webhook_signing`):
+enqueueing under its kind's quota, one supervised worker per configured kind (a receiver that
+is down or slow never holds up another kind's deliveries), retries with exponential backoff
+and jitter (at least the receiver's Retry-After, read by the one parser of `upstream_parse`),
+and dead-lettering notices past their kind's age limit or unreadable (counted, logged,
+removed). Deliveries are at least once with a stable `webhook-id` (a claim that expires hands
+an item to another instance when its worker dies mid-request). Anything that goes wrong in one
+delivery is a retry of that delivery, never the end of a worker; a worker that crashes
+nevertheless is restarted by `app.supervision`. It must not decide what to notify (`push.py`,
+`offline.py`), and never logs a body, a URL or a secret.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
-import hashlib
-import hmac
+import functools
 import json
 import logging
 import random
-import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 import httpx
 
-from app.bus.base import Claim, Outbox, OutboxItem
-from app.errors import BffError
+from app.bus.base import Claim, ClaimBatch, Outbox, OutboxHeld, OutboxItem, OutboxQuota
+from app.errors import BffError, OutboxFullError, describe_exception
+from app.supervision import Backoff, supervise
+from app.upstream_parse import retry_after_s
+from app.webhook_signing import (
+    Envelope,
+    envelope,
+    new_message_id,
+    parse_secret,
+    retry_delay,
+    signature,
+    signed_headers,
+)
+
+__all__ = [
+    "DeliveryObserver",
+    "DeliveryTuning",
+    "Dispatcher",
+    "Envelope",
+    "WebhookTarget",
+    "envelope",
+    "new_message_id",
+    "parse_secret",
+    "retry_delay",
+    "signature",
+    "signed_headers",
+]
 
 log = logging.getLogger("chat_bff.webhooks")
 
-SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
-SECRET_MIN_BYTES = 24
-SECRET_MAX_BYTES = 64
-
-
-def parse_secret(text: str) -> bytes:
-    """A Standard Webhooks secret, `whsec_` + base64 of 24 to 64 random bytes, as its key bytes
-    (the form receivers' libraries accept as is). ValueError for anything else."""
-    text = text.strip()
-    if not text.startswith(SECRET_PREFIX):
-        raise ValueError(f"a webhook secret starts with {SECRET_PREFIX}")
-    try:
-        key = base64.b64decode(text[len(SECRET_PREFIX) :], validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("a webhook secret is whsec_ followed by base64") from None
-    if not SECRET_MIN_BYTES <= len(key) <= SECRET_MAX_BYTES:
-        raise ValueError(
-            f"a webhook secret holds {SECRET_MIN_BYTES} to {SECRET_MAX_BYTES} bytes of key"
-        )
-    return key
-
-
-def signature(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
-    """`v1,<base64 HMAC-SHA256(key, "<msg_id>.<timestamp>.<body>")>`."""
-    signed = msg_id.encode() + b"." + str(timestamp).encode() + b"." + body
-    digest = hmac.new(key, signed, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
-
-
-def signed_headers(
-    keys: Sequence[bytes], msg_id: str, timestamp: int, body: bytes
-) -> dict[str, str]:
-    """The headers of one delivery attempt. Several keys (rotation) give several signatures,
-    space-separated: a receiver accepts the message when any one matches."""
-    return {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": " ".join(signature(k, msg_id, timestamp, body) for k in keys),
-        "content-type": "application/json",
-    }
-
-
-def retry_delay(attempt: int, *, base_s: float, cap_s: float, jitter: float) -> float:
-    """Seconds before the next try after failed attempt number `attempt` (1 first): doubling
-    from `base_s` up to `cap_s`, the upper half of it random (`jitter` in [0, 1)) so a fleet
-    does not retry in step."""
-    ceiling: float = min(cap_s, base_s * 2.0 ** min(max(attempt - 1, 0), 30))
-    return ceiling / 2 + ceiling / 2 * jitter
-
-
-def new_message_id() -> str:
-    return "msg_" + secrets.token_hex(16)
-
-
-def utc_iso(epoch_s: float) -> str:
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch_s))
-    return f"{stamp}.{int(epoch_s * 1000) % 1000:03d}Z"
-
-
-@dataclass(frozen=True, slots=True)
-class Envelope:
-    """What an outbox item carries: which webhook (`kind`), the stable `webhook-id`, when it
-    was created (epoch seconds) and the JSON body."""
-
-    kind: str
-    msg_id: str
-    created: float
-    body: dict[str, Any]
-
-    def encode(self) -> str:
-        return json.dumps(
-            {"k": self.kind, "w": self.msg_id, "t": self.created, "b": self.body},
-            separators=(",", ":"),
-            ensure_ascii=False,
-        )
-
-    @classmethod
-    def decode(cls, payload: str) -> Envelope:
-        data = json.loads(payload)
-        if not isinstance(data, dict) or not isinstance(data.get("b"), dict):
-            raise ValueError("not an envelope")
-        return cls(str(data["k"]), str(data["w"]), float(data["t"]), data["b"])
-
-
-def envelope(kind: str, event_type: str, data: dict[str, Any]) -> Envelope:
-    """A new notice in the Standard Webhooks payload shape: `{"type", "timestamp", "data"}`."""
-    now = time.time()
-    body = {"type": event_type, "timestamp": utc_iso(now), "data": data}
-    return Envelope(kind, new_message_id(), now, body)
+# Restart delays of a crashed worker (as a crashed poller's).
+WORKER_BACKOFF = Backoff(first_s=1.0, max_s=30.0)
 
 
 @dataclass(frozen=True, slots=True)
 class WebhookTarget:
-    """Where one kind of notice goes. `max_age_s`: give up on a notice this old (None: keep
-    trying until delivered)."""
+    """Where one kind of notice goes, what the outbox may hold of it (`quota`), and when it is
+    given up (`max_age_s` after it was enqueued; None: kept until delivered)."""
 
     url: str
     keys: tuple[bytes, ...]
+    quota: OutboxQuota
     max_age_s: float | None = None
 
 
@@ -140,15 +78,42 @@ class DeliveryTuning:
     retry_min_s: float = 1.0
     retry_max_s: float = 300.0
     done_ttl_s: float = 86_400.0
-    max_items: int = 100_000
     poll_s: float = 1.0
     batch: int = 16
 
 
+class DeliveryObserver(Protocol):
+    """What the workers report (`Metrics` implements it). Labels: the kind, an outcome
+    (`delivered`, `failed`, `error`), a dead letter's reason (`max_age`, `unreadable`), the
+    limit a refused put hit (`items`, `bytes`)."""
+
+    def delivery(self, kind: str, outcome: str) -> None: ...
+
+    def dead_letter(self, kind: str, reason: str) -> None: ...
+
+    def refused(self, kind: str, limit: str) -> None: ...
+
+    def held(self, kind: str, held: OutboxHeld) -> None: ...
+
+
+class _Unobserved:
+    def delivery(self, kind: str, outcome: str) -> None:
+        pass
+
+    def dead_letter(self, kind: str, reason: str) -> None:
+        pass
+
+    def refused(self, kind: str, limit: str) -> None:
+        pass
+
+    def held(self, kind: str, held: OutboxHeld) -> None:
+        pass
+
+
 class Dispatcher:
-    """The delivery worker of one instance: claims due outbox items (any instance's), POSTs
-    them signed, and marks them done or schedules a retry. One task, started and stopped by
-    the app's lifespan; a batch of at most `batch` requests in flight."""
+    """The delivery workers of one instance: per configured kind, one task claims that kind's
+    due outbox items (any instance's), POSTs them signed, and marks them done or schedules a
+    retry; at most `batch` requests in flight per kind. Started and stopped by the lifespan."""
 
     def __init__(
         self,
@@ -158,6 +123,7 @@ class Dispatcher:
         tuning: DeliveryTuning,
         client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.time,
+        observer: DeliveryObserver | None = None,
     ) -> None:
         self._bus = bus
         self._targets = dict(targets)
@@ -168,12 +134,13 @@ class Dispatcher:
             headers={"user-agent": "chat-bff-webhooks"},
         )
         self._clock = clock
+        self._observer: DeliveryObserver = observer or _Unobserved()
         # A claim outlives the longest request by far: an item is only handed to another
         # worker when its claimer is gone, not while it is still waiting for an answer.
         self._claim_s = tuning.timeout_s * 2 + 5
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
+        self._wakes = {kind: asyncio.Event() for kind in self._targets}
+        self._stopped = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
 
     @property
     def tuning(self) -> DeliveryTuning:
@@ -183,108 +150,159 @@ class Dispatcher:
         return kind in self._targets
 
     async def enqueue(self, item_id: str, notice: Envelope) -> bool:
-        """Store `notice` in the outbox under `item_id` (idempotent) and wake this worker.
-        True when stored, False when that id was queued or delivered already."""
-        stored = await self._bus.outbox_put(
-            OutboxItem(item_id, notice.encode()), max_items=self._tuning.max_items
-        )
-        self.wake()
+        """Store `notice` in the outbox under `item_id` (idempotent), within its kind's quota,
+        and wake its worker. True when stored, False when that id was queued or delivered
+        already; OutboxFullError (counted) when the kind holds its quota."""
+        target = self._targets.get(notice.kind)
+        if target is None:
+            raise ValueError(f"no webhook is configured for {notice.kind!r} notices")
+        item = OutboxItem(item_id, notice.encode(), notice.kind)
+        try:
+            stored = await self._bus.outbox_put(item, target.quota)
+        except OutboxFullError as full:
+            self._observer.refused(notice.kind, full.limit)
+            raise
+        self.wake(notice.kind)
         return stored
 
-    def wake(self) -> None:
-        self._wake.set()
+    def wake(self, kind: str | None = None) -> None:
+        for name, event in self._wakes.items():
+            if kind is None or name == kind:
+                event.set()
 
     def start(self) -> None:
-        if self._task is None and self._targets:
-            self._task = asyncio.create_task(self._run(), name="webhook-dispatcher")
+        if self._tasks:
+            return
+        for kind in self._targets:
+            work = supervise(
+                functools.partial(self._run, kind),
+                what=f"webhook worker of {kind} notices",
+                logger=log,
+                backoff=WORKER_BACKOFF,
+                pause=self._pause,
+            )
+            self._tasks.append(asyncio.create_task(work, name=f"webhook-worker:{kind}"))
 
     async def aclose(self) -> None:
         """Stop claiming; let the requests in flight finish within the timeout (a request cut
         off would be delivered again by another instance), then close the client."""
-        self._stopping = True
-        self._wake.set()
-        if self._task is not None:
-            try:
-                async with asyncio.timeout(self._tuning.timeout_s + 1):
-                    await asyncio.shield(self._task)
-            except TimeoutError:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+        self._stopped.set()
+        self.wake()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=self._tuning.timeout_s + 1)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._client.aclose()
 
-    async def _run(self) -> None:
-        tuning = self._tuning
-        while not self._stopping:
-            self._wake.clear()
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stopped.wait()
+
+    async def _run(self, kind: str) -> None:
+        tuning, wake = self._tuning, self._wakes[kind]
+        while not self._stopped.is_set():
+            wake.clear()
             try:
-                claims, next_due = await self._bus.outbox_claim(tuning.batch, self._claim_s)
+                batch = await self._bus.outbox_claim(kind, tuning.batch, self._claim_s)
             except BffError as error:
                 log.warning("outbox claim failed: %s", type(error).__name__)
-                claims, next_due = [], None
-            if claims:
-                await asyncio.gather(*(self._deliver(c) for c in claims))
+                batch = ClaimBatch([], None, OutboxHeld())
+            else:
+                self._observer.held(kind, batch.held)
+            if batch.claims:
+                await asyncio.gather(*(self._attempt(claim) for claim in batch.claims))
                 continue
-            pause = tuning.poll_s if next_due is None else min(tuning.poll_s, next_due)
+            due = batch.next_due_s
+            pause = tuning.poll_s if due is None else min(tuning.poll_s, due)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(pause, 0.01)):
-                    await self._wake.wait()
+                    await wake.wait()
+
+    async def _attempt(self, claim: Claim) -> None:
+        """One delivery, whatever happens in it: an unexpected exception (a receiver's odd
+        answer, a bug) is logged by type and place and the item retried, like any failure."""
+        try:
+            await self._deliver(claim)
+        except Exception as error:
+            log.error(
+                "%s notice attempt %d failed unexpectedly (%s); retried",
+                claim.kind,
+                claim.attempt,
+                describe_exception(error),
+            )
+            self._observer.delivery(claim.kind, "error")
+            await self._retry(claim, self._backoff(claim.attempt, None))
 
     async def _deliver(self, claim: Claim) -> None:
         try:
             notice = Envelope.decode(claim.payload)
         except (ValueError, KeyError, TypeError):
-            log.error("outbox item %s is unreadable: dropped", claim.id)
-            await self._finish(claim)
+            await self._dead_letter(claim, "unreadable", None)
             return
-        target = self._targets.get(notice.kind)
-        if target is None:
-            # Its webhook is no longer configured: keep it until one is.
-            await self._retry(claim, self._tuning.retry_max_s)
-            return
+        target = self._targets[claim.kind]
         age = self._clock() - notice.created
         if target.max_age_s is not None and age > target.max_age_s:
-            log.warning(
-                "%s notice given up after %d attempts (%.0f s old)", notice.kind, claim.attempt, age
-            )
-            await self._finish(claim)
+            await self._dead_letter(claim, "max_age", age)
             return
         body = json.dumps(notice.body, separators=(",", ":"), ensure_ascii=False).encode()
         headers = signed_headers(target.keys, notice.msg_id, int(self._clock()), body)
-        retry_after: float | None = None
+        retry_after: int | None = None
         try:
             answer = await self._client.post(target.url, content=body, headers=headers)
         except httpx.HTTPError as error:
             outcome = type(error).__name__
         else:
             if 200 <= answer.status_code < 300:
-                log.info("%s notice delivered (attempt %d)", notice.kind, claim.attempt)
+                log.info("%s notice delivered (attempt %d)", claim.kind, claim.attempt)
+                self._observer.delivery(claim.kind, "delivered")
                 await self._finish(claim)
                 return
             outcome = f"HTTP {answer.status_code}"
-            value = answer.headers.get("retry-after", "")
-            retry_after = float(value) if value.isdigit() else None
-        delay = retry_delay(
-            claim.attempt,
-            base_s=self._tuning.retry_min_s,
-            cap_s=self._tuning.retry_max_s,
-            jitter=random.random(),
-        )
-        if retry_after is not None:
-            delay = min(max(delay, retry_after), self._tuning.retry_max_s)
+            retry_after = retry_after_s(
+                answer.headers.get("retry-after", ""), cap_s=int(self._tuning.retry_max_s)
+            )
+        delay = self._backoff(claim.attempt, retry_after)
         log.info(
             "%s notice attempt %d failed (%s), next in %.1f s",
-            notice.kind,
+            claim.kind,
             claim.attempt,
             outcome,
             delay,
         )
+        self._observer.delivery(claim.kind, "failed")
         await self._retry(claim, delay)
 
+    def _backoff(self, attempt: int, retry_after: int | None) -> float:
+        tuning = self._tuning
+        delay = retry_delay(
+            attempt, base_s=tuning.retry_min_s, cap_s=tuning.retry_max_s, jitter=random.random()
+        )
+        if retry_after is not None:
+            delay = min(max(delay, retry_after), tuning.retry_max_s)
+        return delay
+
+    async def _dead_letter(self, claim: Claim, reason: str, age: float | None) -> None:
+        old = "" if age is None else f", {age:.0f} s old"
+        log.warning(
+            "%s notice dead-lettered (%s) after %d attempts%s",
+            claim.kind,
+            reason,
+            claim.attempt,
+            old,
+        )
+        self._observer.dead_letter(claim.kind, reason)
+        await self._finish(claim)
+
     async def _finish(self, claim: Claim) -> None:
+        remember = self._targets[claim.kind].quota.max_items
         try:
-            if not await self._bus.outbox_done(claim, done_ttl_s=self._tuning.done_ttl_s):
-                log.warning("outbox claim on %s expired before it was done", claim.id)
+            done = await self._bus.outbox_done(
+                claim, done_ttl_s=self._tuning.done_ttl_s, remember=remember
+            )
+            if not done:
+                log.warning("outbox claim on a %s notice expired before it was done", claim.kind)
         except BffError as error:
             # The claim expires and another attempt delivers it again (same webhook-id).
             log.warning("outbox done failed: %s", type(error).__name__)
@@ -293,4 +311,5 @@ class Dispatcher:
         try:
             await self._bus.outbox_retry(claim, delay_s)
         except BffError as error:
+            # The claim expires and the item falls due again by itself.
             log.warning("outbox retry failed: %s", type(error).__name__)

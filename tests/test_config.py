@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -15,6 +16,9 @@ GOOD = {
     "BFF_CONTACT_CENTER_ID": CONTACT_CENTER_ID,
     "BFF_SECRET_KEY": SECRET_KEY,
 }
+
+WHSEC = "whsec_" + base64.b64encode(bytes(range(32))).decode()
+WHSEC_2 = "whsec_" + base64.b64encode(bytes(range(100, 132))).decode()
 
 CASES = [
     ("missing upstream", {"BFF_UPSTREAM_URL": None}, "BFF_UPSTREAM_URL"),
@@ -50,6 +54,18 @@ CASES = [
     ("push url, no secret", {"BFF_PUSH_WEBHOOK_URL": "http://h/x"}, "BFF_PUSH_WEBHOOK_SECRET"),
     ("bad push secret", {"BFF_PUSH_WEBHOOK_SECRET": "short-secret-value"}, "whsec_"),
     ("offline url, no secret", {"BFF_OFFLINE_WEBHOOK_URL": "http://h/"}, "OFFLINE_WEBHOOK"),
+    (
+        "offline url with only the push secret",
+        {"BFF_OFFLINE_WEBHOOK_URL": "http://h/", "BFF_PUSH_WEBHOOK_SECRET": WHSEC},
+        "needs BFF_OFFLINE_WEBHOOK_SECRET",
+    ),
+    (
+        "offline secret shared with push",
+        {"BFF_OFFLINE_WEBHOOK_SECRET": WHSEC_2 + "," + WHSEC, "BFF_PUSH_WEBHOOK_SECRET": WHSEC},
+        "must not share a key with BFF_PUSH_WEBHOOK_SECRET",
+    ),
+    ("offline byte quota too small", {"BFF_OFFLINE_OUTBOX_MAX_BYTES": "1000"}, "MAX_BYTES"),
+    ("old outbox setting", {"BFF_WEBHOOK_OUTBOX_MAX": "10"}, "BFF_WEBHOOK_OUTBOX_MAX"),
     ("bad hours zone", {"BFF_BUSINESS_HOURS": "Mars/Base; Mon 09:00-17:00"}, "Mars/Base"),
     ("bad hours range", {"BFF_BUSINESS_HOURS": "UTC; Mon 9-17"}, "BFF_BUSINESS_HOURS"),
 ]
@@ -79,3 +95,4 @@ def test_bad_configuration_exits_with_a_clear_message(
     assert "Traceback" not in result.stderr
     assert CONTACT_CENTER_ID not in result.stderr + result.stdout
     assert "short-secret-value" not in result.stderr + result.stdout
+    assert WHSEC[6:] not in result.stderr + result.stdout

@@ -1,7 +1,8 @@
 """A poller that crashes on something nobody foresaw is logged with its cause, shown to the
 chat's viewers as `degraded`, and restarted with backoff under the same lease; the chat keeps
 being polled. In one process: a real memory bus, the emulator reached in-process, and a
-fault injected through the upstream client's own metrics hook."""
+fault injected through the upstream client's own metrics hook. The restart delays (shared
+with the webhook workers, `app.supervision`) as a table."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from app.models import EventKind
 from app.poller import PollerTuning
 from app.registry import PollerRegistry
 from app.security import HandleCodec, chat_key
+from app.supervision import Backoff, restart_delay
 from app.upstream import UpstreamClient
 
 CENTER = "supervision-center"
@@ -92,3 +94,21 @@ async def test_a_crashed_poller_is_logged_degraded_and_restarted(
         await upstream.aclose()
         await bus.aclose()
         await emulator.aclose()
+
+
+@pytest.mark.parametrize(
+    ("crashes", "jitter", "expected"),
+    [
+        (1, 0.0, 0.5),
+        (1, 0.999, 0.9995),
+        (2, 0.0, 1.0),
+        (3, 0.5, 3.0),
+        (6, 0.0, 15.0),  # 32 capped at 30, half of it random
+        (10_000, 0.0, 15.0),
+        (0, 0.0, 0.5),
+    ],
+)
+def test_restart_delays_double_up_to_the_longest(
+    crashes: int, jitter: float, expected: float
+) -> None:
+    assert restart_delay(crashes, Backoff(1.0, 30.0), jitter) == pytest.approx(expected)

@@ -64,6 +64,15 @@ def test_retry_after(header: str, seconds: int | None) -> None:
 
 
 @pytest.mark.parametrize(
+    ("header", "seconds"),
+    [("299", 299), ("100000", 300), (_http_date(NOW + 250), 250), ("\u00b2", None)],
+)
+def test_retry_after_with_another_cap(header: str, seconds: int | None) -> None:
+    """The webhook workers read receivers' answers with their own longest wait."""
+    assert retry_after_s(header, now=NOW, cap_s=300) == seconds
+
+
+@pytest.mark.parametrize(
     ("headers", "cookies"),
     [
         (["sid=abc; Path=/; HttpOnly"], {"sid": "abc"}),

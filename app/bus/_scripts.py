@@ -131,9 +131,9 @@ return redis.call('ZRANGE', KEYS[1], '(' .. now, '+inf', 'BYSCORE')
 
 
 # -- webhook outbox and push records (hooks) ---------------------------------------------------
-# The push scripts touch one chat's keys (its slot). The outbox scripts touch only the outbox's
-# keys, which share their own hash tag `{outbox}` (one slot), never a chat's. Times are the
-# server's clock, so instance clocks never need to agree.
+# The push scripts touch one chat's keys (its slot). The outbox scripts (`_outbox_redis`)
+# touch only the outbox's keys, which share their own hash tag `{outbox}` (one slot), never
+# a chat's. Times are the server's clock, so instance clocks never need to agree.
 
 # KEYS: push. ARGV: push token, handle, retention_ms.
 PUSH_REGISTER = """
@@ -179,77 +179,7 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 """
 
-_NOW = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-"""
-
-# KEYS: due (sorted set id -> due time), items (hash id -> payload), done (sorted set id ->
-# forget time). ARGV: id, payload, max_items. Returns 1 stored, 0 known already, -1 full.
-OUTBOX_PUT = (
-    _NOW
-    + """
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
-if redis.call('ZSCORE', KEYS[3], ARGV[1]) then return 0 end
-if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[3]) then return -1 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[1], now, ARGV[1])
-return 1
-"""
-)
-
-# KEYS: due, items, meta (hash: c:<id> claim token, a:<id> attempts). ARGV: limit, claim_ms,
-# token. Claims due items by moving their due time claim_ms ahead; an unfinished claim thus
-# expires by itself. Returns {ms until the next due item or -1, {id, payload, attempt, ...}}.
-OUTBOX_CLAIM = (
-    _NOW
-    + """
-local ids = redis.call('ZRANGE', KEYS[1], '-inf', now, 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[1]))
-local out = {}
-for _, id in ipairs(ids) do
-  local payload = redis.call('HGET', KEYS[2], id)
-  if payload then
-    redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), id)
-    redis.call('HSET', KEYS[3], 'c:' .. id, ARGV[3])
-    local attempt = redis.call('HINCRBY', KEYS[3], 'a:' .. id, 1)
-    out[#out + 1] = id
-    out[#out + 1] = payload
-    out[#out + 1] = attempt
-  else
-    redis.call('ZREM', KEYS[1], id)
-  end
-end
-local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-local wait = -1
-if #head > 0 then wait = math.max(0, tonumber(head[2]) - now) end
-return {wait, out}
-"""
-)
-
-# KEYS: due, items, done, meta. ARGV: id, token, done_ttl_ms. Returns 1, or 0 if not claimed.
-OUTBOX_DONE = (
-    _NOW
-    + """
-if redis.call('HGET', KEYS[4], 'c:' .. ARGV[1]) ~= ARGV[2] then return 0 end
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('HDEL', KEYS[4], 'c:' .. ARGV[1], 'a:' .. ARGV[1])
-redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[1])
-return 1
-"""
-)
-
-# KEYS: due, meta. ARGV: id, token, delay_ms. Returns 1, or 0 if not claimed.
-OUTBOX_RETRY = (
-    _NOW
-    + """
-if redis.call('HGET', KEYS[2], 'c:' .. ARGV[1]) ~= ARGV[2] then return 0 end
-redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[3]), ARGV[1])
-redis.call('HDEL', KEYS[2], 'c:' .. ARGV[1])
-return 1
-"""
-)
+# The outbox's scripts are in `_outbox_redis.py`, beside its data model.
 
 
 # -- fleet-wide limits (`_limits.py`) --------------------------------------------------------

@@ -196,11 +196,34 @@ class Limits(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
-    """One webhook delivery to make. `id` names it fleet-wide: putting the same id again while
-    it waits, or soon after it was delivered, stores nothing. `payload` is opaque to the bus."""
+    """One webhook delivery to make. `kind` names its webhook and its quota (`push`,
+    `offline`, ...: 1 to 16 of `a-z`, `0-9`, `_`, `-`). `id` names it fleet-wide: putting the
+    same id again while it waits, or soon after it was delivered, stores nothing. `payload` is
+    opaque to the bus. Its size, for quotas, is the UTF-8 bytes of id and payload."""
 
     id: str
     payload: str
+    kind: str
+
+    @property
+    def size(self) -> int:
+        return len(self.id.encode()) + len(self.payload.encode())
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxQuota:
+    """What one kind may hold at most, waiting or claimed: items, and their bytes."""
+
+    max_items: int
+    max_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxHeld:
+    """What one kind holds now (waiting or claimed), fleet-wide on Redis."""
+
+    items: int = 0
+    bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +235,17 @@ class Claim:
     payload: str
     token: str
     attempt: int
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimBatch:
+    """What `outbox_claim` handed out, the seconds until the kind's next item falls due (None:
+    none waits), and what the kind holds after the claim."""
+
+    claims: list[Claim]
+    next_due_s: float | None
+    held: OutboxHeld
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,34 +268,37 @@ class PushState:
 
 class Outbox(Protocol):
     """A durable queue of webhook deliveries shared by the fleet: whichever instance enqueues,
-    any instance's delivery worker may deliver, and nothing is lost when either dies.
+    any instance's delivery worker may deliver, and nothing is lost when either dies. Each
+    kind has its own queue and quota: one kind filled up never refuses or delays another.
 
     Guarantees:
     * `outbox_put` is idempotent by id: an item whose id is waiting, or was marked done within
-      `done_ttl_s` (of `outbox_done`), is not stored again (returns False). With `max_items`
-      items waiting it stores nothing and raises `OutboxFullError`.
-    * `outbox_claim` hands each due item (new, or whose retry delay passed) to one caller: it
-      stays invisible to other claims for `claim_s`. Unless its claimer calls `outbox_done` or
-      `outbox_retry` before then, it is due again (the claimer died) and its `attempt` rises.
-      Also returns the seconds until the next item falls due (None when the outbox is empty).
+      `done_ttl_s` (of `outbox_done`) and is still remembered, is not stored again (returns
+      False). When storing it would take its kind beyond `quota` (items or bytes), it stores
+      nothing and raises `OutboxFullError` naming the limit.
+    * `outbox_claim(kind)` hands each due item of that kind (new, or whose retry delay passed)
+      to one caller, earliest due first: it stays invisible to other claims for `claim_s`.
+      Unless its claimer calls `outbox_done` or `outbox_retry` before then, it is due again
+      (the claimer died) and its `attempt` rises. Its cost does not grow with the backlog
+      (logarithmic in the items waiting).
     * `outbox_done` and `outbox_retry` act only while the claim's token still holds the item
-      (False otherwise): `done` removes it for good, `retry` makes it due after `delay_s`.
+      (False otherwise): `done` removes it for good and remembers its id for `done_ttl_s`, or
+      until `remember` more ids of its kind were remembered after it, whichever comes first;
+      `retry` makes it due after `delay_s`.
     * Items stay until done, across restarts of every instance (Redis: as durable as the
       server's persistence is configured).
     """
 
-    async def outbox_put(self, item: OutboxItem, *, max_items: int) -> bool: ...
+    async def outbox_put(self, item: OutboxItem, quota: OutboxQuota) -> bool: ...
 
-    async def outbox_claim(
-        self, limit: int, claim_s: float
-    ) -> tuple[list[Claim], float | None]: ...
+    async def outbox_claim(self, kind: str, limit: int, claim_s: float) -> ClaimBatch: ...
 
-    async def outbox_done(self, claim: Claim, *, done_ttl_s: float) -> bool: ...
+    async def outbox_done(self, claim: Claim, *, done_ttl_s: float, remember: int) -> bool: ...
 
     async def outbox_retry(self, claim: Claim, delay_s: float) -> bool: ...
 
-    async def outbox_size(self) -> int:
-        """Items waiting (claimed or not)."""
+    async def outbox_held(self, kind: str) -> OutboxHeld:
+        """What the kind holds (waiting or claimed)."""
         ...
 
 

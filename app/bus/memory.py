@@ -21,8 +21,19 @@ from dataclasses import dataclass, field
 
 from app.bus._hub import LocalHub, LocalSubscription, check_chat
 from app.bus._limits import MemoryLimits
-from app.bus.base import Bus, ChatRecord, Claim, Fence, IdempotencyClaim, OutboxItem, PushState
-from app.errors import OutboxFullError
+from app.bus._outbox_memory import MemoryOutbox
+from app.bus.base import (
+    Bus,
+    ChatRecord,
+    Claim,
+    ClaimBatch,
+    Fence,
+    IdempotencyClaim,
+    OutboxHeld,
+    OutboxItem,
+    OutboxQuota,
+    PushState,
+)
 from app.models import ChatEvent, ChatState, EventKind, Message, UpstreamStatus
 
 # How often expired chats are swept out, at most; reads skip expired entries regardless.
@@ -69,6 +80,7 @@ class MemoryBus:
         self._interest: dict[str, tuple[str, float]] = {}
         self._readers: dict[str, float] = {}
         self._hooks = _HooksState()
+        self._outbox = MemoryOutbox()
         self._idempotent: dict[str, _Idempotent] = {}
         self._idempotent_sweep = time.monotonic() + _SWEEP_EVERY_S
         self._next_sweep = time.monotonic() + _SWEEP_EVERY_S
@@ -340,50 +352,22 @@ class MemoryBus:
         record.end = record.end or ended
         record.expires = now + self._retention_s
 
-    async def outbox_put(self, item: OutboxItem, *, max_items: int) -> bool:
-        box, now = self._hooks, time.monotonic()
-        for key in [k for k, until in box.done.items() if until <= now]:
-            del box.done[key]
-        if item.id in box.items or item.id in box.done:
-            return False
-        if len(box.items) >= max_items:
-            raise OutboxFullError()
-        box.items[item.id] = item.payload
-        box.due[item.id] = now
-        return True
+    # The outbox lives in its own module (`_outbox_memory`): a heap per kind, with quotas.
 
-    async def outbox_claim(self, limit: int, claim_s: float) -> tuple[list[Claim], float | None]:
-        box, now = self._hooks, time.monotonic()
-        token = secrets.token_hex(8)
-        claims = []
-        due = sorted((at, i) for i, at in box.due.items() if at <= now)[:limit]
-        for _, item_id in due:
-            box.due[item_id] = now + claim_s
-            box.claims[item_id] = token
-            attempt = box.attempts[item_id] = box.attempts.get(item_id, 0) + 1
-            claims.append(Claim(item_id, box.items[item_id], token, attempt))
-        wait = max(0.0, min(box.due.values()) - now) if box.due else None
-        return claims, wait
+    async def outbox_put(self, item: OutboxItem, quota: OutboxQuota) -> bool:
+        return await self._outbox.outbox_put(item, quota)
 
-    async def outbox_done(self, claim: Claim, *, done_ttl_s: float) -> bool:
-        box = self._hooks
-        if box.claims.get(claim.id) != claim.token:
-            return False
-        for table in (box.items, box.due, box.claims, box.attempts):
-            table.pop(claim.id, None)
-        box.done[claim.id] = time.monotonic() + done_ttl_s
-        return True
+    async def outbox_claim(self, kind: str, limit: int, claim_s: float) -> ClaimBatch:
+        return await self._outbox.outbox_claim(kind, limit, claim_s)
+
+    async def outbox_done(self, claim: Claim, *, done_ttl_s: float, remember: int) -> bool:
+        return await self._outbox.outbox_done(claim, done_ttl_s=done_ttl_s, remember=remember)
 
     async def outbox_retry(self, claim: Claim, delay_s: float) -> bool:
-        box = self._hooks
-        if box.claims.get(claim.id) != claim.token:
-            return False
-        box.due[claim.id] = time.monotonic() + delay_s
-        del box.claims[claim.id]
-        return True
+        return await self._outbox.outbox_retry(claim, delay_s)
 
-    async def outbox_size(self) -> int:
-        return len(self._hooks.items)
+    async def outbox_held(self, kind: str) -> OutboxHeld:
+        return await self._outbox.outbox_held(kind)
 
     # -- IdempotencyStore -----------------------------------------------------------------
 
@@ -445,12 +429,7 @@ class _Push:
 
 @dataclass(slots=True)
 class _HooksState:
-    """The outbox (bounded by `max_items` at put) and the push records of this process."""
+    """The push records of this process."""
 
     push: dict[str, _Push] = field(default_factory=dict)
     next_sweep: float = 0.0
-    items: dict[str, str] = field(default_factory=dict)
-    due: dict[str, float] = field(default_factory=dict)
-    claims: dict[str, str] = field(default_factory=dict)
-    attempts: dict[str, int] = field(default_factory=dict)
-    done: dict[str, float] = field(default_factory=dict)

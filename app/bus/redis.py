@@ -12,10 +12,7 @@ live in one Cluster slot and each write is one atomic Lua script (`_scripts`):
     <prefix>:{<chat>}:events  pub/sub channel: one JSON list of events per commit
     <prefix>:interest         sorted set of chats, score = interest expiry (server ms)
     <prefix>:{<chat>}:push    hash: push token, handle, notified watermark, end notified
-    <prefix>:{outbox}:due     sorted set of webhook deliveries, score = due time (server ms)
-    <prefix>:{outbox}:items   hash: delivery id -> payload
-    <prefix>:{outbox}:meta    hash: c:<id> claim token, a:<id> attempts
-    <prefix>:{outbox}:done    sorted set of delivered ids, score = when to forget them
+    <prefix>:{outbox}:...     the webhook outbox: a queue per kind (`_outbox_redis`)
     <prefix>:rate:{..}, :lim:{..}, :alive:{..}   fleet-wide limits (`_limits`)
     <prefix>:{idem:<key>}     hash: fp, token (while in flight), answer; PX in flight / window
 
@@ -57,10 +54,22 @@ from app.bus._connect import make_clients
 from app.bus._hub import LocalSubscription, check_chat
 from app.bus._limits import RedisLimits
 from app.bus._link import FAILURES, decode_events
+from app.bus._outbox_redis import RedisOutbox
 from app.bus._pubsub import PubSubFanOut
 from app.bus._routing import ClusterRouter, SingleRouter
-from app.bus.base import Bus, ChatRecord, Claim, Fence, IdempotencyClaim, OutboxItem, PushState
-from app.errors import BusUnavailableError, OutboxFullError
+from app.bus.base import (
+    Bus,
+    ChatRecord,
+    Claim,
+    ClaimBatch,
+    Fence,
+    IdempotencyClaim,
+    OutboxHeld,
+    OutboxItem,
+    OutboxQuota,
+    PushState,
+)
+from app.errors import BusUnavailableError
 from app.models import ChatEvent, ChatState, EventKind, Message, UpstreamStatus
 
 T = TypeVar("T")
@@ -383,14 +392,7 @@ class RedisBus:
         self._push_register = r.register_script(_scripts.PUSH_REGISTER)
         self._push_settle = r.register_script(_scripts.PUSH_SETTLE)
         self._push_advance = r.register_script(_scripts.PUSH_ADVANCE)
-        self._outbox_put = r.register_script(_scripts.OUTBOX_PUT)
-        self._outbox_claim = r.register_script(_scripts.OUTBOX_CLAIM)
-        self._outbox_done = r.register_script(_scripts.OUTBOX_DONE)
-        self._outbox_retry = r.register_script(_scripts.OUTBOX_RETRY)
-
-    def _outbox(self, name: str) -> str:
-        # One hash tag for the whole outbox: its scripts touch one Cluster slot, none of a chat.
-        return f"{self._prefix}:{{outbox}}:{name}"
+        self._outbox = RedisOutbox(r, self._calls, prefix=self._prefix, instance=self._instance)
 
     async def push_register(self, chat: str, *, handle: str, push_token: str) -> None:
         keys = [self._key(check_chat(chat), "push")]
@@ -418,38 +420,22 @@ class RedisBus:
         args: list[str | int] = [int(upto), "1" if ended else "0", self._retention_ms]
         await self._calls.run(lambda: self._push_advance(keys=keys, args=args))
 
-    async def outbox_put(self, item: OutboxItem, *, max_items: int) -> bool:
-        keys = [self._outbox(n) for n in ("due", "items", "done")]
-        args: list[str | int] = [item.id, item.payload, int(max_items)]
-        stored = int(await self._calls.run(lambda: self._outbox_put(keys=keys, args=args)))
-        if stored < 0:
-            raise OutboxFullError()
-        return stored == 1
+    # The outbox lives in its own module (`_outbox_redis`): a queue per kind, with quotas.
 
-    async def outbox_claim(self, limit: int, claim_s: float) -> tuple[list[Claim], float | None]:
-        keys = [self._outbox(n) for n in ("due", "items", "meta")]
-        token = f"{self._instance}:{secrets.token_hex(8)}"
-        args: list[str | int] = [int(limit), _ms(claim_s), token]
-        wait, flat = await self._calls.run(lambda: self._outbox_claim(keys=keys, args=args))
-        claims = [
-            Claim(id=str(flat[i]), payload=str(flat[i + 1]), token=token, attempt=int(flat[i + 2]))
-            for i in range(0, len(flat), 3)
-        ]
-        return claims, None if int(wait) < 0 else int(wait) / 1000
+    async def outbox_put(self, item: OutboxItem, quota: OutboxQuota) -> bool:
+        return await self._outbox.outbox_put(item, quota)
 
-    async def outbox_done(self, claim: Claim, *, done_ttl_s: float) -> bool:
-        keys = [self._outbox(n) for n in ("due", "items", "done", "meta")]
-        args: list[str | int] = [claim.id, claim.token, _ms(done_ttl_s)]
-        return bool(await self._calls.run(lambda: self._outbox_done(keys=keys, args=args)))
+    async def outbox_claim(self, kind: str, limit: int, claim_s: float) -> ClaimBatch:
+        return await self._outbox.outbox_claim(kind, limit, claim_s)
+
+    async def outbox_done(self, claim: Claim, *, done_ttl_s: float, remember: int) -> bool:
+        return await self._outbox.outbox_done(claim, done_ttl_s=done_ttl_s, remember=remember)
 
     async def outbox_retry(self, claim: Claim, delay_s: float) -> bool:
-        keys = [self._outbox(n) for n in ("due", "meta")]
-        args: list[str | int] = [claim.id, claim.token, _ms(delay_s)]
-        return bool(await self._calls.run(lambda: self._outbox_retry(keys=keys, args=args)))
+        return await self._outbox.outbox_retry(claim, delay_s)
 
-    async def outbox_size(self) -> int:
-        items = self._outbox("items")
-        return int(await self._calls.run(lambda: self._redis.hlen(items)))
+    async def outbox_held(self, kind: str) -> OutboxHeld:
+        return await self._outbox.outbox_held(kind)
 
     # -- IdempotencyStore -----------------------------------------------------------------
 

@@ -28,7 +28,10 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         413: "Body larger than the limit (statusCode 10)",
         415: "Body is not application/json (statusCode 10)",
         429: "Rate limited (statusCode 3); retry after Retry-After seconds",
-        503: "Not configured, or the bus is unavailable or full (statusCode 12); see Retry-After",
+        503: "Leaving a message is not configured, or the bus is unavailable (statusCode 12); "
+        "see Retry-After",
+        507: "Too many left messages are waiting for delivery (statusCode 13): the operator's "
+        "receiver has been failing. No Retry-After: retrying soon does not help",
     }
     return {s: {"model": ErrorOut, "description": text[s]} for s in statuses}
 
@@ -53,13 +56,15 @@ async def get_availability(rt: RuntimeDep) -> JSONResponse:
     "/offline-messages",
     status_code=202,
     response_model=StatusOut,
-    responses=_errors(400, 403, 413, 415, 429, 503),
+    responses=_errors(400, 403, 413, 415, 429, 503, 507),
     summary="LeaveMessage",
     description=(
         "Leaves a message for the contact center (outside business hours, or when chatting "
         "is unavailable). Accepted (202) once stored durably; delivered to the operator's "
-        "signed webhook, retried until it arrives. With `Idempotency-Key`, a retry of the "
-        "same request is stored once."
+        "signed webhook, retried until it arrives or for BFF_OFFLINE_MAX_AGE_S. With "
+        "`Idempotency-Key`, a retry of the same request is stored once. While the messages "
+        "waiting for delivery fill their quota (BFF_OFFLINE_OUTBOX_MAX, "
+        "BFF_OFFLINE_OUTBOX_MAX_BYTES), new ones are refused with 507."
     ),
 )
 async def leave_message(

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from app.bus import Bus, ChatRecord, Fence
-from app.bus.base import OutboxItem
+from app.bus.base import ClaimBatch, OutboxHeld, OutboxItem, OutboxQuota
 from app.errors import OutboxFullError
 from app.models import ChatEvent, ChatState, EventKind, Message, UpstreamStatus
 
@@ -579,62 +579,138 @@ async def test_push_settle_reads_the_commit_and_marks_what_a_reader_saw(make: Bu
     )
 
 
-async def test_outbox_put_is_idempotent_and_bounded(make: BusFactory) -> None:
+ROOMY = OutboxQuota(max_items=100, max_bytes=1 << 20)
+
+
+def item(item_id: str, payload: str, kind: str = "push") -> OutboxItem:
+    return OutboxItem(item_id, payload, kind)
+
+
+async def test_outbox_put_is_idempotent_and_bounded_by_items(make: BusFactory) -> None:
     a, b = await make(), await make()
-    assert await a.outbox_put(OutboxItem("x1", "p1"), max_items=2)
-    assert not await b.outbox_put(OutboxItem("x1", "other"), max_items=2)
-    assert await b.outbox_put(OutboxItem("x2", "p2"), max_items=2)
-    with pytest.raises(OutboxFullError):
-        await a.outbox_put(OutboxItem("x3", "p3"), max_items=2)
-    assert await a.outbox_size() == 2
-    claims, _ = await b.outbox_claim(10, 5)
-    assert sorted((c.id, c.payload, c.attempt) for c in claims) == [
-        ("x1", "p1", 1),
-        ("x2", "p2", 1),
+    two = OutboxQuota(max_items=2, max_bytes=1 << 20)
+    assert await a.outbox_put(item("x1", "p1"), two)
+    assert not await b.outbox_put(item("x1", "other"), two)
+    assert await b.outbox_put(item("x2", "p2"), two)
+    with pytest.raises(OutboxFullError) as full:
+        await a.outbox_put(item("x3", "p3"), two)
+    assert (full.value.kind, full.value.limit) == ("push", "items")
+    assert (await a.outbox_held("push")).items == 2
+    batch = await b.outbox_claim("push", 10, 5)
+    assert sorted((c.id, c.payload, c.attempt, c.kind) for c in batch.claims) == [
+        ("x1", "p1", 1, "push"),
+        ("x2", "p2", 1, "push"),
     ]
-    for claim in claims:
-        assert await a.outbox_done(claim, done_ttl_s=0.4)
-    assert await a.outbox_size() == 0
+    for claim in batch.claims:
+        assert await a.outbox_done(claim, done_ttl_s=0.4, remember=100)
+    assert await a.outbox_held("push") == OutboxHeld(0, 0)
     # Delivered ids are remembered for done_ttl_s: a late put of the same id stores nothing.
-    assert not await b.outbox_put(OutboxItem("x1", "p1"), max_items=2)
+    assert not await b.outbox_put(item("x1", "p1"), two)
     await asyncio.sleep(0.55)
-    assert await b.outbox_put(OutboxItem("x1", "p1"), max_items=2)
+    assert await b.outbox_put(item("x1", "p1"), two)
+
+
+async def test_outbox_bytes_are_counted_and_capped_per_kind(make: BusFactory) -> None:
+    a, b = await make(), await make()
+    quota = OutboxQuota(max_items=100, max_bytes=100)
+    first = item("offline:1", "\u00e9" * 30, "offline")  # 9 + 60 bytes of UTF-8
+    assert first.size == 69
+    assert await a.outbox_put(first, quota)
+    assert await b.outbox_held("offline") == OutboxHeld(1, 69)
+    with pytest.raises(OutboxFullError) as full:
+        await b.outbox_put(item("offline:2", "x" * 30, "offline"), quota)  # 69 + 39 > 100
+    assert (full.value.kind, full.value.limit) == ("offline", "bytes")
+    assert await b.outbox_put(item("offline:3", "x" * 22, "offline"), quota)  # 69 + 31 = 100
+    # Another kind has its own quota: a full offline outbox refuses no push notice.
+    assert await a.outbox_put(item("push:c:1", "y" * 90), quota)
+    assert await a.outbox_held("push") == OutboxHeld(1, 98)
+    batch = await a.outbox_claim("offline", 10, 5)
+    assert batch.held == OutboxHeld(2, 100)
+    assert sorted(c.id for c in batch.claims) == ["offline:1", "offline:3"]
+    assert await b.outbox_done(batch.claims[0], done_ttl_s=5, remember=100)
+    held = await a.outbox_held("offline")
+    assert held.items == 1 and held.bytes in (31, 69)
+    assert await a.outbox_put(item("offline:2", "x" * 30, "offline"), quota)
+
+
+async def test_outbox_claims_one_kind_at_a_time(make: BusFactory) -> None:
+    a, b = await make(), await make()
+    await a.outbox_put(item("push:c:1", "p"), ROOMY)
+    await a.outbox_put(item("offline:1", "o", "offline"), ROOMY)
+    batch = await b.outbox_claim("offline", 10, 5)
+    assert [(c.id, c.kind) for c in batch.claims] == [("offline:1", "offline")]
+    assert batch.held == OutboxHeld(1, len("offline:1o"))
+    batch = await b.outbox_claim("survey", 10, 5)  # a kind never used is simply empty
+    assert (batch.claims, batch.next_due_s, batch.held) == ([], None, OutboxHeld())
+    (claim,) = (await b.outbox_claim("push", 10, 5)).claims
+    assert claim.id == "push:c:1"
+    with pytest.raises(ValueError, match="kind"):
+        await a.outbox_put(item("x", "p", "no{tags}"), ROOMY)
+
+
+async def test_outbox_remembers_at_most_the_latest_delivered_ids(make: BusFactory) -> None:
+    a, b = await make(), await make()
+    for n in range(4):
+        await a.outbox_put(item(f"d{n}", "p"), ROOMY)
+        (claim,) = (await b.outbox_claim("push", 10, 5)).claims
+        assert await b.outbox_done(claim, done_ttl_s=60, remember=2)
+    # d0 and d1 were forgotten (two remembered after them): they may be stored again.
+    assert [await a.outbox_put(item(f"d{n}", "p"), ROOMY) for n in range(4)] == [
+        True,
+        True,
+        False,
+        False,
+    ]
 
 
 async def test_outbox_claim_is_exclusive_and_expires(make: BusFactory) -> None:
     a, b = await make(), await make()
     for i in range(5):
-        await a.outbox_put(OutboxItem(f"i{i}", f"p{i}"), max_items=100)
-    results = await asyncio.gather(*(bus.outbox_claim(2, 0.4) for bus in [a, b] * 4))
-    ids = [c.id for claims, _ in results for c in claims]
+        await a.outbox_put(item(f"i{i}", f"p{i}"), ROOMY)
+    results = await asyncio.gather(*(bus.outbox_claim("push", 2, 0.4) for bus in [a, b] * 4))
+    ids = [c.id for batch in results for c in batch.claims]
     assert sorted(ids) == [f"i{i}" for i in range(5)]  # each handed out once
-    first = next(c for claims, _ in results for c in claims if c.id == "i0")
-    claims, wait = await b.outbox_claim(10, 0.4)
-    assert claims == []
-    assert wait is not None and 0 < wait <= 0.4
+    first = next(c for batch in results for c in batch.claims if c.id == "i0")
+    batch = await b.outbox_claim("push", 10, 0.4)
+    assert batch.claims == []
+    assert batch.next_due_s is not None and 0 < batch.next_due_s <= 0.4
     await asyncio.sleep(0.55)  # the claimer "died": every claim expired
-    again, _ = await b.outbox_claim(10, 5)
+    again = (await b.outbox_claim("push", 10, 5)).claims
     assert sorted(c.id for c in again) == [f"i{i}" for i in range(5)]
     assert {c.attempt for c in again} == {2}
     # The expired claim's token no longer acts on the item.
-    assert not await a.outbox_done(first, done_ttl_s=5)
+    assert not await a.outbox_done(first, done_ttl_s=5, remember=100)
     assert not await a.outbox_retry(first, 0)
-    assert await a.outbox_size() == 5
+    assert (await a.outbox_held("push")).items == 5
 
 
 async def test_outbox_retry_delays_the_item(make: BusFactory) -> None:
     a, b = await make(), await make()
-    assert (await a.outbox_claim(10, 5)) == ([], None)
-    await a.outbox_put(OutboxItem("r", "payload"), max_items=10)
-    (claim,), _ = await a.outbox_claim(10, 5)
+    assert await a.outbox_claim("push", 10, 5) == ClaimBatch([], None, OutboxHeld())
+    await a.outbox_put(item("r", "payload"), ROOMY)
+    (claim,) = (await a.outbox_claim("push", 10, 5)).claims
     assert await a.outbox_retry(claim, 0.3)
-    assert not await a.outbox_done(claim, done_ttl_s=5)  # a retried claim is given up
-    claims, wait = await b.outbox_claim(10, 5)
-    assert claims == [] and wait is not None and wait <= 0.3
+    # A retried claim is given up.
+    assert not await a.outbox_done(claim, done_ttl_s=5, remember=100)
+    batch = await b.outbox_claim("push", 10, 5)
+    assert batch.claims == [] and batch.next_due_s is not None and batch.next_due_s <= 0.3
     await asyncio.sleep(0.4)
-    (again,), _ = await b.outbox_claim(10, 5)
+    (again,) = (await b.outbox_claim("push", 10, 5)).claims
     assert (again.id, again.payload, again.attempt) == ("r", "payload", 2)
-    assert await b.outbox_done(again, done_ttl_s=5)
+    assert await b.outbox_done(again, done_ttl_s=5, remember=100)
+
+
+async def test_outbox_hands_out_the_earliest_due_first(make: BusFactory) -> None:
+    a = await make()
+    for n in range(6):
+        await a.outbox_put(item(f"e{n}", "p"), ROOMY)
+    first = (await a.outbox_claim("push", 3, 5)).claims
+    assert [c.id for c in first] == ["e0", "e1", "e2"]
+    for claim in first:
+        assert await a.outbox_retry(claim, 0)  # due again, but after e3..e5
+    await asyncio.sleep(0.01)
+    order = [c.id for c in (await a.outbox_claim("push", 10, 5)).claims]
+    assert order == ["e3", "e4", "e5", "e0", "e1", "e2"]
 
 
 # -- IdempotencyStore -----------------------------------------------------------------------

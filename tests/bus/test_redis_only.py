@@ -518,3 +518,32 @@ async def test_make_bus() -> None:
     await memory.aclose()
     with pytest.raises(ValueError, match="prefix"):
         make_bus(REDIS_URL, prefix="a{b}")
+
+
+async def test_outbox_items_of_the_old_shared_layout_are_adopted(
+    rbus: RedisBus, redis_client: Redis, prefix: str
+) -> None:
+    """Before per-kind queues every kind shared `{outbox}:due`/`:items`/`:done`; what an older
+    version left there (or wrote during a rolling upgrade) is delivered, not orphaned."""
+    old = f"{prefix}:{{outbox}}"
+    await redis_client.zadd(f"{old}:due", {"push:c:1": 1, "offline:abc": 2, "junk": 3})
+    await redis_client.hset(
+        f"{old}:items", mapping={"push:c:1": "p1", "offline:abc": "o1", "junk": "j"}
+    )
+    await redis_client.hset(f"{old}:meta", mapping={"a:offline:abc": 3})
+    await redis_client.zadd(f"{old}:done", {"push:c:0": time.time() * 1000 + 60_000})
+    (claim,) = (await rbus.outbox_claim("offline", 10, 5)).claims
+    assert (claim.id, claim.payload, claim.attempt, claim.kind) == (
+        "offline:abc",
+        "o1",
+        4,
+        "offline",
+    )
+    batch = await rbus.outbox_claim("push", 10, 5)
+    assert [(c.id, c.payload, c.attempt) for c in batch.claims] == [("push:c:1", "p1", 1)]
+    assert batch.held.bytes == len("push:c:1p1")
+    assert not [k async for k in redis_client.scan_iter(match=f"{old}:due")]
+    assert not [k async for k in redis_client.scan_iter(match=f"{old}:items")]
+    assert not [k async for k in redis_client.scan_iter(match=f"{old}:done")]
+    assert await rbus.outbox_done(claim, done_ttl_s=5, remember=10)
+    assert (await rbus.outbox_held("offline")).bytes == 0

@@ -82,11 +82,10 @@ def closed_bff(upstream: ServerProcess, receiver: Receiver) -> Iterator[ServerPr
 
 @pytest.fixture(scope="module")
 def open_bff(upstream: ServerProcess, receiver: Receiver) -> Iterator[ServerProcess]:
-    # The offline webhook shares the push hook's secret when it has none of its own.
     server = start_bff(
         upstream.url,
         BFF_OFFLINE_WEBHOOK_URL=receiver.url,
-        BFF_PUSH_WEBHOOK_SECRET=receiver.secret,
+        BFF_OFFLINE_WEBHOOK_SECRET=receiver.secret,
         **ENV,
     )
     yield server
@@ -254,16 +253,18 @@ def test_a_receiver_down_for_a_while_gets_the_message_when_it_is_back(
         upstream.url,
         BFF_OFFLINE_WEBHOOK_URL=down.url,
         BFF_OFFLINE_WEBHOOK_SECRET=down.secret,
-        BFF_WEBHOOK_OUTBOX_MAX="10",
+        BFF_OFFLINE_OUTBOX_MAX="10",
         **ENV,
     )
     try:
         texts = [f"message {n}" for n in range(10)]
         for text in texts:
             assert leave(bff, {**MESSAGE, "text": text}).status_code == 202
-        # The outbox is full: the next one is refused, not lost silently.
+        # The outbox is full: the next one is refused, not lost silently, and not invited
+        # back in two seconds (nothing frees room but deliveries or dead letters).
         full = leave(bff, {**MESSAGE, "text": "one too many"})
-        assert full.status_code == 503 and "Retry-After" in full.headers
+        assert full.status_code == 507 and "Retry-After" not in full.headers
+        assert full.json()["statusCode"] == 13
         time.sleep(4)  # several refused attempts
         assert "ConnectError" in bff.logs()
         with down:

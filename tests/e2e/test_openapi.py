@@ -42,8 +42,20 @@ def test_openapi_documents_availability_and_offline_messages(client: httpx.Clien
     availability = spec["paths"]["/api/v2/availability"]["get"]
     assert set(availability["responses"]) == {"200", "403"}
     leave = spec["paths"]["/api/v2/offline-messages"]["post"]
-    # 409: a retry while the first request with its Idempotency-Key still runs.
-    assert set(leave["responses"]) == {"202", "400", "403", "409", "413", "415", "429", "503"}
+    # 409: a retry while the first request with its Idempotency-Key still runs; 507: the
+    # left messages waiting for delivery fill their quota.
+    assert set(leave["responses"]) == {
+        "202",
+        "400",
+        "403",
+        "409",
+        "413",
+        "415",
+        "429",
+        "503",
+        "507",
+    }
+    assert "Retry-After" not in leave["responses"]["507"].get("headers", {})
     schemas = spec["components"]["schemas"]
     message = schemas["OfflineMessageBody"]
     assert set(message["required"]) == {"nickname", "email", "text"}

@@ -1,9 +1,11 @@
 """Webhooks across a fleet on a private Redis: exactly one push notice per agent message when
-the poller's holder is SIGKILLed, none repeated when Redis loses the chat's data, and a left
-message delivered by another instance after the one holding it was SIGKILLed."""
+the poller's holder is SIGKILLed, none repeated when Redis loses the chat's data, a left
+message delivered by another instance after the one holding it was SIGKILLed, and no worker
+of any instance ended by a receiver's odd Retry-After."""
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 
@@ -171,3 +173,57 @@ def test_a_left_message_is_delivered_by_another_instance_after_sigkill(
             first.kill()
             if other is not None:
                 other.stop()
+
+
+def test_odd_retry_after_answers_kill_no_worker_of_the_fleet(
+    redis_server: RedisServer, quiet_upstream: ServerProcess
+) -> None:
+    """`Retry-After: ²` used to raise inside the worker that read it and end it; the item
+    stayed due, so every instance's worker met it in turn and died. Now each odd answer is a
+    retry, and afterwards each instance's worker still delivers on its own (the others
+    paused with SIGSTOP)."""
+    with Receiver() as receiver:
+        env = {
+            **WEBHOOK_ENV,
+            "BFF_WEBHOOK_RETRY_MAX_S": "1",
+            "BFF_CHAT_CREATE_BURST": "100",
+            "BFF_REDIS_URL": redis_server.url,
+            "BFF_OFFLINE_WEBHOOK_URL": receiver.url,
+            "BFF_OFFLINE_WEBHOOK_SECRET": receiver.secret,
+        }
+        odd = [(503, {"Retry-After": "\u00b2"}), (503, {"Retry-After": "\u00b9\u00b3"})]
+        receiver.answers[:] = odd * 4
+        instances = [start_bff(quiet_upstream.url, **env) for _ in range(2)]
+
+        def leave(server: ServerProcess, text: str) -> None:
+            body = {"nickname": "Chris", "email": "chris@example.com", "text": text}
+            answer = httpx.post(server.url + "/api/v2/offline-messages", json=body, timeout=10)
+            assert answer.status_code == 202
+
+        def texts() -> list[str]:
+            return sorted(d.json()["data"]["text"] for d in receiver.accepted())
+
+        try:
+            for n in range(4):
+                leave(instances[n % 2], f"first {n}")
+            receiver.wait_for(lambda ds: len(receiver.accepted()) == 4, timeout_s=30)
+            assert len([d for d in receiver.all() if d.status == 503]) == len(odd) * 4
+            for n, alone in enumerate(instances):
+                others = [s for s in instances if s is not alone]
+                for other in others:
+                    assert other.proc is not None
+                    other.proc.send_signal(signal.SIGSTOP)
+                try:
+                    leave(alone, f"alone {n}")
+                    receiver.wait_for(lambda ds, n=n: f"alone {n}" in texts(), timeout_s=15)
+                finally:
+                    for other in others:
+                        assert other.proc is not None
+                        other.proc.send_signal(signal.SIGCONT)
+            assert texts() == sorted([f"first {n}" for n in range(4)] + ["alone 0", "alone 1"])
+            for server in instances:
+                assert "crashed" not in server.logs()
+                assert "Task exception" not in server.logs()
+        finally:
+            for server in instances:
+                server.stop()

@@ -1,0 +1,113 @@
+"""Settings of the hooks: push notices, business hours, leave-a-message and the webhook outbox.
+
+Owns these fields of `config.Settings` (which inherits them, so they are `BFF_*` variables
+like any other) and their checks at startup: each webhook URL needs its own secret (a
+receiver holding the other's could forge its notices), secrets in the Standard Webhooks
+format, quotas per kind of notice. It must not be read by anything but `main.py` and
+`cli.py`, like `config.py`.
+"""
+
+from __future__ import annotations
+
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings
+
+from app import hours
+from app.webhook_signing import parse_secret
+
+MIB = 1 << 20
+
+
+class HookSettings(BaseSettings):
+    push_webhook_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="Signed notices of agent messages and chat ends nobody was reading; unset: off",
+    )
+    push_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="whsec_<base64 key>; comma-separated: all sign (rotation). Needed with the URL",
+    )
+    push_max_age_s: float = Field(
+        default=3600.0, gt=0, description="A push notice not delivered by then is dead-lettered"
+    )
+    offline_webhook_url: AnyHttpUrl | None = Field(
+        default=None, description="Signed deliveries of left messages; unset: leaving one is off"
+    )
+    offline_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="As push_webhook_secret, and needed with the URL: never the push secret",
+    )
+    business_hours: str | None = Field(
+        default=None, description="Zone; weekly ranges; closed dates (app/hours.py). Unset: open"
+    )
+    webhook_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    webhook_retry_min_s: float = Field(default=1.0, gt=0)
+    webhook_retry_max_s: float = Field(default=300.0, gt=0)
+    # -- outbox quotas, per kind: a receiver down fills its own kind's, never another's ----
+    push_outbox_max: int = Field(
+        default=100_000,
+        ge=10,
+        description="Push notices waiting at most, fleet-wide; more are dropped (counted)",
+    )
+    push_outbox_max_bytes: int = Field(
+        default=64 * MIB, ge=MIB, description="Bytes of push notices waiting at most, fleet-wide"
+    )
+    offline_outbox_max: int = Field(
+        default=10_000,
+        ge=10,
+        description="Left messages waiting at most, fleet-wide; more are refused (507)",
+    )
+    offline_outbox_max_bytes: int = Field(
+        default=64 * MIB, ge=MIB, description="Bytes of left messages waiting at most, fleet-wide"
+    )
+    offline_max_age_s: float = Field(
+        default=3 * 86_400.0,
+        gt=0,
+        description="A left message not delivered by then is dead-lettered (counted, logged)",
+    )
+
+    @field_validator("push_webhook_secret", "offline_webhook_secret")
+    @classmethod
+    def _webhook_secrets(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            webhook_keys(value)
+        return value
+
+    @field_validator("business_hours")
+    @classmethod
+    def _business_hours(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        hours.parse(value)
+        return value
+
+    @model_validator(mode="after")
+    def _webhooks(self) -> HookSettings:
+        push, offline = self.push_webhook_secret, self.offline_webhook_secret
+        if self.push_webhook_url is not None and push is None:
+            raise ValueError("BFF_PUSH_WEBHOOK_URL needs BFF_PUSH_WEBHOOK_SECRET")
+        if self.offline_webhook_url is not None and offline is None:
+            raise ValueError(
+                "BFF_OFFLINE_WEBHOOK_URL needs BFF_OFFLINE_WEBHOOK_SECRET (its own secret: "
+                "the push secret does not sign left messages)"
+            )
+        if push is not None and offline is not None and _share_a_key(push, offline):
+            raise ValueError(
+                "BFF_OFFLINE_WEBHOOK_SECRET must not share a key with "
+                "BFF_PUSH_WEBHOOK_SECRET: either receiver could sign the other's notices"
+            )
+        if self.webhook_retry_min_s > self.webhook_retry_max_s:
+            raise ValueError("need webhook_retry_min_s <= webhook_retry_max_s")
+        return self
+
+
+def _share_a_key(one: SecretStr, other: SecretStr) -> bool:
+    return bool(set(webhook_keys(one)) & set(webhook_keys(other)))
+
+
+def webhook_keys(secret: SecretStr) -> tuple[bytes, ...]:
+    """The signing keys of a webhook secret setting (comma-separated for rotation)."""
+    parts = [p for p in secret.get_secret_value().split(",") if p.strip()]
+    if not parts:
+        raise ValueError("must not be empty")
+    return tuple(parse_secret(p) for p in parts)

@@ -1,0 +1,73 @@
+"""Supervision of long-lived background work: a crash is logged with its cause and the work
+runs again after a doubling backoff, never silently lost.
+
+Owns the restart loop shared by the pollers (`registry.py`) and the webhook delivery workers
+(`webhooks.py`): what counts as a crash (any `Exception`; cancellation passes through), the
+log line (the exception's type and place, never its message, which may quote a customer, the
+upstream or a receiver), the backoff (doubling from `first_s` to `max_s`, the lower half of
+each delay random, starting over once a run outlasted the longest delay). It must not know
+what the supervised work does: what to do on a crash (publish `degraded`) and how to wait
+(interruptibly) are the caller's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from app.errors import describe_exception
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Restart delays: doubling from `first_s` up to `max_s`."""
+
+    first_s: float = 1.0
+    max_s: float = 30.0
+
+
+def restart_delay(crashes: int, backoff: Backoff, jitter: float) -> float:
+    """Seconds before restart number `crashes` (1 first); `jitter` in [0, 1) takes up to half
+    of it off, so work that crashed together does not restart in step."""
+    ceiling = min(backoff.max_s, backoff.first_s * 2.0 ** min(max(crashes - 1, 0), 30))
+    return ceiling * (0.5 + jitter / 2)
+
+
+async def supervise(
+    run: Callable[[], Awaitable[None]],
+    *,
+    what: str,
+    logger: logging.Logger,
+    backoff: Backoff,
+    on_crash: Callable[[Exception], Awaitable[None]] | None = None,
+    pause: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Run `run()` until it returns. Each exception it raises is logged as "`what` crashed
+    (<type> at <file>:<line> in <function>); restart N in S s", handed to `on_crash`, and
+    `run()` is called again after `pause(delay)`. `pause` may return early (a stop): the
+    caller's `run` then decides whether there is anything left to do."""
+    crashes = 0
+    while True:
+        started = time.monotonic()
+        try:
+            await run()
+            return
+        except Exception as error:
+            if time.monotonic() - started > backoff.max_s:
+                crashes = 0
+            crashes += 1
+            delay = restart_delay(crashes, backoff, random.random())
+            logger.error(
+                "%s crashed (%s); restart %d in %.1f s",
+                what,
+                describe_exception(error),
+                crashes,
+                delay,
+            )
+            if on_crash is not None:
+                await on_crash(error)
+            await pause(delay)
