@@ -28,7 +28,8 @@ from app.docs import install_docs
 from app.errors import install_error_handlers
 from app.hours import parse as parse_business_hours
 from app.http import ApiGuard, ResponsePolicy
-from app.idempotency import IdempotencyGuard, install_idempotency_docs
+from app.idempotency import IdempotencyGuard, IdempotencyPolicy, install_idempotency_docs
+from app.idempotency_keys import Retention
 from app.limits import ConcurrencyLimiter, RateLimiter
 from app.metrics import Metrics
 from app.offline import KIND as OFFLINE_KIND
@@ -211,10 +212,21 @@ def create_app(
     app.add_middleware(
         IdempotencyGuard,
         store=the_bus,
-        keep_s=settings.idempotency_window_s,
-        # Longer than any one request can run (bus calls, a queued upstream call, its
-        # deadline): a claim outliving its request only if the instance died meanwhile.
-        in_flight_s=2 * settings.upstream_timeout_s + 10,
+        policy=IdempotencyPolicy(
+            retention=Retention(
+                keep_s=settings.idempotency_window_s,
+                keep_error_s=settings.idempotency_error_window_s,
+            ),
+            # Longer than any one request can run (bus calls, a queued upstream call, its
+            # deadline): a claim outliving its request only if the instance died meanwhile.
+            in_flight_s=2 * settings.upstream_timeout_s + 10,
+            max_per_client=settings.idempotency_max_per_client,
+            max_total=settings.idempotency_max_entries,
+        ),
+        # The client identity the per-IP limits key by (app/routes/deps.py: client_ip).
+        client_of=runtime.client_address.of,
+        routes=app.routes,
+        on_refused=lambda limit: metrics.idempotency_refused.labels(limit).inc(),
     )
     app.add_middleware(ApiGuard, max_body_bytes=settings.max_body_bytes, routes=app.routes)
     app.add_middleware(TrailingSlash)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from app.errors import BffError
 from app.openapi import RETRY_AFTER
 from app.routes.deps import RuntimeDep
 
@@ -86,4 +88,8 @@ async def readyz(rt: RuntimeDep) -> JSONResponse:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
 async def metrics(rt: RuntimeDep) -> Response:
+    # Read at the scrape: the store is the bus's (the fleet's, on Redis), and it shrinks by
+    # expiry, which no request would report. Without the bus, the last figure stands.
+    with contextlib.suppress(BffError):
+        rt.metrics.idempotency_entries.set(await rt.bus.idempotency_size())
     return Response(rt.metrics.render(), media_type="text/plain; version=0.0.4")

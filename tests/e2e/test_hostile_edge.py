@@ -1,6 +1,8 @@
 """The request edge from an attacker's side (issue 18), against real `chat-bff serve` processes:
 no body is read past `BFF_MAX_BODY_BYTES` whatever path it is sent to and however it is framed,
-so parallel 40 MB bodies leave the process's memory where it was."""
+so parallel 40 MB bodies leave the process's memory where it was; and one client sending
+thousands of random Idempotency-Keys cannot grow the store past its cap, in memory or in
+Redis, nor can many clients grow it past the total."""
 
 from __future__ import annotations
 
@@ -14,9 +16,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
+from tests.components import missing_component
 from tests.e2e.test_journey import start_chat
-from tests.servers import ServerProcess, start_bff
+from tests.servers import RedisServer, ServerProcess, start_bff
 
 BIG = 40 * 1024 * 1024
 CHUNK = 64 * 1024
@@ -135,5 +139,138 @@ def test_parallel_big_bodies_leave_memory_and_the_store_as_they_were(
     # issue). Refused at 32 KiB, they leave the process within noise.
     assert grown < 32 * MiB, f"RSS grew by {grown / MiB:.1f} MiB"
     assert statuses == [413] * 16
+    assert metric(lone, "bff_idempotency_entries") == 0
     with httpx.Client(base_url=lone.url, timeout=10) as http:
         start_chat(http)  # and customers are still served
+
+
+# -- the idempotency store's caps ------------------------------------------------------------
+
+CAP = 40
+
+
+@pytest.fixture(scope="module", params=["memory", "redis"])
+def capped(request: pytest.FixtureRequest, emulator: ServerProcess) -> Iterator[ServerProcess]:
+    env = {**GENEROUS, "BFF_IDEMPOTENCY_MAX_PER_CLIENT": str(CAP)}
+    store: RedisServer | None = None
+    if request.param == "redis":
+        try:
+            store = RedisServer().start()
+        except FileNotFoundError:
+            missing_component("redis-server is not installed")
+        env["BFF_REDIS_URL"] = store.url
+    server = start_bff(emulator.url, **env)
+    server.redis = store  # type: ignore[attr-defined]
+    yield server
+    server.stop()
+    if store is not None:
+        store.stop()
+
+
+def idempotency_keys(server: ServerProcess) -> tuple[int, int]:
+    """(entries, bytes they and the sets counting them take) in the server's private Redis."""
+    store: RedisServer = server.redis  # type: ignore[attr-defined]
+    client = redis.Redis(port=store.port, socket_timeout=5)
+    try:
+        keys = list(client.scan_iter(match="bff:{idem*", count=1000))
+        entries = [k for k in keys if k.count(b":") == 3 and not k.endswith(b":keys")]
+        size = sum(int(client.memory_usage(k) or 0) for k in keys)
+        return len(entries), size
+    finally:
+        client.close()
+
+
+def test_one_client_with_random_keys_cannot_grow_the_store_past_its_cap(
+    capped: ServerProcess,
+) -> None:
+    on_redis = capped.redis is not None  # type: ignore[attr-defined]
+    with httpx.Client(base_url=capped.url, timeout=15) as http:
+        handle = start_chat(http)
+        first_key = str(uuid.uuid4())
+        answers = [
+            http.post(
+                f"/api/v2/chats/{handle}",
+                json={"operationName": "SendMessage", "text": f"attack {n}"},
+                headers={"Idempotency-Key": first_key if n == 0 else str(uuid.uuid4())},
+            )
+            for n in range(10 * CAP)
+        ]
+        statuses = [a.status_code for a in answers]
+        assert statuses == [200] * CAP + [429] * (9 * CAP)
+        refused = answers[-1]
+        assert refused.json()["statusCode"] == 3
+        assert "Idempotency-Key" in refused.json()["statusMessage"]
+        assert 1 <= int(refused.headers["Retry-After"]) <= 3600
+        # At the cap, keys already held still replay; a send without a key still runs.
+        again = http.post(
+            f"/api/v2/chats/{handle}",
+            json={"operationName": "SendMessage", "text": "attack 0"},
+            headers={"Idempotency-Key": first_key},
+        )
+        assert again.headers["idempotent-replayed"] == "true"
+        plain = http.post(
+            f"/api/v2/chats/{handle}", json={"operationName": "SendMessage", "text": "plain"}
+        )
+        assert plain.status_code == 200
+    # Another client is not this one's cap.
+    with httpx.Client(
+        base_url=capped.url, timeout=15, transport=httpx.HTTPTransport(local_address="127.0.0.2")
+    ) as other:
+        assert start_chat(other)
+        theirs = other.post(
+            "/api/v2/chats",
+            json={"operationName": "RequestChat", "nickname": "B", "subject": "b"},
+            headers={"Idempotency-Key": str(uuid.uuid4())},
+        )
+        assert theirs.status_code == 200, theirs.text
+    assert metric(capped, "bff_idempotency_entries") == CAP + 1
+    assert metric(capped, 'bff_idempotency_refused_total{limit="client"}') == 9 * CAP
+    if on_redis:
+        entries, size = idempotency_keys(capped)
+        assert entries == CAP + 1
+        # 360 refused keys left nothing behind: what Redis holds is the 41 answers (a few
+        # hundred bytes each) and the sets that count them.
+        assert size < (CAP + 1) * 1024, size
+
+
+@pytest.fixture(scope="module", params=["memory", "redis"])
+def small_store(request: pytest.FixtureRequest, emulator: ServerProcess) -> Iterator[ServerProcess]:
+    env = {**GENEROUS, "BFF_IDEMPOTENCY_MAX_ENTRIES": "12"}
+    store: RedisServer | None = None
+    if request.param == "redis":
+        try:
+            store = RedisServer().start()
+        except FileNotFoundError:
+            missing_component("redis-server is not installed")
+        env["BFF_REDIS_URL"] = store.url
+    server = start_bff(emulator.url, **env)
+    server.redis = store  # type: ignore[attr-defined]
+    yield server
+    server.stop()
+    if store is not None:
+        store.stop()
+
+
+def test_many_clients_cannot_grow_the_store_past_its_total(small_store: ServerProcess) -> None:
+    """Twenty clients (loopback addresses 127.0.0.2..21), a key each: the first twelve are
+    kept, the rest refused for the whole process (or fleet) until answers expire."""
+    statuses = []
+    for n in range(2, 22):
+        with httpx.Client(
+            base_url=small_store.url,
+            timeout=15,
+            transport=httpx.HTTPTransport(local_address=f"127.0.0.{n}"),
+        ) as http:
+            answer = http.post(
+                "/api/v2/chats",
+                json={"operationName": "RequestChat", "nickname": f"c{n}", "subject": "s"},
+                headers={"Idempotency-Key": str(uuid.uuid4())},
+            )
+            statuses.append(answer.status_code)
+            if answer.status_code == 429:
+                assert "the server holds" in answer.json()["statusMessage"]
+    assert statuses == [200] * 12 + [429] * 8
+    assert metric(small_store, "bff_idempotency_entries") == 12
+    assert metric(small_store, 'bff_idempotency_refused_total{limit="total"}') == 8
+    if small_store.redis is not None:  # type: ignore[attr-defined]
+        assert idempotency_keys(small_store)[0] == 12
