@@ -41,6 +41,7 @@ from app.push import KIND as PUSH_KIND
 from app.push import PushHook
 from app.registry import PollerRegistry
 from app.routes import chats, events, health, offline
+from app.routes.health import PROBE_EVERY_S
 from app.security import ClientAddress, HandleCodec, OriginPolicy
 from app.service import ChatService
 from app.shedding import StreamCapacity
@@ -79,6 +80,7 @@ def create_app(
         max_body_bytes=settings.upstream_max_body_bytes,
         transport=upstream_transport,
         observe=metrics.observe_upstream,
+        probe_every_s=PROBE_EVERY_S,
     )
     the_bus = bus or make_bus(
         settings.redis_url,
