@@ -37,6 +37,7 @@ from app.offline import OfflineDesk
 from app.openapi import install_openapi, operation_id
 from app.paths import TrailingSlash
 from app.poller import PollerTuning
+from app.ports import PortSplit
 from app.push import KIND as PUSH_KIND
 from app.push import PushHook
 from app.registry import PollerRegistry
@@ -234,6 +235,8 @@ def create_app(
     app.add_middleware(TrailingSlash)
     app.add_middleware(CrossOrigin, origins=origins)
     app.add_middleware(ResponsePolicy)
+    # The internal port's paths, and /metrics kept off the public port (BFF_INTERNAL_PORT).
+    app.add_middleware(PortSplit, internal_port=settings.internal_port)
     # Outermost: every answer gets a request id and one access-log line, 403/413 included.
     app.add_middleware(
         AccessLog,
