@@ -198,6 +198,15 @@ def test_one_client_with_random_keys_cannot_grow_the_store_past_its_cap(
 ) -> None:
     on_redis = capped.redis is not None  # type: ignore[attr-defined]
     with httpx.Client(base_url=capped.url, timeout=15) as http:
+        # First what must store nothing at all (the count at the end says so): big bodies
+        # and keys sent to paths no route takes.
+        for chunked in (False, True):
+            assert push_body(capped.port, "/api/v2/chats/x/y/z", chunked=chunked)[0] == 413
+        for n in range(5):
+            unrouted = http.post(
+                f"/api/v2/chats/x/y/{n}", json={}, headers={"Idempotency-Key": str(uuid.uuid4())}
+            )
+            assert unrouted.status_code == 404
         handle = start_chat(http)
         first_key = str(uuid.uuid4())
         answers = [
