@@ -267,11 +267,11 @@ class RedisIdempotency:
         tag = f"{self._prefix}:{{idem:{check_chat(client)}}}"
         return [f"{tag}:{check_chat(key)}", f"{tag}:keys"]
 
-    async def _read_total(self) -> tuple[int, float]:
+    async def _read_total(self, *, wait: bool) -> tuple[int, float]:
         keys, args = [self._count_key], [self._bucket_ms]
         found = cast(
             list[Any],
-            await self._calls.run(lambda: self._count_read(keys=keys, args=args), wait=False),
+            await self._calls.run(lambda: self._count_read(keys=keys, args=args), wait=wait),
         )
         return int(found[0]), int(found[1]) / 1000
 
@@ -280,7 +280,8 @@ class RedisIdempotency:
         time per instance; the others wait for its answer)."""
         async with self._counting:
             if time.monotonic() - self._total_at >= self._count_ttl_s:
-                self._total, self._total_retry_s = await self._read_total()
+                # A customer waits for this: through a failover, like the claim after it.
+                self._total, self._total_retry_s = await self._read_total(wait=True)
                 self._total_at = time.monotonic()
             return self._total
 
@@ -335,7 +336,8 @@ class RedisIdempotency:
         await self._calls.run(lambda: self._abandon(keys=keys, args=args))
 
     async def size(self) -> int:
-        total, _ = await self._read_total()
+        # For a scrape: no waiting through a failover.
+        total, _ = await self._read_total(wait=False)
         return total
 
 

@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import AsyncIterator
 
 import pytest
+from redis.asyncio import Redis
 
-from app.bus import Bus, ChatRecord
+from app.bus import Bus, ChatRecord, RedisBus
 from app.bus.base import IDEMPOTENCY_BUCKET_S, IDEMPOTENCY_COUNT_TTL_S, IdempotencyClaim
+from app.errors import BusUnavailableError
 
-from .conftest import BusFactory
+from .conftest import REDIS_URL, BusFactory, delete_prefix
+from .test_redis_only import Proxy
 
 TTL = 0.3
 ROOMY = 1_000_000
@@ -167,3 +171,39 @@ async def test_the_store_holds_at_most_its_total(make: BusFactory) -> None:
     assert 0 < refused.retry_after_s <= 60 + IDEMPOTENCY_BUCKET_S
     assert (await begin(b, keys[0], "fp", client="client0", max_total=total)).state == "done"
     assert (await begin(b, digest(), "fp", client="newcomer", max_total=total + 1)).state == "new"
+
+
+# -- Redis only: a claim rides through a failover like every call a customer waits for -----
+
+
+@pytest.fixture
+async def proxy(redis_client: Redis) -> AsyncIterator[Proxy]:
+    p = Proxy(int(REDIS_URL.rsplit(":", 1)[1].split("/")[0]))
+    await p.start()
+    yield p
+    await p.stop()
+
+
+async def test_a_claim_waits_through_a_short_outage(
+    proxy: Proxy, prefix: str, redis_client: Redis
+) -> None:
+    """The fleet count read before a claim waits through a failover as the claim does
+    (`BFF_REDIS_FAILOVER_WAIT_S`); the count a scrape reads does not wait."""
+    behind = RedisBus(proxy.url, prefix=prefix, op_timeout_s=0.5, failover_wait_s=5)
+    try:
+        proxy.refusing = True
+        proxy.cut_all()
+        with pytest.raises(BusUnavailableError):
+            await behind.idempotency_size()
+
+        async def recover() -> None:
+            await asyncio.sleep(0.5)
+            proxy.refusing = False
+
+        recovery = asyncio.create_task(recover())
+        claim = await begin(behind, digest(), "fp")
+        await recovery
+        assert claim.state == "new"
+    finally:
+        await behind.aclose()
+        await delete_prefix(redis_client, prefix)
