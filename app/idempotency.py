@@ -56,7 +56,7 @@ from app.idempotency_keys import (
     KEY_RULE,
     KeyRefusedError,
     Retention,
-    client_of,
+    client_digest,
     fingerprint_of,
     kept_for,
     parse_key,
@@ -167,7 +167,7 @@ class IdempotencyGuard:
             body += message.get("body", b"")
             if not message.get("more_body", False):
                 break
-        client = client_of(self.client_of(scope))
+        client = client_digest(self.client_of(scope))
         slot = slot_of(key, scope["path"])
         policy = self.policy
         try:

@@ -53,7 +53,7 @@ def parse_key(raw: bytes | str) -> str:
     return text
 
 
-def client_of(identity: str) -> str:
+def client_digest(identity: str) -> str:
     """The store's name for a client (the identity the per-IP limits key by): a digest, so no
     address is ever written to the bus."""
     return hashlib.blake2b(f"idempotency-client\0{identity}".encode(), digest_size=12).hexdigest()
