@@ -13,6 +13,7 @@ import gc
 import logging
 import os
 import secrets
+import socket
 import sys
 from collections.abc import Sequence
 from types import FrameType
@@ -102,18 +103,51 @@ def serve(args: argparse.Namespace) -> int:
     except (ValidationError, UnknownSettingError) as error:
         print(describe_problem(error), file=sys.stderr)
         return 2
+    if settings.internal_port == args.port:
+        message = "invalid configuration:\n  BFF_INTERNAL_PORT: must differ from --port"
+        print(message, file=sys.stderr)
+        return 2
     logs.configure(settings.log_format, settings.log_level)
     app = create_app(settings)
     _tune_gc()
-    _server(
+    server = _server(
         app,
         args.host,
         args.port,
         settings.shutdown_grace_s,
         settings.trusted_proxies,
         _limits(settings),
-    ).run()
+    )
+    if settings.internal_port is None:
+        server.run()
+        return 0
+    # Both ports on one server, one app: app/ports.py tells them apart by the socket.
+    try:
+        sockets = [_bind(args.host, args.port), _bind(args.host, settings.internal_port)]
+    except OSError as error:
+        logging.getLogger("chat_bff").error("cannot listen: %s", error)
+        return 1
+    logging.getLogger("chat_bff").info(
+        "listening on %s:%d, and on port %d for /healthz, /readyz and /metrics only",
+        args.host,
+        args.port,
+        settings.internal_port,
+    )
+    server.run(sockets=sockets)
     return 0
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A bound socket as uvicorn binds its own (it listens on it when it starts)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def _limits(settings: Settings) -> ConnectionLimits:

@@ -168,6 +168,33 @@ class Settings(HookSettings, BaseSettings):
         le=7 * 86_400,
         description="How long the answer to a POST with an Idempotency-Key is replayed",
     )
+    # -- the request edge (issue 18): idempotency bounds, the internal port ------------
+    idempotency_error_window_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="How long a final refusal (400, 404 once a route passed its limits) to a "
+        "POST with an Idempotency-Key is replayed; successes: idempotency_window_s",
+    )
+    idempotency_max_per_client: int = Field(
+        default=2_000,
+        ge=1,
+        description="Idempotency-Key entries one client (as the per-IP limits key it) may "
+        "hold; a new key beyond it is 429 with Retry-After",
+    )
+    idempotency_max_entries: int = Field(
+        default=100_000,
+        ge=1,
+        description="Idempotency-Key answers held per process (memory bus) or fleet (Redis); "
+        "a new key beyond it is 429 with Retry-After",
+    )
+    internal_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65_535,
+        description="chat-bff serve also listens here for /healthz, /readyz and /metrics "
+        "only; when set, /metrics is no longer served on the public port",
+    )
     upstream_max_body_bytes: int = Field(
         default=4 << 20,
         ge=65_536,

@@ -1,10 +1,12 @@
 """Cross-origin answers for browsers: preflights, CORS headers, and the 403 for foreign origins.
 
-Owns what a browser on another origin is told, for every path. An allowed origin (the
-allow-list, `*`, or our own host) may send any request header it likes (none is forwarded
-upstream) with credentials: chat-bff sets no cookie and trusts none, so allowing credentials
-grants nothing, and the origin is echoed, never `*`, as browsers require. A foreign origin
-gets a JSON 403 in the upstream's error shape on every preflight and on every API request.
+Owns what a browser on another origin is told, for every path. An allowed origin may send
+any request header it likes (none is forwarded upstream). One listed by name (or our own host)
+may send credentials: chat-bff sets no cookie and trusts none, so allowing them grants
+nothing, and the origin is echoed, as browsers require. An origin allowed only by `*` is
+answered `*` without credentials: a wildcard must not vouch for any page's credentials. The
+`null` origin is never allowed. A foreign origin gets a JSON 403 in the upstream's error shape
+on every preflight and on every API request.
 Pure ASGI, so streams pass through unbuffered. It must not look at bodies or chat handles.
 """
 
@@ -71,9 +73,14 @@ class CrossOrigin:
             return
         headers = Headers(scope=scope)
         origin = headers.get("origin")
-        allowed = origin is not None and self.origins.allows(origin, headers.get("host"))
+        host = headers.get("host")
+        allowed = origin is not None and self.origins.allows(origin, host)
+        # What Access-Control-Allow-Origin says: the origin, with credentials, or `*`.
+        answered = None
+        if allowed and origin is not None:
+            answered = origin if self.origins.credentialed(origin, host) else "*"
         if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
-            response = self._preflight(origin, allowed, headers)
+            response = self._preflight(answered, headers)
             await response(scope, receive, send)
             return
         if origin is not None and not allowed and scope["path"].startswith(self.api_prefix):
@@ -86,17 +93,16 @@ class CrossOrigin:
             if message["type"] == "http.response.start":
                 out = MutableHeaders(scope=message)
                 _add_vary(out, "Origin")
-                if allowed and origin is not None:
-                    out["Access-Control-Allow-Origin"] = origin
-                    out["Access-Control-Allow-Credentials"] = "true"
+                if answered is not None:
+                    _allow(out, answered)
                     out["Access-Control-Expose-Headers"] = ", ".join(EXPOSE)
             await send(message)
 
         await self.app(scope, receive, send_with_cors)
 
-    def _preflight(self, origin: str | None, allowed: bool, headers: Headers) -> Response:
+    def _preflight(self, answered: str | None, headers: Headers) -> Response:
         vary = ("Origin", "Access-Control-Request-Method", "Access-Control-Request-Headers")
-        if not allowed or origin is None:
+        if answered is None:
             refused = error_response(OriginNotAllowedError())
             _add_vary(refused.headers, *vary)
             return refused
@@ -114,7 +120,12 @@ class CrossOrigin:
                 answer.headers["Access-Control-Allow-Headers"] = allow_headers
             answer.headers["Access-Control-Allow-Methods"] = ", ".join(METHODS)
             answer.headers["Access-Control-Max-Age"] = str(self.max_age_s)
-        answer.headers["Access-Control-Allow-Origin"] = origin
-        answer.headers["Access-Control-Allow-Credentials"] = "true"
+        _allow(answer.headers, answered)
         _add_vary(answer.headers, *vary)
         return answer
+
+
+def _allow(headers: MutableHeaders, answered: str) -> None:
+    headers["Access-Control-Allow-Origin"] = answered
+    if answered != "*":
+        headers["Access-Control-Allow-Credentials"] = "true"

@@ -11,6 +11,7 @@ import re
 from collections.abc import Awaitable, Sequence
 
 from starlette.datastructures import Headers
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -42,8 +43,9 @@ def replay_body(body: bytes, receive: Receive) -> Receive:
 
 
 class ApiGuard:
-    """Rejects, before any route runs: bodies over `max_body_bytes` (413) and non-JSON bodies
-    (415)."""
+    """Rejects, before anything else reads a POST under the prefix: a body over
+    `max_body_bytes` (413, on every path, routed or not, however the body is framed), and a
+    non-JSON body where a route takes it (415; elsewhere the router answers 404/405)."""
 
     def __init__(
         self,
@@ -61,21 +63,22 @@ class ApiGuard:
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         # Not a coroutine: a request passed through (every read, every stream) runs as the
         # app's own awaitable, holding no frame of this layer while it lasts.
-        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in _BODY_METHODS
+            or not scope["path"].startswith(self.prefix)
+        ):
             return self.app(scope, receive, send)
-        headers = Headers(scope=scope)
-        method = scope["method"] if self._takes_body(scope) else "GET"
-        error = self._check(method, headers)
+        error = self._check(Headers(scope=scope), routed=self._takes_body(scope))
         if error is not None:
-            return error_response(error)(scope, receive, send)
-        if scope["method"] not in _BODY_METHODS or not self._takes_body(scope):
-            return self.app(scope, receive, send)
+            return _refusal(error)(scope, receive, send)
         return self._with_body(scope, receive, send)
 
     async def _with_body(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # The whole body is read here, within the limit, before any route runs: a limit
-        # raised from inside `receive` would surface as whatever the body parser makes of
-        # an exception (FastAPI: 400), and a chunked body has no Content-Length to check.
+        # The whole body is read here, within the limit, before anything else runs (a route,
+        # the idempotency layer, or the router's 404 for a path no route takes): a limit
+        # raised from inside `receive` would surface as whatever the body parser makes of an
+        # exception (FastAPI: 400), and a chunked body has no Content-Length to check.
         body = bytearray()
         while True:
             message = await receive()
@@ -83,10 +86,7 @@ class ApiGuard:
                 return
             body += message.get("body", b"")
             if len(body) > self.max_body_bytes:
-                # Stop reading and close: the rest of an oversized body is not our business.
-                response = error_response(PayloadTooLargeError())
-                response.headers["Connection"] = "close"
-                await response(scope, receive, send)
+                await _refusal(PayloadTooLargeError())(scope, receive, send)
                 return
             if not message.get("more_body", False):
                 break
@@ -99,18 +99,24 @@ class ApiGuard:
             return True
         return any(route.matches(scope)[0] is Match.FULL for route in self.routes)
 
-    def _check(self, method: str, headers: Headers) -> BffError | None:
-        if method not in _BODY_METHODS:
-            return None
+    def _check(self, headers: Headers, *, routed: bool) -> BffError | None:
         length = headers.get("content-length")
         if length is not None and (
             not _DIGITS.fullmatch(length) or int(length) > self.max_body_bytes
         ):
             return PayloadTooLargeError()
         media = headers.get("content-type", "").split(";")[0].strip().lower()
-        if media != "application/json":
+        if routed and media != "application/json":
             return UnsupportedMediaTypeError()
         return None
+
+
+def _refusal(error: BffError) -> Response:
+    response = error_response(error)
+    if isinstance(error, PayloadTooLargeError):
+        # And close: the rest of an oversized body is not read, not even to skip it.
+        response.headers["Connection"] = "close"
+    return response
 
 
 # -- response policy ------------------------------------------------------------------------

@@ -2,60 +2,75 @@
 Header Field"): a retry of a request whose answer was lost is answered with the first answer
 and never reaches the upstream again, whichever instance it reaches.
 
-Owns the key's syntax, the request fingerprint, and the answers kept: a pure ASGI middleware
-in front of the routes, storing through the bus (`IdempotencyStore`), so the guarantee holds
-across the fleet. For one key and path (the key is the client's; the path keeps two chats'
-keys apart):
+Owns the answers kept: a pure ASGI middleware in front of the routes (inside `ApiGuard`, which
+has already refused oversized, non-JSON and foreign-origin requests and read the body within
+its limit), storing through the bus (`IdempotencyStore`), so the guarantee holds across the
+fleet. The rules themselves (key syntax, slot, fingerprint, what is kept how long) are
+`app/idempotency_keys.py`'s. For one client, key and path (a key is its client's: another
+client presenting it names another entry, so no answer, and no chat handle, is ever replayed
+to anyone but the client that caused it):
 
-* the first request runs; its answer is kept for `keep_s` if it is final (below 500 and not
-  429: an unavailable upstream or a rate limit changed nothing, so a retry should run again);
+* only requests a route takes are looked at: any other path or method goes on to the router
+  (404/405) with nothing read, parsed or stored;
+* a key that is not a UUID or 22+ URL-safe characters is refused (400);
+* the first request runs; its answer is kept if it is final (`kept_for`: a success for
+  `keep_s`, a refusal after the route's limits briefly, never 409, 429 or a 5xx);
 * a retry with the same body replays it: same status, same body, `Idempotent-Replayed: true`;
 * a request with the same key but another body is refused with 400 (the draft suggests 422;
   this API answers every invalid input with 400, statusCode 10);
-* a retry while the first is still running is refused with 409 and Retry-After.
+* a retry while the first is still running is refused with 409 and Retry-After;
+* a new key of a client holding `max_per_client` entries, or while the store holds
+  `max_total` answers, is refused with 429 and Retry-After (when an entry frees): running it
+  unremembered could send it twice, silently, if its answer were lost.
 
-A POST without the header is untouched. It must not know what the routes do.
+A POST without the header is untouched. It must not know what the routes do beyond the one
+mark they set when they pass their limits (`admit`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
-import re
-from collections.abc import Awaitable
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.bus.base import IdempotencyStore
+from app.bus.base import IdempotencyClaim, IdempotencyStore
 from app.errors import (
     BffError,
     BusUnavailableError,
     ClientError,
     InvalidInputError,
+    RateLimitedError,
     error_response,
 )
 from app.http import replay_body
+from app.idempotency_keys import (
+    KEY_PATTERN,
+    KEY_RULE,
+    KeyRefusedError,
+    Retention,
+    client_digest,
+    fingerprint_of,
+    kept_for,
+    parse_key,
+    slot_of,
+)
 
 log = logging.getLogger("chat_bff.idempotency")
 
 HEADER = b"idempotency-key"
 REPLAYED = (b"idempotent-replayed", b"true")
-# A Structured Field string (the draft's syntax), or the bare token many clients send.
-_SF_STRING = re.compile(r'"((?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])*)"')
-_BARE = re.compile(r"[\x21\x23-\x2b\x2d-\x5b\x5d-\x7e]+")
-MAX_KEY_CHARS = 255
-# Both forms, for OpenAPI: a quoted string (escapes count as one character) or a bare token.
-KEY_PATTERN = (
-    r'^(?:"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\]){1,255}"'
-    r"|[\x21\x23-\x2b\x2d-\x5b\x5d-\x7e]{1,255})$"
-)
 # Answers larger than this are not kept (ours are a few hundred bytes).
 MAX_ANSWER_BYTES = 65_536
 _KEPT_HEADERS = frozenset({b"content-type", b"retry-after"})
+_TICKET = "chat_bff.idempotency"
 
 
 class KeyReusedError(InvalidInputError):
@@ -68,70 +83,53 @@ class KeyInFlightError(ClientError):
     default_message = "Idempotency-Key: a request with this key is still in progress"
 
 
-def parse_key(raw: bytes) -> str | None:
-    """The key of an Idempotency-Key header value, or None when it is not one."""
-    try:
-        text = raw.decode("ascii").strip(" \t")
-    except UnicodeDecodeError:
-        return None
-    quoted = _SF_STRING.fullmatch(text)
-    if quoted is not None:
-        key = re.sub(r"\\(.)", r"\1", quoted.group(1))
-    elif _BARE.fullmatch(text):
-        key = text
-    else:
-        return None
-    return key if 1 <= len(key) <= MAX_KEY_CHARS else None
+@dataclass(frozen=True, slots=True)
+class IdempotencyPolicy:
+    """`retention`: how long answers are kept; `in_flight_s`: how long a claim outlives a
+    request that never finished (its instance died); the caps: entries per client (claims
+    and answers) and answers in the store (this process, or the fleet on Redis)."""
+
+    retention: Retention
+    in_flight_s: float
+    max_per_client: int
+    max_total: int
 
 
-def slot_of(key: str, path: str) -> str:
-    # Every route answers with and without a trailing slash: one resource, one slot.
-    path = path.rstrip("/")
-    return hashlib.sha256(f"idempotency\0{path}\0{key}".encode()).hexdigest()[:40]
+@dataclass(slots=True)
+class _Ticket:
+    admitted: bool = False
 
 
-def fingerprint_of(scope: Scope, body: bytes) -> str:
-    """What makes two requests the same request: method, path, query and body, the body as
-    canonical JSON when it is JSON (a retry from another client library may space or order
-    the same object differently)."""
-    try:
-        canonical = json.dumps(
-            json.loads(body), sort_keys=True, separators=(",", ":"), ensure_ascii=True
-        ).encode()
-    except (ValueError, RecursionError):
-        canonical = body
-    digest = hashlib.sha256()
-    for part in (
-        scope["method"].encode(),
-        scope["path"].rstrip("/").encode(),
-        scope["query_string"],
-        canonical,
-    ):
-        digest.update(len(part).to_bytes(8, "big") + part)
-    return digest.hexdigest()
-
-
-def _storable(status: int) -> bool:
-    return status < 500 and status != 429
+def admit(scope: Scope) -> None:
+    """The route passed its limits (rate limits, the opening hours) and is about to act: from
+    here a refusal is a final answer, kept like a success (briefly). Without a key, nothing."""
+    ticket = scope.get(_TICKET)
+    if isinstance(ticket, _Ticket):
+        ticket.admitted = True
 
 
 class IdempotencyGuard:
-    """See the module docstring. Sits inside `ApiGuard`, which has already refused oversized,
-    non-JSON and foreign-origin requests, and read the body within its limit."""
+    """See the module docstring. `client_of(scope)` is the client identity the per-IP limits
+    key by; `routes` are the app's (a path no route takes is not looked at);
+    `on_refused(limit)` counts a new key refused at a cap ("client" or "total")."""
 
     def __init__(
         self,
         app: ASGIApp,
         *,
         store: IdempotencyStore,
-        keep_s: float,
-        in_flight_s: float,
+        policy: IdempotencyPolicy,
+        client_of: Callable[[Scope], str],
+        routes: Sequence[BaseRoute] = (),
+        on_refused: Callable[[str], None] | None = None,
         prefix: str = "/api/v2/",
     ) -> None:
         self.app = app
         self.store = store
-        self.keep_s = keep_s
-        self.in_flight_s = in_flight_s
+        self.policy = policy
+        self.client_of = client_of
+        self.routes = routes
+        self.on_refused = on_refused
         self.prefix = prefix
 
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
@@ -144,14 +142,22 @@ class IdempotencyGuard:
         ):
             return self.app(scope, receive, send)
         values = [v for name, v in scope["headers"] if name == HEADER]
-        if not values:
+        if not values or not self._routed(scope):
             return self.app(scope, receive, send)
         return self._keyed(scope, receive, send, values)
 
+    def _routed(self, scope: Scope) -> bool:
+        if not self.routes:
+            return True
+        return any(route.matches(scope)[0] is Match.FULL for route in self.routes)
+
     async def _keyed(self, scope: Scope, receive: Receive, send: Send, values: list[bytes]) -> None:
-        key = parse_key(values[0]) if len(values) == 1 else None
-        if key is None:
-            await self._refuse(InvalidInputError("Idempotency-Key: not a valid key"), scope, send)
+        try:
+            if len(values) != 1:
+                raise KeyRefusedError(KEY_RULE)
+            key = parse_key(values[0])
+        except KeyRefusedError as error:
+            await self._refuse(error, scope, send)
             return
         body = bytearray()
         while True:
@@ -161,30 +167,57 @@ class IdempotencyGuard:
             body += message.get("body", b"")
             if not message.get("more_body", False):
                 break
+        client = client_digest(self.client_of(scope))
         slot = slot_of(key, scope["path"])
+        policy = self.policy
         try:
             claim = await self.store.idempotency_begin(
-                slot, fingerprint_of(scope, bytes(body)), self.in_flight_s
+                client,
+                slot,
+                fingerprint_of(scope, bytes(body)),
+                in_flight_s=policy.in_flight_s,
+                max_per_client=policy.max_per_client,
+                max_total=policy.max_total,
             )
         except BffError as error:
             await self._refuse(error, scope, send)
             return
-        if claim.state == "mismatch":
-            await self._refuse(KeyReusedError(), scope, send)
-        elif claim.state == "in_flight":
-            await self._refuse(KeyInFlightError(retry_after_s=1), scope, send)
+        if claim.state == "new":
+            await self._first(client, slot, claim.token, bytes(body), scope, receive, send)
         elif claim.state == "done":
             await self._replay(claim.answer or "", scope, send)
         else:
-            await self._first(slot, claim.token, bytes(body), scope, receive, send)
+            await self._refuse(self._refusal(claim), scope, send)
+
+    def _refusal(self, claim: IdempotencyClaim) -> BffError:
+        if claim.state == "mismatch":
+            return KeyReusedError()
+        if claim.state == "in_flight":
+            return KeyInFlightError(retry_after_s=1)
+        if self.on_refused is not None:
+            self.on_refused(claim.limit)
+        whose = "this client holds" if claim.limit == "client" else "the server holds"
+        wait = min(max(1, math.ceil(claim.retry_after_s)), math.ceil(self.policy.retention.keep_s))
+        return RateLimitedError(
+            f"Idempotency-Key: {whose} as many remembered requests as it may; retry later",
+            retry_after_s=wait,
+        )
 
     async def _first(
-        self, slot: str, token: str, body: bytes, scope: Scope, receive: Receive, send: Send
+        self,
+        client: str,
+        slot: str,
+        token: str,
+        body: bytes,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
     ) -> None:
         status = 0
         headers: list[list[str]] = []
         chunks: list[bytes] = []
         size = 0
+        ticket = _Ticket()
 
         async def keeping(message: Message) -> None:
             nonlocal status, size
@@ -202,11 +235,15 @@ class IdempotencyGuard:
 
         kept = False
         try:
+            scope[_TICKET] = (
+                ticket  # in place, like the router's own marks (the access log reads them)
+            )
             await self.app(scope, replay_body(body, receive), keeping)
-            if _storable(status) and 0 < size <= MAX_ANSWER_BYTES:
+            keep_s = kept_for(status, admitted=ticket.admitted, retention=self.policy.retention)
+            if keep_s is not None and 0 < size <= MAX_ANSWER_BYTES:
                 answer = {"s": status, "h": headers, "b": b"".join(chunks).decode("latin-1")}
                 kept = await self.store.idempotency_finish(
-                    slot, token, json.dumps(answer), self.keep_s
+                    client, slot, token, json.dumps(answer), keep_s
                 )
                 if not kept:
                     log.warning("idempotent answer not kept: its claim had expired")
@@ -217,7 +254,7 @@ class IdempotencyGuard:
         finally:
             if not kept:
                 with contextlib.suppress(BffError):
-                    await self.store.idempotency_abandon(slot, token)
+                    await self.store.idempotency_abandon(client, slot, token)
 
     async def _replay(self, stored: str, scope: Scope, send: Send) -> None:
         answer: dict[str, Any] = json.loads(stored)
@@ -259,16 +296,21 @@ def document_openapi(schema: dict[str, Any]) -> None:
         "in": "header",
         "required": False,
         "description": (
-            "A unique key per intended operation (a UUID). A retry with the same key and body "
-            "within the idempotency window gets the first answer again (with "
-            "`Idempotent-Replayed: true`) and is not performed twice. Final answers are kept "
-            "(below 500, except 429)."
+            "A unique key per intended operation: a UUID, or 22 to 255 random characters of "
+            "A-Z, a-z, 0-9, `-` and `_` (at least 128 bits), bare or in double quotes. A "
+            "retry by the same client with the same key and body within the idempotency "
+            "window gets the first answer again (with `Idempotent-Replayed: true`) and is not "
+            "performed twice. Successes are kept for the window, refusals after the route's "
+            "limits briefly; 409, 429 and 5xx answers are not kept."
         ),
         "schema": {"type": "string", "pattern": KEY_PATTERN},
     }
     notes = {
-        "400": "an Idempotency-Key that is malformed or was used for a different request",
+        "400": "an Idempotency-Key that is malformed, too short, or was used for a different "
+        "request",
         "409": "a request with this Idempotency-Key is still in progress (see Retry-After)",
+        "429": "this client (or the server) remembers as many Idempotency-Keys as it may "
+        "(see Retry-After)",
     }
     for path, operations in schema.get("paths", {}).items():
         operation = operations.get("post")

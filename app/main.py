@@ -29,7 +29,8 @@ from app.docs import install_docs
 from app.errors import install_error_handlers
 from app.hours import parse as parse_business_hours
 from app.http import ApiGuard, ResponsePolicy
-from app.idempotency import IdempotencyGuard, install_idempotency_docs
+from app.idempotency import IdempotencyGuard, IdempotencyPolicy, install_idempotency_docs
+from app.idempotency_keys import Retention
 from app.limits import ConcurrencyLimiter, RateLimiter
 from app.metrics import Metrics
 from app.offline import KIND as OFFLINE_KIND
@@ -37,10 +38,12 @@ from app.offline import OfflineDesk
 from app.openapi import install_openapi, operation_id
 from app.paths import TrailingSlash
 from app.poller import PollerTuning
+from app.ports import PortSplit
 from app.push import KIND as PUSH_KIND
 from app.push import PushHook
 from app.registry import PollerRegistry
 from app.routes import chats, events, health, offline
+from app.routes.health import PROBE_EVERY_S
 from app.security import ClientAddress, HandleCodec, OriginPolicy
 from app.service import ChatService
 from app.shedding import StreamCapacity
@@ -80,6 +83,7 @@ def create_app(
         max_body_bytes=settings.upstream_max_body_bytes,
         transport=upstream_transport,
         observe=metrics.observe_upstream,
+        probe_every_s=PROBE_EVERY_S,
     )
     the_bus = bus or make_bus(
         settings.redis_url,
@@ -213,15 +217,28 @@ def create_app(
     app.add_middleware(
         IdempotencyGuard,
         store=the_bus,
-        keep_s=settings.idempotency_window_s,
-        # Longer than any one request can run (bus calls, a queued upstream call, its
-        # deadline): a claim outliving its request only if the instance died meanwhile.
-        in_flight_s=2 * settings.upstream_timeout_s + 10,
+        policy=IdempotencyPolicy(
+            retention=Retention(
+                keep_s=settings.idempotency_window_s,
+                keep_error_s=settings.idempotency_error_window_s,
+            ),
+            # Longer than any one request can run (bus calls, a queued upstream call, its
+            # deadline): a claim outliving its request only if the instance died meanwhile.
+            in_flight_s=2 * settings.upstream_timeout_s + 10,
+            max_per_client=settings.idempotency_max_per_client,
+            max_total=settings.idempotency_max_entries,
+        ),
+        # The client identity the per-IP limits key by (app/routes/deps.py: client_ip).
+        client_of=runtime.client_address.of,
+        routes=app.routes,
+        on_refused=lambda limit: metrics.idempotency_refused.labels(limit).inc(),
     )
     app.add_middleware(ApiGuard, max_body_bytes=settings.max_body_bytes, routes=app.routes)
     app.add_middleware(TrailingSlash)
     app.add_middleware(CrossOrigin, origins=origins)
     app.add_middleware(ResponsePolicy)
+    # The internal port's paths, and /metrics kept off the public port (BFF_INTERNAL_PORT).
+    app.add_middleware(PortSplit, internal_port=settings.internal_port)
     # Outermost: every answer gets a request id and one access-log line, 403/413 included.
     app.add_middleware(
         AccessLog,

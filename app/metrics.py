@@ -115,6 +115,25 @@ class Metrics:
             registry=self.registry,
         )
         self._held = 0
+        self._edge()
+
+    def _edge(self) -> None:
+        """What a client can make us hold at the request edge, and refusals at its caps."""
+        self.idempotency_entries = Gauge(
+            "bff_idempotency_entries",
+            "Idempotency-Key answers held: this process's (memory bus) or the fleet's (Redis), "
+            "as read at this scrape",
+            registry=self.registry,
+        )
+        self.idempotency_refused = Counter(
+            "bff_idempotency_refused",
+            "New Idempotency-Keys refused with 429: the client held BFF_IDEMPOTENCY_MAX_PER_CLIENT "
+            "entries (client), or the store BFF_IDEMPOTENCY_MAX_ENTRIES answers (total)",
+            ["limit"],
+            registry=self.registry,
+        )
+        for limit in ("client", "total"):
+            self.idempotency_refused.labels(limit)
 
     def _outbox(self) -> None:
         """The webhook outbox, per kind of notice (`webhooks.DeliveryObserver`)."""

@@ -28,7 +28,6 @@ from app.webhooks import Dispatcher, envelope
 
 KIND = "offline"
 EMAIL_MAX = 254
-IDEMPOTENCY_KEY_MAX = 255
 # The upstream counts as unavailable while its last failure is this recent and no success
 # came after it: a stale failure says nothing about now.
 UNHEALTHY_FOR_S = 30.0
@@ -111,8 +110,9 @@ def availability(hours: BusinessHours | None, instant: datetime, *, failing: boo
 
 
 def item_id(body: OfflineMessageBody, idempotency_key: str | None) -> str | None:
-    """The outbox id of a message sent with `Idempotency-Key`: the same key and body give the
-    same id, so a retry is stored once however often it comes. None without a key."""
+    """The outbox id of a message sent with `Idempotency-Key` (as `idempotency_keys.parse_key`
+    read it): the same key and body give the same id, so a retry is stored once however often
+    it comes, even after the idempotency window. None without a key."""
     if not idempotency_key:
         return None
     canonical = json.dumps(

@@ -155,7 +155,9 @@ def _hop(text: str) -> str:
 
 
 class OriginPolicy:
-    """Browsers may call us from the allow-listed origins, or from our own origin.
+    """Browsers may call us from the allow-listed origins, or from our own origin; with `*`
+    from any origin, without credentials. The `null` origin (sandboxed frames, `file:`
+    pages, data URLs: anyone can make one) is never allowed, whatever the list says.
 
     Requests without an Origin header (mobile apps, servers, same-origin GETs) are allowed: the
     policy guards against other sites driving a visitor's browser, not against direct clients.
@@ -163,16 +165,30 @@ class OriginPolicy:
 
     def __init__(self, allowed: Sequence[str]) -> None:
         self._any = "*" in allowed
-        self._allowed = frozenset(allowed)
+        self._allowed = frozenset(o for o in allowed if o != "*" and not _is_null(o))
 
     def allows(self, origin: str | None, host: str | None) -> bool:
         if origin is None:
             return True
+        if _is_null(origin):
+            return False
+        return self._any or self.credentialed(origin, host)
+
+    def credentialed(self, origin: str, host: str | None) -> bool:
+        """Listed by name, or our own: answered with the origin and credentials. An origin
+        allowed only by `*` gets `*` and no credentials (the CORS rule for a wildcard)."""
         origin = origin.rstrip("/")
-        if self._any or origin in self._allowed:
+        if _is_null(origin):
+            return False
+        if origin in self._allowed:
             return True
         return host is not None and urlsplit(origin).netloc == host
 
     def check(self, origin: str | None, host: str | None) -> None:
         if not self.allows(origin, host):
             raise OriginNotAllowedError()
+
+
+def _is_null(origin: str) -> bool:
+    # As browsers send it ("null"), and any spelling of it a client may try.
+    return origin.strip(" \t/").lower() == "null"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -97,9 +98,11 @@ class UpstreamClient:
         max_body_bytes: int = 4 << 20,
         transport: httpx.AsyncBaseTransport | None = None,
         observe: Callable[[str, str, float], None] | None = None,
+        probe_every_s: float = 5.0,
     ) -> None:
         """`observe(operation, outcome, seconds)` is called after every call: outcome "ok" or
-        the name of the error it raised; seconds on the wire (0 when it never got there)."""
+        the name of the error it raised; seconds on the wire (0 when it never got there).
+        `probe_every_s`: readiness probes reach the upstream at most this often."""
         self._observe = observe
         self._contact_center_id = contact_center_id
         self._deadline_s = timeout_s
@@ -129,8 +132,13 @@ class UpstreamClient:
         self._write_slots = asyncio.Semaphore(max(4, max_in_flight // 4))
         self.last_success: float | None = None
         self.last_failure: float | None = None
+        self._probe_every_s = probe_every_s
+        self._probe: asyncio.Task[bool] | None = None
+        self._probed: tuple[float, bool] = (-math.inf, False)
 
     async def aclose(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
         await self._wire.aclose()
 
     async def _call(
@@ -310,16 +318,41 @@ class UpstreamClient:
         )
         return Answer(set_cookies)
 
-    async def probe(self) -> bool:
-        """True when the upstream answers HTTP at all (any status): used by readiness."""
+    async def probe(self, *, wait_s: float) -> bool:
+        """True when the upstream answers HTTP at all (any status): used by readiness.
+
+        One probe for the whole process at a time, at most one per `probe_every_s` (its
+        result is reused meanwhile), waiting for a read slot like every read: however many
+        readiness checks arrive, they cost the upstream one request and a customer's call no
+        slot and no connection. A caller waits for the answer at most `wait_s` (False after
+        that: the upstream is not answering promptly); the probe itself goes on, owned here."""
+        at, answered = self._probed
+        if time.monotonic() - at < self._probe_every_s:
+            return answered
+        if self._probe is None:
+            self._probe = asyncio.create_task(self._probe_once(), name="upstream-probe")
         try:
-            async with asyncio.timeout(self._deadline_s + 1):
+            async with asyncio.timeout(wait_s):
+                return await asyncio.shield(self._probe)
+        except TimeoutError:
+            return False
+
+    async def _probe_once(self) -> bool:
+        answered = False
+        try:
+            async with asyncio.timeout(self._deadline_s + 1), self._read_slots:
                 await self._wire.exchange(
                     "GET",
                     self._base + "/chats/readiness-probe",
                     {"ContactCenterId": self._contact_center_id.get_secret_value()},
                     None,
                 )
-        except (TimeoutError, OSError):
-            return False
-        return True
+            answered = True
+        except (TimeoutError, OSError, AnswerTooLargeError):
+            pass
+        finally:
+            self._probe = None
+            self._probed = (time.monotonic(), answered)
+        if answered:
+            self.last_success = self._probed[0]
+        return answered

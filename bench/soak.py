@@ -263,7 +263,7 @@ class Soak:
                         "POST",
                         f"/api/v2/chats/{handle}",
                         json={"operationName": "SendMessage", "text": str(random.random())},
-                        headers={"Idempotency-Key": "reused-by-everyone"},
+                        headers={"Idempotency-Key": "reused-by-every-soak-client"},
                     )
                 elif kind == "header":
                     await self._raw(b"GET /healthz HTTP/1.1\r\nX: " + b"a" * 40_000 + b"\r\n\r\n")

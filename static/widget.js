@@ -65,7 +65,9 @@
   const ENDED = new Set(["Idle", "Completed", "Disconnected"]);
   const backoff = (n) => Math.min(15000, 500 * 2 ** n) * (0.5 + Math.random() / 2);
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-  const newKey = () => Array.from(crypto.getRandomValues(new Uint32Array(4)), (n) => n.toString(36)).join("");
+  // 128 random bits as 32 characters of [0-9a-z] (8 per word: 1e11 + n always has 8 digits in
+  // base 36), which the server takes as an Idempotency-Key (22+ URL-safe characters).
+  const newKey = () => Array.from(crypto.getRandomValues(new Uint32Array(4)), (n) => (n + 1e11).toString(36)).join("");
 
   /** GET `path`, or POST `body` to it (with an Idempotency-Key if given); the answer's JSON. */
   async function api(path, body, key, signal) {

@@ -5,7 +5,7 @@ in KEYS (Redis routes the call by them and refuses a key of another slot). The c
 touch the keys of one chat (all hash-tagged `{chat}`); COMMIT also publishes on the chat's
 channel, which carries the same tag (SPUBLISH on a Cluster, where the channel must be in the
 script's slot). The interest scripts touch only the global interest set; each limit script one
-counter key; each idempotency script one idempotency key (tagged `{idem:<key>}`). User data
+counter key (the idempotency scripts are `_idempotency`'s, one client's keys each). User data
 (message bodies, state JSON) is passed as opaque strings and spliced into the event JSON by
 concatenation, never decoded by Lua: cjson would round numbers to 14 digits.
 """
@@ -240,36 +240,3 @@ if total > tonumber(ARGV[4]) then return others end
     + _WRITE_HOLDERS
     + "return 1\n"
 )
-
-
-# -- Idempotency-Key: each key under its own hash tag, one key per script --------------------
-
-# KEYS: slot. ARGV: fingerprint, token, in_flight_ms.
-# Returns {'new'}, {'mismatch'}, {'in_flight'} or {'done', answer}.
-IDEMPOTENCY_BEGIN = """
-local fp = redis.call('HGET', KEYS[1], 'fp')
-if not fp then
-  redis.call('HSET', KEYS[1], 'fp', ARGV[1], 'token', ARGV[2])
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
-  return {'new'}
-end
-if fp ~= ARGV[1] then return {'mismatch'} end
-local answer = redis.call('HGET', KEYS[1], 'answer')
-if answer then return {'done', answer} end
-return {'in_flight'}
-"""
-
-# KEYS: slot. ARGV: token, answer, keep_ms. Returns 1 when stored.
-IDEMPOTENCY_FINISH = """
-if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'answer', ARGV[2])
-redis.call('HDEL', KEYS[1], 'token')
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return 1
-"""
-
-# KEYS: slot. ARGV: token.
-IDEMPOTENCY_ABANDON = """
-if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""

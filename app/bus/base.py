@@ -332,38 +332,67 @@ class IdempotencyClaim:
     * "in_flight": a request with the same fingerprint holds it and has not finished.
     * "done": `answer` is what the first request answered.
     * "mismatch": the key was taken by a request with another fingerprint.
+    * "full": the key is free, but its client (`limit` "client") or the store (`limit`
+      "total") holds as many entries as allowed; one frees in about `retry_after_s`.
     """
 
-    state: Literal["new", "in_flight", "done", "mismatch"]
+    state: Literal["new", "in_flight", "done", "mismatch", "full"]
     token: str = ""
     answer: str | None = None
+    retry_after_s: float = 0.0
+    limit: Literal["", "client", "total"] = ""
 
 
 class IdempotencyStore(Protocol):
-    """Requests made once across the fleet, whatever instance a retry reaches. A key is an
-    opaque string chosen by the caller (a digest; no braces), kept apart from every chat.
+    """Requests made once across the fleet, whatever instance a retry reaches. A key belongs
+    to a client: `client` and `key` are opaque digests chosen by the caller (no braces), and
+    one key of two clients names two entries. Entries live apart from every chat.
 
     Guarantees:
     * `idempotency_begin` is atomic fleet-wide: of any number of concurrent callers with one
-      key, exactly one gets "new"; the others get "in_flight" (same fingerprint) or
-      "mismatch" (another one) until the holder finishes or abandons the key, or its claim
+      client and key, exactly one gets "new"; the others get "in_flight" (same fingerprint)
+      or "mismatch" (another one) until the holder finishes or abandons the key, or its claim
       expires `in_flight_s` after it was taken (a holder that died does not block the key
       for ever). Once finished, every caller gets "done" with the stored answer, or
       "mismatch", until the answer expires `keep_s` after it was stored.
+    * Bounded: a key not held yet is refused ("full") while its client holds
+      `max_per_client` entries (claims and answers, counted exactly), or while the store
+      holds `max_total` stored answers (this process's on the memory bus; the fleet's on
+      Redis, counted in time buckets, so an answer may count up to `IDEMPOTENCY_BUCKET_S`
+      past its expiry; an instance sees its own answers at once and the other instances'
+      up to `IDEMPOTENCY_COUNT_TTL_S` late). Claims in flight do not count towards
+      `max_total`, so it may be passed by as many requests as run at once. Keys already
+      held are answered as usual at the caps.
     * `idempotency_finish` stores `answer` only while `token` still holds the key, and says
       whether it did; `idempotency_abandon` frees the key only while `token` still holds it.
       A holder whose claim expired and was taken by another can neither store nor free it.
+    * `idempotency_size` is the count `max_total` is checked against, read now.
     """
 
     async def idempotency_begin(
-        self, key: str, fingerprint: str, in_flight_s: float
+        self,
+        client: str,
+        key: str,
+        fingerprint: str,
+        *,
+        in_flight_s: float,
+        max_per_client: int,
+        max_total: int,
     ) -> IdempotencyClaim: ...
 
     async def idempotency_finish(
-        self, key: str, token: str, answer: str, keep_s: float
+        self, client: str, key: str, token: str, answer: str, keep_s: float
     ) -> bool: ...
 
-    async def idempotency_abandon(self, key: str, token: str) -> None: ...
+    async def idempotency_abandon(self, client: str, key: str, token: str) -> None: ...
+
+    async def idempotency_size(self) -> int: ...
+
+
+# The fleet-wide count of stored answers is kept per expiry bucket of this many seconds, and
+# read by each instance at most this often (both: the Redis bus; the memory bus is exact).
+IDEMPOTENCY_BUCKET_S = 10.0
+IDEMPOTENCY_COUNT_TTL_S = 1.0
 
 
 class Bus(Lease, ChatCache, FanOut, Outbox, PushRecords, Limits, IdempotencyStore, Protocol):

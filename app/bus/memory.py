@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from app.bus._hub import LocalHub, LocalSubscription, check_chat
+from app.bus._idempotency import MemoryIdempotency
 from app.bus._limits import MemoryLimits
 from app.bus._outbox_memory import MemoryOutbox
 from app.bus.base import (
@@ -61,14 +62,6 @@ class _Lease:
     expires: float
 
 
-@dataclass(slots=True)
-class _Idempotent:
-    fingerprint: str
-    token: str
-    expires: float
-    answer: str | None = None
-
-
 class MemoryBus:
     """`Bus` for one process."""
 
@@ -81,8 +74,7 @@ class MemoryBus:
         self._readers: dict[str, float] = {}
         self._hooks = _HooksState()
         self._outbox = MemoryOutbox()
-        self._idempotent: dict[str, _Idempotent] = {}
-        self._idempotent_sweep = time.monotonic() + _SWEEP_EVERY_S
+        self._idempotency = MemoryIdempotency()
         self._next_sweep = time.monotonic() + _SWEEP_EVERY_S
         self._closed = False
         self._limits = MemoryLimits()
@@ -369,46 +361,37 @@ class MemoryBus:
     async def outbox_held(self, kind: str) -> OutboxHeld:
         return await self._outbox.outbox_held(kind)
 
-    # -- IdempotencyStore -----------------------------------------------------------------
-
-    def _idempotent_entry(self, key: str, now: float) -> _Idempotent | None:
-        if now >= self._idempotent_sweep:
-            self._idempotent_sweep = now + _SWEEP_EVERY_S
-            for gone in [k for k, e in self._idempotent.items() if e.expires <= now]:
-                del self._idempotent[gone]
-        entry = self._idempotent.get(key)
-        if entry is not None and entry.expires <= now:
-            del self._idempotent[key]
-            return None
-        return entry
+    # -- IdempotencyStore (app/bus/_idempotency.py) ---------------------------------------
 
     async def idempotency_begin(
-        self, key: str, fingerprint: str, in_flight_s: float
+        self,
+        client: str,
+        key: str,
+        fingerprint: str,
+        *,
+        in_flight_s: float,
+        max_per_client: int,
+        max_total: int,
     ) -> IdempotencyClaim:
-        now = time.monotonic()
-        entry = self._idempotent_entry(check_chat(key), now)
-        if entry is None:
-            token = secrets.token_hex(16)
-            self._idempotent[key] = _Idempotent(fingerprint, token, now + in_flight_s)
-            return IdempotencyClaim("new", token)
-        if entry.fingerprint != fingerprint:
-            return IdempotencyClaim("mismatch")
-        if entry.answer is not None:
-            return IdempotencyClaim("done", answer=entry.answer)
-        return IdempotencyClaim("in_flight")
+        return await self._idempotency.begin(
+            client,
+            key,
+            fingerprint,
+            in_flight_s=in_flight_s,
+            max_per_client=max_per_client,
+            max_total=max_total,
+        )
 
-    async def idempotency_finish(self, key: str, token: str, answer: str, keep_s: float) -> bool:
-        now = time.monotonic()
-        entry = self._idempotent_entry(key, now)
-        if entry is None or entry.answer is not None or entry.token != token:
-            return False
-        entry.answer, entry.token, entry.expires = answer, "", now + keep_s
-        return True
+    async def idempotency_finish(
+        self, client: str, key: str, token: str, answer: str, keep_s: float
+    ) -> bool:
+        return await self._idempotency.finish(client, key, token, answer, keep_s)
 
-    async def idempotency_abandon(self, key: str, token: str) -> None:
-        entry = self._idempotent_entry(key, time.monotonic())
-        if entry is not None and entry.answer is None and entry.token == token:
-            del self._idempotent[key]
+    async def idempotency_abandon(self, client: str, key: str, token: str) -> None:
+        await self._idempotency.abandon(client, key, token)
+
+    async def idempotency_size(self) -> int:
+        return await self._idempotency.size()
 
 
 # Interface guard: mypy checks that MemoryBus satisfies every protocol in `Bus`.

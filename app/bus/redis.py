@@ -14,7 +14,7 @@ live in one Cluster slot and each write is one atomic Lua script (`_scripts`):
     <prefix>:{<chat>}:push    hash: push token, handle, notified watermark, end notified
     <prefix>:{outbox}:...     the webhook outbox: a queue per kind (`_outbox_redis`)
     <prefix>:rate:{..}, :lim:{..}, :alive:{..}   fleet-wide limits (`_limits`)
-    <prefix>:{idem:<key>}     hash: fp, token (while in flight), answer; PX in flight / window
+    <prefix>:{idem:<client>}:.., <prefix>:{idem}:count   Idempotency-Key answers (`_idempotency`)
 
 Cluster rules (plain Redis and Sentinel follow them too, so one code path serves all three):
 
@@ -52,6 +52,7 @@ from app.bus import _scripts
 from app.bus._calls import Calls
 from app.bus._connect import make_clients
 from app.bus._hub import LocalSubscription, check_chat
+from app.bus._idempotency import RedisIdempotency
 from app.bus._limits import RedisLimits
 from app.bus._link import FAILURES, decode_events
 from app.bus._outbox_redis import RedisOutbox
@@ -139,9 +140,7 @@ class RedisBus:
         self._note_interest = r.register_script(_scripts.NOTE_INTEREST)
         self._live_interest = r.register_script(_scripts.LIVE_INTEREST)
         self._register_hooks_scripts(r)
-        self._idem_begin = r.register_script(_scripts.IDEMPOTENCY_BEGIN)
-        self._idem_finish = r.register_script(_scripts.IDEMPOTENCY_FINISH)
-        self._idem_abandon = r.register_script(_scripts.IDEMPOTENCY_ABANDON)
+        self._idempotency = RedisIdempotency(r, self._calls, prefix=prefix, instance=instance)
         # RESP2 and bytes: redis-py parses PING replies on a pub/sub connection (our barriers)
         # right only in that mode. No retries: a lost connection must surface to the reader.
         pubsub_kwargs: dict[str, Any] = {
@@ -437,36 +436,37 @@ class RedisBus:
     async def outbox_held(self, kind: str) -> OutboxHeld:
         return await self._outbox.outbox_held(kind)
 
-    # -- IdempotencyStore -----------------------------------------------------------------
-
-    def _idem_key(self, key: str) -> str:
-        # Its own hash tag: one idempotency key, one Cluster slot, one key per script.
-        return f"{self._prefix}:{{idem:{check_chat(key)}}}"
+    # -- IdempotencyStore (app/bus/_idempotency.py) ---------------------------------------
 
     async def idempotency_begin(
-        self, key: str, fingerprint: str, in_flight_s: float
+        self,
+        client: str,
+        key: str,
+        fingerprint: str,
+        *,
+        in_flight_s: float,
+        max_per_client: int,
+        max_total: int,
     ) -> IdempotencyClaim:
-        keys = [self._idem_key(key)]
-        token = f"{self._instance}:{secrets.token_hex(16)}"
-        args: list[str | int] = [fingerprint, token, _ms(in_flight_s)]
-        found = cast(
-            list[str], await self._calls.run(lambda: self._idem_begin(keys=keys, args=args))
+        return await self._idempotency.begin(
+            client,
+            key,
+            fingerprint,
+            in_flight_s=in_flight_s,
+            max_per_client=max_per_client,
+            max_total=max_total,
         )
-        state = found[0]
-        if state == "new":
-            return IdempotencyClaim("new", token)
-        if state == "done":
-            return IdempotencyClaim("done", answer=found[1])
-        return IdempotencyClaim("mismatch" if state == "mismatch" else "in_flight")
 
-    async def idempotency_finish(self, key: str, token: str, answer: str, keep_s: float) -> bool:
-        keys = [self._idem_key(key)]
-        args: list[str | int] = [token, answer, _ms(keep_s)]
-        return bool(await self._calls.run(lambda: self._idem_finish(keys=keys, args=args)))
+    async def idempotency_finish(
+        self, client: str, key: str, token: str, answer: str, keep_s: float
+    ) -> bool:
+        return await self._idempotency.finish(client, key, token, answer, keep_s)
 
-    async def idempotency_abandon(self, key: str, token: str) -> None:
-        keys, args = [self._idem_key(key)], [token]
-        await self._calls.run(lambda: self._idem_abandon(keys=keys, args=args))
+    async def idempotency_abandon(self, client: str, key: str, token: str) -> None:
+        await self._idempotency.abandon(client, key, token)
+
+    async def idempotency_size(self) -> int:
+        return await self._idempotency.size()
 
 
 # Interface guard: mypy checks that RedisBus satisfies every protocol in `Bus`.

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import WithJsonSchema
 
 from app.errors import InvalidInputError
+from app.idempotency import admit
 from app.models import Message
 from app.openapi import INDEX_SCHEMA, errors
 from app.routes.deps import ChatRefDep, ClientIpDep, RuntimeDep
@@ -48,10 +49,11 @@ NO_STORE = {"Cache-Control": "no-store"}
     description="Starts a chat. Answers the chat handle: use it wherever the chat id goes.",
 )
 async def request_chat(
-    body: RequestChatBody, rt: RuntimeDep, ip: ClientIpDep, response: Response
+    body: RequestChatBody, rt: RuntimeDep, ip: ClientIpDep, request: Request, response: Response
 ) -> ChatCreated:
     rt.offline.require_open()
     await rt.create_limiter.hit(ip)
+    admit(request.scope)  # from here, an Idempotency-Key's refusal is a final answer
     ref = await rt.service.create(
         body.nickname,
         body.subject,
@@ -78,9 +80,11 @@ async def operate_chat(
     body: Annotated[ChatOperationBody, Body()],
     rt: RuntimeDep,
     ip: ClientIpDep,
+    request: Request,
     response: Response,
 ) -> OperationResult:
     await rt.send_limiter.hit(ip)
+    admit(request.scope)
     text = body.text if isinstance(body, SendMessageBody) else None
     await rt.service.operate(ref, body.operationName, text)
     response.headers.update(NO_STORE)

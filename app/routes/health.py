@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from app.errors import BffError
 from app.openapi import RETRY_AFTER
 from app.routes.deps import RuntimeDep
 
 router = APIRouter(tags=["operations"])
 
-# Readiness must not cost the upstream one request per probe of every load balancer.
-_PROBE_FRESH_S = 5.0
+# Readiness must not cost the upstream one request per probe of every load balancer: calls
+# answered within this say enough, and the probe itself runs once per this for the process.
+PROBE_EVERY_S = 5.0
+# A readiness check waits this long for the shared probe, then says "unavailable": load
+# balancers time their checks out after a few seconds, and a hanging upstream must not make
+# this instance look dead (readiness stays 200 on upstream trouble, see below).
+_PROBE_WAIT_S = 2.0
 
 
 @router.get("/healthz", summary="Liveness: the process answers")
@@ -61,13 +68,11 @@ async def readyz(rt: RuntimeDep) -> JSONResponse:
     bus_ok = await rt.bus.ping()
     now = time.monotonic()
     upstream = rt.upstream
-    recent_ok = upstream.last_success is not None and now - upstream.last_success < _PROBE_FRESH_S
-    recent_fail = upstream.last_failure is not None and now - upstream.last_failure < _PROBE_FRESH_S
+    recent_ok = upstream.last_success is not None and now - upstream.last_success < PROBE_EVERY_S
+    recent_fail = upstream.last_failure is not None and now - upstream.last_failure < PROBE_EVERY_S
     upstream_ok = recent_ok and not recent_fail
     if not upstream_ok:
-        upstream_ok = await upstream.probe()
-        if upstream_ok:
-            upstream.last_success = now
+        upstream_ok = await upstream.probe(wait_s=_PROBE_WAIT_S)
     rt.metrics.dependency_up.labels("bus").set(1 if bus_ok else 0)
     rt.metrics.dependency_up.labels("upstream").set(1 if upstream_ok else 0)
     full = rt.stream_capacity.full
@@ -86,4 +91,8 @@ async def readyz(rt: RuntimeDep) -> JSONResponse:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
 async def metrics(rt: RuntimeDep) -> Response:
+    # Read at the scrape: the store is the bus's (the fleet's, on Redis), and it shrinks by
+    # expiry, which no request would report. Without the bus, the last figure stands.
+    with contextlib.suppress(BffError):
+        rt.metrics.idempotency_entries.set(await rt.bus.idempotency_size())
     return Response(rt.metrics.render(), media_type="text/plain; version=0.0.4")

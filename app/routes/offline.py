@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse
 
-from app.errors import InvalidInputError
-from app.offline import IDEMPOTENCY_KEY_MAX, Availability, OfflineMessageBody
+from app.idempotency import admit
+from app.idempotency_keys import parse_key
+from app.offline import Availability, OfflineMessageBody
 from app.routes.deps import ClientIpDep, RuntimeDep
 from app.schemas import ErrorOut, StatusOut
 
@@ -71,14 +72,15 @@ async def leave_message(
     body: OfflineMessageBody,
     rt: RuntimeDep,
     ip: ClientIpDep,
+    request: Request,
     response: Response,
-    idempotency_key: Annotated[
-        str | None, Header(alias="Idempotency-Key", max_length=IDEMPOTENCY_KEY_MAX)
-    ] = None,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> StatusOut:
-    if idempotency_key is not None and not idempotency_key.isprintable():
-        raise InvalidInputError("Idempotency-Key: must be printable")
+    # The one parser of the header (app/idempotency_keys.py): the same key, quoted or bare,
+    # is the same outbox item.
+    key = None if idempotency_key is None else parse_key(idempotency_key)
     await rt.create_limiter.hit(ip)
-    await rt.offline.leave(body, idempotency_key)
+    admit(request.scope)
+    await rt.offline.leave(body, key)
     response.headers.update(NO_STORE)
     return StatusOut()

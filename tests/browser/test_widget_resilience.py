@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import Page, Request, Route, expect
 
 from app.emulator.agent import REPLIES
+from app.idempotency_keys import parse_key
 from tests.browser.widget import (
     Widget,
     agent_name,
@@ -79,7 +80,8 @@ def test_a_failed_send_is_retried_with_its_key_and_delivered_once(
 
     tries = [key for text, key in sends if text == "Is the tent waterproof?"]
     assert len(tries) == 2 and tries[0] == tries[1]
-    assert tries[0] and re.fullmatch(r'"[0-9a-z]{8,}"', tries[0])  # an sf-string, as drafted
+    assert tries[0] and re.fullmatch(r'"[0-9a-z]{32}"', tries[0])  # an sf-string, as drafted
+    assert parse_key(tries[0]) == tries[0].strip('"')  # 128 random bits: the server takes it
     others = [key for text, key in sends if text == "Thanks!"]
     assert len(others) == 1 and others[0] not in tries
     assert upstream_texts(control, chat_id).count("Is the tent waterproof?") == 1

@@ -1,6 +1,8 @@
 """Cross-origin rules as browsers meet them, against real chat-bff processes: preflights for
-any declared request header and our methods, credentials with the origin echoed (never `*`),
-`Vary: Origin`, `Access-Control-Max-Age`, and a JSON 403 for a foreign origin."""
+any declared request header and our methods, credentials with the origin echoed for listed
+origins, `*` without credentials for origins allowed only by `BFF_ALLOWED_ORIGINS=*`, the
+`null` origin never allowed, `Vary: Origin`, `Access-Control-Max-Age`, and a JSON 403 for a
+foreign origin."""
 
 from __future__ import annotations
 
@@ -59,14 +61,18 @@ def vary(answer: httpx.Response) -> set[str]:
     ],
 )
 @pytest.mark.parametrize("server", ["listed", "anyone"])
-def test_preflight_allows_any_declared_header_with_credentials(
+def test_preflight_allows_any_declared_header(
     request: pytest.FixtureRequest, server: str, method: str, path: str
 ) -> None:
     base = request.getfixturevalue(server).url
     answer = preflight(base, path, SHOP, method, CLIENT_HEADERS + ", X-Weird-Vendor-Header")
     assert answer.status_code == 204, answer.text
-    assert answer.headers["access-control-allow-origin"] == SHOP  # echoed, never "*"
-    assert answer.headers["access-control-allow-credentials"] == "true"
+    if server == "listed":
+        assert answer.headers["access-control-allow-origin"] == SHOP  # echoed
+        assert answer.headers["access-control-allow-credentials"] == "true"
+    else:
+        assert answer.headers["access-control-allow-origin"] == "*"
+        assert "access-control-allow-credentials" not in answer.headers
     allowed = {h.strip() for h in answer.headers["access-control-allow-headers"].split(",")}
     assert allowed >= {h.strip() for h in CLIENT_HEADERS.split(",")} | {"x-weird-vendor-header"}
     assert {"GET", "POST"} <= {
@@ -124,7 +130,9 @@ def test_the_stream_answers_cross_origin_with_credentials(listed: ServerProcess)
             assert stream.headers["access-control-allow-credentials"] == "true"
 
 
-def test_wildcard_echoes_each_origin_never_star(anyone: ServerProcess) -> None:
+def test_wildcard_answers_star_without_credentials(anyone: ServerProcess) -> None:
+    """Issue 18: `*` used to echo every origin with credentials, so any site could read
+    answers to requests made with a visitor's credentials. A wildcard vouches for no one."""
     for origin in (SHOP, "https://a.example", "http://127.0.0.1:9"):
         answer = httpx.post(
             anyone.url + "/api/v2/chats/",
@@ -133,8 +141,28 @@ def test_wildcard_echoes_each_origin_never_star(anyone: ServerProcess) -> None:
             timeout=5,
         )
         assert answer.status_code == 400
-        assert answer.headers["access-control-allow-origin"] == origin
-        assert answer.headers["access-control-allow-credentials"] == "true"
+        assert answer.headers["access-control-allow-origin"] == "*"
+        assert "access-control-allow-credentials" not in answer.headers
+        assert "retry-after" in answer.headers["access-control-expose-headers"].lower()
+
+
+@pytest.mark.parametrize("server", ["listed", "anyone"])
+def test_the_null_origin_is_never_allowed(request: pytest.FixtureRequest, server: str) -> None:
+    """Sandboxed frames, `file:` pages and data URLs send `Origin: null`: any site can make
+    one, so no configuration allows it (`*` reflected it, with credentials, before)."""
+    base = request.getfixturevalue(server).url
+    asked = preflight(base, "/api/v2/chats", "null", "POST", "content-type")
+    sent = httpx.post(
+        base + "/api/v2/chats",
+        json={"operationName": "RequestChat", "nickname": "Eve", "subject": "x"},
+        headers={"Origin": "null"},
+        timeout=5,
+    )
+    for answer in (asked, sent):
+        assert answer.status_code == 403, answer.text
+        assert answer.json() == {"statusCode": 3, "statusMessage": "Origin not allowed"}
+        assert "access-control-allow-origin" not in answer.headers
+        assert "access-control-allow-credentials" not in answer.headers
 
 
 @pytest.mark.parametrize(

@@ -155,9 +155,24 @@ def test_an_answer_that_changed_nothing_is_not_kept(
 
 @pytest.mark.parametrize(
     "raw",
-    [b"", b"a b", b'"unterminated', b"caf\xc3\xa9", b"x" * 300, b'"a\\b"', b"a,b"],
+    [
+        b"",
+        b"a b",
+        b'"unterminated',
+        b"caf\xc3\xa9",
+        b"x" * 300,
+        b'"a\\b"',
+        b"a,b",
+        # Well-formed but guessable: another client could present it (issue 18).
+        b"1",
+        b"k-1234",
+        b'"k-1234"',
+        b"x" * 21,
+    ],
 )
-def test_a_malformed_key_is_400(client: httpx.Client, control: EmulatorControl, raw: bytes) -> None:
+def test_a_malformed_or_weak_key_is_400(
+    client: httpx.Client, control: EmulatorControl, raw: bytes
+) -> None:
     handle = start_chat(client)
     before = control.count("POST")
     answer = client.post(
@@ -167,6 +182,7 @@ def test_a_malformed_key_is_400(client: httpx.Client, control: EmulatorControl, 
     )
     assert answer.status_code == 400, answer.text
     assert answer.json()["statusCode"] == 10
+    assert "UUID or 22 to 255 characters" in answer.json()["statusMessage"]
     assert control.count("POST") == before
 
 
@@ -175,9 +191,79 @@ def test_quoted_and_bare_keys_are_the_same_key(
 ) -> None:
     handle = start_chat(client)
     upstream_id = upstream_id_of(control)
-    assert send(client, handle, "quoted", '"k-1234"').status_code == 200
-    assert send(client, handle, "quoted", "k-1234").headers["idempotent-replayed"] == "true"
+    key = "quoted-and-bare-" + uuid.uuid4().hex[:12]
+    assert send(client, handle, "quoted", f'"{key}"').status_code == 200
+    assert send(client, handle, "quoted", key).headers["idempotent-replayed"] == "true"
     assert times_in_transcript(control, upstream_id, "quoted") == 1
+
+
+def another_client(base_url: str) -> httpx.Client:
+    """A client from another address (127.0.0.2, loopback too): another client for every
+    per-IP limit, and for Idempotency-Keys."""
+    return httpx.Client(
+        base_url=base_url, timeout=15, transport=httpx.HTTPTransport(local_address="127.0.0.2")
+    )
+
+
+def test_another_client_presenting_a_key_gets_its_own_chat(
+    bff: ServerProcess, client: httpx.Client, control: EmulatorControl
+) -> None:
+    """Issue 18: B sends RequestChat with A's key and A's body. Keys are the client's own, so
+    B's request is a first request of B's: B gets a chat of its own (a fresh one, not a 400 or
+    409: B did nothing wrong, and telling B that the key is taken would say that someone used
+    it), and never A's handle, a bearer credential. A's retry still replays A's chat."""
+    key = str(uuid.uuid4())
+    before = control.count("POST")
+    first = client.post("/api/v2/chats", json=OK_CHAT, headers={"Idempotency-Key": key})
+    assert first.status_code == 200, first.text
+    with another_client(bff.url) as b:
+        theirs = b.post("/api/v2/chats", json=OK_CHAT, headers={"Idempotency-Key": key})
+        assert theirs.status_code == 200, theirs.text
+        assert "idempotent-replayed" not in theirs.headers
+        assert theirs.json()["id"] != first.json()["id"]
+        again = b.post("/api/v2/chats", json=OK_CHAT, headers={"Idempotency-Key": key})
+        assert again.json()["id"] == theirs.json()["id"]  # B's own retry replays B's chat
+    mine = client.post("/api/v2/chats", json=OK_CHAT, headers={"Idempotency-Key": key})
+    assert mine.headers["idempotent-replayed"] == "true"
+    assert mine.json()["id"] == first.json()["id"]
+    assert control.count("POST") - before == 2
+
+
+def test_answers_before_the_routes_limits_are_not_kept(
+    client: httpx.Client, control: EmulatorControl
+) -> None:
+    """A 400 for a bad body comes before any limit: kept, it would be a free entry in the
+    store for anyone. The same key then works for the corrected body (on the code before
+    issue 18, it was "already used for a different request")."""
+    key = str(uuid.uuid4())
+    bad = client.post(
+        "/api/v2/chats", json={"operationName": "RequestChat"}, headers={"Idempotency-Key": key}
+    )
+    assert bad.status_code == 400, bad.text
+    good = client.post("/api/v2/chats", json=OK_CHAT, headers={"Idempotency-Key": key})
+    assert good.status_code == 200, good.text
+    assert "idempotent-replayed" not in good.headers
+    # An unknown handle: 404 before the send limit, not kept either.
+    missing = "/api/v2/chats/" + "A" * 60
+    key = str(uuid.uuid4())
+    body = {"operationName": "SendMessage", "text": "a"}
+    assert client.post(missing, json=body, headers={"Idempotency-Key": key}).status_code == 404
+    other = client.post(missing, json={**body, "text": "b"}, headers={"Idempotency-Key": key})
+    assert other.status_code == 404, other.text
+
+
+def test_an_unrouted_path_stores_nothing(client: httpx.Client) -> None:
+    """A POST with a key to a path no route takes goes to the router untouched (404/405):
+    the same key with another body is not "already used" (it was, and kept an hour, before
+    issue 18)."""
+    key = str(uuid.uuid4())
+    for body in ({"a": 1}, {"a": 2}):
+        answer = client.post("/api/v2/chats/x/y/z", json=body, headers={"Idempotency-Key": key})
+        assert answer.status_code == 404, answer.text
+        assert "idempotent-replayed" not in answer.headers
+    for body in ({"a": 1}, {"a": 2}):
+        answer = client.post("/api/v2/availability", json=body, headers={"Idempotency-Key": key})
+        assert answer.status_code == 405, answer.text
 
 
 # -- across a fleet on one Redis ------------------------------------------------------------
@@ -220,3 +306,25 @@ def test_a_lost_answer_retried_on_another_instance_is_sent_once(
         assert send(on_a, handle, "fleet lost answer", key).headers["idempotent-replayed"]
     assert sends_upstream(control, upstream_id, "fleet lost answer") == 1
     assert times_in_transcript(control, upstream_id, "fleet lost answer") == 1
+
+
+def test_another_client_on_another_instance_gets_its_own_chat(
+    pair: tuple[ServerProcess, ServerProcess], control: EmulatorControl
+) -> None:
+    """The same as on one instance, across a fleet on Redis: A's key presented by B to the
+    other instance is B's own key there too."""
+    a, b = pair
+    key = str(uuid.uuid4())
+    before = control.count("POST")
+    with httpx.Client(base_url=a.url, timeout=15) as on_a, another_client(b.url) as on_b:
+        first = on_a.post("/api/v2/chats", json=OK_CHAT, headers={"Idempotency-Key": key})
+        assert first.status_code == 200, first.text
+        theirs = on_b.post("/api/v2/chats", json=OK_CHAT, headers={"Idempotency-Key": key})
+        assert theirs.status_code == 200, theirs.text
+        assert "idempotent-replayed" not in theirs.headers
+        assert theirs.json()["id"] != first.json()["id"]
+        with httpx.Client(base_url=b.url, timeout=15) as a_on_b:
+            mine = a_on_b.post("/api/v2/chats", json=OK_CHAT, headers={"Idempotency-Key": key})
+        assert mine.headers["idempotent-replayed"] == "true"
+        assert mine.json()["id"] == first.json()["id"]
+    assert control.count("POST") - before == 2

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -183,12 +184,13 @@ def test_a_left_message_reaches_the_webhook_signed(
 def test_idempotency_key_stores_a_retry_once(closed_bff: ServerProcess, receiver: Receiver) -> None:
     text = f"once {time.monotonic()}"
     body = {**MESSAGE, "text": text}
-    for _ in range(3):
-        assert leave(closed_bff, body, **{"Idempotency-Key": "k-1"}).status_code == 202
+    key = str(uuid.uuid4())
+    for spelled in (key, f'"{key}"', key):  # quoted or bare: one key (one parser)
+        assert leave(closed_bff, body, **{"Idempotency-Key": spelled}).status_code == 202
     # The same key with another body is refused (the Idempotency-Key contract, app/idempotency.py)
     # and leaves nothing.
     other = {**MESSAGE, "text": text, "subject": "another"}
-    assert leave(closed_bff, other, **{"Idempotency-Key": "k-1"}).status_code == 400
+    assert leave(closed_bff, other, **{"Idempotency-Key": key}).status_code == 400
     receiver.wait_for(lambda ds: len(with_text(ds, text)) >= 1)
     time.sleep(1.5)
     assert [d.json()["data"]["subject"] for d in with_text(receiver.all(), text)] == ["Order 1234"]
@@ -233,7 +235,29 @@ def test_not_json_and_a_bad_idempotency_key_are_refused(closed_bff: ServerProces
         closed_bff.url + "/api/v2/offline-messages", content=b"nickname=x", timeout=5
     )
     assert answer.status_code == 415
-    assert leave(closed_bff, MESSAGE, **{"Idempotency-Key": "k" * 256}).status_code == 400
+    for bad in ("k" * 256, "k-1", "with spaces but long enough to pass"):
+        refused = leave(closed_bff, MESSAGE, **{"Idempotency-Key": bad})
+        assert refused.status_code == 400
+        assert "UUID or 22 to 255 characters" in refused.json()["statusMessage"]
+
+
+def test_a_closed_409_is_not_kept(
+    closed_bff: ServerProcess, upstream_control: EmulatorControl
+) -> None:
+    """RequestChat refused outside business hours is an answer of the moment, not a final
+    one: the key is not kept (before issue 18, the same key with another body was then
+    "already used", and the same body replayed "closed" for an hour, opening hours or not)."""
+    key = str(uuid.uuid4())
+    for subject in ("first", "second"):
+        refused = httpx.post(
+            closed_bff.url + "/api/v2/chats",
+            json={"operationName": "RequestChat", "nickname": "Chris", "subject": subject},
+            headers={"Idempotency-Key": key},
+            timeout=5,
+        )
+        assert refused.status_code == 409, refused.text
+        assert refused.json() == {"statusCode": 2, "statusMessage": "closed"}
+        assert "idempotent-replayed" not in refused.headers
 
 
 def test_without_an_offline_webhook_leaving_a_message_is_unavailable(

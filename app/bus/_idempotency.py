@@ -1,0 +1,345 @@
+"""The store behind `base.IdempotencyStore`: in this process (`MemoryIdempotency`) or shared by
+the fleet through Redis (`RedisIdempotency`), both bounded per client and in total.
+
+Redis data model (each script touches the keys of ONE slot):
+
+    <prefix>:{idem:<client>}:<key>  hash: fp, token (while in flight), answer; PX in flight /
+                                    the answer's window
+    <prefix>:{idem:<client>}:keys   sorted set of the client's keys, score = expiry (server
+                                    ms): the per-client cap, counted exactly
+    <prefix>:{idem}:count           hash: expiry bucket -> stored answers expiring in it: the
+                                    fleet-wide cap, read at most once a second per instance
+
+A client's entries share its hash tag, so a claim checks and counts them in one atomic script.
+The fleet count is a global key, never touched by a script together with a client's keys: it
+is raised after an answer is stored and read apart, so it may run a bucket behind or ahead.
+
+It must not know HTTP or what the keys mean; Redis errors surface as `BusUnavailableError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import math
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar, cast
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+
+from app.bus._hub import check_chat
+from app.bus.base import IDEMPOTENCY_BUCKET_S, IDEMPOTENCY_COUNT_TTL_S, IdempotencyClaim
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class _Entry:
+    fingerprint: str
+    token: str
+    expires: float
+    answer: str | None = None
+
+
+class MemoryIdempotency:
+    """`IdempotencyStore` for one process. Entries expire through a heap of expiry times, so
+    no request scans the store; a client's entries are counted by their own dict."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str], _Entry] = {}
+        self._by_client: dict[str, dict[str, None]] = {}
+        self._stored = 0
+        # (expires, client, key); an item is stale when its entry expires later or is gone.
+        self._expiries: list[tuple[float, str, str]] = []
+
+    def _expire(self, now: float) -> None:
+        heap = self._expiries
+        while heap and heap[0][0] <= now:
+            _, client, key = heapq.heappop(heap)
+            entry = self._entries.get((client, key))
+            if entry is not None and entry.expires <= now:
+                self._drop(client, key, entry)
+
+    def _drop(self, client: str, key: str, entry: _Entry) -> None:
+        del self._entries[client, key]
+        if entry.answer is not None:
+            self._stored -= 1
+        keys = self._by_client[client]
+        del keys[key]
+        if not keys:
+            del self._by_client[client]
+
+    def _live(self, client: str, key: str, now: float) -> _Entry | None:
+        self._expire(now)
+        return self._entries.get((check_chat(client), check_chat(key)))
+
+    async def begin(
+        self,
+        client: str,
+        key: str,
+        fingerprint: str,
+        *,
+        in_flight_s: float,
+        max_per_client: int,
+        max_total: int,
+    ) -> IdempotencyClaim:
+        now = time.monotonic()
+        entry = self._live(client, key, now)
+        if entry is not None:
+            if entry.fingerprint != fingerprint:
+                return IdempotencyClaim("mismatch")
+            if entry.answer is not None:
+                return IdempotencyClaim("done", answer=entry.answer)
+            return IdempotencyClaim("in_flight")
+        keys = self._by_client.get(client, {})
+        if len(keys) >= max_per_client:
+            soonest = min(self._entries[client, k].expires for k in keys)
+            return IdempotencyClaim("full", retry_after_s=soonest - now, limit="client")
+        if self._stored >= max_total:
+            # The heap's first item is the soonest expiry (possibly of a claim: close enough).
+            soonest = self._expiries[0][0] if self._expiries else now
+            return IdempotencyClaim("full", retry_after_s=soonest - now, limit="total")
+        token = secrets.token_hex(16)
+        self._entries[client, key] = _Entry(fingerprint, token, now + in_flight_s)
+        self._by_client.setdefault(client, {})[key] = None
+        heapq.heappush(self._expiries, (now + in_flight_s, client, key))
+        return IdempotencyClaim("new", token)
+
+    async def finish(self, client: str, key: str, token: str, answer: str, keep_s: float) -> bool:
+        now = time.monotonic()
+        entry = self._live(client, key, now)
+        if entry is None or entry.answer is not None or entry.token != token:
+            return False
+        entry.answer, entry.token, entry.expires = answer, "", now + keep_s
+        self._stored += 1
+        heapq.heappush(self._expiries, (entry.expires, client, key))
+        return True
+
+    async def abandon(self, client: str, key: str, token: str) -> None:
+        entry = self._live(client, key, time.monotonic())
+        if entry is not None and entry.answer is None and entry.token == token:
+            self._drop(client, key, entry)
+
+    async def size(self) -> int:
+        self._expire(time.monotonic())
+        return self._stored
+
+
+# -- Redis --------------------------------------------------------------------------------------
+
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+# Keeps the client's key set alive exactly as long as its latest entry.
+_KEYS_TTL = """
+local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+if last[2] then redis.call('PEXPIREAT', KEYS[2], last[2]) end
+"""
+
+# KEYS: entry, client's keys. ARGV: fingerprint, token, in_flight_ms, max_per_client, key,
+# store_full (1: no new key). Returns {'new'}, {'mismatch'}, {'in_flight'}, {'done', answer}
+# or {'full', ms until an entry frees, 'client'|'total'}.
+BEGIN = (
+    """
+local fp = redis.call('HGET', KEYS[1], 'fp')
+if fp then
+  if fp ~= ARGV[1] then return {'mismatch'} end
+  local answer = redis.call('HGET', KEYS[1], 'answer')
+  if answer then return {'done', answer} end
+  return {'in_flight'}
+end
+"""
+    + _NOW
+    + """
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then
+  local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  return {'full', tostring(tonumber(first[2]) - now), 'client'}
+end
+if ARGV[6] == '1' then return {'full', '1000', 'total'} end
+redis.call('HSET', KEYS[1], 'fp', ARGV[1], 'token', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[5])
+"""
+    + _KEYS_TTL
+    + "return {'new'}\n"
+)
+
+# KEYS: entry, client's keys. ARGV: token, answer, keep_ms, key.
+# Returns the answer's expiry (server ms) when stored, else 0.
+FINISH = (
+    """
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'answer', ARGV[2])
+redis.call('HDEL', KEYS[1], 'token')
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+"""
+    + _NOW
+    + """
+local expires = now + tonumber(ARGV[3])
+redis.call('ZADD', KEYS[2], expires, ARGV[4])
+"""
+    + _KEYS_TTL
+    + "return expires\n"
+)
+
+# KEYS: entry, client's keys. ARGV: token, key.
+ABANDON = """
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[2])
+return 1
+"""
+
+# KEYS: the fleet count. ARGV: bucket_ms, expires (server ms). One more answer expiring then.
+COUNT_ADD = (
+    _NOW
+    + """
+local bucket = math.ceil(tonumber(ARGV[2]) / tonumber(ARGV[1]))
+redis.call('HINCRBY', KEYS[1], bucket, 1)
+local ttl = bucket * tonumber(ARGV[1]) - now
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+return 1
+"""
+)
+
+# KEYS: the fleet count. ARGV: bucket_ms. Drops past buckets; returns {stored answers, ms
+# until the soonest bucket ends}.
+COUNT_READ = (
+    _NOW
+    + """
+local width = tonumber(ARGV[1])
+local fields = redis.call('HGETALL', KEYS[1])
+local total, soonest = 0, 0
+for i = 1, #fields, 2 do
+  local ends = tonumber(fields[i]) * width
+  if ends <= now then
+    redis.call('HDEL', KEYS[1], fields[i])
+  else
+    total = total + tonumber(fields[i + 1])
+    if soonest == 0 or ends - now < soonest then soonest = ends - now end
+  end
+end
+return {total, soonest}
+"""
+)
+
+
+class Runner(Protocol):
+    async def run(self, op: Callable[[], Awaitable[T]], *, wait: bool = True) -> T: ...
+
+
+class RedisIdempotency:
+    """`IdempotencyStore` on Redis (plain, Sentinel or Cluster)."""
+
+    def __init__(
+        self,
+        redis: Redis | RedisCluster,
+        calls: Runner,
+        *,
+        prefix: str,
+        instance: str,
+        count_ttl_s: float = IDEMPOTENCY_COUNT_TTL_S,
+    ) -> None:
+        self._calls = calls
+        self._prefix = prefix
+        self._instance = instance
+        self._count_ttl_s = count_ttl_s
+        self._bucket_ms = round(IDEMPOTENCY_BUCKET_S * 1000)
+        self._begin = redis.register_script(BEGIN)
+        self._finish = redis.register_script(FINISH)
+        self._abandon = redis.register_script(ABANDON)
+        self._count_add = redis.register_script(COUNT_ADD)
+        self._count_read = redis.register_script(COUNT_READ)
+        self._count_key = f"{prefix}:{{idem}}:count"
+        self._total = 0
+        self._total_retry_s = 1.0
+        self._total_at = -math.inf
+        self._counting = asyncio.Lock()
+
+    def _keys(self, client: str, key: str) -> list[str]:
+        tag = f"{self._prefix}:{{idem:{check_chat(client)}}}"
+        return [f"{tag}:{check_chat(key)}", f"{tag}:keys"]
+
+    async def _read_total(self, *, wait: bool) -> tuple[int, float]:
+        keys, args = [self._count_key], [self._bucket_ms]
+        found = cast(
+            list[Any],
+            await self._calls.run(lambda: self._count_read(keys=keys, args=args), wait=wait),
+        )
+        return int(found[0]), int(found[1]) / 1000
+
+    async def _store_total(self) -> int:
+        """The fleet's stored answers, as read within the last `count_ttl_s` (one reader at a
+        time per instance; the others wait for its answer)."""
+        async with self._counting:
+            if time.monotonic() - self._total_at >= self._count_ttl_s:
+                # A customer waits for this: through a failover, like the claim after it.
+                self._total, self._total_retry_s = await self._read_total(wait=True)
+                self._total_at = time.monotonic()
+            return self._total
+
+    async def begin(
+        self,
+        client: str,
+        key: str,
+        fingerprint: str,
+        *,
+        in_flight_s: float,
+        max_per_client: int,
+        max_total: int,
+    ) -> IdempotencyClaim:
+        keys = self._keys(client, key)
+        full = await self._store_total() >= max_total
+        token = f"{self._instance}:{secrets.token_hex(16)}"
+        args: list[str | int] = [
+            fingerprint,
+            token,
+            _ms(in_flight_s),
+            max_per_client,
+            key,
+            int(full),
+        ]
+        found = cast(list[str], await self._calls.run(lambda: self._begin(keys=keys, args=args)))
+        state = found[0]
+        if state == "new":
+            return IdempotencyClaim("new", token)
+        if state == "done":
+            return IdempotencyClaim("done", answer=found[1])
+        if state == "full":
+            if found[2] == "client":
+                return IdempotencyClaim("full", retry_after_s=int(found[1]) / 1000, limit="client")
+            return IdempotencyClaim("full", retry_after_s=self._total_retry_s, limit="total")
+        return IdempotencyClaim("mismatch" if state == "mismatch" else "in_flight")
+
+    async def finish(self, client: str, key: str, token: str, answer: str, keep_s: float) -> bool:
+        keys = self._keys(client, key)
+        args: list[str | int] = [token, answer, _ms(keep_s), key]
+        expires = int(await self._calls.run(lambda: self._finish(keys=keys, args=args)))
+        if not expires:
+            return False
+        count_keys = [self._count_key]
+        count_args: list[str | int] = [self._bucket_ms, expires]
+        await self._calls.run(lambda: self._count_add(keys=count_keys, args=count_args))
+        # This instance's own answers count at once; the others' at the next read.
+        self._total += 1
+        return True
+
+    async def abandon(self, client: str, key: str, token: str) -> None:
+        keys, args = self._keys(client, key), [token, key]
+        await self._calls.run(lambda: self._abandon(keys=keys, args=args))
+
+    async def size(self) -> int:
+        # For a scrape: no waiting through a failover.
+        total, _ = await self._read_total(wait=False)
+        return total
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
