@@ -36,6 +36,7 @@ from app.offline import OfflineDesk
 from app.openapi import install_openapi, operation_id
 from app.paths import TrailingSlash
 from app.poller import PollerTuning
+from app.proxy_trust import adopt_in_uvicorn
 from app.push import KIND as PUSH_KIND
 from app.push import PushHook
 from app.registry import PollerRegistry
@@ -67,6 +68,8 @@ def create_app(
 ) -> FastAPI:
     """Build the service. `upstream_transport` lets the demo reach an in-process emulator."""
     settings = settings or load_settings()  # the environment, unknown BFF_* names refused
+    # Under `uvicorn --factory`, uvicorn's own proxy-header default would otherwise apply.
+    adopt_in_uvicorn(settings.trusted_proxies)
     metrics = Metrics()
     upstream = UpstreamClient(
         str(settings.upstream_url),

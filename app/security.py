@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from starlette.types import Scope
 
 from app.errors import ChatNotFoundError, OriginNotAllowedError
+from app.proxy_trust import rewritten_by_server
 
 _VERSION = b"\x01"
 _NONCE_BYTES = 12
@@ -96,13 +97,21 @@ class HandleCodec:
         raise ChatNotFoundError()
 
 
+# What a request counts as when, with no trusted proxy, the server in front of the app gave
+# it an address taken from the request's own X-Forwarded-For (proxy_trust.py): the real peer
+# is unknown, and every such request is one client.
+FORWARDED_CLIENT = "forwarded"
+
+
 class ClientAddress:
     """The client IP: the peer, or the right-most untrusted X-Forwarded-For hop when the peer is
     a trusted proxy. Never trust the header from an untrusted peer: anyone can write it.
 
     The one place that reads client IPs. Every X-Forwarded-For line counts, in order: a proxy
     that appends a line of its own (HAProxy) rather than extending the first would otherwise
-    let a client forge its address in the line it sent itself.
+    let a client forge its address in the line it sent itself. With no trusted proxy, a peer
+    address that the request's own X-Forwarded-For names is not believed (`FORWARDED_CLIENT`):
+    a server in front of the app (uvicorn's default proxy headers) took it from the header.
     """
 
     # Hops examined from the right: more than any real chain of proxies.
@@ -121,10 +130,16 @@ class ClientAddress:
     def resolve(self, peer: str | None, forwarded_for: Sequence[str] = ()) -> str:
         """`forwarded_for`: every X-Forwarded-For header line, in the order received."""
         ip = peer or "unknown"
-        if not forwarded_for or not self._is_trusted(ip):
+        if not forwarded_for:
             return ip
-        hops = [_hop(h) for line in forwarded_for for h in line.split(",") if h.strip()]
-        hops = hops[-self.MAX_HOPS :]
+        raw = [h for line in forwarded_for for h in line.split(",") if h.strip()]
+        if not self._trusted:
+            # A server takes the right-most hop it does not trust, or the first one.
+            hops = [_hop(h) for h in raw[:1] + raw[-self.MAX_HOPS :]]
+            return FORWARDED_CLIENT if rewritten_by_server(_hop(ip), hops) else ip
+        if not self._is_trusted(ip):
+            return ip
+        hops = [_hop(h) for h in raw[-self.MAX_HOPS :]]
         for hop in reversed(hops):
             if not self._is_trusted(hop):
                 return hop

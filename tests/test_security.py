@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from app.errors import ChatNotFoundError
-from app.security import ClientAddress, HandleCodec, OriginPolicy
+from app.security import FORWARDED_CLIENT, ClientAddress, HandleCodec, OriginPolicy
 
 KEY_A = b"a" * 32
 KEY_B = b"b" * 40
@@ -124,6 +124,25 @@ def test_client_address_of_a_scope_reads_all_lines() -> None:
     assert ClientAddress(["10.0.0.0/8"]).of(scope) == "198.51.100.7"
     assert ClientAddress([]).of(scope) == "10.1.1.1"
     assert ClientAddress([]).of({"type": "http", "headers": []}) == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("peer", "lines", "expected"),
+    [
+        # A server in front took the address from the header (uvicorn's default proxy
+        # headers): with no trusted proxy it is not believed, whatever it says.
+        ("198.51.100.7", ["198.51.100.7"], FORWARDED_CLIENT),
+        ("198.51.100.7", ["6.6.6.6, 198.51.100.7:4711"], FORWARDED_CLIENT),
+        ("2001:db8::7", ["[2001:DB8:0::7]:443"], FORWARDED_CLIENT),
+        ("6.6.6.6", ["6.6.6.6, 127.0.0.1"], FORWARDED_CLIENT),  # the first hop, for "*"
+        ("127.0.0.1", ["198.51.100.7"], "127.0.0.1"),
+        ("203.0.113.9", ["1.2.3.4", "5.6.7.8"], "203.0.113.9"),
+    ],
+)
+def test_an_address_taken_from_the_header_is_not_believed_without_trusted_proxies(
+    peer: str, lines: list[str], expected: str
+) -> None:
+    assert ClientAddress([]).resolve(peer, lines) == expected
 
 
 @pytest.mark.parametrize(
