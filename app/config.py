@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app import hours
 from app.bus import parse_redis_url
+from app.security import IPV6_PREFIX_LEN
 from app.webhooks import parse_secret
 
 MIN_SECRET_KEY_CHARS = 32
@@ -46,6 +47,13 @@ class Settings(BaseSettings):
     allowed_origins: CommaList = Field(default_factory=list)
     trusted_proxies: CommaList = Field(
         default_factory=list, description="CIDRs whose X-Forwarded-For is believed"
+    )
+    ipv6_prefix_len: int = Field(
+        default=IPV6_PREFIX_LEN,
+        ge=32,
+        le=128,
+        description="IPv6 clients are one client per network of this many bits, for every "
+        "per-client limit (IPv4: per address)",
     )
 
     upstream_timeout_s: float = Field(default=10.0, gt=0, le=120)

@@ -144,7 +144,9 @@ def create_app(
             reader_window_s=settings.reader_window_s,
         ),
         metrics=metrics,
-        client_address=ClientAddress(settings.trusted_proxies),
+        client_address=ClientAddress(
+            settings.trusted_proxies, ipv6_prefix_len=settings.ipv6_prefix_len
+        ),
         # Fleet-wide through the bus (one limit for N instances); see app/limits.py.
         create_limiter=RateLimiter(
             the_bus, "create-ip", settings.chat_create_per_minute, settings.chat_create_burst

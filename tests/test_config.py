@@ -28,6 +28,9 @@ CASES = [
     ("bad origin", {"BFF_ALLOWED_ORIGINS": "shop.example"}, "BFF_ALLOWED_ORIGINS"),
     ("bad proxy", {"BFF_TRUSTED_PROXIES": "10.0.0.0/99"}, "BFF_TRUSTED_PROXIES"),
     ("heartbeat too slow", {"BFF_SSE_HEARTBEAT_S": "40"}, "BFF_SSE_HEARTBEAT_S"),
+    # -- per-client limits (issue 18)
+    ("ipv6 prefix too short", {"BFF_IPV6_PREFIX_LEN": "16"}, "BFF_IPV6_PREFIX_LEN"),
+    ("ipv6 prefix too long", {"BFF_IPV6_PREFIX_LEN": "129"}, "BFF_IPV6_PREFIX_LEN"),
     # -- Redis URL options and failover settings (redis)
     (
         "redis option typo",

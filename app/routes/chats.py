@@ -15,7 +15,7 @@ from pydantic import WithJsonSchema
 from app.errors import InvalidInputError
 from app.models import Message
 from app.openapi import INDEX_SCHEMA, errors
-from app.routes.deps import ChatRefDep, ClientIpDep, RuntimeDep
+from app.routes.deps import ChatRefDep, ClientKeyDep, RuntimeDep
 from app.routes.params import parse_index, parse_wait
 from app.schemas import (
     ChatCreated,
@@ -48,10 +48,10 @@ NO_STORE = {"Cache-Control": "no-store"}
     description="Starts a chat. Answers the chat handle: use it wherever the chat id goes.",
 )
 async def request_chat(
-    body: RequestChatBody, rt: RuntimeDep, ip: ClientIpDep, response: Response
+    body: RequestChatBody, rt: RuntimeDep, client: ClientKeyDep, response: Response
 ) -> ChatCreated:
     rt.offline.require_open()
-    await rt.create_limiter.hit(ip)
+    await rt.create_limiter.hit(client)
     ref = await rt.service.create(
         body.nickname,
         body.subject,
@@ -77,10 +77,10 @@ async def operate_chat(
     ref: ChatRefDep,
     body: Annotated[ChatOperationBody, Body()],
     rt: RuntimeDep,
-    ip: ClientIpDep,
+    client: ClientKeyDep,
     response: Response,
 ) -> OperationResult:
-    await rt.send_limiter.hit(ip)
+    await rt.send_limiter.hit(client)
     text = body.text if isinstance(body, SendMessageBody) else None
     await rt.service.operate(ref, body.operationName, text)
     response.headers.update(NO_STORE)
@@ -142,7 +142,7 @@ GET_MESSAGES: dict[str, Any] = {
 async def get_messages(
     ref: ChatRefDep,
     rt: RuntimeDep,
-    ip: ClientIpDep,
+    client: ClientKeyDep,
     index: IndexQuery = None,
     wait: WaitQuery = None,
 ) -> Response:
@@ -155,7 +155,7 @@ async def get_messages(
         return _messages(messages)
     # A held long-poll is an open connection like a stream: it counts against the same
     # per-IP cap, or one client could hold any number of them.
-    async with rt.stream_limits_ip.hold(ip):
+    async with rt.stream_limits_ip.hold(client):
         with rt.metrics.long_polls.track_inprogress():
             messages = await rt.service.messages(ref, start, wait_s)
     return _messages(messages)
@@ -179,8 +179,8 @@ async def get_my_chat(ref: ChatRefDep, rt: RuntimeDep) -> JSONResponse:
 async def get_my_messages(
     ref: ChatRefDep,
     rt: RuntimeDep,
-    ip: ClientIpDep,
+    client: ClientKeyDep,
     index: IndexQuery = None,
     wait: WaitQuery = None,
 ) -> Response:
-    return await get_messages(ref, rt, ip, index, wait)
+    return await get_messages(ref, rt, client, index, wait)

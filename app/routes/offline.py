@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 
 from app.errors import InvalidInputError
 from app.offline import IDEMPOTENCY_KEY_MAX, Availability, OfflineMessageBody
-from app.routes.deps import ClientIpDep, RuntimeDep
+from app.routes.deps import ClientKeyDep, RuntimeDep
 from app.schemas import ErrorOut, StatusOut
 
 router = APIRouter(prefix="/api/v2", tags=["offline"])
@@ -65,7 +65,7 @@ async def get_availability(rt: RuntimeDep) -> JSONResponse:
 async def leave_message(
     body: OfflineMessageBody,
     rt: RuntimeDep,
-    ip: ClientIpDep,
+    client: ClientKeyDep,
     response: Response,
     idempotency_key: Annotated[
         str | None, Header(alias="Idempotency-Key", max_length=IDEMPOTENCY_KEY_MAX)
@@ -73,7 +73,7 @@ async def leave_message(
 ) -> StatusOut:
     if idempotency_key is not None and not idempotency_key.isprintable():
         raise InvalidInputError("Idempotency-Key: must be printable")
-    await rt.create_limiter.hit(ip)
+    await rt.create_limiter.hit(client)
     await rt.offline.leave(body, idempotency_key)
     response.headers.update(NO_STORE)
     return StatusOut()
