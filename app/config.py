@@ -110,7 +110,21 @@ class Settings(BaseSettings):
         default=600.0,
         gt=0,
         description="Polling (at the keep-alive cadence) goes on this long after the last "
-        "reader, stream or send, so an app in the background keeps its chat upstream",
+        "read (stream, long-poll, read) of a chat, or its RequestChat with a pushToken, so an "
+        "app in the background keeps its chat upstream",
+    )
+    unread_keepalive_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A chat nobody has read (no stream, long-poll or read) is polled this long "
+        "after its creation or last send, and then left to the upstream's idle disconnect "
+        "(45 s); never longer than BFF_BACKGROUND_KEEPALIVE_S",
+    )
+    keepalive_chats_per_client: int = Field(
+        default=20,
+        ge=1,
+        description="Chats one client (key) may keep alive in the background at a time; "
+        "beyond it a read chat gets only BFF_UNREAD_KEEPALIVE_S",
     )
     reader_window_s: float = Field(
         default=30.0,

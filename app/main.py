@@ -39,7 +39,7 @@ from app.poller import PollerTuning
 from app.proxy_trust import adopt_in_uvicorn
 from app.push import KIND as PUSH_KIND
 from app.push import PushHook
-from app.registry import PollerRegistry
+from app.registry import Keepalive, PollerRegistry
 from app.routes import chats, events, health, offline
 from app.security import ClientAddress, HandleCodec, OriginPolicy
 from app.service import ChatService
@@ -123,10 +123,15 @@ def create_app(
             lease_ttl_s=settings.lease_ttl_s,
             state_refresh_s=settings.state_refresh_s,
         ),
-        interest_grace_s=settings.background_keepalive_s,
+        keepalive=Keepalive(
+            background_s=settings.background_keepalive_s,
+            unread_s=min(settings.unread_keepalive_s, settings.background_keepalive_s),
+            per_client=settings.keepalive_chats_per_client,
+        ),
         reader_window_s=settings.reader_window_s,
         watched=streams.watched,
         on_change=metrics.pollers_changed,
+        on_keepalive=metrics.keepalive_asked,
         on_commit=None if push_hook is None else push_hook.after_commit,
     )
     draining = asyncio.Event()

@@ -113,6 +113,23 @@ class Metrics:
             registry=self.registry,
         )
         self._held = 0
+        self._limits()
+
+    def _limits(self) -> None:
+        """What the caps of issue 18 hold and refuse (docs/SECURITY.md, "Limits")."""
+        self.keepalives = Counter(
+            "bff_background_keepalive",
+            "Background keep-alives asked for a read chat, by outcome: granted, or refused "
+            "because its client holds BFF_KEEPALIVE_CHATS_PER_CLIENT (the chat then gets "
+            "BFF_UNREAD_KEEPALIVE_S)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        for outcome in ("granted", "refused"):
+            self.keepalives.labels(outcome)
+
+    def keepalive_asked(self, granted: bool) -> None:
+        self.keepalives.labels("granted" if granted else "refused").inc()
 
     def pollers_changed(self, held: int) -> None:
         """The registry's count of held leases changed: a lease was taken or given up."""

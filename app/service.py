@@ -78,7 +78,11 @@ class ChatService:
         endpoint: str | None = None,
         user_data: Mapping[str, str] | None = None,
         push_token: str | None = None,
+        client: str | None = None,
     ) -> ChatRef:
+        """A new chat upstream. `client` (its creator's client key) keeps it alive in the
+        background from the start when it has a `push_token` (an app that will be told of
+        replies); other new chats are kept polled for the short grace until someone reads."""
         created = await self._upstream.request_chat(
             nickname, subject, endpoint=endpoint, user_data=user_data
         )
@@ -101,7 +105,12 @@ class ChatService:
             raise
         try:
             # Start polling at once: the customer's page will read the chat in a moment.
-            await self._registry.interest(ref.key, ref.handle, reader_s=self._reader_window_s)
+            await self._registry.interest(
+                ref.key,
+                ref.handle,
+                reader_s=self._reader_window_s,
+                client=client if push_token is not None else None,
+            )
         except BusUnavailableError:
             # The handle is stateless and works as is; the first read or stream notes the
             # interest again once the bus is back.
@@ -128,14 +137,17 @@ class ChatService:
         except BusUnavailableError:
             log.warning("bus unavailable after %s: the poller catches up on its cadence", operation)
 
-    async def warm(self, ref: ChatRef, *, waiting_s: float = 0.0) -> ChatRecord:
+    async def warm(
+        self, ref: ChatRef, *, waiting_s: float = 0.0, client: str | None = None
+    ) -> ChatRecord:
         """The chat's shared record once its poller has committed at least once; notes a
-        reader present for `waiting_s` (a long-poll's wait) plus the reader window.
+        reader present for `waiting_s` (a long-poll's wait) plus the reader window, and asks
+        for the background keep-alive on behalf of `client` (the reader's client key).
 
         A cold chat is filled by its one poller (wherever it runs), however many readers wait.
         """
         reader_s = waiting_s + self._reader_window_s
-        await self._registry.interest(ref.key, ref.handle, reader_s=reader_s)
+        await self._registry.interest(ref.key, ref.handle, reader_s=reader_s, client=client)
         record = await self._bus.record(ref.key)
         if record.state is None and not record.ended:
             async with self._bus.subscribe(ref.key) as subscription:
@@ -153,17 +165,22 @@ class ChatService:
             raise UpstreamUnavailableError(retry_after_s=2)
         return record
 
-    async def chat(self, ref: ChatRef) -> ChatState:
-        record = await self.warm(ref)
+    async def chat(self, ref: ChatRef, client: str | None = None) -> ChatState:
+        record = await self.warm(ref, client=client)
         assert record.state is not None
         return ended_state(record.state) if record.completed else record.state
 
     async def messages(
-        self, ref: ChatRef, index: int | None, wait_s: float | None = None
+        self,
+        ref: ChatRef,
+        index: int | None,
+        wait_s: float | None = None,
+        client: str | None = None,
     ) -> list[Message]:
         """Messages with index >= `index`, waiting up to `wait_s` for one to exist. Without an
-        index: those this chat's index-less readers were not given yet (our cursor)."""
-        record = await self.warm(ref, waiting_s=wait_s or 0.0)
+        index: those this chat's index-less readers were not given yet (our cursor).
+        `client`: the reader's client key."""
+        record = await self.warm(ref, waiting_s=wait_s or 0.0, client=client)
         if index is None:
             given = await self._bus.claim_indexless(ref.key, record.cursor)
             if given >= record.cursor:

@@ -31,6 +31,8 @@ CASES = [
     # -- per-client limits (issue 18)
     ("ipv6 prefix too short", {"BFF_IPV6_PREFIX_LEN": "16"}, "BFF_IPV6_PREFIX_LEN"),
     ("ipv6 prefix too long", {"BFF_IPV6_PREFIX_LEN": "129"}, "BFF_IPV6_PREFIX_LEN"),
+    ("no keep-alive chats", {"BFF_KEEPALIVE_CHATS_PER_CLIENT": "0"}, "KEEPALIVE_CHATS"),
+    ("unread grace zero", {"BFF_UNREAD_KEEPALIVE_S": "0"}, "BFF_UNREAD_KEEPALIVE_S"),
     # -- Redis URL options and failover settings (redis)
     (
         "redis option typo",

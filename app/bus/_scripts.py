@@ -272,6 +272,24 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
 return string.format('%.6f', wait)
 """
 
+# KEYS: set (member -> expiry, server ms). ARGV: member, ttl_ms, limit. Drops expired members;
+# (re)admits the member until now + ttl when it is one or there is room: 1, else 0.
+ADMIT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if not redis.call('ZSCORE', KEYS[1], ARGV[1])
+   and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+  return 0
+end
+local expiry = now + tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], 'GT', expiry, ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+"""
+
 # Holder counts: a hash per counter, field <instance> = that instance's count and
 # <instance># = the sequence number of its last write (writes may arrive out of order; an older
 # one is ignored). An instance always writes its absolute count, so any write heals drift.

@@ -182,9 +182,15 @@ class Limits(Protocol):
       writes it in the background, promptly). More vacates than occupies are ignored.
     * Holders counted by an instance that dies without vacating (SIGKILL) stop counting
       within the bus's holder ttl.
+    * `admit` keeps a set of at most `limit` live members per (name, key): `member` is
+      (re)admitted, live until now + `ttl_s` (never shortened), when it is a live member
+      already or fewer than `limit` others are; it returns False and changes nothing when
+      `limit` others are. Members expire by themselves. Atomic across the fleet.
     """
 
     async def take(self, name: str, key: str, per_minute: float, burst: int) -> float: ...
+
+    async def admit(self, name: str, key: str, member: str, ttl_s: float, limit: int) -> bool: ...
 
     async def occupy(self, name: str, key: str, limit: int) -> bool: ...
 

@@ -290,6 +290,9 @@ class MemoryBus:
     async def occupy(self, name: str, key: str, limit: int) -> bool:
         return await self._limits.occupy(name, key, limit)
 
+    async def admit(self, name: str, key: str, member: str, ttl_s: float, limit: int) -> bool:
+        return await self._limits.admit(name, key, member, ttl_s, limit)
+
     def vacate(self, name: str, key: str) -> None:
         self._limits.vacate(name, key)
 

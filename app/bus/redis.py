@@ -16,7 +16,7 @@ live in one Cluster slot and each write is one atomic Lua script (`_scripts`):
     <prefix>:{outbox}:items   hash: delivery id -> payload
     <prefix>:{outbox}:meta    hash: c:<id> claim token, a:<id> attempts
     <prefix>:{outbox}:done    sorted set of delivered ids, score = when to forget them
-    <prefix>:rate:{..}, :lim:{..}, :alive:{..}   fleet-wide limits (`_limits`)
+    <prefix>:rate:{..}, :lim:{..}, :alive:{..}, :set:{..}   fleet-wide limits (`_limits`)
     <prefix>:{idem:<key>}     hash: fp, token (while in flight), answer; PX in flight / window
 
 Cluster rules (plain Redis and Sentinel follow them too, so one code path serves all three):
@@ -373,6 +373,9 @@ class RedisBus:
 
     async def occupy(self, name: str, key: str, limit: int) -> bool:
         return await self._limits.occupy(name, key, limit)
+
+    async def admit(self, name: str, key: str, member: str, ttl_s: float, limit: int) -> bool:
+        return await self._limits.admit(name, key, member, ttl_s, limit)
 
     def vacate(self, name: str, key: str) -> None:
         self._limits.vacate(name, key)

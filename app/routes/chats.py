@@ -58,6 +58,7 @@ async def request_chat(
         endpoint=body.endpoint,
         user_data=body.userData,
         push_token=body.pushToken,
+        client=client,
     )
     response.headers.update(NO_STORE)
     return ChatCreated(id=ref.handle, path=f"/api/v2/chats/{ref.handle}")
@@ -108,8 +109,8 @@ GET_CHAT: dict[str, Any] = {
 
 
 @router.get("/chats/{handle}", **GET_CHAT)
-async def get_chat(ref: ChatRefDep, rt: RuntimeDep) -> JSONResponse:
-    state = await rt.service.chat(ref)
+async def get_chat(ref: ChatRefDep, rt: RuntimeDep, client: ClientKeyDep) -> JSONResponse:
+    state = await rt.service.chat(ref, client)
     return _answer({"chat": chat_json(ref.handle, state), "statusCode": 0})
 
 
@@ -151,13 +152,13 @@ async def get_messages(
     if wait_s and start is None:
         raise InvalidInputError("wait: needs an index")
     if not wait_s:
-        messages = await rt.service.messages(ref, start)
+        messages = await rt.service.messages(ref, start, client=client)
         return _messages(messages)
     # A held long-poll is an open connection like a stream: it counts against the same
     # per-IP cap, or one client could hold any number of them.
     async with rt.stream_limits_ip.hold(client):
         with rt.metrics.long_polls.track_inprogress():
-            messages = await rt.service.messages(ref, start, wait_s)
+            messages = await rt.service.messages(ref, start, wait_s, client)
     return _messages(messages)
 
 
@@ -167,8 +168,8 @@ async def get_messages(
     name="get_my_chat",
     **{**GET_CHAT, "summary": "GetChat (the upstream overview's path)"},
 )
-async def get_my_chat(ref: ChatRefDep, rt: RuntimeDep) -> JSONResponse:
-    return await get_chat(ref, rt)
+async def get_my_chat(ref: ChatRefDep, rt: RuntimeDep, client: ClientKeyDep) -> JSONResponse:
+    return await get_chat(ref, rt, client)
 
 
 @router.get(

@@ -111,7 +111,13 @@ async def chat_events(
     # together: the cap is a memory guard, not an exact count); released in `closed`.
     rt.stream_capacity.enter()
     stream = ChatStream(
-        ref, start, bus=rt.bus, service=rt.service, hub=rt.streams, tuning=rt.stream_tuning
+        ref,
+        start,
+        client=client,
+        bus=rt.bus,
+        service=rt.service,
+        hub=rt.streams,
+        tuning=rt.stream_tuning,
     )
 
     def opened() -> None:

@@ -510,6 +510,30 @@ async def test_vacating_more_than_occupied_is_ignored(bus: Bus) -> None:
     assert not await bus.occupy("streams", key, 1)
 
 
+async def test_admitted_members_are_bounded_fleet_wide_and_expire(make: BusFactory) -> None:
+    a, b = await make(), await make()
+    client, other = new_chat(), new_chat()
+    assert await a.admit("keepalive", client, "chat-1", 0.4, 2)
+    assert await b.admit("keepalive", client, "chat-2", 5, 2)
+    assert not await b.admit("keepalive", client, "chat-3", 5, 2)  # full: nothing changed
+    assert await a.admit("keepalive", client, "chat-1", 0.1, 2)  # a member renews, never shorter
+    assert await a.admit("keepalive", other, "chat-3", 5, 2)  # another key
+    assert await a.admit("sessions", client, "chat-3", 5, 2)  # another name
+    await asyncio.sleep(0.55)  # chat-1 expired: its place is free
+    assert await b.admit("keepalive", client, "chat-3", 5, 2)
+    assert not await a.admit("keepalive", client, "chat-1", 5, 2)
+
+
+async def test_concurrent_admits_never_exceed_the_limit(make: BusFactory) -> None:
+    a, b = await make(), await make()
+    key = new_chat()
+    members = [f"chat-{n}" for n in range(20)]
+    granted = await asyncio.gather(
+        *(x.admit("keepalive", key, m, 5, 4) for x, m in zip([a, b] * 10, members, strict=True))
+    )
+    assert sum(granted) == 4
+
+
 async def test_reader_presence_is_fleet_wide_and_expires(make: BusFactory) -> None:
     a, b = await make(), await make()
     seen, never = new_chat(), new_chat()
