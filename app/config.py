@@ -17,7 +17,7 @@ from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_valida
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app import hours
-from app.bus import parse_redis_url
+from app.bus import TranscriptLimits, parse_redis_url
 from app.security import IPV6_PREFIX_LEN
 from app.webhooks import parse_secret
 
@@ -139,6 +139,36 @@ class Settings(BaseSettings):
         "participant events)",
     )
     cache_retention_s: float = Field(default=86_400.0, gt=0)
+    # -- bounded transcripts (issue 18): the upstream keeps them whole -------------------
+    transcript_max_messages: int = Field(
+        default=TranscriptLimits.max_messages,
+        ge=10,
+        description="Messages of one chat kept in the cache; older ones are read from the "
+        "upstream when asked for",
+    )
+    transcript_max_bytes: int = Field(
+        default=TranscriptLimits.max_bytes,
+        ge=16_384,
+        description="Bytes of message text of one chat kept in the cache (the oldest go first)",
+    )
+    transcript_budget_bytes: int = Field(
+        default=TranscriptLimits.budget_bytes,
+        ge=1 << 20,
+        description="Bytes of message text cached for all chats: the process's (no Redis) or "
+        "the fleet's; over it, the transcripts committed to least recently are dropped",
+    )
+    ended_retention_s: float = Field(
+        default=TranscriptLimits.ended_retention_s,
+        gt=0,
+        description="An ended chat's cached messages are dropped this long after its end "
+        "(never later than BFF_CACHE_RETENTION_S); its state stays for the retention",
+    )
+    history_per_minute: float = Field(
+        default=30,
+        gt=0,
+        description="Reads of messages no longer cached (served from the upstream), per client",
+    )
+    history_burst: int = Field(default=10, ge=1)
 
     sse_heartbeat_s: float = Field(default=15.0, gt=0, le=15)
     sse_retry_ms: int = Field(default=2_000, ge=100)
@@ -327,6 +357,8 @@ class Settings(BaseSettings):
             raise ValueError("need poll_fast_interval_s <= poll_interval_s <= poll_idle_interval_s")
         if self.poll_idle_interval_s > self.poll_keepalive_s:
             raise ValueError("poll_idle_interval_s must not exceed poll_keepalive_s")
+        if self.transcript_budget_bytes < self.transcript_max_bytes:
+            raise ValueError("transcript_budget_bytes must be at least transcript_max_bytes")
         return self
 
     @property

@@ -20,7 +20,7 @@ from sse_starlette.sse import AppStatus
 from app.access import AccessLog
 from app.bus import make_bus
 from app.bus._connect import parse_redis_url
-from app.bus.base import Bus
+from app.bus.base import Bus, TranscriptLimits
 from app.cadence import Cadence
 from app.config import Settings, load_settings, webhook_keys
 from app.cors import CrossOrigin
@@ -91,6 +91,13 @@ def create_app(
         failover_wait_s=settings.redis_failover_wait_s,
         holder_ttl_s=settings.stream_count_ttl_s,
         on_error=metrics.bus_error,
+        transcripts=TranscriptLimits(
+            max_messages=settings.transcript_max_messages,
+            max_bytes=settings.transcript_max_bytes,
+            budget_bytes=settings.transcript_budget_bytes,
+            ended_retention_s=min(settings.ended_retention_s, settings.cache_retention_s),
+        ),
+        meter=metrics,
     )
     codec = HandleCodec(settings.secret_keys)
     origins = OriginPolicy(settings.allowed_origins)
@@ -147,6 +154,10 @@ def create_app(
             cold_wait_s=settings.upstream_timeout_s + 2,
             draining=draining,
             reader_window_s=settings.reader_window_s,
+            history_limiter=RateLimiter(
+                the_bus, "history", settings.history_per_minute, settings.history_burst
+            ),
+            on_history=metrics.history_reads.inc,
         ),
         metrics=metrics,
         client_address=ClientAddress(

@@ -127,9 +127,37 @@ class Metrics:
         )
         for outcome in ("granted", "refused"):
             self.keepalives.labels(outcome)
+        self.transcript_bytes = Gauge(
+            "bff_transcript_bytes",
+            "Bytes of message text in the cached transcripts: this process's (in-memory bus), "
+            "or the fleet's as of this instance's last budget flush (Redis)",
+            registry=self.registry,
+        )
+        self.transcript_evictions = Counter(
+            "bff_transcript_evicted_messages",
+            "Messages dropped from the cached transcripts (readers get them from the upstream): "
+            "chat_cap (BFF_TRANSCRIPT_MAX_MESSAGES/_BYTES), budget (BFF_TRANSCRIPT_BUDGET_BYTES)",
+            ["reason"],
+            registry=self.registry,
+        )
+        for reason in ("chat_cap", "budget"):
+            self.transcript_evictions.labels(reason)
+        self.history_reads = Counter(
+            "bff_history_reads",
+            "Reads of messages no longer cached, served from the upstream",
+            registry=self.registry,
+        )
 
     def keepalive_asked(self, granted: bool) -> None:
         self.keepalives.labels("granted" if granted else "refused").inc()
+
+    # -- the bus's TranscriptMeter --
+    def transcript_held(self, nbytes: int) -> None:
+        self.transcript_bytes.set(nbytes)
+
+    def transcript_evicted(self, reason: str, messages: int) -> None:
+        if messages:
+            self.transcript_evictions.labels(reason).inc(messages)
 
     def pollers_changed(self, held: int) -> None:
         """The registry's count of held leases changed: a lease was taken or given up."""

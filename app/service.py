@@ -1,10 +1,11 @@
 """What a customer can do with a chat, whichever route or transport they use.
 
 Owns the rules between the routes and the shared cache: handles in, upstream ids out; reads
-served from the cache the chat's poller fills (never one upstream call per reader); per-chat
-cookies on sends; the index-less read cursor; long-poll waits; a completed chat stays over; a
-chat opened upstream is never left unreachable, and a write the upstream took never answers an
-error because of the bus (the client would repeat it).
+served from the cache the chat's poller fills (never one upstream call per reader), and what
+the bounded cache no longer holds read from the upstream with an explicit index (limited per
+client); per-chat cookies on sends; the index-less read cursor; long-poll waits; a completed
+chat stays over; a chat opened upstream is never left unreachable, and a write the upstream
+took never answers an error because of the bus (the client would repeat it).
 It must not know HTTP framing (routes, sse) or poll loops (poller, registry).
 """
 
@@ -25,6 +26,7 @@ from app.errors import (
     InvalidStateError,
     UpstreamUnavailableError,
 )
+from app.limits import RateLimiter
 from app.models import JSON, ChatEvent, ChatState, EventKind, Message, UpstreamStatus
 from app.registry import PollerRegistry
 from app.security import HandleCodec, chat_key
@@ -56,7 +58,11 @@ class ChatService:
         cold_wait_s: float,
         draining: asyncio.Event,
         reader_window_s: float = 30.0,
+        history_limiter: RateLimiter | None = None,
+        on_history: Callable[[], None] | None = None,
     ) -> None:
+        self._history_limiter = history_limiter
+        self._on_history = on_history
         self._reader_window_s = reader_window_s
         self._draining = draining
         self._upstream = upstream
@@ -182,17 +188,20 @@ class ChatService:
         `client`: the reader's client key."""
         record = await self.warm(ref, waiting_s=wait_s or 0.0, client=client)
         if index is None:
-            given = await self._bus.claim_indexless(ref.key, record.cursor)
-            if given >= record.cursor:
+            if record.indexless_cursor >= record.cursor:
                 return []
-            fresh = await self._bus.messages(ref.key, after=given)
-            return [m for m in fresh if m.index <= record.cursor]
+            # Read first, claim after: a read that fails (the upstream, a limit) moves nothing.
+            fresh, _ = await self._read(ref, record.indexless_cursor, client)
+            given = await self._bus.claim_indexless(ref.key, record.cursor)
+            return [m for m in fresh if given < m.index <= record.cursor]
         after = max(index, 1) - 1
-        found = await self._bus.messages(ref.key, after=after)
+        found, floor = await self._read(ref, after, client)
         if found or not wait_s or record.ended:
             return found
+        # Nothing up to the floor exists upstream either: wait for what comes above it.
+        after = max(after, floor)
         async with self._bus.subscribe(ref.key) as subscription:
-            found = await self._bus.messages(ref.key, after=after)
+            found, _ = await self._read(ref, after, client)
             if found:
                 return found
             await self._await_event(
@@ -203,7 +212,47 @@ class ChatService:
                 ),
                 wait_s,
             )
-        return await self._bus.messages(ref.key, after=after)
+        found, _ = await self._read(ref, after, client)
+        return found
+
+    async def read(
+        self, ref: ChatRef, after: int, *, client: str | None, limit: int = 1000
+    ) -> list[Message]:
+        """Up to `limit` messages with index > `after`, in index order, none missing: from the
+        cache, and those it no longer holds (below its floor) from the upstream."""
+        found, _ = await self._read(ref, after, client, limit)
+        return found
+
+    async def _read(
+        self, ref: ChatRef, after: int, client: str | None, limit: int = 1000
+    ) -> tuple[list[Message], int]:
+        cached = await self._bus.transcript(ref.key, after, limit)
+        if after >= cached.floor:
+            return cached.messages, cached.floor
+        older = await self._history(ref, after, cached.floor, client)
+        return (older + cached.messages)[:limit], cached.floor
+
+    async def _history(
+        self, ref: ChatRef, after: int, floor: int, client: str | None
+    ) -> list[Message]:
+        """The messages in (after, floor], which the cache dropped (its caps, the budget, an
+        ended chat's retention): one upstream read with an explicit index, limited per
+        client. Nothing when the upstream no longer knows the chat."""
+        if self._history_limiter is not None and client is not None:
+            await self._history_limiter.hit(client)
+        record = await self._bus.record(ref.key)
+        try:
+            messages, answer = await self._upstream.get_messages(
+                ref.upstream_id, after + 1, record.cookies
+            )
+        except ChatNotFoundError:
+            return []
+        if self._on_history is not None:
+            self._on_history()
+        if answer.cookies:
+            with contextlib.suppress(BusUnavailableError):
+                await self._bus.set_cookies(ref.key, answer.cookies)
+        return [m for m in messages if after < m.index <= floor]
 
     async def _await_event(
         self, subscription: Subscription, wanted: Callable[[ChatEvent], bool], timeout_s: float

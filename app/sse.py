@@ -172,7 +172,10 @@ class ChatStream:
 
     async def _catch_up(self) -> AsyncIterator[bytes]:
         while True:
-            page = await self._bus.messages(self.ref.key, after=self.last, limit=REPLAY_PAGE)
+            # From the cache, and what it no longer holds from the upstream: none missing.
+            page = await self._service.read(
+                self.ref, self.last, client=self.client, limit=REPLAY_PAGE
+            )
             for message in page:
                 if message.index > self.last:
                     yield self._message(message)

@@ -33,6 +33,13 @@ CASES = [
     ("ipv6 prefix too long", {"BFF_IPV6_PREFIX_LEN": "129"}, "BFF_IPV6_PREFIX_LEN"),
     ("no keep-alive chats", {"BFF_KEEPALIVE_CHATS_PER_CLIENT": "0"}, "KEEPALIVE_CHATS"),
     ("unread grace zero", {"BFF_UNREAD_KEEPALIVE_S": "0"}, "BFF_UNREAD_KEEPALIVE_S"),
+    ("tiny transcript cap", {"BFF_TRANSCRIPT_MAX_BYTES": "100"}, "BFF_TRANSCRIPT_MAX_BYTES"),
+    (
+        "budget below a chat's cap",
+        {"BFF_TRANSCRIPT_BUDGET_BYTES": "2000000", "BFF_TRANSCRIPT_MAX_BYTES": "3000000"},
+        "transcript_budget_bytes",
+    ),
+    ("ended retention zero", {"BFF_ENDED_RETENTION_S": "0"}, "BFF_ENDED_RETENTION_S"),
     # -- Redis URL options and failover settings (redis)
     (
         "redis option typo",
