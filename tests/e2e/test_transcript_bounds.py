@@ -139,6 +139,12 @@ def test_one_chat_sending_large_messages_cannot_grow_its_cached_transcript(
     assert streamed(server, handle, 0, last) == indices
     assert streamed(server, handle, indices[5], last) == indices[6:]
     assert metric(server, "bff_history_reads_total") >= 2
+    # Each read below the cache costs an upstream read: limited per client.
+    path = f"/api/v2/chats/{handle}/messages"
+    with httpx.Client(base_url=server.url, timeout=15) as client:
+        answers = [client.get(path, params={"index": 1}) for _ in range(12)]
+    refused = [answer for answer in answers if answer.status_code == 429]
+    assert refused and int(refused[0].headers["Retry-After"]) >= 1
     assert metric(server, 'bff_transcript_evicted_messages_total{reason="chat_cap"}') > 0
 
     held = metric(server, "bff_transcript_bytes")
