@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
@@ -34,6 +35,9 @@ log = logging.getLogger("chat_bff.bus")
 T = TypeVar("T")
 
 FLUSH_S = 0.5
+# A chat whose log did not change is reported again after this at the earliest: its expiry
+# in the budget lags the log's own by at most this (against a retention of hours).
+REFRESH_S = 600.0
 # Reports waiting at most; more (a bus down for long) and the oldest are forgotten: each chat
 # reports again at its next commit.
 MAX_PENDING = 100_000
@@ -69,12 +73,24 @@ class TranscriptBudget:
         self._chat_keys = chat_keys  # a chat's meta and log keys
         self._meter = meter
         self._pending: dict[str, tuple[int, int]] = {}  # chat -> (bytes, ttl ms)
+        self._reported: dict[str, float] = {}  # chat -> when last reported (monotonic)
+        self._next_cleanup = time.monotonic() + REFRESH_S
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
-    def report(self, chat: str, nbytes: int, ttl_ms: int) -> None:
-        """What `chat`'s log holds after a commit, and how long it is kept."""
+    def report(self, chat: str, nbytes: int, ttl_ms: int, *, changed: bool) -> None:
+        """What `chat`'s log holds after a commit, and how long it is kept; `changed`: the
+        commit stored or dropped messages, or ended the chat (else a poll that found
+        nothing, reported only now and then)."""
+        now = time.monotonic()
+        if not changed and now - self._reported.get(chat, -REFRESH_S) < REFRESH_S:
+            return
+        self._reported[chat] = now
+        if now >= self._next_cleanup:
+            self._next_cleanup = now + REFRESH_S
+            for old in [c for c, at in self._reported.items() if now - at >= REFRESH_S]:
+                del self._reported[old]
         self._pending.pop(chat, None)
         self._pending[chat] = (nbytes, ttl_ms)
         while len(self._pending) > MAX_PENDING:

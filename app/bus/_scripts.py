@@ -47,13 +47,18 @@ return 0
 COMMIT = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
 local meta, log = KEYS[2], KEYS[3]
-local prev = redis.call('HGET', meta, 'cursor') or '0'
+local known = redis.call('HMGET', meta, 'cursor', 'floor', 'bytes', 'ended')
+local prev = known[1] or '0'
 local cursor = tonumber(prev)
-local floor = tonumber(redis.call('HGET', meta, 'floor') or '0')
-local held = tonumber(redis.call('HGET', meta, 'bytes') or '0')
-if redis.call('EXISTS', log) == 0 then
-  held = 0
-  if cursor > floor then floor = cursor end
+local floor = tonumber(known[2] or '0')
+local held = tonumber(known[3] or '0')
+local resized = false
+if held > 0 or cursor > floor then
+  if redis.call('EXISTS', log) == 0 then
+    held = 0
+    floor = cursor
+    resized = true
+  end
 end
 local out = {}
 for i = 11, #ARGV, 2 do
@@ -61,6 +66,7 @@ for i = 11, #ARGV, 2 do
   if index > cursor then
     redis.call('ZADD', log, index, ARGV[i] .. ':' .. ARGV[i + 1])
     held = held + #ARGV[i + 1]
+    resized = true
     out[#out + 1] =
       '{"k":"message","i":' .. ARGV[i] .. ',"p":' .. prev .. ',"d":' .. ARGV[i + 1] .. '}'
     cursor = index
@@ -69,17 +75,19 @@ for i = 11, #ARGV, 2 do
 end
 if #out > 0 then redis.call('HSET', meta, 'cursor', prev) end
 local dropped = 0
-while held > tonumber(ARGV[9]) or redis.call('ZCARD', log) > tonumber(ARGV[8]) do
-  local oldest = redis.call('ZPOPMIN', log)
-  if #oldest == 0 then
-    held = 0
-    break
+if resized then
+  while held > tonumber(ARGV[9]) or redis.call('ZCARD', log) > tonumber(ARGV[8]) do
+    local oldest = redis.call('ZPOPMIN', log)
+    if #oldest == 0 then
+      held = 0
+      break
+    end
+    held = held - (#oldest[1] - string.find(oldest[1], ':', 1, true))
+    floor = tonumber(oldest[2])
+    dropped = dropped + 1
   end
-  held = held - (#oldest[1] - string.find(oldest[1], ':', 1, true))
-  floor = tonumber(oldest[2])
-  dropped = dropped + 1
+  redis.call('HSET', meta, 'bytes', held, 'floor', floor)
 end
-redis.call('HSET', meta, 'bytes', held, 'floor', floor)
 if ARGV[4] ~= '' and redis.call('HGET', meta, 'state') ~= ARGV[4] then
   redis.call('HSET', meta, 'state', ARGV[4])
   out[#out + 1] = '{"k":"state","d":' .. ARGV[4] .. '}'
@@ -88,12 +96,13 @@ if ARGV[5] ~= '' and (redis.call('HGET', meta, 'status') or 'ok') ~= ARGV[5] the
   redis.call('HSET', meta, 'status', ARGV[5])
   out[#out + 1] = '{"k":"status","d":{"upstream":"' .. ARGV[5] .. '"}}'
 end
-if ARGV[6] == '1' and redis.call('HGET', meta, 'ended') ~= '1' then
+local ended = known[4] == '1'
+if ARGV[6] == '1' and not ended then
+  ended = true
   redis.call('HSET', meta, 'ended', '1')
   out[#out + 1] = '{"k":"end","d":{}}'
 end
 redis.call('HSETNX', meta, 'cursor', '0')
-local ended = redis.call('HGET', meta, 'ended') == '1'
 redis.call('PEXPIRE', meta, ARGV[2])
 redis.call('PEXPIRE', KEYS[4], ARGV[2])
 if ended then
@@ -409,12 +418,13 @@ for _, chat in ipairs(redis.call('ZRANGE', KEYS[2], '-inf', now, 'BYSCORE', 'LIM
   forget(chat)
 end
 for i = 3, #ARGV, 3 do
-  forget(ARGV[i])
   if tonumber(ARGV[i + 1]) > 0 then
+    total = total - tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0') + tonumber(ARGV[i + 1])
     redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
     -- Reports come in commit order: a thousandth of a ms apart keeps it among equal times.
     redis.call('ZADD', KEYS[2], now + tonumber(ARGV[i + 2]) + i / 3000, ARGV[i])
-    total = total + tonumber(ARGV[i + 1])
+  else
+    forget(ARGV[i])
   end
 end
 local victims = {}

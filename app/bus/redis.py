@@ -269,9 +269,13 @@ class RedisBus:
         payload, held, dropped, was_ended = answer
         if int(dropped) and self._meter is not None:
             self._meter.transcript_evicted("chat_cap", int(dropped))
+        events = decode_events(str(payload))
         ttl = _ms(self._caps.ended_retention_s) if int(was_ended) else self._retention_ms
-        self._budget.report(chat, int(held), ttl)
-        return decode_events(str(payload))
+        changed = bool(int(dropped)) or any(
+            e.kind in (EventKind.MESSAGE, EventKind.END) for e in events
+        )
+        self._budget.report(chat, int(held), ttl, changed=changed)
+        return events
 
     async def record(self, chat: str) -> ChatRecord:
         meta = self._key(check_chat(chat), "meta")
