@@ -133,7 +133,9 @@ WaitQuery = Annotated[
 ]
 GET_MESSAGES: dict[str, Any] = {
     "response_model": MessageList,
-    "responses": errors(400, *READ_ERRORS),
+    # 429: a waiting long-poll over the per-client cap, or reads below the cache too often;
+    # 502/504: the upstream, when asked for what the bounded cache no longer holds.
+    "responses": errors(400, 429, 502, 504, *READ_ERRORS),
     "summary": "GetMessages",
     "description": MESSAGES_DESCRIPTION,
 }
