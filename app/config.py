@@ -16,8 +16,9 @@ from typing import Annotated, Any, Literal
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.bus import parse_redis_url
+from app.bus import TranscriptLimits, parse_redis_url
 from app.config_hooks import HookSettings
+from app.security import IPV6_PREFIX_LEN
 
 MIN_SECRET_KEY_CHARS = 32
 
@@ -46,6 +47,13 @@ class Settings(HookSettings, BaseSettings):
     allowed_origins: CommaList = Field(default_factory=list)
     trusted_proxies: CommaList = Field(
         default_factory=list, description="CIDRs whose X-Forwarded-For is believed"
+    )
+    ipv6_prefix_len: int = Field(
+        default=IPV6_PREFIX_LEN,
+        ge=32,
+        le=128,
+        description="IPv6 clients are one client per network of this many bits, for every "
+        "per-client limit (IPv4: per address)",
     )
 
     upstream_timeout_s: float = Field(default=10.0, gt=0, le=120)
@@ -106,7 +114,21 @@ class Settings(HookSettings, BaseSettings):
         default=600.0,
         gt=0,
         description="Polling (at the keep-alive cadence) goes on this long after the last "
-        "reader, stream or send, so an app in the background keeps its chat upstream",
+        "read (stream, long-poll, read) of a chat, or its RequestChat with a pushToken, so an "
+        "app in the background keeps its chat upstream",
+    )
+    unread_keepalive_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A chat nobody has read (no stream, long-poll or read) is polled this long "
+        "after its creation or last send, and then left to the upstream's idle disconnect "
+        "(45 s); never longer than BFF_BACKGROUND_KEEPALIVE_S",
+    )
+    keepalive_chats_per_client: int = Field(
+        default=20,
+        ge=1,
+        description="Chats one client (key) may keep alive in the background at a time; "
+        "beyond it a read chat gets only BFF_UNREAD_KEEPALIVE_S",
     )
     reader_window_s: float = Field(
         default=30.0,
@@ -121,6 +143,36 @@ class Settings(HookSettings, BaseSettings):
         "participant events)",
     )
     cache_retention_s: float = Field(default=86_400.0, gt=0)
+    # -- bounded transcripts (issue 18): the upstream keeps them whole -------------------
+    transcript_max_messages: int = Field(
+        default=TranscriptLimits.max_messages,
+        ge=10,
+        description="Messages of one chat kept in the cache; older ones are read from the "
+        "upstream when asked for",
+    )
+    transcript_max_bytes: int = Field(
+        default=TranscriptLimits.max_bytes,
+        ge=16_384,
+        description="Bytes of message text of one chat kept in the cache (the oldest go first)",
+    )
+    transcript_budget_bytes: int = Field(
+        default=TranscriptLimits.budget_bytes,
+        ge=1 << 20,
+        description="Bytes of message text cached for all chats: the process's (no Redis) or "
+        "the fleet's; over it, the transcripts committed to least recently are dropped",
+    )
+    ended_retention_s: float = Field(
+        default=TranscriptLimits.ended_retention_s,
+        gt=0,
+        description="An ended chat's cached messages are dropped this long after its end "
+        "(never later than BFF_CACHE_RETENTION_S); its state stays for the retention",
+    )
+    history_per_minute: float = Field(
+        default=30,
+        gt=0,
+        description="Reads of messages no longer cached (served from the upstream), per client",
+    )
+    history_burst: int = Field(default=10, ge=1)
 
     sse_heartbeat_s: float = Field(default=15.0, gt=0, le=15)
     sse_retry_ms: int = Field(default=2_000, ge=100)
@@ -279,6 +331,8 @@ class Settings(HookSettings, BaseSettings):
             raise ValueError("need poll_fast_interval_s <= poll_interval_s <= poll_idle_interval_s")
         if self.poll_idle_interval_s > self.poll_keepalive_s:
             raise ValueError("poll_idle_interval_s must not exceed poll_keepalive_s")
+        if self.transcript_budget_bytes < self.transcript_max_bytes:
+            raise ValueError("transcript_budget_bytes must be at least transcript_max_bytes")
         return self
 
     @property

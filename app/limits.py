@@ -18,7 +18,8 @@ from app.errors import RateLimitedError
 
 
 class RateLimiter:
-    """A token bucket per key (a client IP): `burst` at once, `per_minute` sustained."""
+    """A token bucket per key (a client key, `security.client_key`): `burst` at once,
+    `per_minute` sustained."""
 
     def __init__(self, limits: Limits, name: str, per_minute: float, burst: int) -> None:
         self._limits = limits
@@ -34,7 +35,7 @@ class RateLimiter:
 
 
 class ConcurrencyLimiter:
-    """At most `limit` concurrent holders per key (open streams per client IP or per chat).
+    """At most `limit` concurrent holders per key (open streams per client key or per chat).
 
     `acquire` counts one holder or raises RateLimitedError; every successful `acquire` must be
     matched by one `release` (never blocks, safe in a `finally` or a callback). Holders of an

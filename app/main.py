@@ -20,7 +20,7 @@ from sse_starlette.sse import AppStatus
 from app.access import AccessLog
 from app.bus import make_bus
 from app.bus._connect import parse_redis_url
-from app.bus.base import Bus, OutboxQuota
+from app.bus.base import Bus, OutboxQuota, TranscriptLimits
 from app.cadence import Cadence
 from app.config import Settings, load_settings
 from app.config_hooks import webhook_keys
@@ -39,9 +39,10 @@ from app.openapi import install_openapi, operation_id
 from app.paths import TrailingSlash
 from app.poller import PollerTuning
 from app.ports import PortSplit
+from app.proxy_trust import adopt_in_uvicorn
 from app.push import KIND as PUSH_KIND
 from app.push import PushHook
-from app.registry import PollerRegistry
+from app.registry import Keepalive, PollerRegistry
 from app.routes import chats, events, health, offline
 from app.routes.health import PROBE_EVERY_S
 from app.security import ClientAddress, HandleCodec, OriginPolicy
@@ -72,6 +73,8 @@ def create_app(
 ) -> FastAPI:
     """Build the service. `upstream_transport` lets the demo reach an in-process emulator."""
     settings = settings or load_settings()  # the environment, unknown BFF_* names refused
+    # Under `uvicorn --factory`, uvicorn's own proxy-header default would otherwise apply.
+    adopt_in_uvicorn(settings.trusted_proxies)
     metrics = Metrics()
     upstream = UpstreamClient(
         str(settings.upstream_url),
@@ -94,6 +97,13 @@ def create_app(
         failover_wait_s=settings.redis_failover_wait_s,
         holder_ttl_s=settings.stream_count_ttl_s,
         on_error=metrics.bus_error,
+        transcripts=TranscriptLimits(
+            max_messages=settings.transcript_max_messages,
+            max_bytes=settings.transcript_max_bytes,
+            budget_bytes=settings.transcript_budget_bytes,
+            ended_retention_s=min(settings.ended_retention_s, settings.cache_retention_s),
+        ),
+        meter=metrics,
     )
     codec = HandleCodec(settings.secret_keys)
     origins = OriginPolicy(settings.allowed_origins)
@@ -126,10 +136,15 @@ def create_app(
             lease_ttl_s=settings.lease_ttl_s,
             state_refresh_s=settings.state_refresh_s,
         ),
-        interest_grace_s=settings.background_keepalive_s,
+        keepalive=Keepalive(
+            background_s=settings.background_keepalive_s,
+            unread_s=min(settings.unread_keepalive_s, settings.background_keepalive_s),
+            per_client=settings.keepalive_chats_per_client,
+        ),
         reader_window_s=settings.reader_window_s,
         watched=streams.watched,
         on_change=metrics.pollers_changed,
+        on_keepalive=metrics.keepalive_asked,
         on_commit=None if push_hook is None else push_hook.after_commit,
     )
     draining = asyncio.Event()
@@ -145,9 +160,15 @@ def create_app(
             cold_wait_s=settings.upstream_timeout_s + 2,
             draining=draining,
             reader_window_s=settings.reader_window_s,
+            history_limiter=RateLimiter(
+                the_bus, "history", settings.history_per_minute, settings.history_burst
+            ),
+            on_history=metrics.history_reads.inc,
         ),
         metrics=metrics,
-        client_address=ClientAddress(settings.trusted_proxies),
+        client_address=ClientAddress(
+            settings.trusted_proxies, ipv6_prefix_len=settings.ipv6_prefix_len
+        ),
         # Fleet-wide through the bus (one limit for N instances); see app/limits.py.
         create_limiter=RateLimiter(
             the_bus, "create-ip", settings.chat_create_per_minute, settings.chat_create_burst
@@ -228,8 +249,8 @@ def create_app(
             max_per_client=settings.idempotency_max_per_client,
             max_total=settings.idempotency_max_entries,
         ),
-        # The client identity the per-IP limits key by (app/routes/deps.py: client_ip).
-        client_of=runtime.client_address.of,
+        # The client key every per-client limit counts under (an IPv4 address, an IPv6 /64).
+        client_of=runtime.client_address.key,
         routes=app.routes,
         on_refused=lambda limit: metrics.idempotency_refused.labels(limit).inc(),
     )

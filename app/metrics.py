@@ -116,6 +116,7 @@ class Metrics:
         )
         self._held = 0
         self._edge()
+        self._limits()
 
     def _edge(self) -> None:
         """What a client can make us hold at the request edge, and refusals at its caps."""
@@ -190,6 +191,50 @@ class Metrics:
     def held(self, kind: str, held: OutboxHeld) -> None:
         self.outbox_items.labels(kind).set(held.items)
         self.outbox_bytes.labels(kind).set(held.bytes)
+
+    def _limits(self) -> None:
+        """What the caps of issue 18 hold and refuse (docs/SECURITY.md, "Limits")."""
+        self.keepalives = Counter(
+            "bff_background_keepalive",
+            "Background keep-alives asked for a read chat, by outcome: granted, or refused "
+            "because its client holds BFF_KEEPALIVE_CHATS_PER_CLIENT (the chat then gets "
+            "BFF_UNREAD_KEEPALIVE_S)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        for outcome in ("granted", "refused"):
+            self.keepalives.labels(outcome)
+        self.transcript_bytes = Gauge(
+            "bff_transcript_bytes",
+            "Bytes of message text in the cached transcripts: this process's (in-memory bus), "
+            "or the fleet's as of this instance's last budget flush (Redis)",
+            registry=self.registry,
+        )
+        self.transcript_evictions = Counter(
+            "bff_transcript_evicted_messages",
+            "Messages dropped from the cached transcripts (readers get them from the upstream): "
+            "chat_cap (BFF_TRANSCRIPT_MAX_MESSAGES/_BYTES), budget (BFF_TRANSCRIPT_BUDGET_BYTES)",
+            ["reason"],
+            registry=self.registry,
+        )
+        for reason in ("chat_cap", "budget"):
+            self.transcript_evictions.labels(reason)
+        self.history_reads = Counter(
+            "bff_history_reads",
+            "Reads of messages no longer cached, served from the upstream",
+            registry=self.registry,
+        )
+
+    def keepalive_asked(self, granted: bool) -> None:
+        self.keepalives.labels("granted" if granted else "refused").inc()
+
+    # -- the bus's TranscriptMeter --
+    def transcript_held(self, nbytes: int) -> None:
+        self.transcript_bytes.set(nbytes)
+
+    def transcript_evicted(self, reason: str, messages: int) -> None:
+        if messages:
+            self.transcript_evictions.labels(reason).inc(messages)
 
     def pollers_changed(self, held: int) -> None:
         """The registry's count of held leases changed: a lease was taken or given up."""

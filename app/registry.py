@@ -1,14 +1,17 @@
 """The per-process registry of pollers: which chats this instance polls, and why.
 
 Owns demand: interest from this instance's readers, streams and sends is noted on the bus
-(fleet-wide, for the background keep-alive: an app in the background keeps its chat alive
-upstream that long after its last read), and so is the presence of readers (streams open
-here, long-polls waiting, recent reads), which sets the poll cadence and tells the push hook
-whether anyone would see a message; a sweeper regularly offers this instance every interested
-chat whose lease is free (so a dead holder is replaced within about one lease period) and
-stops the pollers of chats nobody cares about any more. It owns every poller task, restarts
-one that crashed (logged with its cause, `degraded` for viewers, backoff) and ends them all
-on drain or close. It must not poll (that is `poller.py`).
+(fleet-wide), and so is the presence of readers (streams open here, long-polls waiting, recent
+reads), which sets the poll cadence and tells the push hook whether anyone would see a
+message. How long interest lasts is decided here: a read (or a RequestChat with a pushToken)
+keeps the chat polled for the background keep-alive (an app in the background keeps its chat
+alive upstream that long after its last read), unless the reading client already holds its
+cap of such chats; a chat nobody has read (created, written to) only for the short grace, so
+nobody keeps alive upstream what nobody looks at. A sweeper regularly offers this instance
+every interested chat whose lease is free (so a dead holder is replaced within about one lease
+period) and stops the pollers of chats nobody cares about any more. It owns every poller
+task, restarts one that crashed (logged with its cause, `degraded` for viewers, backoff) and
+ends them all on drain or close. It must not poll (that is `poller.py`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from app.bus.base import Bus
 from app.errors import BffError
@@ -34,6 +38,19 @@ log = logging.getLogger("chat_bff.registry")
 # Restart delays of a crashed poller: doubling from the first to the longest.
 SUPERVISOR_BACKOFF_S = 1.0
 SUPERVISOR_BACKOFF_MAX_S = 30.0
+# The per-client set of chats with the background keep-alive, on the bus (`Limits.admit`).
+KEEPALIVE_LIMIT = "keepalive"
+
+
+@dataclass(frozen=True, slots=True)
+class Keepalive:
+    """How long interest keeps a chat polled. `background_s` after a read (or RequestChat
+    with a pushToken), for at most `per_client` chats per reading client at a time; beyond
+    that, and for a chat nobody read, `unread_s`."""
+
+    background_s: float
+    unread_s: float
+    per_client: int
 
 
 class PollerRegistry:
@@ -44,11 +61,12 @@ class PollerRegistry:
         bus: Bus,
         codec: HandleCodec,
         tuning: PollerTuning,
-        interest_grace_s: float,
+        keepalive: Keepalive,
         reader_window_s: float = 30.0,
-        watched: Callable[[], dict[str, str]] | None = None,
+        watched: Callable[[], dict[str, tuple[str, str]]] | None = None,
         on_change: Callable[[int], None] | None = None,
         on_commit: OnCommit | None = None,
+        on_keepalive: Callable[[bool], None] | None = None,
     ) -> None:
         self._on_commit = on_commit
         self._watched = watched
@@ -56,13 +74,18 @@ class PollerRegistry:
         self._bus = bus
         self._codec = codec
         self._tuning = tuning
-        self._grace_s = interest_grace_s
+        self._keepalive = keepalive
         self._reader_window_s = reader_window_s
         self._readers_until: dict[str, float] = {}
         self._on_change = on_change
+        self._on_keepalive = on_keepalive
         self._pollers: dict[str, ChatPoller] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        # Until when this instance has noted interest in each chat on the bus.
         self._noted: dict[str, float] = {}
+        # (chat, client) -> (when asked, admitted): the per-client keep-alive set, asked again
+        # only now and then.
+        self._admitted: dict[tuple[str, str], tuple[float, bool]] = {}
         self._attempted: dict[str, float] = {}
         # Chats found over: their viewers still show interest until they read the end, but
         # taking the lease again would only read the ended record and let it go, each sweep.
@@ -81,15 +104,23 @@ class PollerRegistry:
         if self._renewer is None:
             self._renewer = asyncio.create_task(self._renew_loop(), name="lease-renewer")
 
-    async def interest(self, key: str, handle: str, *, reader_s: float = 0.0) -> None:
-        """Someone here cares about the chat: keep it polled for the grace period. `reader_s`
-        > 0: a reader is present for at least that long (a waiting long-poll: its wait plus
-        the reader window), so the chat is polled at the lively cadence meanwhile."""
+    async def interest(
+        self, key: str, handle: str, *, reader_s: float = 0.0, client: str | None = None
+    ) -> None:
+        """Someone here cares about the chat: keep it polled. With `client` (the client key of
+        a reader, or of an app that gave a pushToken), for the background keep-alive if that
+        client may keep one more chat alive; otherwise (a send, or the client at its cap) for
+        the short grace. A longer interest noted earlier, anywhere, is never cut short.
+        `reader_s` > 0: a reader is present for at least that long (a waiting long-poll: its
+        wait plus the reader window), so the chat is polled at the lively cadence meanwhile."""
         now = time.monotonic()
+        grace = self._keepalive.unread_s
+        if client is not None and await self._background(key, client, now):
+            grace = self._keepalive.background_s
         # Throttled per chat: a busy chat's readers must not cost one bus write each.
-        if now - self._noted.get(key, -1e9) > self._grace_s / 4:
-            await self._bus.note_interest(key, handle, self._grace_s)
-            self._noted[key] = now
+        if self._noted.get(key, -1e9) < now + grace * 3 / 4:
+            await self._bus.note_interest(key, handle, grace)
+            self._noted[key] = max(self._noted.get(key, -1e9), now + grace)
         if reader_s > 0:
             ttl = max(reader_s, self._reader_window_s)
             # Renewed once a third of the noted presence is used up, not on every read.
@@ -100,6 +131,24 @@ class PollerRegistry:
             self._tuning.lease_ttl_s / 3
         ):
             await self._try_acquire(key, handle)
+
+    async def _background(self, key: str, client: str, now: float) -> bool:
+        """Whether `client` may keep `key` alive in the background: one of the client's at
+        most `per_client` such chats fleet-wide (asked of the bus now and then)."""
+        asked, admitted = self._admitted.get((key, client), (-1e9, False))
+        # A place is renewed a few times per keep-alive; a refusal is asked again soon.
+        again = self._keepalive.background_s / 4 if admitted else self._keepalive.unread_s / 3
+        if now - asked < again:
+            return admitted
+        admitted = await self._bus.admit(
+            KEEPALIVE_LIMIT, client, key, self._keepalive.background_s, self._keepalive.per_client
+        )
+        self._admitted[(key, client)] = (now, admitted)
+        if self._on_keepalive is not None:
+            self._on_keepalive(admitted)
+        if not admitted:
+            log.info("background keep-alive refused: the client holds its cap of chats")
+        return admitted
 
     async def poke(self, key: str) -> None:
         """Ask the chat's poller, wherever it runs, to poll now."""
@@ -185,17 +234,17 @@ class PollerRegistry:
 
     async def sweep(self) -> None:
         # Chats with streams open here stay interesting: refreshed once per chat, not per stream.
-        for key, handle in (self._watched() if self._watched else {}).items():
-            await self.interest(key, handle, reader_s=self._reader_window_s)
+        for key, (handle, client) in (self._watched() if self._watched else {}).items():
+            await self.interest(key, handle, reader_s=self._reader_window_s, client=client)
         interested = await self._bus.interested()
         now = time.monotonic()
         for key, poller in list(self._pollers.items()):
             if key in interested:
                 continue
-            if now - self._noted.get(key, -1e9) < self._grace_s:
+            if (until := self._noted.get(key, -1e9)) > now:
                 # Interest noted here but gone from the bus (Redis lost its data): restore it
                 # rather than stop a chat someone is still watching.
-                await self._bus.note_interest(key, poller.handle, self._grace_s)
+                await self._bus.note_interest(key, poller.handle, until - now)
             else:
                 poller.stop()
         recent = now - self._tuning.lease_ttl_s / 3
@@ -204,10 +253,16 @@ class PollerRegistry:
                 return
             if key not in self._pollers and self._attempted.get(key, -1e9) < recent:
                 await self._try_acquire(key, handle)
-        horizon = time.monotonic() - self._grace_s
-        for table in (self._noted, self._attempted, self._readers_until, self._over):
+        now = time.monotonic()
+        horizon = now - self._keepalive.background_s
+        for table in (self._attempted, self._over):
             for key in [k for k, at in table.items() if at < horizon]:
                 del table[key]
+        for expiries in (self._noted, self._readers_until):
+            for key in [k for k, at in expiries.items() if at < now]:
+                del expiries[key]
+        for pair in [p for p, (asked, _) in self._admitted.items() if asked < horizon]:
+            del self._admitted[pair]
 
     async def drain(self) -> None:
         """Hand every chat over: stop polling and release the leases, so another instance

@@ -1,10 +1,11 @@
 """What a customer can do with a chat, whichever route or transport they use.
 
 Owns the rules between the routes and the shared cache: handles in, upstream ids out; reads
-served from the cache the chat's poller fills (never one upstream call per reader); per-chat
-cookies on sends; the index-less read cursor; long-poll waits; a completed chat stays over; a
-chat opened upstream is never left unreachable, and a write the upstream took never answers an
-error because of the bus (the client would repeat it).
+served from the cache the chat's poller fills (never one upstream call per reader), and what
+the bounded cache no longer holds read from the upstream with an explicit index (limited per
+client); per-chat cookies on sends; the index-less read cursor; long-poll waits; a completed
+chat stays over; a chat opened upstream is never left unreachable, and a write the upstream
+took never answers an error because of the bus (the client would repeat it).
 It must not know HTTP framing (routes, sse) or poll loops (poller, registry).
 """
 
@@ -25,6 +26,7 @@ from app.errors import (
     InvalidStateError,
     UpstreamUnavailableError,
 )
+from app.limits import RateLimiter
 from app.models import JSON, ChatEvent, ChatState, EventKind, Message, UpstreamStatus
 from app.registry import PollerRegistry
 from app.security import HandleCodec, chat_key
@@ -56,7 +58,11 @@ class ChatService:
         cold_wait_s: float,
         draining: asyncio.Event,
         reader_window_s: float = 30.0,
+        history_limiter: RateLimiter | None = None,
+        on_history: Callable[[], None] | None = None,
     ) -> None:
+        self._history_limiter = history_limiter
+        self._on_history = on_history
         self._reader_window_s = reader_window_s
         self._draining = draining
         self._upstream = upstream
@@ -78,7 +84,11 @@ class ChatService:
         endpoint: str | None = None,
         user_data: Mapping[str, str] | None = None,
         push_token: str | None = None,
+        client: str | None = None,
     ) -> ChatRef:
+        """A new chat upstream. `client` (its creator's client key) keeps it alive in the
+        background from the start when it has a `push_token` (an app that will be told of
+        replies); other new chats are kept polled for the short grace until someone reads."""
         created = await self._upstream.request_chat(
             nickname, subject, endpoint=endpoint, user_data=user_data
         )
@@ -101,7 +111,12 @@ class ChatService:
             raise
         try:
             # Start polling at once: the customer's page will read the chat in a moment.
-            await self._registry.interest(ref.key, ref.handle, reader_s=self._reader_window_s)
+            await self._registry.interest(
+                ref.key,
+                ref.handle,
+                reader_s=self._reader_window_s,
+                client=client if push_token is not None else None,
+            )
         except BusUnavailableError:
             # The handle is stateless and works as is; the first read or stream notes the
             # interest again once the bus is back.
@@ -128,14 +143,17 @@ class ChatService:
         except BusUnavailableError:
             log.warning("bus unavailable after %s: the poller catches up on its cadence", operation)
 
-    async def warm(self, ref: ChatRef, *, waiting_s: float = 0.0) -> ChatRecord:
+    async def warm(
+        self, ref: ChatRef, *, waiting_s: float = 0.0, client: str | None = None
+    ) -> ChatRecord:
         """The chat's shared record once its poller has committed at least once; notes a
-        reader present for `waiting_s` (a long-poll's wait) plus the reader window.
+        reader present for `waiting_s` (a long-poll's wait) plus the reader window, and asks
+        for the background keep-alive on behalf of `client` (the reader's client key).
 
         A cold chat is filled by its one poller (wherever it runs), however many readers wait.
         """
         reader_s = waiting_s + self._reader_window_s
-        await self._registry.interest(ref.key, ref.handle, reader_s=reader_s)
+        await self._registry.interest(ref.key, ref.handle, reader_s=reader_s, client=client)
         record = await self._bus.record(ref.key)
         if record.state is None and not record.ended:
             async with self._bus.subscribe(ref.key) as subscription:
@@ -153,29 +171,37 @@ class ChatService:
             raise UpstreamUnavailableError(retry_after_s=2)
         return record
 
-    async def chat(self, ref: ChatRef) -> ChatState:
-        record = await self.warm(ref)
+    async def chat(self, ref: ChatRef, client: str | None = None) -> ChatState:
+        record = await self.warm(ref, client=client)
         assert record.state is not None
         return ended_state(record.state) if record.completed else record.state
 
     async def messages(
-        self, ref: ChatRef, index: int | None, wait_s: float | None = None
+        self,
+        ref: ChatRef,
+        index: int | None,
+        wait_s: float | None = None,
+        client: str | None = None,
     ) -> list[Message]:
         """Messages with index >= `index`, waiting up to `wait_s` for one to exist. Without an
-        index: those this chat's index-less readers were not given yet (our cursor)."""
-        record = await self.warm(ref, waiting_s=wait_s or 0.0)
+        index: those this chat's index-less readers were not given yet (our cursor).
+        `client`: the reader's client key."""
+        record = await self.warm(ref, waiting_s=wait_s or 0.0, client=client)
         if index is None:
-            given = await self._bus.claim_indexless(ref.key, record.cursor)
-            if given >= record.cursor:
+            if record.indexless_cursor >= record.cursor:
                 return []
-            fresh = await self._bus.messages(ref.key, after=given)
-            return [m for m in fresh if m.index <= record.cursor]
+            # Read first, claim after: a read that fails (the upstream, a limit) moves nothing.
+            fresh, _ = await self._read(ref, record.indexless_cursor, client)
+            given = await self._bus.claim_indexless(ref.key, record.cursor)
+            return [m for m in fresh if given < m.index <= record.cursor]
         after = max(index, 1) - 1
-        found = await self._bus.messages(ref.key, after=after)
+        found, floor = await self._read(ref, after, client)
         if found or not wait_s or record.ended:
             return found
+        # Nothing up to the floor exists upstream either: wait for what comes above it.
+        after = max(after, floor)
         async with self._bus.subscribe(ref.key) as subscription:
-            found = await self._bus.messages(ref.key, after=after)
+            found, _ = await self._read(ref, after, client)
             if found:
                 return found
             await self._await_event(
@@ -186,7 +212,47 @@ class ChatService:
                 ),
                 wait_s,
             )
-        return await self._bus.messages(ref.key, after=after)
+        found, _ = await self._read(ref, after, client)
+        return found
+
+    async def read(
+        self, ref: ChatRef, after: int, *, client: str | None, limit: int = 1000
+    ) -> list[Message]:
+        """Up to `limit` messages with index > `after`, in index order, none missing: from the
+        cache, and those it no longer holds (below its floor) from the upstream."""
+        found, _ = await self._read(ref, after, client, limit)
+        return found
+
+    async def _read(
+        self, ref: ChatRef, after: int, client: str | None, limit: int = 1000
+    ) -> tuple[list[Message], int]:
+        cached = await self._bus.transcript(ref.key, after, limit)
+        if after >= cached.floor:
+            return cached.messages, cached.floor
+        older = await self._history(ref, after, cached.floor, client)
+        return (older + cached.messages)[:limit], cached.floor
+
+    async def _history(
+        self, ref: ChatRef, after: int, floor: int, client: str | None
+    ) -> list[Message]:
+        """The messages in (after, floor], which the cache dropped (its caps, the budget, an
+        ended chat's retention): one upstream read with an explicit index, limited per
+        client. Nothing when the upstream no longer knows the chat."""
+        if self._history_limiter is not None and client is not None:
+            await self._history_limiter.hit(client)
+        record = await self._bus.record(ref.key)
+        try:
+            messages, answer = await self._upstream.get_messages(
+                ref.upstream_id, after + 1, record.cookies
+            )
+        except ChatNotFoundError:
+            return []
+        if self._on_history is not None:
+            self._on_history()
+        if answer.cookies:
+            with contextlib.suppress(BusUnavailableError):
+                await self._bus.set_cookies(ref.key, answer.cookies)
+        return [m for m in messages if after < m.index <= floor]
 
     async def _await_event(
         self, subscription: Subscription, wanted: Callable[[ChatEvent], bool], timeout_s: float

@@ -72,7 +72,7 @@ class StreamHub:
 
     def __init__(self, tuning: StreamTuning) -> None:
         self._tuning = tuning
-        self._streams: dict[Subscription, tuple[str, str]] = {}
+        self._streams: dict[Subscription, tuple[str, str, str]] = {}
         # Heartbeats go out in slices spread over the period, not to every stream at once: a
         # burst of thousands of writes would hold up every poll and message for tens of ms.
         self._slices: list[set[Subscription]] = [set() for _ in range(HEARTBEAT_SLICES)]
@@ -91,8 +91,8 @@ class StreamHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
 
-    def add(self, subscription: Subscription, key: str, handle: str) -> None:
-        self._streams[subscription] = (key, handle)
+    def add(self, subscription: Subscription, key: str, handle: str, client: str) -> None:
+        self._streams[subscription] = (key, handle, client)
         slot = self._next_slice = (self._next_slice + 1) % HEARTBEAT_SLICES
         self._slices[slot].add(subscription)
         self._slice_of[subscription] = slot
@@ -108,9 +108,10 @@ class StreamHub:
     def __len__(self) -> int:
         return len(self._streams)
 
-    def watched(self) -> dict[str, str]:
-        """Chat key -> handle of every chat with a stream open here."""
-        return dict(self._streams.values())
+    def watched(self) -> dict[str, tuple[str, str]]:
+        """Chat key -> (handle, client key of one of its streams) of every chat with a stream
+        open here."""
+        return {key: (handle, client) for key, handle, client in self._streams.values()}
 
     def drain(self) -> None:
         """Close every stream, each after a random delay within the drain window, so clients
@@ -138,6 +139,7 @@ class ChatStream:
         ref: ChatRef,
         last_event_id: int,
         *,
+        client: str,
         bus: Bus,
         service: ChatService,
         hub: StreamHub,
@@ -145,6 +147,7 @@ class ChatStream:
     ) -> None:
         self.ref = ref
         self.last = last_event_id
+        self.client = client
         self._bus = bus
         self._service = service
         self._hub = hub
@@ -169,7 +172,10 @@ class ChatStream:
 
     async def _catch_up(self) -> AsyncIterator[bytes]:
         while True:
-            page = await self._bus.messages(self.ref.key, after=self.last, limit=REPLAY_PAGE)
+            # From the cache, and what it no longer holds from the upstream: none missing.
+            page = await self._service.read(
+                self.ref, self.last, client=self.client, limit=REPLAY_PAGE
+            )
             for message in page:
                 if message.index > self.last:
                     yield self._message(message)
@@ -180,10 +186,10 @@ class ChatStream:
         retry = int(self._tuning.retry_ms * (1 + random.random() / 2))
         async with self._bus.subscribe(self.ref.key) as subscription:
             self._subscription = subscription
-            self._hub.add(subscription, self.ref.key, self.ref.handle)
+            self._hub.add(subscription, self.ref.key, self.ref.handle, self.client)
             try:
                 try:
-                    record = await self._service.warm(self.ref)
+                    record = await self._service.warm(self.ref, client=self.client)
                 except ChatNotFoundError:
                     # The upstream no longer knows the chat: it is over, for this stream too.
                     yield self._state(ChatState("Idle").to_json())

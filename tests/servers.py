@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -33,7 +33,8 @@ class ServerProcess:
     """One `python -m app.cli <command>` on 127.0.0.1:<port>, logs in a temp file.
 
     `port` reuses a known port (e.g. a killed server's, to restart "the same" instance); by
-    default a free one is picked.
+    default a free one is picked. `argv` replaces the command line (`{port}` in it is the
+    port): another way of serving the app, such as a plain uvicorn.
     """
 
     def __init__(
@@ -43,7 +44,9 @@ class ServerProcess:
         args: tuple[str, ...] = (),
         env: Mapping[str, str] | None = None,
         port: int | None = None,
+        argv: Sequence[str] | None = None,
     ) -> None:
+        self.argv = None if argv is None else list(argv)
         self.port = free_port() if port is None else port
         self.url = f"http://127.0.0.1:{self.port}"
         self.command = command
@@ -56,8 +59,11 @@ class ServerProcess:
 
     def start(self, *, wait_s: float = 20.0) -> ServerProcess:
         log = self.log_path.open("ab")
+        argv = [sys.executable, "-m", "app.cli", self.command, "--port", str(self.port), *self.args]
+        if self.argv is not None:
+            argv = [a.replace("{port}", str(self.port)) for a in self.argv]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", self.command, "--port", str(self.port), *self.args],
+            argv,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -32,6 +32,18 @@ CASES = [
     ("bad origin", {"BFF_ALLOWED_ORIGINS": "shop.example"}, "BFF_ALLOWED_ORIGINS"),
     ("bad proxy", {"BFF_TRUSTED_PROXIES": "10.0.0.0/99"}, "BFF_TRUSTED_PROXIES"),
     ("heartbeat too slow", {"BFF_SSE_HEARTBEAT_S": "40"}, "BFF_SSE_HEARTBEAT_S"),
+    # -- per-client limits (issue 18)
+    ("ipv6 prefix too short", {"BFF_IPV6_PREFIX_LEN": "16"}, "BFF_IPV6_PREFIX_LEN"),
+    ("ipv6 prefix too long", {"BFF_IPV6_PREFIX_LEN": "129"}, "BFF_IPV6_PREFIX_LEN"),
+    ("no keep-alive chats", {"BFF_KEEPALIVE_CHATS_PER_CLIENT": "0"}, "KEEPALIVE_CHATS"),
+    ("unread grace zero", {"BFF_UNREAD_KEEPALIVE_S": "0"}, "BFF_UNREAD_KEEPALIVE_S"),
+    ("tiny transcript cap", {"BFF_TRANSCRIPT_MAX_BYTES": "100"}, "BFF_TRANSCRIPT_MAX_BYTES"),
+    (
+        "budget below a chat's cap",
+        {"BFF_TRANSCRIPT_BUDGET_BYTES": "2000000", "BFF_TRANSCRIPT_MAX_BYTES": "3000000"},
+        "transcript_budget_bytes",
+    ),
+    ("ended retention zero", {"BFF_ENDED_RETENTION_S": "0"}, "BFF_ENDED_RETENTION_S"),
     # -- Redis URL options and failover settings (redis)
     (
         "redis option typo",

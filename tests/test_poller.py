@@ -21,7 +21,7 @@ from app.cadence import Cadence
 from app.emulator import Emulator, EmulatorConfig, create_emulator_app
 from app.emulator.faults import Faults
 from app.poller import PollerTuning
-from app.registry import PollerRegistry
+from app.registry import Keepalive, PollerRegistry
 from app.security import HandleCodec
 from app.service import ChatRef, ChatService
 from app.upstream import UpstreamClient
@@ -95,7 +95,7 @@ async def stack() -> AsyncIterator[Stack]:
         bus=bus,
         codec=codec,
         tuning=PollerTuning(cadence=CADENCE, lease_ttl_s=3.0, state_refresh_s=30.0),
-        interest_grace_s=30.0,
+        keepalive=Keepalive(background_s=30.0, unread_s=30.0, per_client=10),
         reader_window_s=READER_WINDOW_S,
         on_change=on_change,
     )

@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from app.errors import ChatNotFoundError
-from app.security import ClientAddress, HandleCodec, OriginPolicy
+from app.security import FORWARDED_CLIENT, ClientAddress, HandleCodec, OriginPolicy, client_key
 
 KEY_A = b"a" * 32
 KEY_B = b"b" * 40
@@ -124,6 +124,62 @@ def test_client_address_of_a_scope_reads_all_lines() -> None:
     assert ClientAddress(["10.0.0.0/8"]).of(scope) == "198.51.100.7"
     assert ClientAddress([]).of(scope) == "10.1.1.1"
     assert ClientAddress([]).of({"type": "http", "headers": []}) == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("peer", "lines", "expected"),
+    [
+        # A server in front took the address from the header (uvicorn's default proxy
+        # headers): with no trusted proxy it is not believed, whatever it says.
+        ("198.51.100.7", ["198.51.100.7"], FORWARDED_CLIENT),
+        ("198.51.100.7", ["6.6.6.6, 198.51.100.7:4711"], FORWARDED_CLIENT),
+        ("2001:db8::7", ["[2001:DB8:0::7]:443"], FORWARDED_CLIENT),
+        ("6.6.6.6", ["6.6.6.6, 127.0.0.1"], FORWARDED_CLIENT),  # the first hop, for "*"
+        ("127.0.0.1", ["198.51.100.7"], "127.0.0.1"),
+        ("203.0.113.9", ["1.2.3.4", "5.6.7.8"], "203.0.113.9"),
+    ],
+)
+def test_an_address_taken_from_the_header_is_not_believed_without_trusted_proxies(
+    peer: str, lines: list[str], expected: str
+) -> None:
+    assert ClientAddress([]).resolve(peer, lines) == expected
+
+
+@pytest.mark.parametrize(
+    ("address", "prefix", "key"),
+    [
+        ("198.51.100.7", 64, "198.51.100.7"),
+        ("::ffff:198.51.100.7", 64, "198.51.100.7"),  # a dual-stack socket's IPv4 peer
+        ("::FFFF:c633:6407", 48, "198.51.100.7"),
+        ("2001:db8:1:2:a:b:c:d", 64, "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2::ffff", 64, "2001:db8:1:2::/64"),
+        ("2001:db8:1:3::1", 64, "2001:db8:1:3::/64"),
+        ("2001:db8:1:2:a:b:c:d", 48, "2001:db8:1::/48"),
+        ("2001:db8:1:2:a:b:c:d", 56, "2001:db8:1::/56"),
+        ("2001:db8:1:2:a:b:c:d", 128, "2001:db8:1:2:a:b:c:d/128"),
+        ("2001:db8:1:2:a:b:c:d", 32, "2001:db8::/32"),
+        ("fe80::1%eth0", 64, "fe80::/64"),
+        ("::1", 64, "::/64"),
+        ("unknown", 64, "unknown"),
+        (FORWARDED_CLIENT, 64, FORWARDED_CLIENT),
+        ("x" * 500, 64, "x" * 64),
+    ],
+)
+def test_client_key(address: str, prefix: int, key: str) -> None:
+    assert client_key(address, prefix) == key
+
+
+def test_client_key_of_a_scope_is_the_prefix_of_the_resolved_address() -> None:
+    def scope(peer: str, *xff: str) -> dict[str, object]:
+        headers = [(b"x-forwarded-for", line.encode()) for line in xff]
+        return {"type": "http", "client": (peer, 5000), "headers": headers}
+
+    direct = ClientAddress([])
+    keys = {direct.key(scope(f"2001:db8:7:7::{n:x}")) for n in range(1, 200)}
+    assert keys == {"2001:db8:7:7::/64"}
+    behind = ClientAddress(["10.0.0.0/8"], ipv6_prefix_len=56)
+    assert behind.key(scope("10.1.1.1", "2001:db8:7:7f42::1")) == "2001:db8:7:7f00::/56"
+    assert behind.key(scope("10.1.1.1", "::ffff:203.0.113.5")) == "203.0.113.5"
 
 
 @pytest.mark.parametrize(

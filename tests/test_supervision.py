@@ -18,7 +18,7 @@ from app.cadence import Cadence
 from app.emulator import Emulator, EmulatorConfig, create_emulator_app
 from app.models import EventKind
 from app.poller import PollerTuning
-from app.registry import PollerRegistry
+from app.registry import Keepalive, PollerRegistry
 from app.security import HandleCodec, chat_key
 from app.supervision import Backoff, restart_delay
 from app.upstream import UpstreamClient
@@ -63,7 +63,7 @@ async def test_a_crashed_poller_is_logged_degraded_and_restarted(
             Cadence(interval_s=0.1, fast_s=0.05, idle_s=0.2, keepalive_s=1, backoff_max_s=0.5),
             lease_ttl_s=1.0,
         ),
-        interest_grace_s=30,
+        keepalive=Keepalive(background_s=30, unread_s=30, per_client=10),
     )
     registry.start()
     try:

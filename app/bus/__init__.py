@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from app.bus._connect import parse_redis_url
-from app.bus.base import Bus, ChatRecord, Fence, Limits
+from app.bus.base import Bus, ChatRecord, Fence, Limits, TranscriptLimits, TranscriptMeter
 from app.bus.memory import MemoryBus
 from app.bus.redis import RedisBus
 
@@ -20,6 +20,8 @@ __all__ = [
     "Limits",
     "MemoryBus",
     "RedisBus",
+    "TranscriptLimits",
+    "TranscriptMeter",
     "make_bus",
     "parse_redis_url",
 ]
@@ -35,10 +37,17 @@ def make_bus(
     failover_wait_s: float = 0.0,
     holder_ttl_s: float = 15.0,
     on_error: Callable[[], None] | None = None,
+    transcripts: TranscriptLimits | None = None,
+    meter: TranscriptMeter | None = None,
 ) -> Bus:
     """Build the bus for `url` (None: in-process). Nothing connects until first use."""
     if url is None:
-        return MemoryBus(retention_s=retention_s, subscriber_buffer=subscriber_buffer)
+        return MemoryBus(
+            retention_s=retention_s,
+            subscriber_buffer=subscriber_buffer,
+            transcripts=transcripts,
+            meter=meter,
+        )
     return RedisBus(
         url,
         prefix=prefix,
@@ -48,4 +57,6 @@ def make_bus(
         failover_wait_s=failover_wait_s,
         holder_ttl_s=holder_ttl_s,
         on_error=on_error,
+        transcripts=transcripts,
+        meter=meter,
     )

@@ -6,6 +6,7 @@ Redis data model (each script touches ONE key, so each call is one Cluster slot)
     <prefix>:rate:{<digest>}   hash: tokens, at (server seconds); PEXPIRE = time to refill
     <prefix>:lim:{<digest>}    hash: <instance> = its holder count, <instance># = write sequence
     <prefix>:alive:{<instance>} liveness of an instance, PX holder ttl, refreshed every ttl/3
+    <prefix>:set:{<digest>}    sorted set: member -> its expiry (server ms); at most `limit`
 
 `<digest>` hashes the limit's name and key (a client IP never appears in a key name). Holder
 counts cost nothing while nobody is near a limit: an instance writes its absolute count on
@@ -67,14 +68,37 @@ class _Bucket:
     at: float
 
 
+def admit_member(
+    members: dict[str, float], member: str, now: float, ttl_s: float, limit: int
+) -> bool:
+    """The bounded set of `admit`, in place: expired members dropped, then `member` (re)admitted
+    until now + ttl_s if it is one already or there is room. Pure but for `members`."""
+    for gone in [m for m, until in members.items() if until <= now]:
+        del members[gone]
+    if member not in members and len(members) >= limit:
+        return False
+    members[member] = max(members.get(member, 0.0), now + ttl_s)
+    return True
+
+
 class MemoryLimits:
-    """`Limits` for one process. Bounded: the least recently seen buckets are forgotten first,
-    which only ever errs towards letting a client through."""
+    """`Limits` for one process. Bounded: the least recently seen buckets and sets are
+    forgotten first, which only ever errs towards letting a client through."""
 
     def __init__(self, *, max_keys: int = 100_000) -> None:
         self._max_keys = max_keys
         self._buckets: OrderedDict[tuple[str, str], _Bucket] = OrderedDict()
         self._holders: dict[tuple[str, str], int] = {}
+        self._sets: OrderedDict[tuple[str, str], dict[str, float]] = OrderedDict()
+
+    async def admit(self, name: str, key: str, member: str, ttl_s: float, limit: int) -> bool:
+        members = self._sets.pop((name, key), None) or {}
+        admitted = admit_member(members, member, time.monotonic(), ttl_s, limit)
+        if members:
+            self._sets[(name, key)] = members
+            if len(self._sets) > self._max_keys:
+                self._sets.popitem(last=False)
+        return admitted
 
     async def take(self, name: str, key: str, per_minute: float, burst: int) -> float:
         now = time.monotonic()
@@ -130,6 +154,7 @@ class RedisLimits:
         self._instance = instance
         self._ttl_ms = max(1, round(holder_ttl_s * 1000))
         self._take = redis.register_script(_scripts.TAKE)
+        self._admit = redis.register_script(_scripts.ADMIT)
         self._occupy = redis.register_script(_scripts.OCCUPY)
         self._set = redis.register_script(_scripts.SET_HOLDERS)
         self._seq = itertools.count(int(time.time() * 1000) * 1000)
@@ -153,6 +178,11 @@ class RedisLimits:
         args: list[str | int] = [repr(per_minute / 60), burst]
         wait = await self._runner.run(lambda: self._take(keys=keys, args=args))
         return float(wait)
+
+    async def admit(self, name: str, key: str, member: str, ttl_s: float, limit: int) -> bool:
+        keys = [f"{self._prefix}:set:{{{_digest(name, key)}}}"]
+        args: list[str | int] = [member, max(1, round(ttl_s * 1000)), int(limit)]
+        return bool(int(await self._runner.run(lambda: self._admit(keys=keys, args=args))))
 
     async def occupy(self, name: str, key: str, limit: int) -> bool:
         self._start()

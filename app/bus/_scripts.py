@@ -37,18 +37,36 @@ return 0
 
 # KEYS: lease, meta, log, epoch.
 # ARGV: token, retention_ms, channel, state_json|'', status|'', ended '1'|'0',
-#       'PUBLISH'|'SPUBLISH', then index, body_json pairs in ascending index order.
-# Returns the published events as a JSON list, or nil when the fence no longer holds the lease.
+#       'PUBLISH'|'SPUBLISH', max_messages, max_bytes, ended_retention_ms, then index,
+#       body_json pairs in ascending index order.
+# Returns nil when the fence no longer holds the lease, else {the published events as a JSON
+# list, bytes of message text held, messages dropped by the caps, ended 0|1}.
+# meta's `bytes` is the text held in the log and `floor` the highest index dropped from it; a
+# log gone while its meta stayed (an ended chat's retention, a budget drop, an eviction) holds
+# nothing, and nothing up to the cursor.
 COMMIT = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
 local meta, log = KEYS[2], KEYS[3]
-local prev = redis.call('HGET', meta, 'cursor') or '0'
+local known = redis.call('HMGET', meta, 'cursor', 'floor', 'bytes', 'ended')
+local prev = known[1] or '0'
 local cursor = tonumber(prev)
+local floor = tonumber(known[2] or '0')
+local held = tonumber(known[3] or '0')
+local resized = false
+if held > 0 or cursor > floor then
+  if redis.call('EXISTS', log) == 0 then
+    held = 0
+    floor = cursor
+    resized = true
+  end
+end
 local out = {}
-for i = 8, #ARGV, 2 do
+for i = 11, #ARGV, 2 do
   local index = tonumber(ARGV[i])
   if index > cursor then
     redis.call('ZADD', log, index, ARGV[i] .. ':' .. ARGV[i + 1])
+    held = held + #ARGV[i + 1]
+    resized = true
     out[#out + 1] =
       '{"k":"message","i":' .. ARGV[i] .. ',"p":' .. prev .. ',"d":' .. ARGV[i + 1] .. '}'
     cursor = index
@@ -56,6 +74,20 @@ for i = 8, #ARGV, 2 do
   end
 end
 if #out > 0 then redis.call('HSET', meta, 'cursor', prev) end
+local dropped = 0
+if resized then
+  while held > tonumber(ARGV[9]) or redis.call('ZCARD', log) > tonumber(ARGV[8]) do
+    local oldest = redis.call('ZPOPMIN', log)
+    if #oldest == 0 then
+      held = 0
+      break
+    end
+    held = held - (#oldest[1] - string.find(oldest[1], ':', 1, true))
+    floor = tonumber(oldest[2])
+    dropped = dropped + 1
+  end
+  redis.call('HSET', meta, 'bytes', held, 'floor', floor)
+end
 if ARGV[4] ~= '' and redis.call('HGET', meta, 'state') ~= ARGV[4] then
   redis.call('HSET', meta, 'state', ARGV[4])
   out[#out + 1] = '{"k":"state","d":' .. ARGV[4] .. '}'
@@ -64,15 +96,51 @@ if ARGV[5] ~= '' and (redis.call('HGET', meta, 'status') or 'ok') ~= ARGV[5] the
   redis.call('HSET', meta, 'status', ARGV[5])
   out[#out + 1] = '{"k":"status","d":{"upstream":"' .. ARGV[5] .. '"}}'
 end
-if ARGV[6] == '1' and redis.call('HGET', meta, 'ended') ~= '1' then
+local ended = known[4] == '1'
+if ARGV[6] == '1' and not ended then
+  ended = true
   redis.call('HSET', meta, 'ended', '1')
   out[#out + 1] = '{"k":"end","d":{}}'
 end
 redis.call('HSETNX', meta, 'cursor', '0')
-for k = 2, 4 do redis.call('PEXPIRE', KEYS[k], ARGV[2]) end
+redis.call('PEXPIRE', meta, ARGV[2])
+redis.call('PEXPIRE', KEYS[4], ARGV[2])
+if ended then
+  -- An ended chat's messages go after the short retention, never later (not renewed).
+  local ttl = redis.call('PTTL', log)
+  if ttl == -1 or ttl > tonumber(ARGV[10]) then redis.call('PEXPIRE', log, ARGV[10]) end
+else
+  redis.call('PEXPIRE', log, ARGV[2])
+end
 local payload = '[' .. table.concat(out, ',') .. ']'
 if #out > 0 then redis.call(ARGV[7], ARGV[3], payload) end
-return payload
+return {payload, held, dropped, ended and 1 or 0}
+"""
+
+# KEYS: meta, log. ARGV: after, limit. Returns {floor, {"<index>:<body>", ...}}: the messages
+# with index > after and, read with them, the floor below which the log holds nothing.
+TRANSCRIPT = """
+local floor = tonumber(redis.call('HGET', KEYS[1], 'floor') or '0')
+local cursor = tonumber(redis.call('HGET', KEYS[1], 'cursor') or '0')
+if redis.call('EXISTS', KEYS[2]) == 0 and cursor > floor then floor = cursor end
+local rows = redis.call('ZRANGE', KEYS[2], '(' .. ARGV[1], '+inf', 'BYSCORE', 'LIMIT', 0,
+                        tonumber(ARGV[2]))
+return {floor, rows}
+"""
+
+# KEYS: meta, log. Drops the chat's whole log (over the fleet's budget); nothing up to its
+# last index is cached any more. Returns how many messages were dropped.
+DROP_LOG = """
+local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+if #last == 0 then return 0 end
+local count = redis.call('ZCARD', KEYS[2])
+redis.call('DEL', KEYS[2])
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local floor = tonumber(redis.call('HGET', KEYS[1], 'floor') or '0')
+  if tonumber(last[2]) > floor then floor = tonumber(last[2]) end
+  redis.call('HSET', KEYS[1], 'bytes', 0, 'floor', floor)
+end
+return count
 """
 
 # KEYS: meta. ARGV: upto, retention_ms. Returns the previous index-less cursor.
@@ -202,6 +270,24 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
 return string.format('%.6f', wait)
 """
 
+# KEYS: set (member -> expiry, server ms). ARGV: member, ttl_ms, limit. Drops expired members;
+# (re)admits the member until now + ttl when it is one or there is room: 1, else 0.
+ADMIT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if not redis.call('ZSCORE', KEYS[1], ARGV[1])
+   and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+  return 0
+end
+local expiry = now + tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], 'GT', expiry, ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+"""
+
 # Holder counts: a hash per counter, field <instance> = that instance's count and
 # <instance># = the sequence number of its last write (writes may arrive out of order; an older
 # one is ignored). An instance always writes its absolute count, so any write heals drift.
@@ -240,3 +326,49 @@ if total > tonumber(ARGV[4]) then return others end
     + _WRITE_HOLDERS
     + "return 1\n"
 )
+
+
+# -- the fleet's budget of cached transcripts (`_budget.py`) -----------------------------------
+
+# KEYS: held (hash chat -> bytes, and '#total'), expiry (sorted set chat -> when its log
+# expires, server ms); both tagged `{transcripts}`. ARGV: budget_bytes, retention_ms, then
+# chat, bytes, ttl_ms triples (what commits reported, oldest first). Forgets chats whose logs
+# expired, records the reports, and over the budget picks the chats whose logs expire first.
+# Returns {total bytes held, {chats whose logs must be dropped}}.
+BUDGET = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local total = tonumber(redis.call('HGET', KEYS[1], '#total') or '0')
+local function forget(chat)
+  total = total - tonumber(redis.call('HGET', KEYS[1], chat) or '0')
+  redis.call('HDEL', KEYS[1], chat)
+  redis.call('ZREM', KEYS[2], chat)
+end
+for _, chat in ipairs(redis.call('ZRANGE', KEYS[2], '-inf', now, 'BYSCORE', 'LIMIT', 0, 1000)) do
+  forget(chat)
+end
+for i = 3, #ARGV, 3 do
+  if tonumber(ARGV[i + 1]) > 0 then
+    total = total - tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0') + tonumber(ARGV[i + 1])
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+    -- Reports come in commit order: a thousandth of a ms apart keeps it among equal times.
+    redis.call('ZADD', KEYS[2], now + tonumber(ARGV[i + 2]) + i / 3000, ARGV[i])
+  else
+    forget(ARGV[i])
+  end
+end
+local victims = {}
+while total > tonumber(ARGV[1]) do
+  local first = redis.call('ZRANGE', KEYS[2], 0, 0)
+  if #first == 0 then
+    total = 0
+    break
+  end
+  forget(first[1])
+  victims[#victims + 1] = first[1]
+end
+redis.call('HSET', KEYS[1], '#total', total)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return {total, victims}
+"""

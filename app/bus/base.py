@@ -57,6 +57,44 @@ class ChatRecord:
     readers: bool = False
 
 
+@dataclass(frozen=True)
+class TranscriptLimits:
+    """Bounds of the cached transcripts (the upstream keeps them whole: what the cache drops,
+    readers get from the upstream). Bytes are those of the messages' JSON text (UTF-8).
+
+    `max_messages` and `max_bytes` per chat; `budget_bytes` for all chats (the process on the
+    memory bus, the fleet on Redis); an ended chat's messages are dropped
+    `ended_retention_s` after its end. These are the defaults of the `BFF_TRANSCRIPT_*` and
+    `BFF_ENDED_RETENTION_S` settings."""
+
+    max_messages: int = 500
+    max_bytes: int = 256 * 1024
+    budget_bytes: int = 256 * 1024 * 1024
+    ended_retention_s: float = 300.0
+
+
+class TranscriptMeter(Protocol):
+    """What a bus reports of its cached transcripts (Prometheus, `metrics.py`)."""
+
+    def transcript_held(self, nbytes: int) -> None:
+        """Bytes of cached transcripts now: the process's (memory) or the fleet's (Redis)."""
+        ...
+
+    def transcript_evicted(self, reason: str, messages: int) -> None:
+        """`messages` dropped from the cache: `chat_cap` (a chat's caps) or `budget`."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class CachedMessages:
+    """Cached messages after some index, and the cache's `floor` read with them: messages with
+    an index <= floor may have been dropped from the cache (its caps, the budget, an ended
+    chat's retention); those above it, up to the chat's cursor, are all here."""
+
+    floor: int
+    messages: list[Message]
+
+
 class Lease(Protocol):
     """One poller per chat across the fleet.
 
@@ -92,9 +130,19 @@ class ChatCache(Protocol):
       applies `state`/`status`/`ended` if given, and publishes the resulting events to `FanOut`
       in exactly that order: messages by index, then state, then status, then end. It returns
       the events it published (possibly empty).
-    * `messages(after=N)` returns stored messages with index > N in index order.
+    * `messages(after=N)` returns stored messages with index > N in index order;
+      `transcript(after=N)` returns the same with the cache's floor, read atomically.
     * Entries expire `retention_s` after the chat's last commit; a chat never seen reads as an
       empty `ChatRecord`.
+    * Bounded (`TranscriptLimits`): a commit never leaves a chat with more than
+      `max_messages` messages or `max_bytes` bytes of message text stored; the oldest go
+      first (a single message larger than `max_bytes` is not stored at all) and the floor
+      rises to the highest index dropped. The ended chat's messages are dropped
+      `ended_retention_s` after the commit that ended it (its record stays for the
+      retention; the floor becomes its cursor). Over `budget_bytes` for all chats, whole
+      transcripts are dropped, those expiring first (ended, then least recently committed)
+      first: at once on the memory bus; on Redis within about a second of the commits that
+      went over (the fleet's total is kept under one hash tag, `{transcripts}`).
     """
 
     async def commit(
@@ -110,6 +158,8 @@ class ChatCache(Protocol):
     async def record(self, chat: str) -> ChatRecord: ...
 
     async def messages(self, chat: str, after: int, limit: int = 1000) -> list[Message]: ...
+
+    async def transcript(self, chat: str, after: int, limit: int = 1000) -> CachedMessages: ...
 
     async def claim_indexless(self, chat: str, upto: int) -> int:
         """Atomically set the index-less cursor to max(current, upto) and return the previous
@@ -182,9 +232,15 @@ class Limits(Protocol):
       writes it in the background, promptly). More vacates than occupies are ignored.
     * Holders counted by an instance that dies without vacating (SIGKILL) stop counting
       within the bus's holder ttl.
+    * `admit` keeps a set of at most `limit` live members per (name, key): `member` is
+      (re)admitted, live until now + `ttl_s` (never shortened), when it is a live member
+      already or fewer than `limit` others are; it returns False and changes nothing when
+      `limit` others are. Members expire by themselves. Atomic across the fleet.
     """
 
     async def take(self, name: str, key: str, per_minute: float, burst: int) -> float: ...
+
+    async def admit(self, name: str, key: str, member: str, ttl_s: float, limit: int) -> bool: ...
 
     async def occupy(self, name: str, key: str, limit: int) -> bool: ...
 

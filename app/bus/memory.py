@@ -12,7 +12,7 @@ Event data, as in `transcript.py` and the Redis bus: a message's body, `ChatStat
 
 from __future__ import annotations
 
-import bisect
+import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -23,8 +23,10 @@ from app.bus._hub import LocalHub, LocalSubscription, check_chat
 from app.bus._idempotency import MemoryIdempotency
 from app.bus._limits import MemoryLimits
 from app.bus._outbox_memory import MemoryOutbox
+from app.bus._transcripts import MemoryTranscripts
 from app.bus.base import (
     Bus,
+    CachedMessages,
     ChatRecord,
     Claim,
     ClaimBatch,
@@ -34,11 +36,15 @@ from app.bus.base import (
     OutboxItem,
     OutboxQuota,
     PushState,
+    TranscriptLimits,
+    TranscriptMeter,
 )
 from app.models import ChatEvent, ChatState, EventKind, Message, UpstreamStatus
 
 # How often expired chats are swept out, at most; reads skip expired entries regardless.
 _SWEEP_EVERY_S = 30.0
+# A timer may fire a little early (the loop's clock resolution): a due check just after.
+_TIMER_SLACK_S = 0.05
 
 
 @dataclass(slots=True)
@@ -52,8 +58,6 @@ class _Chat:
     completed: bool = False
     indexless_cursor: int = 0
     cookies: dict[str, str] = field(default_factory=dict)
-    indices: list[int] = field(default_factory=list)
-    raws: list[str] = field(default_factory=list)  # JSON text: no dicts for the GC to scan
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +69,17 @@ class _Lease:
 class MemoryBus:
     """`Bus` for one process."""
 
-    def __init__(self, *, retention_s: float = 86400, subscriber_buffer: int = 256) -> None:
+    def __init__(
+        self,
+        *,
+        retention_s: float = 86400,
+        subscriber_buffer: int = 256,
+        transcripts: TranscriptLimits | None = None,
+        meter: TranscriptMeter | None = None,
+    ) -> None:
         self._retention_s = retention_s
+        # Messages are kept apart from the records, within their bounds (_transcripts.py).
+        self._logs = MemoryTranscripts(transcripts or TranscriptLimits(), meter)
         self._hub = LocalHub(subscriber_buffer)
         self._chats: dict[str, _Chat] = {}
         self._leases: dict[str, _Lease] = {}
@@ -85,6 +98,7 @@ class MemoryBus:
         entry = self._chats.get(chat)
         if entry is not None and entry.expires <= now:
             del self._chats[chat]
+            self._logs.forget(chat)
             return None
         return entry
 
@@ -103,6 +117,8 @@ class MemoryBus:
         self._next_sweep = now + _SWEEP_EVERY_S
         for chat in [c for c, e in self._chats.items() if e.expires <= now]:
             del self._chats[chat]
+            self._logs.forget(chat)
+        self._logs.sweep(now)
         for chat in [c for c, lease in self._leases.items() if lease.expires <= now]:
             del self._leases[chat]
         for chat in [c for c, (_, exp) in self._interest.items() if exp <= now]:
@@ -162,9 +178,11 @@ class MemoryBus:
             return None
         entry = self._touch(fence.chat, now)
         events: list[ChatEvent] = []
+        new: list[Message] = []
         for message in sorted(messages, key=lambda m: m.index):
             if message.index <= entry.cursor:
                 continue
+            new.append(message)
             events.append(
                 ChatEvent(
                     EventKind.MESSAGE,
@@ -174,9 +192,9 @@ class MemoryBus:
                     raw=message.raw,
                 )
             )
-            entry.indices.append(message.index)
-            entry.raws.append(message.raw)
             entry.cursor = message.index
+        if new:
+            self._logs.append(fence.chat, new)
         # State, status and end are published on change only, so a replayed commit (or a
         # periodic state refresh) does not wake every viewer for nothing.
         if state is not None and state != entry.state:
@@ -187,6 +205,13 @@ class MemoryBus:
             events.append(ChatEvent(EventKind.STATUS, {"upstream": status.value}))
         if ended and not entry.ended:
             entry.ended = True
+            self._logs.ended(fence.chat, now)
+            # Dropped at its time even if nothing touches the bus then (no await: a timer).
+            asyncio.get_running_loop().call_later(
+                self._logs.ended_retention_s + _TIMER_SLACK_S,
+                self._ended_retention_over,
+                fence.chat,
+            )
             events.append(ChatEvent(EventKind.END))
         self._hub.deliver(fence.chat, events)
         return events
@@ -209,15 +234,16 @@ class MemoryBus:
         )
 
     async def messages(self, chat: str, after: int, limit: int = 1000) -> list[Message]:
-        entry = self._get(chat, time.monotonic())
-        if entry is None or limit <= 0:
-            return []
-        start = bisect.bisect_right(entry.indices, after)
-        end = start + limit
-        return [
-            Message(index, raw=raw)
-            for index, raw in zip(entry.indices[start:end], entry.raws[start:end], strict=True)
-        ]
+        return (await self.transcript(chat, after, limit)).messages
+
+    def _ended_retention_over(self, chat: str) -> None:
+        self._logs.expire_if_due(chat, time.monotonic())
+
+    async def transcript(self, chat: str, after: int, limit: int = 1000) -> CachedMessages:
+        now = time.monotonic()
+        if self._get(chat, now) is None:
+            return CachedMessages(0, [])
+        return self._logs.read(chat, after, limit, now)
 
     async def claim_indexless(self, chat: str, upto: int) -> int:
         entry = self._touch(check_chat(chat), time.monotonic())
@@ -293,6 +319,9 @@ class MemoryBus:
 
     async def occupy(self, name: str, key: str, limit: int) -> bool:
         return await self._limits.occupy(name, key, limit)
+
+    async def admit(self, name: str, key: str, member: str, ttl_s: float, limit: int) -> bool:
+        return await self._limits.admit(name, key, member, ttl_s, limit)
 
     def vacate(self, name: str, key: str) -> None:
         self._limits.vacate(name, key)

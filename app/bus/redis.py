@@ -6,15 +6,17 @@ live in one Cluster slot and each write is one atomic Lua script (`_scripts`):
     <prefix>:{<chat>}:lease   the holder's token, PX ttl
     <prefix>:{<chat>}:epoch   fencing epoch, INCR on every grant
     <prefix>:{<chat>}:log     sorted set, score = index, member = "<index>:<body JSON>"
-    <prefix>:{<chat>}:meta    hash: cursor, state, status, ended, completed, ixl, c:<cookie>
+    <prefix>:{<chat>}:meta    hash: cursor, state, status, ended, completed, ixl, c:<cookie>,
+                              bytes (held in the log), floor (highest index dropped from it)
     <prefix>:{<chat>}:ref     what a poller needs to reach the chat upstream, PX interest ttl
     <prefix>:{<chat>}:readers present while a reader of the chat is, PX reader ttl
     <prefix>:{<chat>}:events  pub/sub channel: one JSON list of events per commit
     <prefix>:interest         sorted set of chats, score = interest expiry (server ms)
     <prefix>:{<chat>}:push    hash: push token, handle, notified watermark, end notified
     <prefix>:{outbox}:...     the webhook outbox: a queue per kind (`_outbox_redis`)
-    <prefix>:rate:{..}, :lim:{..}, :alive:{..}   fleet-wide limits (`_limits`)
+    <prefix>:rate:{..}, :lim:{..}, :alive:{..}, :set:{..}   fleet-wide limits (`_limits`)
     <prefix>:{idem:<client>}:.., <prefix>:{idem}:count   Idempotency-Key answers (`_idempotency`)
+    <prefix>:{transcripts}:held, :expiry   the fleet's budget of cached transcripts (`_budget`)
 
 Cluster rules (plain Redis and Sentinel follow them too, so one code path serves all three):
 
@@ -49,6 +51,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from app.bus import _scripts
+from app.bus._budget import TranscriptBudget
 from app.bus._calls import Calls
 from app.bus._connect import make_clients
 from app.bus._hub import LocalSubscription, check_chat
@@ -60,6 +63,7 @@ from app.bus._pubsub import PubSubFanOut
 from app.bus._routing import ClusterRouter, SingleRouter
 from app.bus.base import (
     Bus,
+    CachedMessages,
     ChatRecord,
     Claim,
     ClaimBatch,
@@ -69,6 +73,8 @@ from app.bus.base import (
     OutboxItem,
     OutboxQuota,
     PushState,
+    TranscriptLimits,
+    TranscriptMeter,
 )
 from app.errors import BusUnavailableError
 from app.models import ChatEvent, ChatState, EventKind, Message, UpstreamStatus
@@ -104,11 +110,15 @@ class RedisBus:
         reconnect_min_s: float = 0.05,
         reconnect_max_s: float = 2.0,
         on_error: Callable[[], None] | None = None,
+        transcripts: TranscriptLimits | None = None,
+        meter: TranscriptMeter | None = None,
     ) -> None:
         if not prefix or "{" in prefix or "}" in prefix:
             raise ValueError("invalid key prefix")
         self._prefix = prefix
         self._retention_ms = _ms(retention_s)
+        self._caps = transcripts or TranscriptLimits()
+        self._meter = meter
         self._timeout = op_timeout_s
         instance = secrets.token_hex(4)
         self._instance = instance
@@ -133,6 +143,7 @@ class RedisBus:
         self._renew = r.register_script(_scripts.RENEW)
         self._release = r.register_script(_scripts.RELEASE)
         self._commit = r.register_script(_scripts.COMMIT)
+        self._transcript = r.register_script(_scripts.TRANSCRIPT)
         self._claim = r.register_script(_scripts.CLAIM_INDEXLESS)
         self._cookies = r.register_script(_scripts.SET_COOKIES)
         self._completed = r.register_script(_scripts.MARK_COMPLETED)
@@ -171,6 +182,16 @@ class RedisBus:
         self._hub = self._fanout.hub
         self._limits = RedisLimits(
             r, self._calls, prefix=prefix, instance=instance, holder_ttl_s=holder_ttl_s
+        )
+        self._budget = TranscriptBudget(
+            self._calls,
+            r.register_script(_scripts.BUDGET),
+            r.register_script(_scripts.DROP_LOG),
+            prefix=prefix,
+            budget_bytes=self._caps.budget_bytes,
+            retention_ms=self._retention_ms,
+            chat_keys=lambda chat: [self._key(chat, "meta"), self._key(chat, "log")],
+            meter=meter,
         )
 
     # -- naming and plumbing --------------------------------------------------------------
@@ -233,14 +254,28 @@ class RedisBus:
             "" if status is None else status.value,
             "1" if ended else "0",
             self._publish,
+            self._caps.max_messages,
+            self._caps.max_bytes,
+            _ms(self._caps.ended_retention_s),
         ]
         seen: set[int] = set()
         for message in sorted(messages, key=lambda m: m.index):
             if message.index not in seen:
                 seen.add(message.index)
                 args += [int(message.index), message.raw]
-        payload = await self._calls.run(lambda: self._commit(keys=keys, args=args), wait=False)
-        return None if payload is None else decode_events(payload)
+        answer = await self._calls.run(lambda: self._commit(keys=keys, args=args), wait=False)
+        if answer is None:
+            return None
+        payload, held, dropped, was_ended = answer
+        if int(dropped) and self._meter is not None:
+            self._meter.transcript_evicted("chat_cap", int(dropped))
+        events = decode_events(str(payload))
+        ttl = _ms(self._caps.ended_retention_s) if int(was_ended) else self._retention_ms
+        changed = bool(int(dropped)) or any(
+            e.kind in (EventKind.MESSAGE, EventKind.END) for e in events
+        )
+        self._budget.report(chat, int(held), ttl, changed=changed)
+        return events
 
     async def record(self, chat: str) -> ChatRecord:
         meta = self._key(check_chat(chat), "meta")
@@ -284,6 +319,16 @@ class RedisBus:
             index, _, body = row.partition(":")
             out.append(Message(int(index), raw=body))
         return out
+
+    async def transcript(self, chat: str, after: int, limit: int = 1000) -> CachedMessages:
+        keys = [self._key(check_chat(chat), "meta"), self._key(chat, "log")]
+        args: list[str | int] = [int(after), max(0, int(limit))]  # LIMIT 0 0: none
+        floor, rows = await self._calls.run(lambda: self._transcript(keys=keys, args=args))
+        out = []
+        for row in cast(list[str], rows):
+            index, _, body = row.partition(":")
+            out.append(Message(int(index), raw=body))
+        return CachedMessages(int(floor), out)
 
     async def claim_indexless(self, chat: str, upto: int) -> int:
         keys, args = [self._key(check_chat(chat), "meta")], [int(upto), self._retention_ms]
@@ -365,6 +410,7 @@ class RedisBus:
             return False
 
     async def aclose(self) -> None:
+        await self._budget.aclose()
         await self._limits.aclose()
         await self._fanout.aclose()
         with suppress(Exception):
@@ -381,6 +427,9 @@ class RedisBus:
 
     async def occupy(self, name: str, key: str, limit: int) -> bool:
         return await self._limits.occupy(name, key, limit)
+
+    async def admit(self, name: str, key: str, member: str, ttl_s: float, limit: int) -> bool:
+        return await self._limits.admit(name, key, member, ttl_s, limit)
 
     def vacate(self, name: str, key: str) -> None:
         self._limits.vacate(name, key)

@@ -16,7 +16,7 @@ from app.errors import InvalidInputError
 from app.idempotency import admit
 from app.models import Message
 from app.openapi import INDEX_SCHEMA, errors
-from app.routes.deps import ChatRefDep, ClientIpDep, RuntimeDep
+from app.routes.deps import ChatRefDep, ClientKeyDep, RuntimeDep
 from app.routes.params import parse_index, parse_wait
 from app.schemas import (
     ChatCreated,
@@ -49,10 +49,14 @@ NO_STORE = {"Cache-Control": "no-store"}
     description="Starts a chat. Answers the chat handle: use it wherever the chat id goes.",
 )
 async def request_chat(
-    body: RequestChatBody, rt: RuntimeDep, ip: ClientIpDep, request: Request, response: Response
+    body: RequestChatBody,
+    rt: RuntimeDep,
+    client: ClientKeyDep,
+    request: Request,
+    response: Response,
 ) -> ChatCreated:
     rt.offline.require_open()
-    await rt.create_limiter.hit(ip)
+    await rt.create_limiter.hit(client)
     admit(request.scope)  # from here, an Idempotency-Key's refusal is a final answer
     ref = await rt.service.create(
         body.nickname,
@@ -60,6 +64,7 @@ async def request_chat(
         endpoint=body.endpoint,
         user_data=body.userData,
         push_token=body.pushToken,
+        client=client,
     )
     response.headers.update(NO_STORE)
     return ChatCreated(id=ref.handle, path=f"/api/v2/chats/{ref.handle}")
@@ -79,11 +84,11 @@ async def operate_chat(
     ref: ChatRefDep,
     body: Annotated[ChatOperationBody, Body()],
     rt: RuntimeDep,
-    ip: ClientIpDep,
+    client: ClientKeyDep,
     request: Request,
     response: Response,
 ) -> OperationResult:
-    await rt.send_limiter.hit(ip)
+    await rt.send_limiter.hit(client)
     admit(request.scope)
     text = body.text if isinstance(body, SendMessageBody) else None
     await rt.service.operate(ref, body.operationName, text)
@@ -112,8 +117,8 @@ GET_CHAT: dict[str, Any] = {
 
 
 @router.get("/chats/{handle}", **GET_CHAT)
-async def get_chat(ref: ChatRefDep, rt: RuntimeDep) -> JSONResponse:
-    state = await rt.service.chat(ref)
+async def get_chat(ref: ChatRefDep, rt: RuntimeDep, client: ClientKeyDep) -> JSONResponse:
+    state = await rt.service.chat(ref, client)
     return _answer({"chat": chat_json(ref.handle, state), "statusCode": 0})
 
 
@@ -136,7 +141,9 @@ WaitQuery = Annotated[
 ]
 GET_MESSAGES: dict[str, Any] = {
     "response_model": MessageList,
-    "responses": errors(400, *READ_ERRORS),
+    # 429: a waiting long-poll over the per-client cap, or reads below the cache too often;
+    # 502/504: the upstream, when asked for what the bounded cache no longer holds.
+    "responses": errors(400, 429, 502, 504, *READ_ERRORS),
     "summary": "GetMessages",
     "description": MESSAGES_DESCRIPTION,
 }
@@ -146,7 +153,7 @@ GET_MESSAGES: dict[str, Any] = {
 async def get_messages(
     ref: ChatRefDep,
     rt: RuntimeDep,
-    ip: ClientIpDep,
+    client: ClientKeyDep,
     index: IndexQuery = None,
     wait: WaitQuery = None,
 ) -> Response:
@@ -155,13 +162,13 @@ async def get_messages(
     if wait_s and start is None:
         raise InvalidInputError("wait: needs an index")
     if not wait_s:
-        messages = await rt.service.messages(ref, start)
+        messages = await rt.service.messages(ref, start, client=client)
         return _messages(messages)
     # A held long-poll is an open connection like a stream: it counts against the same
     # per-IP cap, or one client could hold any number of them.
-    async with rt.stream_limits_ip.hold(ip):
+    async with rt.stream_limits_ip.hold(client):
         with rt.metrics.long_polls.track_inprogress():
-            messages = await rt.service.messages(ref, start, wait_s)
+            messages = await rt.service.messages(ref, start, wait_s, client)
     return _messages(messages)
 
 
@@ -171,8 +178,8 @@ async def get_messages(
     name="get_my_chat",
     **{**GET_CHAT, "summary": "GetChat (the upstream overview's path)"},
 )
-async def get_my_chat(ref: ChatRefDep, rt: RuntimeDep) -> JSONResponse:
-    return await get_chat(ref, rt)
+async def get_my_chat(ref: ChatRefDep, rt: RuntimeDep, client: ClientKeyDep) -> JSONResponse:
+    return await get_chat(ref, rt, client)
 
 
 @router.get(
@@ -183,8 +190,8 @@ async def get_my_chat(ref: ChatRefDep, rt: RuntimeDep) -> JSONResponse:
 async def get_my_messages(
     ref: ChatRefDep,
     rt: RuntimeDep,
-    ip: ClientIpDep,
+    client: ClientKeyDep,
     index: IndexQuery = None,
     wait: WaitQuery = None,
 ) -> Response:
-    return await get_messages(ref, rt, ip, index, wait)
+    return await get_messages(ref, rt, client, index, wait)

@@ -39,9 +39,10 @@ async def chat_ref(
 ChatRefDep = Annotated[ChatRef, Depends(chat_ref)]
 
 
-async def client_ip(request: Request) -> str:
+async def client_key(request: Request) -> str:
+    """The client every per-client limit counts this request under (IPv6 by prefix)."""
     rt: Runtime = request.app.state.runtime
-    return rt.client_address.of(request.scope)
+    return rt.client_address.key(request.scope)
 
 
-ClientIpDep = Annotated[str, Depends(client_ip)]
+ClientKeyDep = Annotated[str, Depends(client_key)]

@@ -15,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.errors import UpstreamUnavailableError
 from app.openapi import INDEX_SCHEMA, errors
-from app.routes.deps import ChatRefDep, ClientIpDep, RuntimeDep
+from app.routes.deps import ChatRefDep, ClientKeyDep, RuntimeDep
 from app.routes.params import parse_resume_point
 from app.sse import ChatStream, EventStreamResponse
 from app.wiring import Runtime
@@ -84,7 +84,7 @@ EVENT_FRAME_SCHEMA = {
 async def chat_events(
     ref: ChatRefDep,
     rt: RuntimeDep,
-    ip: ClientIpDep,
+    client: ClientKeyDep,
     last_event_id: Annotated[
         str | None,
         Header(alias="Last-Event-ID", description="Resume after this message index"),
@@ -103,7 +103,7 @@ async def chat_events(
     # Counted fleet-wide from here; released when the response ends (`closed`).
     await rt.stream_limits_chat.acquire(ref.key)
     try:
-        await rt.stream_limits_ip.acquire(ip)
+        await rt.stream_limits_ip.acquire(client)
     except BaseException:
         rt.stream_limits_chat.release(ref.key)
         raise
@@ -111,7 +111,13 @@ async def chat_events(
     # together: the cap is a memory guard, not an exact count); released in `closed`.
     rt.stream_capacity.enter()
     stream = ChatStream(
-        ref, start, bus=rt.bus, service=rt.service, hub=rt.streams, tuning=rt.stream_tuning
+        ref,
+        start,
+        client=client,
+        bus=rt.bus,
+        service=rt.service,
+        hub=rt.streams,
+        tuning=rt.stream_tuning,
     )
 
     def opened() -> None:
@@ -120,7 +126,7 @@ async def chat_events(
     def closed() -> None:
         rt.metrics.sse_streams.dec()
         rt.stream_capacity.leave()
-        rt.stream_limits_ip.release(ip)
+        rt.stream_limits_ip.release(client)
         rt.stream_limits_chat.release(ref.key)
 
     return EventStreamResponse(
@@ -149,11 +155,11 @@ class _Served:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         rt = self.runtime
         ref = rt.service.resolve(scope["path_params"]["handle"])
-        ip = rt.client_address.of(scope)
+        client = rt.client_address.key(scope)
         response = await chat_events(
             ref,
             rt,
-            ip,
+            client,
             Headers(scope=scope).get("last-event-id"),
             QueryParams(scope.get("query_string", b"")).get("lastEventId"),
         )

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from app.idempotency import admit
 from app.idempotency_keys import parse_key
 from app.offline import Availability, OfflineMessageBody
-from app.routes.deps import ClientIpDep, RuntimeDep
+from app.routes.deps import ClientKeyDep, RuntimeDep
 from app.schemas import ErrorOut, StatusOut
 
 router = APIRouter(prefix="/api/v2", tags=["offline"])
@@ -71,7 +71,7 @@ async def get_availability(rt: RuntimeDep) -> JSONResponse:
 async def leave_message(
     body: OfflineMessageBody,
     rt: RuntimeDep,
-    ip: ClientIpDep,
+    client: ClientKeyDep,
     request: Request,
     response: Response,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
@@ -79,7 +79,7 @@ async def leave_message(
     # The one parser of the header (app/idempotency_keys.py): the same key, quoted or bare,
     # is the same outbox item.
     key = None if idempotency_key is None else parse_key(idempotency_key)
-    await rt.create_limiter.hit(ip)
+    await rt.create_limiter.hit(client)
     admit(request.scope)
     await rt.offline.leave(body, key)
     response.headers.update(NO_STORE)

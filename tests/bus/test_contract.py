@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import time
 
 import pytest
 
 from app.bus import Bus, ChatRecord, Fence
-from app.bus.base import ClaimBatch, OutboxHeld, OutboxItem, OutboxQuota
+from app.bus.base import (
+    CachedMessages,
+    ClaimBatch,
+    OutboxHeld,
+    OutboxItem,
+    OutboxQuota,
+    TranscriptLimits,
+)
 from app.errors import OutboxFullError
 from app.models import ChatEvent, ChatState, EventKind, Message, UpstreamStatus
 
@@ -510,6 +518,30 @@ async def test_vacating_more_than_occupied_is_ignored(bus: Bus) -> None:
     assert not await bus.occupy("streams", key, 1)
 
 
+async def test_admitted_members_are_bounded_fleet_wide_and_expire(make: BusFactory) -> None:
+    a, b = await make(), await make()
+    client, other = new_chat(), new_chat()
+    assert await a.admit("keepalive", client, "chat-1", 0.4, 2)
+    assert await b.admit("keepalive", client, "chat-2", 5, 2)
+    assert not await b.admit("keepalive", client, "chat-3", 5, 2)  # full: nothing changed
+    assert await a.admit("keepalive", client, "chat-1", 0.1, 2)  # a member renews, never shorter
+    assert await a.admit("keepalive", other, "chat-3", 5, 2)  # another key
+    assert await a.admit("sessions", client, "chat-3", 5, 2)  # another name
+    await asyncio.sleep(0.55)  # chat-1 expired: its place is free
+    assert await b.admit("keepalive", client, "chat-3", 5, 2)
+    assert not await a.admit("keepalive", client, "chat-1", 5, 2)
+
+
+async def test_concurrent_admits_never_exceed_the_limit(make: BusFactory) -> None:
+    a, b = await make(), await make()
+    key = new_chat()
+    members = [f"chat-{n}" for n in range(20)]
+    granted = await asyncio.gather(
+        *(x.admit("keepalive", key, m, 5, 4) for x, m in zip([a, b] * 10, members, strict=True))
+    )
+    assert sum(granted) == 4
+
+
 async def test_reader_presence_is_fleet_wide_and_expires(make: BusFactory) -> None:
     a, b = await make(), await make()
     seen, never = new_chat(), new_chat()
@@ -711,3 +743,117 @@ async def test_outbox_hands_out_the_earliest_due_first(make: BusFactory) -> None
     await asyncio.sleep(0.01)
     order = [c.id for c in (await a.outbox_claim("push", 10, 5)).claims]
     assert order == ["e3", "e4", "e5", "e0", "e1", "e2"]
+
+
+# -- bounded transcripts (issue 18) -----------------------------------------------------------
+
+
+def sized(index: int, nbytes: int) -> Message:
+    """A message whose JSON text is exactly `nbytes` bytes (UTF-8: 'é' is two)."""
+    head = json.dumps({"index": index, "type": "Text", "text": ""}, separators=(",", ":"))
+    filler = nbytes - len(head.encode())
+    text = "é" * (filler // 2) + "x" * (filler % 2)
+    message = Message(index, {"index": index, "type": "Text", "text": text})
+    assert len(message.raw.encode()) == nbytes
+    return message
+
+
+CAPS = TranscriptLimits(max_messages=4, max_bytes=1000, budget_bytes=10_000, ended_retention_s=60)
+
+
+async def test_a_chat_holds_at_most_its_message_cap_the_oldest_go_first(make: BusFactory) -> None:
+    bus = await make(transcripts=CAPS)
+    chat = new_chat()
+    fence = await held(bus, chat)
+    await bus.commit(fence, msgs(1, 2, 3))
+    await bus.commit(fence, msgs(4, 5, 6, 7, 8, 9, 10))
+    cached = await bus.transcript(chat, 0)
+    assert cached.floor == 6
+    assert [m.index for m in cached.messages] == [7, 8, 9, 10]
+    assert [m.index for m in (await bus.transcript(chat, 8)).messages] == [9, 10]
+    assert [m.index for m in await bus.messages(chat, 0)] == [7, 8, 9, 10]
+    await bus.commit(fence, msgs(1, 2, 3, 11))  # a replay stores only what is new
+    cached = await bus.transcript(chat, 0)
+    assert (cached.floor, [m.index for m in cached.messages]) == (7, [8, 9, 10, 11])
+    assert (await bus.record(chat)).cursor == 11
+    assert await bus.transcript(new_chat(), 0) == CachedMessages(0, [])
+
+
+async def test_a_chat_holds_at_most_its_byte_cap(make: BusFactory) -> None:
+    bus = await make(transcripts=CAPS)
+    chat = new_chat()
+    fence = await held(bus, chat)
+    await bus.commit(fence, [sized(1, 400), sized(2, 400)])
+    await bus.commit(fence, [sized(3, 300)])  # 1,100 bytes: the first goes
+    cached = await bus.transcript(chat, 0)
+    assert (cached.floor, [m.index for m in cached.messages]) == (1, [2, 3])
+    assert cached.messages[0] == sized(2, 400)  # bodies intact
+    await bus.commit(fence, [sized(4, 1001)])  # larger than the cap alone: not kept at all
+    cached = await bus.transcript(chat, 0)
+    assert (cached.floor, cached.messages) == (4, [])
+    await bus.commit(fence, [sized(5, 200), sized(6, 200)])
+    assert [m.index for m in (await bus.transcript(chat, 0)).messages] == [5, 6]
+
+
+async def test_one_chat_sending_large_messages_stays_within_its_cap(make: BusFactory) -> None:
+    """The attacker's view: however many maximal messages one chat commits, what is cached
+    of it stays within the byte cap (and every message still reaches the live viewers)."""
+    bus = await make(transcripts=CAPS)
+    chat = new_chat()
+    fence = await held(bus, chat)
+    delivered = []
+    async with bus.subscribe(chat) as sub:
+        for batch in range(20):
+            events = await bus.commit(fence, [sized(batch * 5 + k, 990) for k in range(1, 6)])
+            assert events is not None and len(events) == 5
+            delivered += [e.index for e in await take(sub, 5)]
+            cached = await bus.transcript(chat, 0)
+            assert sum(len(m.raw.encode()) for m in cached.messages) <= CAPS.max_bytes
+            assert len(cached.messages) == 1 and cached.floor == batch * 5 + 4
+    assert delivered == list(range(1, 101))
+
+
+async def test_an_ended_chats_messages_go_after_the_ended_retention(make: BusFactory) -> None:
+    bus = await make(transcripts=TranscriptLimits(ended_retention_s=TTL))
+    chat, live = new_chat(), new_chat()
+    fence, other = await held(bus, chat), await held(bus, live)
+    await bus.commit(fence, msgs(1, 2, 3), state=STATE)
+    await bus.commit(other, msgs(1, 2))
+    await bus.commit(fence, msgs(4), ended=True)
+    assert [m.index for m in (await bus.transcript(chat, 0)).messages] == [1, 2, 3, 4]
+    await asyncio.sleep(TTL + 0.2)
+    assert await bus.transcript(chat, 0) == CachedMessages(4, [])
+    assert await bus.messages(chat, 0) == []
+    record = await bus.record(chat)  # the record stays: a late reader sees the end
+    assert record.ended and record.cursor == 4 and record.state == STATE
+    assert [m.index for m in await bus.messages(live, 0)] == [1, 2]  # a live chat keeps all
+
+
+async def test_over_the_budget_the_least_recently_committed_transcripts_go(
+    make: BusFactory,
+) -> None:
+    caps = TranscriptLimits(max_messages=100, max_bytes=1000, budget_bytes=2000)
+    bus = await make(transcripts=caps)
+    first, second, third = new_chat(), new_chat(), new_chat()
+    fences = {chat: await held(bus, chat) for chat in (first, second, third)}
+    await bus.commit(fences[first], [sized(1, 900)])
+    await bus.commit(fences[second], [sized(1, 900)])
+    await bus.commit(fences[first], [sized(2, 50)])  # `first` is now the more recent
+    await bus.commit(fences[third], [sized(1, 900)])  # 2,750 bytes: `second` goes
+
+    async def dropped() -> bool:
+        return (await bus.transcript(second, 0)) == CachedMessages(1, [])
+
+    for _ in range(100):  # at once on the memory bus; within a flush on Redis
+        if await dropped():
+            break
+        await asyncio.sleep(0.05)
+    else:
+        pytest.fail("the least recently committed transcript was not dropped")
+    assert [m.index for m in (await bus.transcript(first, 0)).messages] == [1, 2]
+    assert [m.index for m in (await bus.transcript(third, 0)).messages] == [1]
+    assert (await bus.record(second)).cursor == 1
+    # A dropped chat caches what comes after, as before.
+    await bus.commit(fences[second], [sized(2, 10 + 90)])
+    assert (await bus.transcript(second, 0)).floor == 1
+    assert [m.index for m in (await bus.transcript(second, 0)).messages] == [2]

@@ -57,8 +57,11 @@ async def test_keys_are_hash_tagged_per_chat(
         await rbus.commit(fence, msgs(1, 2))
         await rbus.set_cookies(chat, {"a": "1"})
         await rbus.note_interest(chat, "ref", 5)
+    await asyncio.sleep(0.8)  # the transcript budget's flush (one slot of its own)
     keys = [k async for k in redis_client.scan_iter(match=f"{prefix}:*")]
-    per_chat = [k for k in keys if k != f"{prefix}:interest"]
+    budget = {f"{prefix}:{{transcripts}}:{name}" for name in ("held", "expiry")}
+    assert budget <= set(keys)
+    per_chat = [k for k in keys if k != f"{prefix}:interest" and k not in budget]
     assert len(per_chat) == 3 * 5  # lease, epoch, log, meta, ref
     pattern = re.compile(
         rf"^{re.escape(prefix)}:\{{([0-9a-f]{{32}})\}}:(lease|epoch|log|meta|ref)$"

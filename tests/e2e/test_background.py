@@ -44,7 +44,9 @@ def strict_upstream() -> Iterator[ServerProcess]:
     server.stop()
 
 
-def scaled_bff(upstream: ServerProcess, background_keepalive_s: float) -> ServerProcess:
+def scaled_bff(
+    upstream: ServerProcess, background_keepalive_s: float, **extra: str
+) -> ServerProcess:
     return start_bff(
         upstream.url,
         BFF_POLL_INTERVAL_S="0.4",
@@ -53,6 +55,7 @@ def scaled_bff(upstream: ServerProcess, background_keepalive_s: float) -> Server
         BFF_POLL_KEEPALIVE_S=str(KEEPALIVE_S),
         BFF_READER_WINDOW_S=str(READER_WINDOW_S),
         BFF_BACKGROUND_KEEPALIVE_S=str(background_keepalive_s),
+        **extra,
     )
 
 
