@@ -165,6 +165,13 @@ class Settings(BaseSettings):
     offline_webhook_secret: SecretStr | None = Field(
         default=None, description="As push_webhook_secret; defaults to it"
     )
+    survey_webhook_url: AnyHttpUrl | None = Field(
+        default=None, description="Signed deliveries of post-chat surveys; unset: surveys are off"
+    )
+    survey_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="As push_webhook_secret; defaults to offline_webhook_secret, then to it",
+    )
     business_hours: str | None = Field(
         default=None, description="Zone; weekly ranges; closed dates (app/hours.py). Unset: open"
     )
@@ -175,7 +182,7 @@ class Settings(BaseSettings):
         default=100_000, ge=10, description="Deliveries waiting at most, fleet-wide"
     )
 
-    @field_validator("push_webhook_secret", "offline_webhook_secret")
+    @field_validator("push_webhook_secret", "offline_webhook_secret", "survey_webhook_secret")
     @classmethod
     def _webhook_secrets(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
@@ -196,6 +203,8 @@ class Settings(BaseSettings):
             raise ValueError("BFF_PUSH_WEBHOOK_URL needs BFF_PUSH_WEBHOOK_SECRET")
         if self.offline_webhook_url is not None and self.offline_secret is None:
             raise ValueError("BFF_OFFLINE_WEBHOOK_URL needs BFF_OFFLINE_WEBHOOK_SECRET")
+        if self.survey_webhook_url is not None and self.survey_secret is None:
+            raise ValueError("BFF_SURVEY_WEBHOOK_URL needs BFF_SURVEY_WEBHOOK_SECRET")
         if self.webhook_retry_min_s > self.webhook_retry_max_s:
             raise ValueError("need webhook_retry_min_s <= webhook_retry_max_s")
         return self
@@ -203,6 +212,10 @@ class Settings(BaseSettings):
     @property
     def offline_secret(self) -> SecretStr | None:
         return self.offline_webhook_secret or self.push_webhook_secret
+
+    @property
+    def survey_secret(self) -> SecretStr | None:
+        return self.survey_webhook_secret or self.offline_secret
 
     # -- hardening (issue 11) -------------------------------------------------------------
     header_timeout_s: float = Field(

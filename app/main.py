@@ -39,7 +39,7 @@ from app.poller import PollerTuning
 from app.push import KIND as PUSH_KIND
 from app.push import PushHook
 from app.registry import PollerRegistry
-from app.routes import chats, events, health, offline
+from app.routes import chats, events, health, offline, survey
 from app.security import ClientAddress, HandleCodec, OriginPolicy
 from app.service import ChatService
 from app.shedding import StreamCapacity
@@ -51,6 +51,8 @@ from app.static_files import (
     content_hash,
     static_dir,
 )
+from app.survey import KIND as SURVEY_KIND
+from app.survey import SurveyDesk
 from app.upstream import UpstreamClient
 from app.version import VERSION
 from app.webhooks import DeliveryTuning, Dispatcher, WebhookTarget
@@ -163,6 +165,14 @@ def create_app(
         ),
         draining=draining,
         stream_capacity=StreamCapacity(settings.max_streams, on_refuse=metrics.streams_refused.inc),
+        survey=SurveyDesk(
+            bus=the_bus,
+            dispatcher=dispatcher,
+            # As long as the cache can remember the chat ended: no second survey meanwhile.
+            marker_keep_s=settings.cache_retention_s,
+            marker_claim_s=2 * settings.redis_failover_wait_s + 10,
+            registry=metrics.registry,
+        ),
     )
     metrics.max_streams.set(settings.max_streams)
     widget_url: str | None = None
@@ -203,6 +213,7 @@ def create_app(
     app.router.routes.insert(0, events.StreamRoute(runtime))
     app.include_router(health.router)
     app.include_router(offline.router)
+    app.include_router(survey.router)
     widget_url = _mount_static(app)
     install_openapi(app, long_poll_max_s=settings.long_poll_max_s)
     install_idempotency_docs(app)
@@ -273,6 +284,11 @@ def _dispatcher(settings: Settings, bus: Bus) -> Dispatcher:
     if settings.offline_webhook_url is not None and offline_secret is not None:
         targets[OFFLINE_KIND] = WebhookTarget(
             str(settings.offline_webhook_url), webhook_keys(offline_secret)
+        )
+    survey_secret = settings.survey_secret
+    if settings.survey_webhook_url is not None and survey_secret is not None:
+        targets[SURVEY_KIND] = WebhookTarget(
+            str(settings.survey_webhook_url), webhook_keys(survey_secret)
         )
     if targets and settings.redis_url is None:
         log.warning("webhook outbox in memory (no BFF_REDIS_URL): undelivered notices die with it")

@@ -1,0 +1,45 @@
+"""`POST /api/v2/chats/{handle}/survey`: how a chat that has ended went, for the operator.
+
+Thin: validates the body (`SurveyBody`), applies the per-IP send limit, and hands over to
+`SurveyDesk` (one survey per chat, fleet-wide; delivered through the webhook outbox).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from app.errors import BusUnavailableError
+from app.openapi import errors
+from app.routes.deps import ChatRefDep, ClientIpDep, RuntimeDep
+from app.schemas import StatusOut
+from app.survey import COMMENT_MAX, SurveyBody
+
+router = APIRouter(prefix="/api/v2", tags=["chats"])
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+@router.post(
+    "/chats/{handle}/survey",
+    status_code=202,
+    response_model=StatusOut,
+    # 409: the chat is not over yet, or has its survey already.
+    responses=errors(400, 403, 404, 409, 413, 415, 429, 503),
+    summary="RateChat",
+    description=(
+        "The customer's rating (1 to 5) of a chat that has ended, or that they completed, "
+        f"with an optional comment (at most {COMMENT_MAX} characters). One per chat: a second "
+        "answers 409, as does a chat still running. Accepted (202) once stored durably; "
+        "delivered to the operator's signed webhook (BFF_SURVEY_WEBHOOK_URL), retried until "
+        "it arrives. Without that webhook configured: 503."
+    ),
+)
+async def rate_chat(
+    ref: ChatRefDep, body: SurveyBody, rt: RuntimeDep, ip: ClientIpDep, response: Response
+) -> StatusOut:
+    await rt.send_limiter.hit(ip)
+    if rt.survey is None:
+        raise BusUnavailableError("Surveys are not available")
+    await rt.survey.take(ref, body)
+    response.headers.update(NO_STORE)
+    return StatusOut()
