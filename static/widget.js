@@ -544,6 +544,7 @@
         if (saved()?.h === chat.h) saved(null); // nothing left to restore
       }
       hooks.forEach((f) => f(p, agent));
+      if (ended) toBottom(); // the last entries stay in sight above the ended view (and survey)
     }
 
     // The time waited, from 1 second on; nothing when the chat's start is unknown.
