@@ -277,3 +277,26 @@ def test_without_a_survey_webhook_surveys_are_unavailable(
         assert answer.json()["statusCode"] == 12
     finally:
         server.stop()
+
+
+def test_surveys_count_against_the_client_ips_send_limit(
+    upstream: ServerProcess, receiver: Receiver
+) -> None:
+    """A client that hammers the route is refused before anything is looked up or held."""
+    server = start_bff(
+        upstream.url,
+        BFF_SURVEY_WEBHOOK_URL=receiver.url,
+        BFF_SURVEY_WEBHOOK_SECRET=receiver.secret,
+        BFF_SEND_PER_MINUTE="1",
+        BFF_SEND_BURST="3",
+    )
+    try:
+        body = {"operationName": "RequestChat", "nickname": "Ivy", "subject": "Limits"}
+        handle = httpx.post(server.url + "/api/v2/chats", json=body, timeout=10).json()["id"]
+        statuses = [rate(server, handle, {"rating": 5}).status_code for _ in range(5)]
+        assert statuses[:3] == [409, 409, 409]  # a live chat: refused, nothing held
+        assert statuses[3:] == [429, 429]
+        limited = rate(server, handle, {"rating": 5})
+        assert limited.json()["statusCode"] == 3 and int(limited.headers["retry-after"]) > 0
+    finally:
+        server.stop()
