@@ -170,7 +170,7 @@ class Settings(BaseSettings):
     )
     survey_webhook_secret: SecretStr | None = Field(
         default=None,
-        description="As push_webhook_secret; defaults to offline_webhook_secret, then to it",
+        description="As push_webhook_secret, and needed with the URL: its own, no other's key",
     )
     business_hours: str | None = Field(
         default=None, description="Zone; weekly ranges; closed dates (app/hours.py). Unset: open"
@@ -203,8 +203,18 @@ class Settings(BaseSettings):
             raise ValueError("BFF_PUSH_WEBHOOK_URL needs BFF_PUSH_WEBHOOK_SECRET")
         if self.offline_webhook_url is not None and self.offline_secret is None:
             raise ValueError("BFF_OFFLINE_WEBHOOK_URL needs BFF_OFFLINE_WEBHOOK_SECRET")
-        if self.survey_webhook_url is not None and self.survey_secret is None:
-            raise ValueError("BFF_SURVEY_WEBHOOK_URL needs BFF_SURVEY_WEBHOOK_SECRET")
+        if self.survey_webhook_url is not None and self.survey_webhook_secret is None:
+            raise ValueError(
+                "BFF_SURVEY_WEBHOOK_URL needs BFF_SURVEY_WEBHOOK_SECRET (its own secret: "
+                "the others do not sign surveys)"
+            )
+        survey = self.survey_webhook_secret
+        others = (self.push_webhook_secret, self.offline_webhook_secret)
+        if survey is not None and any(o is not None and _share_a_key(survey, o) for o in others):
+            raise ValueError(
+                "BFF_SURVEY_WEBHOOK_SECRET must not share a key with the push or offline "
+                "webhook secrets: either receiver could sign the other's notices"
+            )
         if self.webhook_retry_min_s > self.webhook_retry_max_s:
             raise ValueError("need webhook_retry_min_s <= webhook_retry_max_s")
         return self
@@ -212,10 +222,6 @@ class Settings(BaseSettings):
     @property
     def offline_secret(self) -> SecretStr | None:
         return self.offline_webhook_secret or self.push_webhook_secret
-
-    @property
-    def survey_secret(self) -> SecretStr | None:
-        return self.survey_webhook_secret or self.offline_secret
 
     # -- hardening (issue 11) -------------------------------------------------------------
     header_timeout_s: float = Field(
@@ -324,6 +330,10 @@ class Settings(BaseSettings):
     def secret_keys(self) -> list[bytes]:
         raw = self.secret_key.get_secret_value()
         return [k.strip().encode() for k in raw.split(",") if k.strip()]
+
+
+def _share_a_key(one: SecretStr, other: SecretStr) -> bool:
+    return bool(set(webhook_keys(one)) & set(webhook_keys(other)))
 
 
 def webhook_keys(secret: SecretStr) -> tuple[bytes, ...]:

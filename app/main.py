@@ -285,7 +285,7 @@ def _dispatcher(settings: Settings, bus: Bus) -> Dispatcher:
         targets[OFFLINE_KIND] = WebhookTarget(
             str(settings.offline_webhook_url), webhook_keys(offline_secret)
         )
-    survey_secret = settings.survey_secret
+    survey_secret = settings.survey_webhook_secret
     if settings.survey_webhook_url is not None and survey_secret is not None:
         targets[SURVEY_KIND] = WebhookTarget(
             str(settings.survey_webhook_url), webhook_keys(survey_secret)

@@ -75,8 +75,9 @@
   };
   const ENDED = new Set(["Idle", "Completed", "Disconnected"]);
   const backoff = (n) => Math.min(15000, 500 * 2 ** n) * (0.5 + Math.random() / 2);
-  // 128 random bits: a UUID where the page is a secure context, else 32 hex digits.
-  const newKey = () => crypto.randomUUID?.() || Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => (b + 256).toString(16).slice(1)).join("");
+  // 128 random bits as 32 characters of [0-9a-z] (8 per word: 1e11 + n always has 8 digits in
+  // base 36), which the server takes as an Idempotency-Key (22+ URL-safe characters).
+  const newKey = () => Array.from(crypto.getRandomValues(new Uint32Array(4)), (n) => (n + 1e11).toString(36)).join("");
   // The page follows the chat through DOM events on window ("chat-bff:started", ...) or
   // ChatBff.on("started", fn); `detail` never holds a message's text unless data-event-text.
   const emit = (name, detail = {}) => dispatchEvent(new CustomEvent("chat-bff:" + name, { detail }));

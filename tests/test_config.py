@@ -16,6 +16,8 @@ GOOD = {
     "BFF_SECRET_KEY": SECRET_KEY,
 }
 
+SURVEY_SECRET = "whsec_" + "c3VydmV5LXdlYmhvb2stc2VjcmV0LWZvci10ZXN0cy0x"
+
 CASES = [
     ("missing upstream", {"BFF_UPSTREAM_URL": None}, "BFF_UPSTREAM_URL"),
     ("bad upstream", {"BFF_UPSTREAM_URL": "not a url"}, "BFF_UPSTREAM_URL"),
@@ -50,6 +52,16 @@ CASES = [
     ("push url, no secret", {"BFF_PUSH_WEBHOOK_URL": "http://h/x"}, "BFF_PUSH_WEBHOOK_SECRET"),
     ("bad push secret", {"BFF_PUSH_WEBHOOK_SECRET": "short-secret-value"}, "whsec_"),
     ("offline url, no secret", {"BFF_OFFLINE_WEBHOOK_URL": "http://h/"}, "OFFLINE_WEBHOOK"),
+    (
+        "survey url, no secret of its own",
+        {"BFF_SURVEY_WEBHOOK_URL": "http://h/", "BFF_OFFLINE_WEBHOOK_SECRET": SURVEY_SECRET},
+        "BFF_SURVEY_WEBHOOK_SECRET",
+    ),
+    (
+        "survey secret shares a key",
+        {"BFF_SURVEY_WEBHOOK_SECRET": SURVEY_SECRET, "BFF_PUSH_WEBHOOK_SECRET": SURVEY_SECRET},
+        "BFF_SURVEY_WEBHOOK_SECRET",
+    ),
     ("bad hours zone", {"BFF_BUSINESS_HOURS": "Mars/Base; Mon 09:00-17:00"}, "Mars/Base"),
     ("bad hours range", {"BFF_BUSINESS_HOURS": "UTC; Mon 9-17"}, "BFF_BUSINESS_HOURS"),
 ]

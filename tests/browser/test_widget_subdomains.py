@@ -3,8 +3,8 @@ on www.shop.test continues on help.shop.test (Chromium resolves *.shop.test to l
 one embedder's site answers under every name), through a first-party cookie on shop.test that
 holds the handle and its expiry, and never what the customer wrote. Without the attribute each
 subdomain keeps its own chats. Over plain http the cookie has no Secure attribute (and the
-pages are no secure context, which the widget also handles: no Web Locks, no
-crypto.randomUUID); over https it has.
+pages are no secure context, which the widget also handles: no Web Locks); over https it
+has.
 
 The https pages are served by Playwright from the same site (a real TLS server would need a
 certificate Chromium trusts); Chromium's Local Network Access checks are off in this module's
@@ -159,7 +159,7 @@ def test_over_https_the_cookie_is_secure(
     assert widget.errors == []
 
 
-KEY = re.compile(r'^"[0-9a-f]{32}"$')
+KEY = re.compile(r'^"[0-9a-z]{32}"$')  # 128 random bits, 8 base-36 digits per 32-bit word
 
 
 def test_keys_made_outside_a_secure_context_are_128_bit(

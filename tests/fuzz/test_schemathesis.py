@@ -43,6 +43,7 @@ def target(emulator: ServerProcess) -> Iterator[ServerProcess]:
         BFF_OFFLINE_WEBHOOK_URL=f"http://127.0.0.1:{free_port()}/left-messages",
         BFF_OFFLINE_WEBHOOK_SECRET="whsec_" + base64.b64encode(secrets.token_bytes(32)).decode(),
         BFF_SURVEY_WEBHOOK_URL=f"http://127.0.0.1:{free_port()}/surveys",
+        BFF_SURVEY_WEBHOOK_SECRET="whsec_" + base64.b64encode(secrets.token_bytes(32)).decode(),
     )
     yield server
     server.stop()
