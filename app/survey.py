@@ -167,9 +167,8 @@ class SurveyDesk:
         if not chat_over(record):
             self.outcomes.labels("live").inc()
             raise InvalidStateError("The chat has not ended")
-        marker = f"{KIND}-{ref.key}"
-        claim = await self._bus.idempotency_begin(marker, FINGERPRINT, self._claim_s)
-        if claim.state != "new":
+        token = await self._take_marker(ref.key)
+        if token is None:
             self.outcomes.labels("duplicate").inc()
             raise InvalidStateError("This chat has its survey already")
         seen_end = record.ended or (record.state is not None and record.state.state in ENDED_STATES)
@@ -182,10 +181,10 @@ class SurveyDesk:
                 f"{KIND}:{ref.key}", envelope(KIND, EVENT_TYPE, data)
             )
         except Exception:
-            await self._abandon(marker, claim.token)
+            await self._drop_marker(ref.key, token)
             self.outcomes.labels("unavailable").inc()
             raise
-        await self._bus.idempotency_finish(marker, claim.token, "taken", self._keep_s)
+        await self._keep_marker(ref.key, token)
         if not stored:
             # Enqueued before by an instance that died before it kept the marker.
             self.outcomes.labels("duplicate").inc()
@@ -203,7 +202,17 @@ class SurveyDesk:
             after = page[-1].index
         return found
 
-    async def _abandon(self, marker: str, token: str) -> None:
+    # -- the one-per-chat marker, an entry of the bus's IdempotencyStore of its own name --
+
+    async def _take_marker(self, chat: str) -> str | None:
+        """The marker's claim token, or None when the chat has (or is taking) its survey."""
+        claim = await self._bus.idempotency_begin(f"{KIND}-{chat}", FINGERPRINT, self._claim_s)
+        return claim.token if claim.state == "new" else None
+
+    async def _keep_marker(self, chat: str, token: str) -> None:
+        await self._bus.idempotency_finish(f"{KIND}-{chat}", token, "taken", self._keep_s)
+
+    async def _drop_marker(self, chat: str, token: str) -> None:
         # Unreachable bus: the marker's claim expires by itself after marker_claim_s.
         with contextlib.suppress(BusUnavailableError):
-            await self._bus.idempotency_abandon(marker, token)
+            await self._bus.idempotency_abandon(f"{KIND}-{chat}", token)
