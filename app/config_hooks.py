@@ -1,4 +1,5 @@
-"""Settings of the hooks: push notices, business hours, leave-a-message and the webhook outbox.
+"""Settings of the hooks: push notices, business hours, leave-a-message, post-chat surveys and
+the webhook outbox.
 
 Owns these fields of `config.Settings` (which inherits them, so they are `BFF_*` variables
 like any other) and their checks at startup: each webhook URL needs its own secret (a
@@ -37,6 +38,13 @@ class HookSettings(BaseSettings):
         default=None,
         description="As push_webhook_secret, and needed with the URL: never the push secret",
     )
+    survey_webhook_url: AnyHttpUrl | None = Field(
+        default=None, description="Signed deliveries of post-chat surveys; unset: surveys are off"
+    )
+    survey_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="As push_webhook_secret, and needed with the URL: its own, no other's key",
+    )
     business_hours: str | None = Field(
         default=None, description="Zone; weekly ranges; closed dates (app/hours.py). Unset: open"
     )
@@ -65,8 +73,21 @@ class HookSettings(BaseSettings):
         gt=0,
         description="A left message not delivered by then is dead-lettered (counted, logged)",
     )
+    survey_outbox_max: int = Field(
+        default=10_000,
+        ge=10,
+        description="Surveys waiting at most, fleet-wide; more are refused (507)",
+    )
+    survey_outbox_max_bytes: int = Field(
+        default=16 * MIB, ge=MIB, description="Bytes of surveys waiting at most, fleet-wide"
+    )
+    survey_max_age_s: float = Field(
+        default=3 * 86_400.0,
+        gt=0,
+        description="A survey not delivered by then is dead-lettered (counted, logged)",
+    )
 
-    @field_validator("push_webhook_secret", "offline_webhook_secret")
+    @field_validator("push_webhook_secret", "offline_webhook_secret", "survey_webhook_secret")
     @classmethod
     def _webhook_secrets(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
@@ -83,19 +104,28 @@ class HookSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _webhooks(self) -> HookSettings:
-        push, offline = self.push_webhook_secret, self.offline_webhook_secret
-        if self.push_webhook_url is not None and push is None:
-            raise ValueError("BFF_PUSH_WEBHOOK_URL needs BFF_PUSH_WEBHOOK_SECRET")
-        if self.offline_webhook_url is not None and offline is None:
-            raise ValueError(
-                "BFF_OFFLINE_WEBHOOK_URL needs BFF_OFFLINE_WEBHOOK_SECRET (its own secret: "
-                "the push secret does not sign left messages)"
-            )
-        if push is not None and offline is not None and _share_a_key(push, offline):
-            raise ValueError(
-                "BFF_OFFLINE_WEBHOOK_SECRET must not share a key with "
-                "BFF_PUSH_WEBHOOK_SECRET: either receiver could sign the other's notices"
-            )
+        """Each webhook URL needs its own secret, and no two secrets share a key: a receiver
+        holding another's key could sign that kind's notices."""
+        hooks = {
+            "PUSH": (self.push_webhook_url, self.push_webhook_secret),
+            "OFFLINE": (self.offline_webhook_url, self.offline_webhook_secret),
+            "SURVEY": (self.survey_webhook_url, self.survey_webhook_secret),
+        }
+        for name, (url, secret) in hooks.items():
+            if url is not None and secret is None:
+                raise ValueError(
+                    f"BFF_{name}_WEBHOOK_URL needs BFF_{name}_WEBHOOK_SECRET (its own secret: "
+                    "no other webhook's secret signs these notices)"
+                )
+        named = [(name, secret) for name, (_, secret) in hooks.items() if secret is not None]
+        for i, (name, secret) in enumerate(named):
+            for other, other_secret in named[:i]:
+                if _share_a_key(secret, other_secret):
+                    raise ValueError(
+                        f"BFF_{name}_WEBHOOK_SECRET must not share a key with "
+                        f"BFF_{other}_WEBHOOK_SECRET: either receiver could sign the other's "
+                        "notices"
+                    )
         if self.webhook_retry_min_s > self.webhook_retry_max_s:
             raise ValueError("need webhook_retry_min_s <= webhook_retry_max_s")
         return self

@@ -43,7 +43,7 @@ from app.proxy_trust import adopt_in_uvicorn
 from app.push import KIND as PUSH_KIND
 from app.push import PushHook
 from app.registry import Keepalive, PollerRegistry
-from app.routes import chats, events, health, offline
+from app.routes import chats, events, health, offline, survey
 from app.routes.health import PROBE_EVERY_S
 from app.security import ClientAddress, HandleCodec, OriginPolicy
 from app.service import ChatService
@@ -57,6 +57,8 @@ from app.static_files import (
     content_hash,
     static_dir,
 )
+from app.survey import KIND as SURVEY_KIND
+from app.survey import SurveyDesk
 from app.upstream import UpstreamClient
 from app.version import VERSION
 from app.webhooks import DeliveryTuning, Dispatcher, WebhookTarget
@@ -190,6 +192,7 @@ def create_app(
         ),
         draining=draining,
         stream_capacity=StreamCapacity(settings.max_streams, on_refuse=metrics.streams_refused.inc),
+        survey=SurveyDesk(bus=the_bus, dispatcher=dispatcher, registry=metrics.registry),
     )
     metrics.max_streams.set(settings.max_streams)
     widget_url: str | None = None
@@ -230,6 +233,7 @@ def create_app(
     app.router.routes.insert(0, events.StreamRoute(runtime))
     app.include_router(health.router)
     app.include_router(offline.router)
+    app.include_router(survey.router)
     widget_url = _mount_static(app, demo_page=settings.demo_page)
     install_openapi(app, long_poll_max_s=settings.long_poll_max_s)
     install_idempotency_docs(app)
@@ -317,6 +321,14 @@ def _dispatcher(settings: Settings, bus: Bus, metrics: Metrics) -> Dispatcher:
             webhook_keys(settings.offline_webhook_secret),
             OutboxQuota(settings.offline_outbox_max, settings.offline_outbox_max_bytes),
             max_age_s=settings.offline_max_age_s,
+        )
+    survey_secret = settings.survey_webhook_secret
+    if settings.survey_webhook_url is not None and survey_secret is not None:
+        targets[SURVEY_KIND] = WebhookTarget(
+            str(settings.survey_webhook_url),
+            webhook_keys(survey_secret),
+            OutboxQuota(settings.survey_outbox_max, settings.survey_outbox_max_bytes),
+            max_age_s=settings.survey_max_age_s,
         )
     if targets and settings.redis_url is None:
         log.warning("webhook outbox in memory (no BFF_REDIS_URL): undelivered notices die with it")

@@ -27,6 +27,8 @@ _ERROR_TEXT = {
     502: "The chat service answered unexpectedly (statusCode 4)",
     503: "The chat service or the bus is unavailable (statusCode 12); retry after Retry-After",
     504: "The chat service timed out (statusCode 12)",
+    507: "Too many of these are waiting for delivery to the operator's webhook (statusCode "
+    "13): its receiver has been failing. No Retry-After: retrying soon does not help",
 }
 
 RETRY_AFTER = {

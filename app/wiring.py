@@ -18,6 +18,7 @@ from app.security import ClientAddress
 from app.service import ChatService
 from app.shedding import StreamCapacity
 from app.sse import StreamHub, StreamTuning
+from app.survey import SurveyDesk
 from app.upstream import UpstreamClient
 
 
@@ -42,6 +43,8 @@ class Runtime:
     loop: asyncio.AbstractEventLoop | None = None
     # -- operations (load shedding) --
     stream_capacity: StreamCapacity = field(default_factory=lambda: StreamCapacity(10_000))
+    # -- post-chat surveys (app/survey.py) --
+    survey: SurveyDesk | None = None
 
     def request_drain(self) -> None:
         """Thread- and signal-safe: schedule `begin_drain` on the serving loop."""

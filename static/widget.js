@@ -62,12 +62,26 @@
   };
   const store = keep("sessionStorage");
   const prefs = keep("localStorage");
+  // A running chat survives every tab closing for `ttl` (data-restore-minutes, default 10; 0:
+  // per tab only): its record ({h: handle, i: info, x: expiry, n: heard, s: seen}) is kept in
+  // localStorage, or with data-cookie-domain in a cookie each subdomain reads (cookie.js).
+  const ttl = (ds.restoreMinutes ?? 10) * 6e4;
+  let saved = (v) => {
+    try {
+      return v === undefined ? JSON.parse(prefs("r")) : prefs("r", v && JSON.stringify(v));
+    } catch (e) {
+      /* unreadable: as if none */
+    }
+  };
   const ENDED = new Set(["Idle", "Completed", "Disconnected"]);
   const backoff = (n) => Math.min(15000, 500 * 2 ** n) * (0.5 + Math.random() / 2);
-  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   // 128 random bits as 32 characters of [0-9a-z] (8 per word: 1e11 + n always has 8 digits in
   // base 36), which the server takes as an Idempotency-Key (22+ URL-safe characters).
   const newKey = () => Array.from(crypto.getRandomValues(new Uint32Array(4)), (n) => (n + 1e11).toString(36)).join("");
+  // The page follows the chat through DOM events on window ("chat-bff:started", ...) or
+  // ChatBff.on("started", fn); `detail` never holds a message's text unless data-event-text.
+  const emit = (name, detail = {}) => dispatchEvent(new CustomEvent("chat-bff:" + name, { detail }));
+  pub.on = (name, fn) => addEventListener("chat-bff:" + name, (e) => fn(e.detail));
 
   /** GET `path`, or POST `body` to it (with an Idempotency-Key if given); the answer's JSON. */
   async function api(path, body, key, signal) {
@@ -76,7 +90,7 @@
     const res = await fetch(base + "/api/v2" + path, { method: body ? "POST" : "GET", signal, cache: "no-store", credentials: "omit", headers, body: body && JSON.stringify(body) });
     const data = await res.json().catch(() => null); // not JSON: judged by the status alone
     if (res.ok && data) return data;
-    throw Object.assign(new Error("HTTP " + res.status), { status: res.status, retry: +res.headers.get("Retry-After") || 0, data: data || {} });
+    throw { status: res.status, retry: +res.headers.get("Retry-After") || 0, data: data || {} };
   }
 
   // -- one chat: its transcript and its connection ------------------------------------------
@@ -161,7 +175,7 @@
         abort.abort();
       } else self[kind] = data;
       if (locks && self.leader && !relayed) share.postMessage({ t: "ev", h: handle, events: [[kind, data]] });
-      if (chat === self && ui) ui[kind](data, fresh && self.leader);
+      if (chat === self && ui) ui[kind](data, fresh, self.leader);
     });
 
     /** What another tab needs to catch up: the events after index `from`, in order. */
@@ -217,40 +231,8 @@
       stream.onerror = fail;
     }
 
-    async function poll() {
-      if (polling) return;
-      polling = true;
-      close();
-      let stateAt = 0;
-      let errors = 0;
-      const get = (q) => api(self.path + q, null, null, signal);
-      while (!over()) {
-        try {
-          let ended = false;
-          if (Date.now() - stateAt > 30000) {
-            const { chat: state } = await get("");
-            stateAt = Date.now();
-            take("state", state);
-            ended = ENDED.has(state.state);
-          }
-          // The messages after the last one, waiting for one unless the chat is over.
-          for (const m of (await get("/messages?index=" + (self.last + 1) + (ended ? "" : "&wait=25"))).messages) {
-            take("message", m);
-            if (/^Participant/.test(m.type)) stateAt = 0; // someone came or went: re-read state
-          }
-          if (ended) take("end", {});
-          errors = 0;
-          take("conn", "live");
-        } catch (err) {
-          if (over()) break;
-          if (err.status === 404) take("end", {});
-          else {
-            take("conn", "reconnecting");
-            await sleep(err.retry * 1000 || backoff(++errors));
-          }
-        }
-      }
-    }
+    // The long-poll fallback (poll.js): fetched only by a browser that needs it.
+    const poll = () => polling || ((polling = true), close(), part("poll").then((run) => run?.(self, take, over, (q) => api(self.path + q, null, null, signal), ENDED, backoff)));
 
     return self;
   }
@@ -342,20 +324,22 @@
     "tooLong": "This message is too long.",
     "startFailed": "The chat could not start. Please try again in a moment.",
     "unread": "{n} new",
-    "closed": "We're closed right now.",
-    "closedUntil": "We're closed right now and back {time}.",
-    "unavailable": "Our chat is unavailable right now.",
-    "leaveIntro": "Leave us a message and we'll reply by e-mail.",
-    "leave": "Leave a message",
-    "yourMessage": "Your message",
-    "sendMessage": "Send message",
-    "sending": "Sending…",
-    "check": "Please check your details and try again.",
-    "thanks": "Thank you. We have your message and will reply to {email}."
+    "leave": "Leave a message"
   };
-  (lang === "en" ? Promise.resolve(EN) : fetch(new URL("lang/" + lang + ".json", script.src), { credentials: "omit" }).then((r) => (r.ok ? r.json() : Promise.reject())))
-    .catch(() => ((locale = lang = "en"), EN))
-    .then(boot);
+  // Optional parts, one file each beside this script (cookie.js, survey.js, invite.js), fetched
+  // only by pages that turn them on. A part registers with ChatBff._<name>(make); make(arg) sets
+  // it up (`arg`: what it needs of the widget) and returns what it offers (undefined on failure).
+  const parts = {};
+  const part = (name, arg) =>
+    (parts[name] ||= new Promise((ok, fail) => {
+      pub["_" + name] = ok;
+      document.head.append(h("script", { src: new URL(name + ".js", script.src).href, onerror: fail }));
+    }).then((make) => make(arg), () => {}));
+  const booted = Promise.all([
+    (lang === "en" ? Promise.resolve(EN) : fetch(new URL("lang/" + lang + ".json", script.src), { credentials: "omit" }).then((r) => (r.ok ? r.json() : Promise.reject()))).catch(() => ((locale = lang = "en"), EN)),
+    ds.cookieDomain && part("cookie", [encodeURIComponent(KEY) + "=", ttl, ds.cookieDomain]).then((f) => (saved = f || saved)),
+  ]).then(([T]) => boot(T));
+  pub.invite = (text) => booted.then((kit) => part("invite", kit)).then((show) => show?.(text));
 
   function boot(T) {
     const title = ds.title || T.title;
@@ -390,6 +374,7 @@
         onclick: () => toggle(!isOpen()),
       },
       icon("M6.5 4h11A3.5 3.5 0 0 1 21 7.5v7a3.5 3.5 0 0 1-3.5 3.5H11l-6 4v-4a3 3 0 0 1-2-3V7.5A3.5 3.5 0 0 1 6.5 4Z"),
+      icon("M6 9l6 6 6-6", "cb-line"), // while the panel is open: it minimises
       badge,
     );
     const sub = h("span", { class: "cb-sub-text" });
@@ -400,18 +385,17 @@
         class: "cb-icon",
         "aria-label": T.sound,
         title: T.sound,
-        hidden: true,
         onclick: () => (prefs("mute", prefs("mute") === "1" ? null : "1"), showMute()),
       },
       icon("M11 5 6 9H3v6h3l5 4Z|cb-on:M15.5 8.5a5 5 0 0 1 0 7M18.5 5.5a9 9 0 0 1 0 13|cb-off:M16 9l6 6m0-6-6 6", "cb-line"),
     );
-    const endBtn = h("button", { type: "button", class: "cb-end", hidden: true, onclick: () => askEnd(true) }, T.end);
-    const minBtn = h("button", { type: "button", class: "cb-icon", "aria-label": T.minimise, onclick: () => toggle(false) }, icon("M6 9l6 6 6-6", "cb-line"));
+    const endBtn = h("button", { type: "button", class: "cb-end", onclick: () => askEnd(true) }, T.end);
+    const minBtn = h("button", { type: "button", class: "cb-icon cb-min", "aria-label": T.minimise, onclick: () => toggle(false) }, icon("M6 9l6 6 6-6", "cb-line"));
     const banner = h("p", { class: "cb-banner", role: "status", hidden: true });
 
     // The start form: nickname, subject, then the optional fields that go to userData. Outside
-    // opening hours (or when no agent can be reached) the same form leaves a message instead:
-    // an e-mail address becomes required and the subject is the message.
+    // opening hours (or when no agent can be reached) the same form leaves a message instead
+    // (offline.js).
     const field = (key, label, attrs, optional) =>
       h(
         "div",
@@ -441,13 +425,6 @@
       formError,
       startBtn,
     );
-    // Leaving a message needs an e-mail address: the page's optional e-mail field, or else one
-    // of ours, shown only then.
-    const ownMail = !form.elements.email;
-    const mailField = ownMail ? field("email", T.email, { type: "email", autocomplete: "email", maxlength: 254 }, true) : form.elements.email.parentNode;
-    const mail = mailField.lastChild;
-    if (ownMail) (mailField.hidden = true), subjectField.after(mailField);
-    const thanks = h("p", { class: "cb-intro cb-thanks", tabindex: "-1", hidden: true });
 
     // The conversation. The log is the live region; pending sends wait in the outbox after it.
     const log = h("ol", { class: "cb-log" });
@@ -456,7 +433,7 @@
     const waited = h("p", { class: "cb-waited" });
     const waitCard = h(
       "div",
-      { class: "cb-wait", hidden: true },
+      { class: "cb-wait" },
       h("span", { class: "cb-live", "aria-hidden": "true" }),
       h("p", { class: "cb-wait-title" }, T.waitTitle),
       waited,
@@ -487,12 +464,12 @@
     );
     const keepBtn = h("button", { type: "button", class: "cb-secondary", onclick: () => askEnd(false) }, T.keep);
     const sureBtn = h("button", { type: "button", class: "cb-primary", onclick: complete }, T.end);
-    const confirmBox = h("div", { class: "cb-box", role: "group", "aria-labelledby": "cb-ask", hidden: true }, h("p", { id: "cb-ask" }, T.endAsk), h("div", { class: "cb-row" }, keepBtn, sureBtn));
+    const confirmBox = h("div", { class: "cb-box", role: "group", "aria-labelledby": "cb-ask" }, h("p", { id: "cb-ask" }, T.endAsk), h("div", { class: "cb-row" }, keepBtn, sureBtn));
     const endText = h("p", { class: "cb-ended" });
     const leaveBtn = h("button", { type: "button", class: "cb-secondary", onclick: leaveInstead }, T.leave);
-    const saveBtn = h("button", { type: "button", class: "cb-secondary", onclick: download }, T.download);
+    const saveBtn = h("button", { type: "button", class: "cb-secondary", onclick: () => part("transcript", kit).then((save) => save?.()) }, T.download);
     const againBtn = h("button", { type: "button", class: "cb-primary", onclick: again }, T.again);
-    const endBox = h("div", { class: "cb-box", hidden: true }, endText, h("div", { class: "cb-row" }, saveBtn, leaveBtn), againBtn);
+    const endBox = h("div", { class: "cb-box" }, endText, h("div", { class: "cb-row" }, saveBtn, leaveBtn), againBtn);
     const chatView = h("div", { class: "cb-chat", hidden: true }, scroller, chatError, composer, confirmBox, endBox);
 
     const panel = h(
@@ -503,7 +480,7 @@
         role: "dialog",
         "aria-labelledby": "cb-title",
         hidden: true,
-        onkeydown: (e) => e.key === "Escape" && (e.stopPropagation(), confirmBox.hidden ? toggle(false) : askEnd(false)),
+        onkeydown: (e) => e.key === "Escape" && (e.stopPropagation(), wrap.hasAttribute("data-ask") ? askEnd(false) : toggle(false)),
       },
       h(
         "div",
@@ -515,7 +492,6 @@
       ),
       banner,
       form,
-      thanks,
       chatView,
     );
     wrap.append(launcher, panel);
@@ -524,6 +500,7 @@
 
     // -- view state --------------------------------------------------------------------------
     let phase = "new";
+    const hooks = []; // the optional parts' f(phase, an agent took part)
     let agentName = "";
     let pending = []; // own messages sent but not yet seen in the transcript: {text, key, el, sent}
     let unread = 0;
@@ -531,13 +508,12 @@
     let typingTimer = 0;
     let typingSafety = 0;
     let waitTimer = 0;
-    let hours = null; // the last answer of GET /availability
-    let leaving = ""; // why the form leaves a message: "closed", "unavailable" (or not: "")
     let keys = {}; // Idempotency-Key by request body: a retry of the same submission reuses it
 
     const isOpen = () => !panel.hidden;
     const reading = () => isOpen() && !document.hidden;
-    const show = (view) => [form, thanks, chatView].forEach((el) => (el.hidden = el !== view));
+    const views = [form, chatView]; // what the panel shows, one at a time (and offline.js's thanks)
+    const show = (view) => views.forEach((el) => (el.hidden = el !== view));
     const nearBottom = () => scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
     const toBottom = () => (scroller.scrollTop = scroller.scrollHeight);
     // The platform may promise a transcript by e-mail; only true when the customer gave one.
@@ -548,31 +524,36 @@
       phase = p;
       wrap.dataset.phase = p;
       sub.textContent = { connecting: T.connecting, waiting: T.waiting, chatting: fmt(T.chatting, { name: agentName || T.agent }) }[p] || "";
+      // What each phase shows is widget.css's: End and the sound toggle while a chat runs, the
+      // composer once its state is known (a restored chat may have ended), the waiting card,
+      // the ended view.
       const ended = p === "ended";
-      endBtn.hidden = soundBtn.hidden = ended || !chat;
       const hadFocus = chatView.contains(root.activeElement);
-      composer.hidden = ended || !confirmBox.hidden;
-      if (ended) confirmBox.hidden = true;
-      endBox.hidden = !ended;
-      waitCard.hidden = p !== "waiting";
+      if (ended) askEnd(); // (no focus to move: the view goes)
       clearInterval(waitTimer);
       if (p === "waiting") (waitTimer = setInterval(tick, 1000)), tick();
+      const agent = chat && (agentName || sorted(chat).some((m) => m.from?.type === "Agent"));
       if (ended) {
         // The wait ended without anyone: say so, and offer to leave a message instead.
-        const none = !chat.completed && !agentName && !sorted(chat).some((m) => m.from?.type === "Agent");
+        const none = !chat.completed && !agent;
         endText.textContent = none ? T.noAgent : T.ended;
         leaveBtn.hidden = !none;
         showTyping(false);
         stopTyping(true);
         if (hadFocus) againBtn.focus();
+        if (!chat.info.e) (chat.info.e = 1), store("i", JSON.stringify(chat.info)), emit("ended");
+        if (saved()?.h === chat.h) saved(null); // nothing left to restore
       }
+      hooks.forEach((f) => f(p, agent));
+      if (ended) toBottom(); // the last entries stay in sight above the ended view (and survey)
     }
 
+    // The time waited, from 1 second on; nothing when the chat's start is unknown.
     function tick() {
-      if (!chat) return;
-      const s = Math.max(0, Math.round((Date.now() - (chat.info.t || Date.now())) / 1000));
+      const t = chat?.info.t;
+      const s = Math.max(1, Math.round((Date.now() - t) / 1000));
       const min = s >= 60;
-      waited.textContent = fmt(T.waited, { t: (min ? Math.floor(s / 60) : s).toLocaleString(locale, { style: "unit", unit: min ? "minute" : "second", unitDisplay: "long" }) });
+      waited.textContent = t ? fmt(T.waited, { t: (min ? Math.floor(s / 60) : s).toLocaleString(locale, { style: "unit", unit: min ? "minute" : "second", unitDisplay: "long" }) }) : "";
     }
 
     function reset() {
@@ -583,7 +564,7 @@
       unread = 0;
       showUnread();
       chatError.textContent = formError.textContent = "";
-      confirmBox.hidden = true;
+      askEnd();
       showTyping(false);
       showBanner();
       setPhase("connecting");
@@ -612,7 +593,7 @@
       const n = num(unread);
       badge.textContent = n;
       badge.hidden = !unread;
-      launcher.setAttribute("aria-label", unread ? T.open + " (" + fmt(T.unread, { n }) + ")" : T.open);
+      launcher.setAttribute("aria-label", isOpen() ? T.minimise : unread ? T.open + " (" + fmt(T.unread, { n }) + ")" : T.open);
       if (document.title !== ourTitle) pageTitle = document.title; // the page retitled itself
       document.title = ourTitle = unread ? "(" + n + ") " + pageTitle : pageTitle;
     }
@@ -659,24 +640,29 @@
     }
 
     function bubble(m, who, text, me, cls) {
-      const body = h("div", { class: "cb-bubble" }, ...(me ? [text] : linkify(text)));
-      return h("li", { class: "cb-msg " + (me ? "cb-me" : "cb-them") + (cls || "") }, h("span", { class: "cb-who" }, who), body, timeOf(m.utcTime));
+      // dir="auto": a message or a name in another script than the page's keeps its own
+      // direction (its punctuation at the right end).
+      const body = h("div", { class: "cb-bubble", dir: "auto" }, ...(me ? [text] : linkify(text)));
+      return h("li", { class: "cb-msg " + (me ? "cb-me" : "cb-them") + (cls || "") }, h("span", { class: "cb-who", dir: "auto" }, who), body, timeOf(m.utcTime));
     }
 
     ui = {
-      message(m, fresh) {
+      /** `fresh`: new to this tab (not a replay); `lead`: this tab holds the stream. */
+      message(m, fresh, lead) {
         const e = entry(m);
         const { type: kind, nickname } = m.from || {};
         const them = kind !== "Customer";
         if (e) insert(e[0] ? bubble(m, e[0], e[1], !them) : h("li", { class: "cb-sys" }, e[1]), m.index);
+        if (fresh && m.type === "Text") emit("message", { index: m.index, from: kind, ...(ds.eventText != null && { text: m.text }) });
         if (m.type === "Text" && !them) settle(e[1].trim());
         else if (m.type === "ParticipantJoined" && kind === "Agent") {
           agentName = nickname || T.agent;
+          if (fresh) emit("agent-joined", { name: agentName });
           if (phase !== "ended") setPhase("chatting");
         } else if (them && /^(Text|ParticipantLeft|Typing)/.test(m.type)) {
           // Their message or their leaving ends their typing.
           showTyping(m.type === "TypingStarted", nickname);
-          if (m.type === "Text" && kind === "Agent") arrived(m, fresh);
+          if (m.type === "Text" && kind === "Agent") arrived(m, fresh && lead);
         }
       },
       state(s) {
@@ -685,9 +671,14 @@
         if (ENDED.has(s.state)) setPhase("ended");
         else if (s.state === "Chatting" && agent) setPhase("chatting");
         else if (s.state === "WaitingForAgent" || phase === "connecting") setPhase("waiting");
+        remember();
       },
       status: showBanner,
-      conn: showBanner,
+      conn(c) {
+        showBanner();
+        // Back online: a send that failed meanwhile goes again by itself, once, with its key.
+        if (c === "live") pending.forEach((p) => p.note?.isConnected && !p.auto && ((p.auto = 1), deliver(p, chat)));
+      },
       end() {
         setPhase("ended");
         showBanner();
@@ -762,38 +753,35 @@
 
     const errorText = (err) => (err.status === 429 ? T.busy : err.status === 413 ? T.tooLong : T.error);
 
+    // The page's optional fields, for userData.
+    const userData = () => {
+      const found = {};
+      form.querySelectorAll("[data-extra]").forEach((f) => f.value.trim() && (found[f.name] = f.value.trim()));
+      return found;
+    };
+
     async function submit(e) {
       e.preventDefault();
       if (!form.reportValidity()) return;
-      const value = (name) => form.elements[name].value.trim();
-      const userData = {};
-      form.querySelectorAll("[data-extra]").forEach((f) => f.value.trim() && (userData[f.name] = f.value.trim()));
-      const nickname = value("nickname");
-      // A message left has its e-mail address in the body (not in userData) and its text as subject.
-      const body = leaving ? { nickname, email: value("email"), text: value("subject") } : { operationName: "RequestChat", nickname, subject: value("subject") };
-      if (leaving) delete userData.email;
-      if (Object.keys(userData).length) body.userData = userData;
+      if (kit.leaving) return offline((o) => o.send());
+      const nickname = form.elements.nickname.value.trim();
+      const extra = userData();
+      const body = { operationName: "RequestChat", nickname, subject: form.elements.subject.value.trim() };
+      if (Object.keys(extra).length) body.userData = extra;
       const key = (keys[JSON.stringify(body)] ||= newKey());
       busy(true);
       formError.textContent = "";
       try {
-        if (leaving) {
-          await api("/offline-messages", body, key);
-          thanks.textContent = fmt(T.thanks, body);
-          show(thanks);
-          thanks.focus();
-        } else {
-          askToNotify(); // the subject is the customer's first message
-          hear();
-          adopt((await api("/chats", body, key)).id, true, { s: body.subject, n: nickname, t: Date.now(), m: !!userData.email });
-          input.focus();
-        }
+        askToNotify(); // the subject is the customer's first message
+        hear();
+        adopt((await api("/chats", body, key)).id, true, { s: body.subject, n: nickname, t: Date.now(), m: !!extra.email });
+        input.focus();
         form.reset();
         keys = {};
       } catch (err) {
         const closed = err.status === 409 && err.data.statusMessage === "closed";
-        if (!leaving && (closed || err.status >= 500)) leave(closed ? "closed" : "unavailable");
-        else formError.textContent = err.status === 400 && leaving ? T.check : err.status === 429 ? T.busy : leaving ? T.error : T.startFailed;
+        if (closed || err.status >= 500) leave(closed ? "closed" : "unavailable");
+        else formError.textContent = err.status === 429 ? T.busy : T.startFailed;
       } finally {
         busy(false);
       }
@@ -801,22 +789,17 @@
 
     function busy(on) {
       startBtn.disabled = on;
-      startBtn.textContent = on ? (leaving ? T.sending : T.starting) : leaving ? T.sendMessage : T.start;
+      startBtn.textContent = on ? T.starting : T.start;
     }
 
-    /** Switch the form to leaving a message (with `reason`), or back to starting a chat. */
-    function leave(reason) {
-      leaving = reason || "";
-      const next = reason === "closed" && hours?.nextOpen && new Date(hours.nextOpen);
-      const when = next && !isNaN(next) && next.toLocaleString(locale, { weekday: "long", day: "numeric", month: "long", hour: "numeric", minute: "2-digit" });
-      intro.textContent = !reason ? T.intro : (reason === "closed" ? (when ? fmt(T.closedUntil, { time: when }) : T.closed) : T.unavailable) + " " + T.leaveIntro;
-      subjectField.firstChild.textContent = leaving ? T.yourMessage : T.subject;
-      form.elements.subject.maxLength = leaving ? 4000 : 256;
-      mail.required = !!leaving;
-      mailField.hidden = !leaving && ownMail;
-      form.classList.toggle("cb-leave", !!leaving);
+    // Outside opening hours, or while no agent can be reached, the form leaves a message instead:
+    // offline.js, fetched then, which keeps why in kit.leaving ("closed", "unavailable"; "": not).
+    const offline = (then) => part("offline", kit).then((o) => o && then(o));
+    const leave = (reason) => offline((o) => o.set(reason));
+
+    /** The form, its first empty field focused (only if the widget has the focus). */
+    function showForm() {
       formError.textContent = "";
-      busy(false);
       show(form);
       const empty = [...form.elements].find((f) => f.required && !f.value);
       if (root.activeElement) (empty || startBtn).focus(); // never take focus from the page
@@ -824,10 +807,10 @@
 
     // Opening hours are asked for whenever the panel opens without a chat.
     async function checkHours() {
-      hours = await api("/availability").catch(() => null); // unknown: offer the chat
-      if (chat || !isOpen() || !thanks.hidden) return;
-      if (hours?.open === false) leaving || leave(hours.reason); // "closed" or "unavailable"
-      else if (hours && leaving === "closed") leave();
+      const hours = (kit.hours = await api("/availability").catch(() => null)); // unknown: offer the chat
+      if (chat || !isOpen() || form.hidden) return;
+      if (hours?.open === false) kit.leaving || leave(hours.reason); // "closed" or "unavailable"
+      else if (hours && kit.leaving === "closed") leave("");
     }
 
     const notify = (op) => chat && !chat.ended && api(chat.path, { operationName: op }).catch(() => {});
@@ -903,10 +886,10 @@
       }
     }
 
+    /** Ask to confirm the end (`on`), or not (focused: false; undefined: focus stays). */
     function askEnd(on) {
-      confirmBox.hidden = !on;
-      composer.hidden = on;
-      (on ? keepBtn : input).focus();
+      wrap.toggleAttribute("data-ask", !!on);
+      if (on != null) (on ? keepBtn : input).focus();
     }
 
     async function complete() {
@@ -930,32 +913,17 @@
       againBtn.focus();
     }
 
-    /** The transcript as a text file, built from what this tab has. */
-    function download() {
-      const now = new Date();
-      const lines = [title + " · " + now.toLocaleString(locale, { dateStyle: "long", timeStyle: "short" }), ""];
-      if (chat.info.s) lines.push(T.you + ": " + chat.info.s);
-      sorted(chat).forEach((m) => {
-        const e = entry(m);
-        if (e) lines.push((m.utcTime ? "[" + clock(m.utcTime) + "] " : "") + (e[0] ? e[0] + ": " : "· ") + e[1]);
-      });
-      const url = URL.createObjectURL(new Blob(["\ufeff" + lines.join("\r\n") + "\r\n"], { type: "text/plain;charset=utf-8" }));
-      const a = h("a", { href: url, download: "chat-" + now.toISOString().slice(0, 10) + ".txt", hidden: true });
-      root.append(a);
-      a.click();
-      a.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 10000);
-    }
-
     const phone = matchMedia("(max-width: 480px)"); // where the panel is full-screen
     let heldOverflow = null; // the page's own overflow while the panel hides its scrolling
 
     /** Open the panel (its first control focused, unless `focus` is false) or close it. */
     function toggle(on, focus = on) {
+      if (on && focus && panel.hidden) emit("opened"); // by the customer or the page, not a reload
       panel.hidden = !on;
       wrap.classList.toggle("cb-open", on);
       launcher.setAttribute("aria-expanded", on);
       store("open", on ? "1" : null);
+      showUnread();
       // Behind the full-screen phone panel the page must not scroll.
       const s = document.documentElement.style;
       if (on && phone.matches && heldOverflow === null) (heldOverflow = s.overflow), (s.overflow = "hidden");
@@ -977,9 +945,9 @@
       store("i", JSON.stringify(info));
       chat = Chat(handle, info);
       reset();
-      if (chat.info.s) insert(bubble({}, T.you, chat.info.s, true, " cb-subject"), 0);
+      if (chat.info.s) insert(bubble({ utcTime: chat.info.t }, T.you, chat.info.s, true, " cb-subject"), 0);
       show(chatView);
-      if (fresh) setPhase("waiting");
+      if (fresh) setPhase("waiting"), emit("started");
       chat.start();
       if (fresh && share) share.postMessage({ t: "chat", h: handle, i: info });
     }
@@ -1015,13 +983,26 @@
       store("h", null);
       reset();
       setPhase("new");
-      leave();
+      kit.leaving ? leave("") : showForm();
       checkHours();
     }
 
     document.addEventListener("visibilitychange", () => reading() && markRead());
 
+    // The record that restores the chat once every tab has gone: kept while the chat is live
+    // (not once it is known to be over), refreshed by every tab showing it.
+    const remember = () => ttl > 0 && chat?.state && !ENDED.has(chat.state.state) && !chat.ended && !chat.completed && saved({ h: chat.h, i: chat.info, x: Date.now() + ttl, n: +store("heard"), s: +store("seen") });
+    setInterval(remember, 1e4);
+    addEventListener("pagehide", remember);
+
+    // What the optional parts may use (the same release's, beside this file). `leaving` and
+    // `hours` are offline.js's.
+    const kit = { h, api, newKey, emit, store, ds, lang, locale, T, title, hooks, endText, launcher, wrap, root, entry, clock, sorted, form, field, views, show, showForm, userData, chat: () => chat, open: () => toggle(true), close: () => toggle(false), isOpen };
+
     // -- start -------------------------------------------------------------------------------
+    // This tab's chat (a reload), else one restored: within its window, else forgotten.
+    const kept = ttl > 0 && !store("h") && saved();
+    if (kept) kept.x > Date.now() ? (store("h", kept.h), store("i", JSON.stringify(kept.i)), store("heard", kept.n), store("seen", kept.s)) : saved(null);
     let info;
     try {
       info = JSON.parse(store("i"));
@@ -1036,5 +1017,9 @@
     if (store("open") || wanted) toggle(true, wanted);
     pub.open = () => toggle(true);
     pub.close = () => toggle(false);
+    styled.then(() => emit("ready"));
+    if (ds.survey != null) part("survey", kit);
+    if (ds.inviteAfter) part("invite", kit);
+    return kit;
   }
 })();

@@ -19,6 +19,7 @@ GOOD = {
 
 WHSEC = "whsec_" + base64.b64encode(bytes(range(32))).decode()
 WHSEC_2 = "whsec_" + base64.b64encode(bytes(range(100, 132))).decode()
+SURVEY_SECRET = "whsec_" + "c3VydmV5LXdlYmhvb2stc2VjcmV0LWZvci10ZXN0cy0x"
 
 CASES = [
     ("missing upstream", {"BFF_UPSTREAM_URL": None}, "BFF_UPSTREAM_URL"),
@@ -78,6 +79,16 @@ CASES = [
     ),
     ("offline byte quota too small", {"BFF_OFFLINE_OUTBOX_MAX_BYTES": "1000"}, "MAX_BYTES"),
     ("old outbox setting", {"BFF_WEBHOOK_OUTBOX_MAX": "10"}, "BFF_WEBHOOK_OUTBOX_MAX"),
+    (
+        "survey url, no secret of its own",
+        {"BFF_SURVEY_WEBHOOK_URL": "http://h/", "BFF_OFFLINE_WEBHOOK_SECRET": SURVEY_SECRET},
+        "BFF_SURVEY_WEBHOOK_SECRET",
+    ),
+    (
+        "survey secret shares a key",
+        {"BFF_SURVEY_WEBHOOK_SECRET": SURVEY_SECRET, "BFF_PUSH_WEBHOOK_SECRET": SURVEY_SECRET},
+        "BFF_SURVEY_WEBHOOK_SECRET",
+    ),
     ("bad hours zone", {"BFF_BUSINESS_HOURS": "Mars/Base; Mon 09:00-17:00"}, "Mars/Base"),
     ("bad hours range", {"BFF_BUSINESS_HOURS": "UTC; Mon 9-17"}, "BFF_BUSINESS_HOURS"),
 ]

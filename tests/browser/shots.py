@@ -1,7 +1,9 @@
 """The README's screenshots of the widget, taken from real processes:
 `python -m tests.browser.shots [out_dir]` (default: docs/).
 
-Desktop mid-chat, a phone while waiting for an agent, and Arabic (right to left) mid-chat.
+Desktop mid-chat, a phone while waiting for an agent, Arabic (right to left) mid-chat, the
+survey after a chat and an invitation (the demo page with `data-survey` and
+`data-invite-after` added to its tag on the way to the browser).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page, Route, expect, sync_playwright
 
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.browser.widget import Widget, upstream_chat_id
@@ -22,6 +24,19 @@ def chat(page: Page, url: str, control: EmulatorControl, nickname: str, subject:
     page.goto(url)
     widget.start(nickname, subject)
     return upstream_chat_id(control, nickname)
+
+
+def with_attributes(page: Page, url: str, attrs: str) -> None:
+    """The demo page at `url`, its widget tag given `attrs` on the way to the browser."""
+
+    def add(route: Route) -> None:
+        answer = route.fetch()
+        body = answer.text().replace(
+            'data-fields="email,order"', f'data-fields="email,order" {attrs}'
+        )
+        route.fulfill(response=answer, body=body)
+
+    page.route(url, add)
 
 
 def main(out: Path) -> None:
@@ -60,6 +75,25 @@ def main(out: Path) -> None:
             Widget(arabic).send("شكرًا، رقم الطلب 4417.")
             arabic.wait_for_timeout(1500)
             arabic.screenshot(path=str(out / "widget-rtl.png"))
+
+            rating = browser.new_page(viewport={"width": 1280, "height": 800})
+            with_attributes(rating, bff.url + "/", "data-survey")
+            chat_id = chat(rating, bff.url + "/", control, "Sam", "Can I return worn boots?")
+            control.http.post(f"/chats/{chat_id}/agent/join", json={"greet": True})
+            control.agent_say(chat_id, "Within 60 days, yes, even worn outside.")
+            Widget(rating).send("Great, thank you!")
+            Widget(rating).end_chat()
+            rating.get_by_role("radio", name="5 Excellent").check()
+            rating.get_by_label("Anything you'd like to add?").fill("Quick and clear answer.")
+            rating.wait_for_timeout(500)
+            rating.screenshot(path=str(out / "widget-survey.png"))
+
+            inviting = browser.new_page(viewport={"width": 1280, "height": 800})
+            with_attributes(inviting, bff.url + "/", 'data-invite-after="1"')
+            inviting.goto(bff.url + "/")
+            expect(inviting.locator(".cb-bubble-invite")).to_be_visible()
+            inviting.wait_for_timeout(500)
+            inviting.screenshot(path=str(out / "widget-invite.png"))
             browser.close()
     finally:
         bff.stop()

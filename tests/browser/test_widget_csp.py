@@ -1,7 +1,9 @@
 """The widget on a shop page served with a strict Content-Security-Policy: exactly
 `default-src 'self'; style-src 'self'; script-src 'self'`, each plus chat-bff's origin (the
 directives the README tells embedders to add). The page lives on another origin, as an
-embedder's does; any violation the browser reports fails the test."""
+embedder's does; any violation the browser reports fails the test. The optional parts load
+and run under it too: the invitation, the survey and the transcript in the whole chat, the
+long-poll fallback and leaving a message in the other test."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ SHOP = """<!doctype html>
 <body>
 <main><h1>Strict shop</h1><p>A page that allows no inline script or style.</p></main>
 <script src="{bff}/static/widget.js" defer data-title="Strict shop" data-color="#7c3aed"
-        data-fields="email"></script>
+        data-fields="email" data-survey></script>
 </body>
 </html>
 """
@@ -85,9 +87,7 @@ def strict_bff(emulator: ServerProcess, shop_port: int) -> Iterator[ServerProces
     server.stop()
 
 
-def test_the_whole_chat_works_under_a_strict_policy(
-    page: Page, strict_bff: ServerProcess, shop_port: int, control: EmulatorControl
-) -> None:
+def watch_violations(page: Page) -> list[str]:
     violations: list[str] = []
     page.expose_function("__cspViolation", lambda text: violations.append(text))
     page.add_init_script(
@@ -100,6 +100,13 @@ def test_the_whole_chat_works_under_a_strict_policy(
             violations.append(message.text)
 
     page.on("console", console)
+    return violations
+
+
+def test_the_whole_chat_works_under_a_strict_policy(
+    page: Page, strict_bff: ServerProcess, shop_port: int, control: EmulatorControl
+) -> None:
+    violations = watch_violations(page)
     widget = Widget(page)
     with ShopServer(shop_port, strict_bff.url) as shop:
         response = page.goto(shop.url + "/")
@@ -110,6 +117,8 @@ def test_the_whole_chat_works_under_a_strict_policy(
         assert (
             launcher.evaluate("el => getComputedStyle(el).backgroundColor") == "rgb(124, 58, 237)"
         )
+        page.evaluate("ChatBff.invite('Strict, but friendly?')")
+        expect(page.get_by_role("button", name="Strict, but friendly?")).to_be_visible()
 
         nickname = unique("Max")
         widget.start(nickname, "Under a strict policy", email="max@example.com")
@@ -124,11 +133,45 @@ def test_the_whole_chat_works_under_a_strict_policy(
         assert widget.texts() == upstream_texts(control, chat_id)
 
         widget.end_chat()
+        expect(page.get_by_role("group", name="How was your chat?")).to_be_visible()
         with page.expect_download() as download:
             page.get_by_role("button", name="Download transcript").click()
         assert "You: Under a strict policy" in download.value.path().read_text("utf-8-sig")
         page.get_by_role("button", name="Start a new chat").click()
         expect(widget.loc("#cb-f-nickname")).to_be_focused()
 
+        assert violations == []
+        assert widget.errors == []
+
+
+def test_the_fallbacks_work_under_a_strict_policy(
+    page: Page, strict_bff: ServerProcess, shop_port: int, control: EmulatorControl
+) -> None:
+    """Without EventSource the chat long-polls (poll.js); with the contact center down, the
+    form leaves a message (offline.js)."""
+    violations = watch_violations(page)
+    page.add_init_script("delete window.EventSource")
+    widget = Widget(page)
+    with ShopServer(shop_port, strict_bff.url) as shop:
+        page.goto(shop.url + "/")
+        nickname = unique("Mia")
+        widget.start(nickname, "Polling under a strict policy")
+        chat_id = upstream_chat_id(control, nickname)
+        widget.expect_text(
+            f"Hello {nickname}, my name is {agent_name(control, chat_id)}. How can I help you?"
+        )
+        assert any("/static/poll.js" in url for url in widget.requests)
+        assert widget.streams == []
+        widget.end_chat()
+        page.get_by_role("button", name="Start a new chat").click()
+        widget.loc("#cb-f-nickname").fill(unique("Mia"))
+        widget.loc("#cb-f-subject").fill("Anyone there?")
+        control.faults(outage=True)
+        try:
+            widget.loc("#cb-f-nickname").press("Enter")
+            expect(page.get_by_role("button", name="Send message")).to_be_visible()
+            expect(widget.loc("#cb-f-email")).to_be_focused()
+        finally:
+            control.clear_faults()
         assert violations == []
         assert widget.errors == []

@@ -139,7 +139,9 @@ def test_arabic_is_mirrored_right_to_left(
     send = widget.loc(".cb-send svg").evaluate("el => getComputedStyle(el).transform")
     assert send == "matrix(-1, 0, 0, 1, 0, 0)"  # the arrow points left
     title = widget.loc("#cb-title").bounding_box()
-    minimise = page.get_by_role("button", name="تصغير المحادثة").bounding_box()
+    # (The panel's own button: the open panel's launcher minimises too, under the same name.)
+    minimise = page.get_by_role("dialog").get_by_role("button", name="تصغير المحادثة")
+    minimise = minimise.bounding_box()
     assert title and minimise and minimise["x"] < title["x"]  # header buttons on the left
     assert widget.errors == []
 
@@ -157,7 +159,7 @@ def test_the_page_behind_the_phone_panel_does_not_scroll(
         page.mouse.wheel(0, 900)
         page.wait_for_timeout(300)
         assert page.evaluate("window.scrollY") == 0
-        page.get_by_role("button", name="Minimise chat").click()
+        page.get_by_role("dialog").get_by_role("button", name="Minimise chat").click()
         page.mouse.move(195, 300)
         page.mouse.wheel(0, 900)
         page.wait_for_function("window.scrollY > 0")  # the same gesture scrolls once it is closed

@@ -56,7 +56,7 @@ def test_unread_count_in_the_title_while_minimised_or_hidden(
     page = widget.page
     expect(page).to_have_title(TITLE)
 
-    page.get_by_role("button", name="Minimise chat").click()
+    page.get_by_role("dialog").get_by_role("button", name="Minimise chat").click()
     control.agent_say(chat_id, "One")
     expect(page).to_have_title(f"(1) {TITLE}")
     expect(widget.loc(".cb-badge")).to_have_text("1")

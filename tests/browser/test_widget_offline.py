@@ -62,6 +62,15 @@ def open_bff(held_emulator: ServerProcess, receiver: Receiver) -> Iterator[Serve
     server.stop()
 
 
+# The form's fields as they come, top to bottom.
+FIELDS = "els => els.filter(el => el.checkVisibility()).map(el => el.name)"
+
+
+def fields(widget: Widget) -> list[str]:
+    found: list[str] = widget.loc(".cb-form input, .cb-form textarea").evaluate_all(FIELDS)
+    return found
+
+
 def delivered(receiver: Receiver, text: str) -> list[Delivery]:
     def mine(deliveries: list[Delivery]) -> list[Delivery]:
         return [d for d in deliveries if d.status == 200 and d.json()["data"]["text"] == text]
@@ -86,6 +95,8 @@ def test_closed_hours_turn_the_form_into_a_message_that_reaches_the_operator(
     send = page.get_by_role("button", name="Envoyer le message")
     expect(send).to_be_visible()
     expect(widget.loc("#cb-f-nickname")).to_be_focused()
+    # The e-mail address it needs is asked for before the message, not after it.
+    assert fields(widget) == ["nickname", "email", "subject", "order"]
     audit(page, "leave-a-message form, closed")
 
     nickname = unique("Noé")
@@ -106,6 +117,22 @@ def test_closed_hours_turn_the_form_into_a_message_that_reaches_the_operator(
     )
     expect(thanks).to_be_focused()
     audit(page, "message left")
+    # Not one line at the top of a tall empty panel: centred below the header, with a way on.
+    close = page.get_by_role("button", name="Fermer")
+    expect(close).to_be_visible()
+    top, bottom = thanks.bounding_box(), close.bounding_box()
+    head, panel = widget.loc(".cb-head").bounding_box(), widget.loc(".cb-panel").bounding_box()
+    assert top and bottom and head and panel
+    body_middle = (head["y"] + head["height"] + panel["y"] + panel["height"]) / 2
+    block_middle = (top["y"] + bottom["y"] + bottom["height"]) / 2
+    assert abs(block_middle - body_middle) < 12, (block_middle, body_middle)
+    close.click()
+    expect(widget.loc(".cb-panel")).to_be_hidden()
+    expect(widget.loc(".cb-launcher")).to_be_focused()
+    widget.open()  # ready for another message, nothing of the last one left
+    expect(send).to_be_visible()
+    expect(widget.loc("#cb-f-nickname")).to_have_value("")
+    expect(page.get_by_label("Votre message")).to_have_value("")
 
     (delivery,) = delivered(receiver, text)
     assert delivery.verified
@@ -126,6 +153,7 @@ def test_a_contact_center_outage_turns_start_into_a_message(
     page.goto(open_bff.url + "/")
     widget.open()
     expect(page.get_by_role("button", name="Start chat")).to_be_visible()
+    assert fields(widget) == ["nickname", "subject", "email", "order"]
     nickname = unique("Olu")
     widget.loc("#cb-f-nickname").fill(nickname)
     widget.loc("#cb-f-subject").fill(f"Is the store open? ({nickname})")
@@ -142,6 +170,7 @@ def test_a_contact_center_outage_turns_start_into_a_message(
     expect(page.get_by_label("Your message")).to_have_value(f"Is the store open? ({nickname})")
     email = widget.loc("#cb-f-email")
     expect(email).to_be_focused()
+    assert fields(widget) == ["nickname", "email", "subject", "order"]
     email.fill("olu@example.org")
     page.get_by_role("button", name="Send message").click()
     expect(widget.loc(".cb-thanks")).to_be_visible()

@@ -1,13 +1,15 @@
 """The strings: English built into widget.js (its `EN`, written as strict JSON), every other
 language one file in static/lang/. The same keys in every language, the same placeholders in
 every translation, the writing direction stated, and the list the widget knows matches what
-ships."""
+ships. The optional parts (offline.js, survey.js, invite.js) carry their own strings in every
+language the widget speaks (their `S`, strict JSON too), held to the same rules."""
 
 from __future__ import annotations
 
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,3 +65,37 @@ def test_writing_direction(lang: str, direction: str) -> None:
 def test_every_key_the_widget_uses_exists() -> None:
     used = set(re.findall(r"\bT\.(\w+)", WIDGET))
     assert used and used <= set(english()), used - set(english())
+
+
+PARTS = ["offline", "survey", "invite"]
+
+
+def part_strings(name: str) -> tuple[str, dict[str, dict[str, Any]]]:
+    """A part's source and its strings by language: `const S = {...};`."""
+    source = (STATIC / f"{name}.js").read_text(encoding="utf-8")
+    found = re.search(r"\n  const S = (\{\n.*?\n  \});\n", source, re.DOTALL)
+    assert found, f"{name}.js has no strings (const S = {{...}};)"
+    loaded: dict[str, dict[str, Any]] = json.loads(found.group(1))
+    return source, loaded
+
+
+def texts(value: Any) -> list[str]:
+    return value if isinstance(value, list) else [value]
+
+
+@pytest.mark.parametrize("name", PARTS)
+def test_parts_speak_every_language_alike(name: str) -> None:
+    source, table = part_strings(name)
+    assert sorted(table) == sorted([*FILES, "en"])
+    english_strings = table["en"]
+    for lang, strings_of in table.items():
+        assert sorted(strings_of) == sorted(english_strings), lang
+        for key, value in english_strings.items():
+            theirs, ours = texts(strings_of[key]), texts(value)
+            assert len(theirs) == len(ours), (lang, key)
+            for text, original in zip(theirs, ours, strict=True):
+                assert text.strip(), (lang, key)
+                assert set(re.findall(r"\{\w+\}", text)) == set(re.findall(r"\{\w+\}", original))
+    # Its own strings (t.x) and the widget's (T.x) it uses all exist.
+    assert set(re.findall(r"\bt\.(\w+)", source)) <= set(english_strings)
+    assert set(re.findall(r"\bT\.(\w+)", source)) <= set(english())

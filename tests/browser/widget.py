@@ -212,13 +212,17 @@ def sse_streams(server: ServerProcess) -> float:
 AXE = Axe()  # axe-core, as bundled by axe-playwright-python
 
 
-def audit(page: Page, state: str) -> None:
-    # Contrast is judged once the panel has faded in (the endless pulses stay).
+def settle(page: Page) -> None:
+    """Until the widget's transitions are over (the endless pulses stay)."""
     page.locator("#chat-bff-widget").evaluate(
         """host => Promise.all(host.shadowRoot.getAnimations()
             .filter(a => a.effect.getTiming().iterations !== Infinity)
             .map(a => a.finished))"""
     )
+
+
+def audit(page: Page, state: str) -> None:
+    settle(page)  # contrast is judged once the panel has faded in
     results = AXE.run(page)
     found = [
         f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']]}"

@@ -38,10 +38,12 @@ def target(emulator: ServerProcess) -> Iterator[ServerProcess]:
         BFF_MAX_STREAMS_PER_IP="1000",
         # Long-polls are fuzzed too; a second of waiting each keeps the run short.
         BFF_LONG_POLL_MAX_S="1",
-        # Leaving a message needs somewhere to deliver it (else 503 by design). Nothing
-        # listens there: deliveries are retried in the background, out of the clients' sight.
+        # Leaving a message, and a survey, need somewhere to deliver it (else 503 by design).
+        # Nothing listens there: deliveries are retried in the background, out of sight.
         BFF_OFFLINE_WEBHOOK_URL=f"http://127.0.0.1:{free_port()}/left-messages",
         BFF_OFFLINE_WEBHOOK_SECRET="whsec_" + base64.b64encode(secrets.token_bytes(32)).decode(),
+        BFF_SURVEY_WEBHOOK_URL=f"http://127.0.0.1:{free_port()}/surveys",
+        BFF_SURVEY_WEBHOOK_SECRET="whsec_" + base64.b64encode(secrets.token_bytes(32)).decode(),
     )
     yield server
     server.stop()

@@ -73,7 +73,8 @@ def test_wheel_in_a_fresh_venv_serves_the_widget(tmp_path: Path) -> None:
     run(BIN / "uv", "build", "--wheel", "--out-dir", dist)
     (wheel,) = dist.glob("chat_bff-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for name in ("widget.js", "widget.css", "index.html"):
+    parts = ("cookie.js", "survey.js", "invite.js", "offline.js", "poll.js", "transcript.js")
+    for name in ("widget.js", "widget.css", "index.html", *parts):
         assert f"app/static/{name}" in names
 
     venv = tmp_path / "venv"

@@ -1,0 +1,53 @@
+"""`POST /api/v2/chats/{handle}/survey`: how a chat that has ended went, for the operator.
+
+Thin: validates the body (`SurveyBody`), applies the per-client send limit, and hands over to
+`SurveyDesk` (one survey per chat, fleet-wide; delivered through the webhook outbox).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from app.errors import BusUnavailableError
+from app.idempotency import admit
+from app.openapi import errors
+from app.routes.deps import ChatRefDep, ClientKeyDep, RuntimeDep
+from app.schemas import StatusOut
+from app.survey import COMMENT_MAX, SurveyBody
+
+router = APIRouter(prefix="/api/v2", tags=["chats"])
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+@router.post(
+    "/chats/{handle}/survey",
+    status_code=202,
+    response_model=StatusOut,
+    # 409: the chat is not over yet, or has its survey already.
+    # 507: the survey outbox holds its quota (BFF_SURVEY_OUTBOX_MAX, _BYTES).
+    responses=errors(400, 403, 404, 409, 413, 415, 429, 503, 507),
+    summary="RateChat",
+    description=(
+        "The customer's rating (1 to 5) of a chat that has ended, or that they completed, "
+        f"with an optional comment (at most {COMMENT_MAX} characters). One per chat: a second "
+        "answers 409, as does a chat still running. Accepted (202) once stored durably; "
+        "delivered to the operator's signed webhook (BFF_SURVEY_WEBHOOK_URL), retried until "
+        "it arrives. Without that webhook configured: 503."
+    ),
+)
+async def rate_chat(
+    ref: ChatRefDep,
+    body: SurveyBody,
+    rt: RuntimeDep,
+    client: ClientKeyDep,
+    request: Request,
+    response: Response,
+) -> StatusOut:
+    await rt.send_limiter.hit(client)
+    admit(request.scope)  # from here, an Idempotency-Key's refusal is a final answer
+    if rt.survey is None:
+        raise BusUnavailableError("Surveys are not available")
+    await rt.survey.take(ref, body)
+    response.headers.update(NO_STORE)
+    return StatusOut()
