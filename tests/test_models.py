@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.bus import MemoryBus
+from app.bus import MemoryBus, TranscriptLimits
 from app.models import ChatEvent, EventKind, Message, encode
 from app.transcript import normalise_message
 
@@ -68,10 +68,11 @@ def test_any_upstream_entry_survives_the_cache_unchanged(extra: dict[str, Any], 
 
 
 async def test_a_cached_transcript_is_text_the_collector_never_scans() -> None:
-    bus = MemoryBus()
+    count = 2000
+    # Room for all of them (the shipped per-chat cap is 500 messages).
+    bus = MemoryBus(transcripts=TranscriptLimits(max_messages=count, max_bytes=1 << 20))
     fence = await bus.acquire("chat-gc", 30)
     assert fence is not None
-    count = 2000
     gc.collect()
     before = len(gc.get_objects())
     batch = [
