@@ -16,6 +16,7 @@ import httpx
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, JSONResponse, Response
 from sse_starlette.sse import AppStatus
+from starlette.routing import Route
 
 from app.access import AccessLog
 from app.bus import make_bus
@@ -224,12 +225,11 @@ def create_app(
     app.router.redirect_slashes = False  # TrailingSlash routes `/x/` as `/x`, no redirect
     app.state.runtime = runtime
     install_error_handlers(app)
-    app.include_router(chats.router)
-    app.include_router(events.router)
+    routers = (chats.router, events.router, health.router, offline.router)
+    for router in routers:
+        app.include_router(router)
     # Streams are served by a plain ASGI route first in line (events.StreamRoute says why).
     app.router.routes.insert(0, events.StreamRoute(runtime))
-    app.include_router(health.router)
-    app.include_router(offline.router)
     widget_url = _mount_static(app, demo_page=settings.demo_page)
     install_openapi(app, long_poll_max_s=settings.long_poll_max_s)
     install_idempotency_docs(app)
@@ -268,6 +268,12 @@ def create_app(
         client_ip=lambda peer, headers: runtime.client_address.resolve(
             peer, headers.getlist("x-forwarded-for")
         ),
+        # Every route by its template: the app's own (docs, OpenAPI) and the routers' (which
+        # the app holds only as included routers).
+        routes=[
+            *(route for route in app.routes if isinstance(route, Route)),
+            *(route for router in routers for route in router.routes),
+        ],
     )
     return app
 
