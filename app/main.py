@@ -248,11 +248,13 @@ def create_app(
             in_flight_s=2 * settings.upstream_timeout_s + 10,
             max_per_client=settings.idempotency_max_per_client,
             max_total=settings.idempotency_max_entries,
+            floor_per_client=settings.idempotency_floor_per_client,
         ),
         # The client key every per-client limit counts under (an IPv4 address, an IPv6 /64).
         client_of=runtime.client_address.key,
         routes=app.routes,
         on_refused=lambda limit: metrics.idempotency_refused.labels(limit).inc(),
+        on_unkept=metrics.idempotency_unkept.inc,
     )
     app.add_middleware(ApiGuard, max_body_bytes=settings.max_body_bytes, routes=app.routes)
     app.add_middleware(TrailingSlash)
