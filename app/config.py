@@ -238,7 +238,13 @@ class Settings(HookSettings, BaseSettings):
         default=100_000,
         ge=1,
         description="Idempotency-Key answers held per process (memory bus) or fleet (Redis); "
-        "a new key beyond it is 429 with Retry-After",
+        "beyond it a new key is 429 with Retry-After, but for clients under the floor",
+    )
+    idempotency_floor_per_client: int = Field(
+        default=64,
+        ge=0,
+        description="While idempotency_max_entries answers are held, a client holding fewer "
+        "entries than this is served without its answer kept (not refused)",
     )
     internal_port: int | None = Field(
         default=None,

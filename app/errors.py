@@ -14,6 +14,8 @@
     |   +-- UpstreamUnavailableError  503  statusCode 12, Retry-After
     |   +-- UpstreamTimeoutError      504  statusCode 12
     +-- BusUnavailableError           503  statusCode 12, Retry-After
+    +-- NotConfiguredError            503  statusCode 12 (a feature the operator left off: no
+    |                                      Retry-After, retrying cannot help)
     +-- OutboxFullError               507  statusCode 13 (a kind of webhook delivery at its quota)
     +-- OverloadedError               503  statusCode 12, Retry-After (this instance is full)
 
@@ -37,11 +39,12 @@ log = logging.getLogger("chat_bff.errors")
 
 class BffError(Exception):
     """`retry_after_s` is what the upstream asked for (the poller honours it); clients get a
-    Retry-After on every 429/503 even when it is None."""
+    Retry-After on every 429/503 even when it is None, unless the error is not `retryable`."""
 
     http_status = 500
     status_code = 4
     default_message = "Internal error"
+    retryable = True
 
     def __init__(self, message: str | None = None, *, retry_after_s: int | None = None) -> None:
         super().__init__(message or self.default_message)
@@ -124,6 +127,17 @@ class BusUnavailableError(BffError):
     default_message = "Service temporarily unavailable, retry later"
 
 
+class NotConfiguredError(BffError):
+    """A feature this deployment has not turned on (a webhook left unset): 503 like any
+    unavailable service, but without Retry-After, which would invite retries that cannot
+    succeed until the operator configures it."""
+
+    http_status = 503
+    status_code = 12
+    default_message = "Not available on this server"
+    retryable = False
+
+
 class OutboxFullError(BffError):
     """One kind of webhook delivery holds its quota (`limit`: "items" or "bytes") in the
     outbox: its receiver has been failing for a while. Retrying soon does not help (no
@@ -154,7 +168,7 @@ def error_body(status_code: int, message: str) -> dict[str, Any]:
 def error_response(error: BffError) -> JSONResponse:
     headers = {"Cache-Control": "no-store"}
     retry_after = error.retry_after_s
-    if retry_after is None and error.http_status in (429, 503):
+    if retry_after is None and error.retryable and error.http_status in (429, 503):
         retry_after = 2
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)

@@ -21,7 +21,11 @@ to anyone but the client that caused it):
 * a retry while the first is still running is refused with 409 and Retry-After;
 * a new key of a client holding `max_per_client` entries, or while the store holds
   `max_total` answers, is refused with 429 and Retry-After (when an entry frees): running it
-  unremembered could send it twice, silently, if its answer were lost.
+  unremembered could send it twice, silently, if its answer were lost;
+* except that while the store holds `max_total`, a client holding fewer than
+  `floor_per_client` entries (a customer, not whoever filled the store) is served without
+  its answer being kept: clients filling the store must not refuse everyone's requests for
+  an hour, and a lost answer retried in that while is the smaller harm. Counted.
 
 A POST without the header is untouched. It must not know what the routes do beyond the one
 mark they set when they pass their limits (`admit`).
@@ -93,6 +97,7 @@ class IdempotencyPolicy:
     in_flight_s: float
     max_per_client: int
     max_total: int
+    floor_per_client: int = 0
 
 
 @dataclass(slots=True)
@@ -111,7 +116,8 @@ def admit(scope: Scope) -> None:
 class IdempotencyGuard:
     """See the module docstring. `client_of(scope)` is the client identity the per-IP limits
     key by; `routes` are the app's (a path no route takes is not looked at);
-    `on_refused(limit)` counts a new key refused at a cap ("client" or "total")."""
+    `on_refused(limit)` counts a new key refused at a cap ("client" or "total"), `on_unkept()`
+    a request served unremembered at the total cap (its client under the floor)."""
 
     def __init__(
         self,
@@ -122,6 +128,7 @@ class IdempotencyGuard:
         client_of: Callable[[Scope], str],
         routes: Sequence[BaseRoute] = (),
         on_refused: Callable[[str], None] | None = None,
+        on_unkept: Callable[[], None] | None = None,
         prefix: str = "/api/v2/",
     ) -> None:
         self.app = app
@@ -130,6 +137,7 @@ class IdempotencyGuard:
         self.client_of = client_of
         self.routes = routes
         self.on_refused = on_refused
+        self.on_unkept = on_unkept
         self.prefix = prefix
 
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
@@ -178,6 +186,7 @@ class IdempotencyGuard:
                 in_flight_s=policy.in_flight_s,
                 max_per_client=policy.max_per_client,
                 max_total=policy.max_total,
+                floor_per_client=policy.floor_per_client,
             )
         except BffError as error:
             await self._refuse(error, scope, send)
@@ -186,6 +195,10 @@ class IdempotencyGuard:
             await self._first(client, slot, claim.token, bytes(body), scope, receive, send)
         elif claim.state == "done":
             await self._replay(claim.answer or "", scope, send)
+        elif claim.state == "unkept":
+            if self.on_unkept is not None:
+                self.on_unkept()
+            await self.app(scope, replay_body(bytes(body), receive), send)
         else:
             await self._refuse(self._refusal(claim), scope, send)
 

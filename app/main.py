@@ -16,6 +16,7 @@ import httpx
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, JSONResponse, Response
 from sse_starlette.sse import AppStatus
+from starlette.routing import Route
 
 from app.access import AccessLog
 from app.bus import make_bus
@@ -227,13 +228,11 @@ def create_app(
     app.router.redirect_slashes = False  # TrailingSlash routes `/x/` as `/x`, no redirect
     app.state.runtime = runtime
     install_error_handlers(app)
-    app.include_router(chats.router)
-    app.include_router(events.router)
+    routers = (chats.router, events.router, health.router, offline.router, survey.router)
+    for router in routers:
+        app.include_router(router)
     # Streams are served by a plain ASGI route first in line (events.StreamRoute says why).
     app.router.routes.insert(0, events.StreamRoute(runtime))
-    app.include_router(health.router)
-    app.include_router(offline.router)
-    app.include_router(survey.router)
     widget_url = _mount_static(app, demo_page=settings.demo_page)
     install_openapi(app, long_poll_max_s=settings.long_poll_max_s)
     install_idempotency_docs(app)
@@ -252,11 +251,13 @@ def create_app(
             in_flight_s=2 * settings.upstream_timeout_s + 10,
             max_per_client=settings.idempotency_max_per_client,
             max_total=settings.idempotency_max_entries,
+            floor_per_client=settings.idempotency_floor_per_client,
         ),
         # The client key every per-client limit counts under (an IPv4 address, an IPv6 /64).
         client_of=runtime.client_address.key,
         routes=app.routes,
         on_refused=lambda limit: metrics.idempotency_refused.labels(limit).inc(),
+        on_unkept=metrics.idempotency_unkept.inc,
     )
     app.add_middleware(ApiGuard, max_body_bytes=settings.max_body_bytes, routes=app.routes)
     app.add_middleware(TrailingSlash)
@@ -272,6 +273,12 @@ def create_app(
         client_ip=lambda peer, headers: runtime.client_address.resolve(
             peer, headers.getlist("x-forwarded-for")
         ),
+        # Every route by its template: the app's own (docs, OpenAPI) and the routers' (which
+        # the app holds only as included routers).
+        routes=[
+            *(route for route in app.routes if isinstance(route, Route)),
+            *(route for router in routers for route in router.routes),
+        ],
     )
     return app
 

@@ -135,6 +135,13 @@ class Metrics:
         )
         for limit in ("client", "total"):
             self.idempotency_refused.labels(limit)
+        self.idempotency_unkept = Counter(
+            "bff_idempotency_unkept",
+            "Requests with an Idempotency-Key served without their answer kept: the store held "
+            "BFF_IDEMPOTENCY_MAX_ENTRIES answers, their client fewer than "
+            "BFF_IDEMPOTENCY_FLOOR_PER_CLIENT entries",
+            registry=self.registry,
+        )
 
     def _outbox(self) -> None:
         """The webhook outbox, per kind of notice (`webhooks.DeliveryObserver`)."""

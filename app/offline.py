@@ -20,7 +20,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
-from app.errors import BusUnavailableError, InvalidStateError
+from app.errors import InvalidStateError, NotConfiguredError
 from app.hours import BusinessHours, is_open, next_open
 from app.schemas import Nickname, Subject, Text, UserData
 from app.upstream import UpstreamClient
@@ -148,7 +148,7 @@ class OfflineDesk:
     async def leave(self, body: OfflineMessageBody, idempotency_key: str | None) -> None:
         """Stored durably in the outbox when this returns; delivered from there."""
         if not self._dispatcher.accepts(KIND):
-            raise BusUnavailableError("Leaving a message is not available")
+            raise NotConfiguredError("Leaving a message is not available")
         data = {
             "nickname": body.nickname,
             "email": str(body.email),

@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, Counter
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 from app.bus.base import Bus, ChatRecord
-from app.errors import BusUnavailableError, InvalidStateError
+from app.errors import InvalidStateError, NotConfiguredError
 from app.models import ChatState, Message
 from app.schemas import NO_CONTROL_PATTERN, JsonPattern
 from app.service import ChatRef
@@ -151,7 +151,7 @@ class SurveyDesk:
         outbox holds its quota."""
         if not self._dispatcher.accepts(KIND):
             self.outcomes.labels("unavailable").inc()
-            raise BusUnavailableError("Surveys are not available")
+            raise NotConfiguredError("Surveys are not available")
         record = await self._bus.record(ref.key)
         if not chat_over(record):
             self.outcomes.labels("live").inc()

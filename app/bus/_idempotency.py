@@ -86,6 +86,7 @@ class MemoryIdempotency:
         in_flight_s: float,
         max_per_client: int,
         max_total: int,
+        floor_per_client: int = 0,
     ) -> IdempotencyClaim:
         now = time.monotonic()
         entry = self._live(client, key, now)
@@ -100,6 +101,8 @@ class MemoryIdempotency:
             soonest = min(self._entries[client, k].expires for k in keys)
             return IdempotencyClaim("full", retry_after_s=soonest - now, limit="client")
         if self._stored >= max_total:
+            if len(keys) < floor_per_client:
+                return IdempotencyClaim("unkept")
             # The heap's first item is the soonest expiry (possibly of a claim: close enough).
             soonest = self._expiries[0][0] if self._expiries else now
             return IdempotencyClaim("full", retry_after_s=soonest - now, limit="total")
@@ -143,8 +146,8 @@ if last[2] then redis.call('PEXPIREAT', KEYS[2], last[2]) end
 """
 
 # KEYS: entry, client's keys. ARGV: fingerprint, token, in_flight_ms, max_per_client, key,
-# store_full (1: no new key). Returns {'new'}, {'mismatch'}, {'in_flight'}, {'done', answer}
-# or {'full', ms until an entry frees, 'client'|'total'}.
+# store_full (1: no new key), floor_per_client. Returns {'new'}, {'mismatch'}, {'in_flight'},
+# {'done', answer}, {'full', ms until an entry frees, 'client'|'total'} or {'unkept'}.
 BEGIN = (
     """
 local fp = redis.call('HGET', KEYS[1], 'fp')
@@ -158,11 +161,15 @@ end
     + _NOW
     + """
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then
+local held = redis.call('ZCARD', KEYS[2])
+if held >= tonumber(ARGV[4]) then
   local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
   return {'full', tostring(tonumber(first[2]) - now), 'client'}
 end
-if ARGV[6] == '1' then return {'full', '1000', 'total'} end
+if ARGV[6] == '1' then
+  if held < tonumber(ARGV[7]) then return {'unkept'} end
+  return {'full', '1000', 'total'}
+end
 redis.call('HSET', KEYS[1], 'fp', ARGV[1], 'token', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[5])
@@ -294,6 +301,7 @@ class RedisIdempotency:
         in_flight_s: float,
         max_per_client: int,
         max_total: int,
+        floor_per_client: int = 0,
     ) -> IdempotencyClaim:
         keys = self._keys(client, key)
         full = await self._store_total() >= max_total
@@ -305,6 +313,7 @@ class RedisIdempotency:
             max_per_client,
             key,
             int(full),
+            floor_per_client,
         ]
         found = cast(list[str], await self._calls.run(lambda: self._begin(keys=keys, args=args)))
         state = found[0]
@@ -312,6 +321,8 @@ class RedisIdempotency:
             return IdempotencyClaim("new", token)
         if state == "done":
             return IdempotencyClaim("done", answer=found[1])
+        if state == "unkept":
+            return IdempotencyClaim("unkept")
         if state == "full":
             if found[2] == "client":
                 return IdempotencyClaim("full", retry_after_s=int(found[1]) / 1000, limit="client")

@@ -390,9 +390,11 @@ class IdempotencyClaim:
     * "mismatch": the key was taken by a request with another fingerprint.
     * "full": the key is free, but its client (`limit` "client") or the store (`limit`
       "total") holds as many entries as allowed; one frees in about `retry_after_s`.
+    * "unkept": the store is full, but its client holds fewer than `floor_per_client`
+      entries: the request may run, and nothing is held for it (no claim, no answer).
     """
 
-    state: Literal["new", "in_flight", "done", "mismatch", "full"]
+    state: Literal["new", "in_flight", "done", "mismatch", "full", "unkept"]
     token: str = ""
     answer: str | None = None
     retry_after_s: float = 0.0
@@ -418,7 +420,9 @@ class IdempotencyStore(Protocol):
       past its expiry; an instance sees its own answers at once and the other instances'
       up to `IDEMPOTENCY_COUNT_TTL_S` late). Claims in flight do not count towards
       `max_total`, so it may be passed by as many requests as run at once. Keys already
-      held are answered as usual at the caps.
+      held are answered as usual at the caps. At `max_total`, a client holding fewer than
+      `floor_per_client` entries gets "unkept" instead of "full" (nothing held): clients
+      filling the store cannot refuse everyone else's requests.
     * `idempotency_finish` stores `answer` only while `token` still holds the key, and says
       whether it did; `idempotency_abandon` frees the key only while `token` still holds it.
       A holder whose claim expired and was taken by another can neither store nor free it.
@@ -434,6 +438,7 @@ class IdempotencyStore(Protocol):
         in_flight_s: float,
         max_per_client: int,
         max_total: int,
+        floor_per_client: int = 0,
     ) -> IdempotencyClaim: ...
 
     async def idempotency_finish(

@@ -401,6 +401,7 @@ class MemoryBus:
         in_flight_s: float,
         max_per_client: int,
         max_total: int,
+        floor_per_client: int = 0,
     ) -> IdempotencyClaim:
         return await self._idempotency.begin(
             client,
@@ -409,6 +410,7 @@ class MemoryBus:
             in_flight_s=in_flight_s,
             max_per_client=max_per_client,
             max_total=max_total,
+            floor_per_client=floor_per_client,
         )
 
     async def idempotency_finish(

@@ -29,8 +29,8 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         413: "Body larger than the limit (statusCode 10)",
         415: "Body is not application/json (statusCode 10)",
         429: "Rate limited (statusCode 3); retry after Retry-After seconds",
-        503: "Leaving a message is not configured, or the bus is unavailable (statusCode 12); "
-        "see Retry-After",
+        503: "The bus is unavailable (statusCode 12): see Retry-After; or leaving a message is "
+        "not configured here (no Retry-After: retrying cannot help)",
         507: "Too many left messages are waiting for delivery (statusCode 13): the operator's "
         "receiver has been failing. No Retry-After: retrying soon does not help",
     }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from app.errors import BusUnavailableError
+from app.errors import NotConfiguredError
 from app.idempotency import admit
 from app.openapi import errors
 from app.routes.deps import ChatRefDep, ClientKeyDep, RuntimeDep
@@ -47,7 +47,7 @@ async def rate_chat(
     await rt.send_limiter.hit(client)
     admit(request.scope)  # from here, an Idempotency-Key's refusal is a final answer
     if rt.survey is None:
-        raise BusUnavailableError("Surveys are not available")
+        raise NotConfiguredError("Surveys are not available")
     await rt.survey.take(ref, body)
     response.headers.update(NO_STORE)
     return StatusOut()

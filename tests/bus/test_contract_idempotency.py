@@ -35,6 +35,7 @@ async def begin(
     client: str = "c0ffee",
     max_per_client: int = ROOMY,
     max_total: int = ROOMY,
+    floor_per_client: int = 0,
 ) -> IdempotencyClaim:
     return await bus.idempotency_begin(
         client,
@@ -43,6 +44,7 @@ async def begin(
         in_flight_s=in_flight_s,
         max_per_client=max_per_client,
         max_total=max_total,
+        floor_per_client=floor_per_client,
     )
 
 
@@ -171,6 +173,30 @@ async def test_the_store_holds_at_most_its_total(make: BusFactory) -> None:
     assert 0 < refused.retry_after_s <= 60 + IDEMPOTENCY_BUCKET_S
     assert (await begin(b, keys[0], "fp", client="client0", max_total=total)).state == "done"
     assert (await begin(b, digest(), "fp", client="newcomer", max_total=total + 1)).state == "new"
+
+
+async def test_at_the_total_a_client_under_the_floor_is_served_unkept(make: BusFactory) -> None:
+    """Whoever filled the store is refused at the total; a client holding fewer entries than
+    the floor is told to go on without its answer kept ("unkept": nothing held for it)."""
+    a, b = await make(), await make()
+    total = await a.idempotency_size() + 2
+    for _ in range(2):
+        key = digest()
+        claim = await begin(a, key, "fp", client="filler", max_total=total)
+        assert await a.idempotency_finish("filler", key, claim.token, "answer", 60)
+    await asyncio.sleep(IDEMPOTENCY_COUNT_TTL_S + 0.1)
+    held = await b.idempotency_size()
+    for _ in range(3):  # each time anew: nothing was held for the first
+        light = await begin(
+            b, digest(), "fp", client="customer", max_total=total, floor_per_client=2
+        )
+        assert light.state == "unkept"
+    heavy = await begin(b, digest(), "fp", client="filler", max_total=total, floor_per_client=2)
+    assert (heavy.state, heavy.limit) == ("full", "total")
+    assert await b.idempotency_size() == held
+    # Without a floor, everyone new is refused at the total, as before.
+    none = await begin(b, digest(), "fp", client="customer", max_total=total)
+    assert (none.state, none.limit) == ("full", "total")
 
 
 # -- Redis only: a claim rides through a failover like every call a customer waits for -----

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -115,3 +116,38 @@ def test_text_format_for_terminals(emulator: ServerProcess) -> None:
     assert lines
     assert not any(line.startswith("{") for line in lines)
     assert any("GET /healthz 200" in line and "[plain-1]" in line for line in lines)
+
+
+def test_answers_given_before_the_router_carry_their_route(json_bff: ServerProcess) -> None:
+    """An idempotent replay, a refused Idempotency-Key, the OpenAPI document and a path with a
+    trailing slash are logged and counted under their route's template; `unmatched` is left
+    for paths no route takes."""
+    body = {"operationName": "RequestChat", "nickname": "Route", "subject": "templates"}
+    key = str(uuid.uuid4())
+    asked = {
+        "first": ("POST", "/api/v2/chats", {"Idempotency-Key": key}, body),
+        "replay": ("POST", "/api/v2/chats/", {"Idempotency-Key": key}, body),
+        "weak key": ("POST", "/api/v2/chats", {"Idempotency-Key": "1"}, body),
+        "openapi": ("GET", "/openapi.json", {}, None),
+        "nowhere": ("GET", "/api/v2/nowhere", {}, None),
+    }
+    wanted = {
+        "first": ("/api/v2/chats", 200),
+        "replay": ("/api/v2/chats", 200),
+        "weak key": ("/api/v2/chats", 400),
+        "openapi": ("/openapi.json", 200),
+        "nowhere": ("unmatched", 404),
+    }
+    with httpx.Client(base_url=json_bff.url, timeout=10) as http:
+        for name, (method, path, headers, payload) in asked.items():
+            rid = f"route-{name.replace(' ', '-')}-{uuid.uuid4().hex[:8]}"
+            answer = http.request(
+                method, path, headers={**headers, "X-Request-ID": rid}, json=payload
+            )
+            if name == "replay":
+                assert answer.headers.get("Idempotent-Replayed") == "true"
+            line = access(json_bff, rid)
+            assert (line["route"], line["status"]) == wanted[name], name
+        metrics = http.get("/metrics").text
+    for route, status in wanted.values():
+        assert f'bff_http_requests_total{{route="{route}",status="{status}"}}' in metrics
