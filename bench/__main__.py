@@ -27,6 +27,7 @@ SCENARIOS = (
     "failover",
     "redis_topologies",
     "soak",
+    "hostile",
 )
 
 

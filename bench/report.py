@@ -13,6 +13,7 @@ from typing import Any
 
 from bench.report_details import details
 from bench.report_format import DASH, fmt, get, ratio
+from bench.report_hostile import hostile_details
 from bench.report_topologies import topology_rows
 
 HEADLINE_KEYS = (
@@ -38,6 +39,9 @@ HEADLINE_KEYS = (
     "cached_reads_ratio_to_bare",
     "soak_server_errors",
     "soak_rss_growth",
+    "hostile_within_ceilings",
+    "hostile_honest_success",
+    "hostile_echo_p99_ms",
 )
 
 
@@ -361,6 +365,7 @@ def markdown(res: dict[str, Any], meta: dict[str, Any]) -> str:
         "",
         *details(res),
         *soak_details(res),
+        *hostile_details(res, quick),
     ]
     return "\n".join(lines).rstrip() + "\n"
 

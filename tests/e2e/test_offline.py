@@ -299,6 +299,12 @@ def test_a_receiver_down_for_a_while_gets_the_message_when_it_is_back(
             assert sorted(d.json()["data"]["text"] for d in delivered) == texts
             assert all(d.verified and d.status == 200 for d in delivered)
         assert leave(bff, {**MESSAGE, "text": "room again"}).status_code == 202
+        # Failed and successful deliveries alike are logged without the webhook's secret, its
+        # URL or what the customer left (docs/SECURITY.md).
+        logs = bff.logs()
+        for private in (down.secret, down.secret.removeprefix("whsec_"), down.url):
+            assert private not in logs
+        assert MESSAGE["email"] not in logs and MESSAGE["nickname"] not in logs
     finally:
         bff.stop()
 
