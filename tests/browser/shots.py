@@ -1,4 +1,4 @@
-"""The README's screenshots of the widget, taken from real processes:
+"""The screenshots of the widget in the README and docs/widget.md, taken from real processes:
 `python -m tests.browser.shots [out_dir]` (default: docs/).
 
 Desktop mid-chat, a phone while waiting for an agent, Arabic (right to left) mid-chat, the

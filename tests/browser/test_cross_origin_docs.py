@@ -66,6 +66,8 @@ def test_swagger_ui_renders_every_operation_offline(
     expect(body.locator(".response-col_status", has_text="400")).to_have_count(1)
     for schema in ("Chat", "Participant", "Message", "MessageEvent", "Error"):
         expect(page.get_by_role("button", name=schema, exact=True)).to_be_visible()
+    # Anything the page fetches late (fonts, images, a validator badge) has been tried.
+    page.wait_for_load_state("networkidle")
     assert offline == [], offline
     assert console_errors == [], console_errors
 

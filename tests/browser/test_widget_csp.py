@@ -1,6 +1,6 @@
 """The widget on a shop page served with a strict Content-Security-Policy: exactly
 `default-src 'self'; style-src 'self'; script-src 'self'`, each plus chat-bff's origin (the
-directives the README tells embedders to add). The page lives on another origin, as an
+directives docs/widget.md tells embedders to add). The page lives on another origin, as an
 embedder's does; any violation the browser reports fails the test. The optional parts load
 and run under it too: the invitation, the survey and the transcript in the whole chat, the
 long-poll fallback and leaving a message in the other test."""

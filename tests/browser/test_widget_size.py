@@ -40,7 +40,7 @@ PART_BUDGETS = {
 
 
 def minified_gzipped_script(name: str = "widget") -> int:
-    """A script as the README measures it: terser --compress --mangle, then gzip -9."""
+    """A script as docs/widget.md measures it: terser --compress --mangle, then gzip -9."""
     node = shutil.which("node")
     if node is None or not TERSER.exists():
         missing_component("node and terser are missing (cd tests/browser && npm ci)")

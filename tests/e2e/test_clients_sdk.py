@@ -1,6 +1,6 @@
 """A Python SDK generated from a live instance's `/openapi.json` by a generator we did not
 write (openapi-python-client), running a whole chat against that instance and the emulator:
-what an app developer gets by following the README."""
+what an app developer gets by following docs/api.md."""
 
 from __future__ import annotations
 
