@@ -48,8 +48,11 @@ typecheck: $(DEV)
 test-deps:
 	scripts/setup-deps test
 
+# Two workers (pytest-xdist): most tests wait on servers, not the CPU. A file's tests stay on one
+# worker, so its servers start once. `make test TEST_WORKERS=0` runs in one process.
+TEST_WORKERS ?= 2
 test: test-deps lint typecheck widget-tools
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The widget's size budget is measured with terser, pinned in tests/browser/package-lock.json.
 # scripts/setup-deps installs Node.js and npm; without them the size test skips (fails on CI).
