@@ -29,8 +29,8 @@ CANNED = (
 )
 
 
-def bot_line(chat: Chat) -> str:
-    return f"Thanks, {chat.customer.nickname}! An agent will be with you in a moment."
+def bot_line(nickname: str) -> str:
+    return f"Thanks, {nickname}! An agent will be with you in a moment."
 
 
 def greeting(chat: Chat) -> str:
@@ -65,7 +65,7 @@ async def run_scripted_agent(
     if bot_at is not None:
         await asyncio.sleep(bot_at)
         if chat.live and not chat.agent_present:
-            chat.bot_text(bot_line(chat))
+            chat.bot_text(bot_line(chat.customer.nickname))
         join_at -= bot_at
     await asyncio.sleep(join_at)
     if chat.agent_can_join:
