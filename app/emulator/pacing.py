@@ -11,9 +11,9 @@ The paces (`chat-bff emulator --pace`):
   message and types for 0.5 s; no canned answers, no bot. What the test suite runs at (the
   emulator's `agent_*` delays can make it faster).
 - `demo`: human but snappy, for `chat-bff demo`. A bot line 0.5-3 s after the customer's
-  first message (the RequestChat subject) with no typing notice, the agent joining 4-8 s after
+  first message (the RequestChat subject) with no typing notice, the agent joining 3-6 s after
   RequestChat, then for each customer message 1-2 s of thinking and a typing notice standing
-  3.5-5 s plus 0.03 s per character before the reply; three replies in ten get a canned
+  4-5 s plus 0.03 s per character before the reply; three replies in ten get a canned
   follow-up 1.5-4 s later with no typing notice.
 - `model`: the ranges of the benchmark's conversation model (bench/conversation_model.py):
   join 5-30 s, 8-40 s before typing, 4-15 s of typing, a canned follow-up 5-20 s later in
@@ -83,12 +83,13 @@ FIXED = fixed(2.0, 1.0, 0.5)
 
 # At the shipped 5 s poll cadence a customer's send is followed by an echo poll, then one ~5 s
 # later: a typing notice must stand across that poll for the widget to show it, so the
-# shortest reply lands after ~5.5 s (1 s of thinking + 3.5 s + 35 characters at 0.03 s).
+# shortest reply lands after ~6 s (1 s of thinking + 4 s + 34 characters at 0.03 s), leaving a
+# second for a busy machine. A schedule that polls sooner after a send shows it for longer.
 DEMO = Pace(
     "demo",
-    join_s=(4.0, 8.0),
+    join_s=(3.0, 6.0),
     think_s=(1.0, 2.0),
-    typing_s=(3.5, 5.0),
+    typing_s=(4.0, 5.0),
     typing_per_char_s=0.03,
     canned_share=0.3,
     canned_s=(1.5, 4.0),

@@ -71,8 +71,8 @@ def test_every_reply_is_announced_by_typing_within_the_ranges(pace: Pace, text: 
     [
         (FIXED, "Hi", (0.5, 0.5)),
         (FIXED, "x" * 100, (0.5, 0.5)),
-        (DEMO, "", (3.5, 5.0)),
-        (DEMO, "x" * 50, (5.0, 6.5)),
+        (DEMO, "", (4.0, 5.0)),
+        (DEMO, "x" * 50, (5.5, 6.5)),
         (MODEL, "x" * 50, (4.0, 15.0)),
     ],
 )
@@ -87,7 +87,7 @@ def test_the_demo_types_long_enough_to_be_seen_at_the_base_poll_cadence() -> Non
     its typing notice standing across that poll."""
     shortest = min(map(len, REPLIES))
     assert DEMO.think_s[1] < 5.0
-    assert DEMO.think_s[0] + typing_range(DEMO, "x" * shortest)[0] >= 5.5
+    assert DEMO.think_s[0] + typing_range(DEMO, "x" * shortest)[0] >= 6.0
     assert typing_range(DEMO, "x" * shortest)[0] >= 2.0
 
 
@@ -161,7 +161,7 @@ def test_the_help_describes_every_pace() -> None:
     assert sorted(PACES) == ["demo", "fixed", "model"]
     assert describe(FIXED) == "joins after 2 s; starts typing 1 s after each message, for 0.5 s"
     assert describe(DEMO) == (
-        "a bot line 0.5-3 s after RequestChat; joins after 4-8 s; starts typing 1-2 s after "
-        "each message, for 3.5-5 s + 0.03 s a character; 30 % of replies get a canned "
+        "a bot line 0.5-3 s after RequestChat; joins after 3-6 s; starts typing 1-2 s after "
+        "each message, for 4-5 s + 0.03 s a character; 30 % of replies get a canned "
         "follow-up 1.5-4 s later"
     )
