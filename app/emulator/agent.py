@@ -73,14 +73,19 @@ async def run_scripted_agent(
     replies = canned = 0
     while chat.agent_active:
         text = await inbox.get()
+        if not chat.agent_active:
+            return
         leaving = is_goodbye(text)
         answer = GOODBYE if leaving else REPLIES[replies % len(REPLIES)]
         waited = 0.0
         for step in reply(pace, rng, answer, canned=not leaving):
-            await asyncio.sleep(step.at - waited)
-            waited = step.at
-            if not chat.agent_active:
-                return
+            # Steps at the same instant (the text and the end of its typing) happen at once:
+            # no poll comes between them.
+            if step.at > waited:
+                await asyncio.sleep(step.at - waited)
+                waited = step.at
+                if not chat.agent_active:
+                    return
             if step.action == "typing_on":
                 chat.agent_typing(True)
             elif step.action == "say":
