@@ -17,7 +17,7 @@ The paces (`chat-bff emulator --pace`):
   follow-up 1.5-4 s later with no typing notice.
 - `model`: the ranges of the benchmark's conversation model (bench/conversation_model.py):
   join 5-30 s, 8-40 s before typing, 4-15 s of typing, a canned follow-up 5-20 s later in
-  30 % of turns; no bot line.
+  30 % of turns; no bot line. Keep it in step with that model.
 """
 
 from __future__ import annotations
