@@ -15,7 +15,9 @@ import os
 import secrets
 import socket
 import sys
+import textwrap
 from collections.abc import Sequence
+from dataclasses import replace
 from types import FrameType
 
 import httpx
@@ -25,6 +27,7 @@ from pydantic import SecretStr, ValidationError
 from app import logs
 from app.config import Settings, UnknownSettingError, describe_problem, load_settings
 from app.emulator import Emulator, EmulatorConfig, create_emulator_app
+from app.emulator.pacing import DEMO, PACES, Pace, describe
 from app.main import create_app
 from app.serving import ConnectionLimits, GuardedHttpToolsProtocol
 from app.version import VERSION
@@ -161,7 +164,7 @@ def _limits(settings: Settings) -> ConnectionLimits:
 
 def demo(args: argparse.Namespace) -> int:
     """One process: chat-bff on embedded defaults with the emulator reached in-process."""
-    emulator = Emulator(EmulatorConfig(contact_center_id=DEMO_CONTACT_CENTER_ID))
+    emulator = Emulator(EmulatorConfig(contact_center_id=DEMO_CONTACT_CENTER_ID, pace=DEMO))
     try:
         settings = load_settings(**_demo_settings())
     except (ValidationError, UnknownSettingError) as error:
@@ -197,13 +200,22 @@ def emulator(args: argparse.Namespace) -> int:
     _terminal_logs()
     config = EmulatorConfig(
         contact_center_id=args.contact_center_id or None,
-        agent_join_delay_s=args.agent_join_delay,
-        agent_reply_delay_s=args.agent_reply_delay,
         idle_disconnect_s=args.idle_disconnect,
+        pace=_pace(args),
     )
     app = create_emulator_app(Emulator(config))
     _server(app, args.host, args.port, 1).run()
     return 0
+
+
+def _pace(args: argparse.Namespace) -> Pace:
+    """The named pace, with the delays given on the command line fixed in it."""
+    pace = PACES[args.pace]
+    if args.agent_join_delay is not None:
+        pace = replace(pace, join_s=(args.agent_join_delay, args.agent_join_delay))
+    if args.agent_reply_delay is not None:
+        pace = replace(pace, think_s=(args.agent_reply_delay, args.agent_reply_delay))
+    return pace
 
 
 def _terminal_logs() -> None:
@@ -227,15 +239,32 @@ Often set too: BFF_REDIS_URL (a fleet of instances; unset: one process, in-memor
 BFF_ALLOWED_ORIGINS (the sites that embed the widget). Every setting: docs/configuration.md."""
 
 DEMO_HELP = """\
-Run the service with a built-in upstream emulator whose agents join, type and reply, and the
-demo shop page with the widget at /. Needs no setting. BFF_* settings are read as by serve
-(unknown names refused), but for those pointing at the emulator, which the demo fixes:
-BFF_UPSTREAM_URL, BFF_CONTACT_CENTER_ID, BFF_SECRET_KEY and BFF_REDIS_URL (one process)."""
+Run the service with a built-in upstream emulator whose agents join, type and reply at a human
+pace (the emulator's `--pace demo`: a bot line first, typing notices seconds before replies,
+some canned answers), and the demo shop page with the widget at /. Needs no setting. BFF_*
+settings are read as by serve (unknown names refused), but for those pointing at the emulator,
+which the demo fixes: BFF_UPSTREAM_URL, BFF_CONTACT_CENTER_ID, BFF_SECRET_KEY and BFF_REDIS_URL
+(one process)."""
 
 EMULATOR_HELP = """\
 Run the upstream emulator alone: a stand-in for the contact center's Customer Chat API
 (/api/v2) with a control API (/_emulator, docs at /_emulator/docs) to drive its agents and
-inject faults. Point a `chat-bff serve` at it with BFF_UPSTREAM_URL."""
+inject faults. Point a `chat-bff serve` at it with BFF_UPSTREAM_URL.
+Paces of its scripted agents (--pace; `chat-bff demo` runs `demo`):
+{paces}"""
+
+
+def _paces() -> str:
+    return "\n".join(
+        textwrap.fill(
+            describe(pace),
+            92,
+            initial_indent=f"  {name:8}",
+            subsequent_indent=" " * 10,
+            break_on_hyphens=False,
+        )
+        for name, pace in PACES.items()
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -251,7 +280,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, summary, helptext, port in (
         ("serve", "run the service (BFF_* settings)", SERVE_HELP, 8000),
         ("demo", "run the service with a built-in upstream emulator", DEMO_HELP, 8000),
-        ("emulator", "run the upstream emulator alone", EMULATOR_HELP, 8080),
+        ("emulator", "run the upstream emulator alone", EMULATOR_HELP.format(paces=_paces()), 8080),
     ):
         cmd = sub.add_parser(name, help=summary, description=helptext, formatter_class=formatter)
         cmd.add_argument(
@@ -267,16 +296,20 @@ def _parser() -> argparse.ArgumentParser:
         help="the ContactCenterId it requires (default: %(default)s)",
     )
     emu.add_argument(
+        "--pace",
+        choices=sorted(PACES),
+        default="fixed",
+        help="how fast the scripted agents act, see above (default: %(default)s)",
+    )
+    emu.add_argument(
         "--agent-join-delay",
         type=float,
-        default=2.0,
-        help="seconds before the scripted agent joins a chat (default: %(default)s)",
+        help="seconds before the scripted agent joins a chat (default: the pace's)",
     )
     emu.add_argument(
         "--agent-reply-delay",
         type=float,
-        default=1.0,
-        help="seconds before the scripted agent replies (default: %(default)s)",
+        help="seconds before the scripted agent starts typing a reply (default: the pace's)",
     )
     emu.add_argument(
         "--idle-disconnect",

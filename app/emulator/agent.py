@@ -1,17 +1,19 @@
 """The scripted agent and the idle-disconnect watchdog of one simulated chat.
 
-Owns the timing and wording of the simulated agent (join, notice, greeting, typing, replies,
-goodbye) and the idle timer. It acts on a `Chat` only; it must not create or cancel tasks
-(the emulator core owns them) and must not touch HTTP.
+Owns the wording of the simulated agent and its bot (bot line, join, notice, greeting, typing,
+replies, canned lines, goodbye), acting them out at the times its pace draws (pacing.py), and
+the idle timer. It acts on a `Chat` only; it must not create or cancel tasks (the emulator
+core owns them) and must not touch HTTP.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Callable
 
-from app.emulator.config import EmulatorConfig
+from app.emulator.pacing import Pace, opening, reply
 from app.emulator.state import Chat
 
 NOTICE = "Chat transcript will be sent by e-mail"
@@ -21,6 +23,14 @@ REPLIES = (
     "Done. Is there anything else I can help you with?",
 )
 GOODBYE = "Thank you for contacting us. Goodbye!"
+CANNED = (
+    "You can follow your order at any time here: https://example.com/orders",
+    "Our returns policy, for reference: https://example.com/returns",
+)
+
+
+def bot_line(nickname: str) -> str:
+    return f"Thanks, {nickname}! An agent will be with you in a moment."
 
 
 def greeting(chat: Chat) -> str:
@@ -39,34 +49,56 @@ def join_with_greeting(chat: Chat) -> int:
 
 
 async def run_scripted_agent(
-    chat: Chat, config: EmulatorConfig, inbox: asyncio.Queue[str], on_leave: Callable[[], None]
+    chat: Chat,
+    pace: Pace,
+    rng: random.Random,
+    inbox: asyncio.Queue[str],
+    on_leave: Callable[[], None],
 ) -> None:
-    """Join after the configured delay, then answer every customer Text from `inbox`.
+    """Join when the pace says (after its bot line, if it has one), then answer every customer
+    Text from `inbox` with the pace's steps.
 
     Texts sent before the agent joined are answered after the greeting. A text containing
     "bye" gets a goodbye, and the agent leaves (`on_leave` is called after it left).
     """
-    await asyncio.sleep(config.agent_join_delay_s)
+    bot_at, join_at = opening(pace, rng)
+    if bot_at is not None:
+        await asyncio.sleep(bot_at)
+        if chat.live and not chat.agent_present:
+            chat.bot_text(bot_line(chat.customer.nickname))
+        join_at -= bot_at
+    await asyncio.sleep(join_at)
     if chat.agent_can_join:
         join_with_greeting(chat)
-    replies = 0
+    replies = canned = 0
     while chat.agent_active:
         text = await inbox.get()
-        await asyncio.sleep(config.agent_reply_delay_s)
         if not chat.agent_active:
             return
-        chat.agent_typing(True)
-        await asyncio.sleep(config.agent_typing_s)
-        if not chat.agent_active:
-            return
-        if is_goodbye(text):
-            chat.agent_text(GOODBYE)
-            chat.agent_typing(False)
+        leaving = is_goodbye(text)
+        answer = GOODBYE if leaving else REPLIES[replies % len(REPLIES)]
+        waited = 0.0
+        for step in reply(pace, rng, answer, canned=not leaving):
+            # Steps at the same instant (the text and the end of its typing) happen at once:
+            # no poll comes between them.
+            if step.at > waited:
+                await asyncio.sleep(step.at - waited)
+                waited = step.at
+                if not chat.agent_active:
+                    return
+            if step.action == "typing_on":
+                chat.agent_typing(True)
+            elif step.action == "say":
+                chat.agent_text(answer)
+            elif step.action == "typing_off":
+                chat.agent_typing(False)
+            else:
+                chat.agent_text(CANNED[canned % len(CANNED)])
+                canned += 1
+        if leaving:
             chat.agent_leave()
             on_leave()
             return
-        chat.agent_text(REPLIES[replies % len(REPLIES)])
-        chat.agent_typing(False)
         replies += 1
 
 

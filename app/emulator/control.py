@@ -88,7 +88,8 @@ def control_router(emulator: Emulator) -> APIRouter:
 
     @router.get("/config")
     async def config() -> dict[str, Any]:
-        return asdict(emulator.config)
+        # The pace in force, even when the `agent_*` delays make it.
+        return asdict(emulator.config) | {"pace": asdict(emulator.config.agent_pace)}
 
     @router.get("/faults")
     async def get_faults() -> dict[str, Any]:

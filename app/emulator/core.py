@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import secrets
 import string
 import time
@@ -41,6 +42,7 @@ class Emulator:
         self._inboxes: dict[str, asyncio.Queue[str]] = {}
         self._hangs: set[asyncio.Future[None]] = set()
         self._agents_assigned = 0
+        self._rng = random.Random(self.config.seed)
 
     # -- accounting and faults --------------------------------------------------------------
 
@@ -118,7 +120,11 @@ class Emulator:
         if config.scripted_agent:
             inbox: asyncio.Queue[str] = asyncio.Queue()
             self._inboxes[chat.id] = inbox
-            script = run_scripted_agent(chat, config, inbox, lambda: self._ended(chat))
+            # Each chat draws from its own generator, so a seed replays every chat's timings
+            # whatever order the chats' steps interleave in.
+            rng = random.Random(self._rng.getrandbits(64))
+            pace = config.agent_pace
+            script = run_scripted_agent(chat, pace, rng, inbox, lambda: self._ended(chat))
             self._agent_tasks[chat.id] = self._spawn(self._agent_tasks, chat.id, script)
         if config.idle_disconnect_s > 0:
             watchdog = watch_idle(chat, config.idle_disconnect_s, lambda: self._expire(chat))

@@ -96,6 +96,8 @@ class Chat:
     cookie_seen_count: int = 0
     cookie_mismatch_count: int = 0
     cookie_missing_count: int = 0
+    bot: Participant = field(default_factory=lambda: Participant("Assistant", 4, "External"))
+    """A self-service bot in front of the queue: it speaks, never joins."""
 
     def __post_init__(self) -> None:
         if not self.transcript:  # a new chat: the customer has joined and waits for an agent
@@ -205,6 +207,11 @@ class Chat:
             self.present.remove(self.agent)
         self.state = IDLE
         return self.last_index
+
+    def bot_text(self, text: str) -> Message:
+        if not self.live:
+            raise ChatStateError("the chat is over")
+        return self.post("Text", self.bot, text)
 
     def notice(self, text: str) -> Message:
         return self.post("Notice", self.external, text)

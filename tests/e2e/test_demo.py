@@ -9,10 +9,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 
+from app.emulator.agent import REPLIES, bot_line
+from app.emulator.pacing import DEMO, typing_range
 from tests.e2e.test_journey import post, start_chat
 from tests.servers import ServerProcess
 
@@ -108,3 +111,82 @@ def test_help_names_every_option_and_the_required_settings() -> None:
     serve = run_cli("serve", "--help").stdout
     for required in ("BFF_UPSTREAM_URL", "BFF_CONTACT_CENTER_ID", "BFF_SECRET_KEY"):
         assert required in serve
+
+
+def transcript(client: httpx.Client, handle: str) -> list[dict[str, Any]]:
+    answer = client.get(f"/api/v2/chats/{handle}/messages", params={"index": 1})
+    assert answer.status_code == 200, answer.text
+    messages: list[dict[str, Any]] = answer.json()["messages"]
+    return messages
+
+
+def gap_s(earlier: dict[str, Any], later: dict[str, Any]) -> float:
+    # utcTime is whole milliseconds, cut rather than rounded: allow one.
+    return (int(later["utcTime"]) - int(earlier["utcTime"]) + 1) / 1000
+
+
+def test_the_demo_agent_types_before_replying_at_a_human_pace(demo: ServerProcess) -> None:
+    """The demo's upstream: a bot line first with no typing notice, then the agent's typed
+    reply announced by a typing notice standing at least as long as the demo pace's least."""
+    with httpx.Client(base_url=demo.url, timeout=30) as client:
+        handle = start_chat(client, "Robin")
+        greeting = wait_for_text(client, handle, "Agent", 1)
+        assert post(client, handle, "SendMessage", text="Where is my parcel?").status_code == 200
+        mine = wait_for_text(client, handle, "Customer", int(str(greeting["index"])) + 1)
+        # What a viewer is given after the customer's message, batch by batch: the typing
+        # notice comes in a batch of its own, before the reply.
+        batches: list[list[dict[str, Any]]] = []
+        after = int(str(mine["index"])) + 1
+        while not any(m["type"] == "Text" for batch in batches for m in batch):
+            answer = client.get(
+                f"/api/v2/chats/{handle}/messages", params={"index": after, "wait": 15}
+            )
+            got = answer.json()["messages"]
+            assert got, "nothing within 15 s"
+            batches.append(got)
+            after = int(got[-1]["index"]) + 1
+        entries = transcript(client, handle)
+
+    first = [m["type"] for m in batches[0]]
+    assert first[0] == "TypingStarted" and "Text" not in first, batches
+    by_index = {int(m["index"]): m for m in entries}
+    joined = next(m for m in entries if m["type"] == "ParticipantJoined")  # the customer
+    bot = next(m for m in entries if m["from"]["type"] == "External" and m["type"] == "Text")
+    agent_joined = next(
+        m for m in entries if m["type"] == "ParticipantJoined" and m["from"]["type"] == "Agent"
+    )
+    assert bot["text"] == bot_line("Robin")
+    assert int(bot["index"]) < int(agent_joined["index"])
+    before_bot = [by_index[i] for i in range(1, int(bot["index"]))]
+    assert all(not m["type"].startswith("Typing") for m in before_bot), before_bot
+    assert DEMO.bot_s is not None
+    assert gap_s(joined, bot) >= DEMO.bot_s[0]
+    assert gap_s(joined, agent_joined) >= DEMO.join_s[0]
+
+    sent = next(m for m in entries if m.get("text") == "Where is my parcel?")
+    rest = [m for m in entries if int(m["index"]) > int(sent["index"])]
+    typing, reply = rest[0], rest[1]
+    assert (typing["type"], typing["from"]["type"]) == ("TypingStarted", "Agent")
+    assert (reply["type"], reply["from"]["type"], reply["text"]) == ("Text", "Agent", REPLIES[0])
+    assert gap_s(sent, typing) >= DEMO.think_s[0]
+    assert gap_s(typing, reply) >= typing_range(DEMO, REPLIES[0])[0]
+    assert rest[2]["type"] == "TypingStopped"
+
+
+@pytest.mark.parametrize(
+    ("args", "name", "join_s", "think_s"),
+    [
+        ((), "fixed", [2.0, 2.0], [1.0, 1.0]),
+        (("--pace", "demo"), "demo", [3.0, 6.0], [1.0, 2.0]),
+        (("--pace", "model", "--agent-join-delay", "3600"), "model", [3600, 3600], [8.0, 40.0]),
+    ],
+)
+def test_the_emulator_runs_at_the_pace_asked_for(
+    args: tuple[str, ...], name: str, join_s: list[float], think_s: list[float]
+) -> None:
+    server = ServerProcess("emulator", args=args).start()
+    try:
+        pace = httpx.get(server.url + "/_emulator/config", timeout=10).json()["pace"]
+    finally:
+        server.stop()
+    assert (pace["name"], pace["join_s"], pace["think_s"]) == (name, join_s, think_s)

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from app.emulator.agent import GOODBYE, NOTICE, REPLIES
+from app.emulator.agent import CANNED, GOODBYE, NOTICE, REPLIES, bot_line
+from app.emulator.pacing import Pace
 
 from .harness import CC_ID, Harness, HarnessFactory
 
@@ -134,6 +135,40 @@ async def test_texts_sent_while_waiting_are_answered_after_the_greeting(
         if (m["type"], m["from"]["type"]) == ("Text", "Agent")
     ]
     assert agent_texts[0].startswith("Hello Chris")
+
+
+async def test_the_scripted_agent_follows_its_pace(make_harness: HarnessFactory) -> None:
+    """A bot line before the join with no typing notice, every reply announced by typing, and
+    (at a canned share of 1) each followed by a canned line with no typing notice."""
+    quick = Pace(
+        "quick",
+        join_s=(0.15, 0.15),
+        think_s=(0.02, 0.02),
+        typing_s=(0.05, 0.05),
+        canned_share=1.0,
+        canned_s=(0.02, 0.02),
+        bot_s=(0.02, 0.02),
+    )
+    harness = await make_harness(pace=quick, seed=1)
+    chat_id = await harness.request_chat()
+    await harness.wait_for_message(chat_id, type="ParticipantJoined", from_type="Agent")
+    await harness.op(chat_id, "SendMessage", text="Where is my parcel?")
+    await harness.wait_for_message(chat_id, type="Text", text=CANNED[0])
+    transcript = await harness.messages(chat_id)
+    assert [(m["type"], m["from"]["type"], m.get("text")) for m in transcript] == [
+        ("ParticipantJoined", "Customer", None),
+        ("Text", "External", bot_line("Chris")),
+        ("ParticipantJoined", "Agent", None),
+        ("Notice", "External", NOTICE),
+        ("Text", "Agent", transcript[4]["text"]),
+        ("Text", "Customer", "Where is my parcel?"),
+        ("TypingStarted", "Agent", None),
+        ("Text", "Agent", REPLIES[0]),
+        ("TypingStopped", "Agent", None),
+        ("Text", "Agent", CANNED[0]),
+    ]
+    assert transcript[1]["from"]["nickname"] == "Assistant"
+    assert (await harness.chat(chat_id))["participants"][0]["type"] == "Agent"
 
 
 async def test_index_zero_answers_an_empty_list(harness: Harness) -> None:
