@@ -22,7 +22,15 @@ from app.bus.base import Bus, Fence
 from app.errors import BffError, BusUnavailableError, ChatNotFoundError
 from app.fleet_view import FleetView
 from app.models import ChatEvent, ChatState, EventKind, UpstreamStatus
-from app.schedule import QUIET_RAMP_S, Budget, Turn, fresh_spend, next_delay, next_turn, spend
+from app.schedule import (
+    Budget,
+    Turn,
+    fresh_spend,
+    next_delay,
+    next_turn,
+    quiet_after_s,
+    spend,
+)
 from app.transcript import after_cursor, ended_state, is_ended, needs_state_refresh
 from app.upstream import Answer, UpstreamClient
 
@@ -147,8 +155,8 @@ class ChatPoller:
         """The periodic state read, only once the chat has gone quiet: while messages flow,
         state changes arrive as participant events, and a chat that ends upstream without one
         stops talking, so it is caught one quiet window later. A lively chat thus costs
-        exactly one upstream request per interval."""
-        quiet = now - last_activity >= QUIET_RAMP_S
+        exactly one upstream request per poll."""
+        quiet = now - last_activity >= quiet_after_s(self._tuning.budget)
         return quiet and now - last_state_at >= self._tuning.state_refresh_s
 
     async def _poll_loop(self) -> None:

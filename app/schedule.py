@@ -148,6 +148,12 @@ def next_turn(
     return turn, seen
 
 
+def quiet_after_s(budget: Budget) -> float:
+    """How long after its last news a chat counts as quiet: when its gaps have stretched
+    (`QUIET_RAMP_S`), or after a few of its longest gaps if the ceiling is short."""
+    return min(QUIET_RAMP_S, 2.5 * budget.ceiling_s)
+
+
 def fresh_spend(budget: Budget, now: float) -> Spend:
     return Spend(budget.reads_per_min, now)
 

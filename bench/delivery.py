@@ -55,7 +55,7 @@ from bench.common import (
 from bench.wire import Connection, SseEvent, Viewer
 
 # chat-bff runs with its shipped cadence; latencies are reported relative to its interval.
-POLL_INTERVAL_S = float(shipped_default("poll_interval_s"))
+POLL_INTERVAL_S = float(shipped_default("poll_ceiling_s"))
 
 
 @dataclass
