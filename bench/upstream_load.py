@@ -7,7 +7,7 @@ machine noise; the emulator counts requests per chat (`/_emulator/stats` by_chat
 a fixed window. Two workloads:
 
 - lively: the agent posts at random moments (mean gap 8 s), so the chat stays lively and
-  chat-bff polls at its (default) BFF_POLL_INTERVAL_S;
+  chat-bff polls at most BFF_POLL_CEILING_S apart (its default);
 - quiet: nobody talks after the agent's greeting; counted once the cadence has settled at the
   idle interval (after the lively window plus the stretch window).
 
