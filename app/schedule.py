@@ -25,9 +25,12 @@ timing and the I/O.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from itertools import accumulate
 
 from app.bus.fleet import BUCKETS, HISTOGRAM_EDGES_S, HistogramKind, Histograms, empty
 from app.models import Message
@@ -55,7 +58,7 @@ BOT_WEIGHT = 0.8
 PRIOR_WEIGHT = 10.0
 # Hazard uses at least this survival: a long-waiting chat gets no runaway dense polls.
 SURVIVAL_FLOOR = 0.5
-_SCAN_STEP_S = 0.05
+_SCAN_STEP_S = 0.1
 # The last bucket holds everything beyond the last edge: spread over up to this.
 _LAST_EDGE_S = 2 * HISTOGRAM_EDGES_S[-1]
 
@@ -204,29 +207,48 @@ def likelihood(fleet: Histograms, kind: HistogramKind, turn: Turn) -> tuple[floa
     """The distribution (bucket shares) of the time to the next `kind` event in this chat:
     the fleet's histogram blended with the prior, and for a chat whose last reply came
     within `BOT_REPLY_S`, mostly a bot's."""
-    blended = _normalised(
-        [
-            f + PRIOR_WEIGHT * p
-            for f, p in zip(fleet.get(kind, empty()[kind]), PRIORS[kind], strict=True)
-        ]
-    )
-    if kind == "reply" and turn.last_reply_s is not None and turn.last_reply_s <= BOT_REPLY_S:
-        return _mix((BOT_WEIGHT, BOT_PRIOR), (1 - BOT_WEIGHT, blended))
-    return blended
+    bot = kind == "reply" and turn.last_reply_s is not None and turn.last_reply_s <= BOT_REPLY_S
+    return _likelihood(kind, tuple(fleet.get(kind, empty()[kind])), bot)
+
+
+# Every poll of every chat asks, with one fleet snapshot for all of them (it changes every
+# 10 s at most): computed once per snapshot, not once per poll.
+@functools.lru_cache(maxsize=64)
+def _likelihood(kind: HistogramKind, seen: tuple[float, ...], bot: bool) -> tuple[float, ...]:
+    blended = _normalised([f + PRIOR_WEIGHT * p for f, p in zip(seen, PRIORS[kind], strict=True)])
+    return _mix((BOT_WEIGHT, BOT_PRIOR), (1 - BOT_WEIGHT, blended)) if bot else blended
+
+
+_LOWS = (0.0, *HISTOGRAM_EDGES_S)
+_HIGHS = (*HISTOGRAM_EDGES_S, _LAST_EDGE_S)
+
+
+# Per bucket: its density (share per second), and the share of the buckets before it.
+Curve = tuple[tuple[float, ...], tuple[float, ...]]
+
+
+@functools.lru_cache(maxsize=64)
+def _curve(shares: tuple[float, ...]) -> Curve:
+    """Per bucket: its density (share per second) and the share of the buckets before it."""
+    density = tuple(s / (h - lo) for s, lo, h in zip(shares, _LOWS, _HIGHS, strict=True))
+    return density, tuple(accumulate(shares, initial=0.0))[:-1]
 
 
 def hazard(shares: Sequence[float], elapsed_s: float) -> tuple[float, float]:
     """(the chance per second that the event arrives at `elapsed_s`, given it has not; the
     share of events still to come), with times uniform within each bucket."""
-    lows = (0.0, *HISTOGRAM_EDGES_S)
-    highs = (*HISTOGRAM_EDGES_S, _LAST_EDGE_S)
-    before = 0.0
-    for share, low, high in zip(shares, lows, highs, strict=True):
-        if elapsed_s < high:
-            survival = 1.0 - before - share * max(0.0, elapsed_s - low) / (high - low)
-            return share / (high - low) / max(survival, SURVIVAL_FLOOR), max(0.0, survival)
-        before += share
-    return 0.0, 0.0
+    return _hazard(_curve(tuple(shares)), elapsed_s)
+
+
+def _hazard(
+    curve: tuple[tuple[float, ...], tuple[float, ...]], elapsed_s: float
+) -> tuple[float, float]:
+    if elapsed_s >= _LAST_EDGE_S:
+        return 0.0, 0.0
+    density, before = curve
+    bucket = bisect.bisect_right(HISTOGRAM_EDGES_S, elapsed_s)
+    survival = 1.0 - before[bucket] - density[bucket] * max(0.0, elapsed_s - _LOWS[bucket])
+    return density[bucket] / max(survival, SURVIVAL_FLOOR), max(0.0, survival)
 
 
 # -- the delay --------------------------------------------------------------------------------
@@ -254,8 +276,10 @@ def _awaiting(
     `since`: the square-root gap of its hazard, at most `AWAIT_GAP_MAX_S`; nothing once it has
     become unlikely if it `lapses` (a reply may never come; an agent to a queued chat does)."""
 
+    curve = _curve(tuple(shares))
+
     def want(at: float) -> float:
-        rate, left = hazard(shares, at - since)
+        rate, left = _hazard(curve, at - since)
         if left <= LIKELY_MIN:
             return math.inf if lapses else AWAIT_GAP_MAX_S
         if rate <= 0:
@@ -269,22 +293,23 @@ def wanted_gap(fleet: Histograms, turn: Turn, state: Spend, budget: Budget, now:
     """The gap the situation calls for, before the budget's limits: the longest that stays
     within what every moment it spans asks for (a window of likely replies ahead is not
     jumped over)."""
-    cost = price(state, budget, now)
-    wants: list[Callable[[float], float]] = [lambda at: _quiet_gap(turn, budget, at)]
+    # The quiet gap only grows with time and the typing gap holds until its cap: their
+    # tightest moment is now. Awaited events are scanned ahead.
+    tightest = min(budget.ceiling_s, _quiet_gap(turn, budget, now))
     if (typing_at := turn.typing_at) is not None and now - typing_at < TYPING_MAX_S:
-        wants.append(lambda at: TYPING_GAP_S if at - typing_at < TYPING_MAX_S else math.inf)
+        tightest = min(tightest, TYPING_GAP_S)
+    cost = price(state, budget, now)
+    wants: list[Callable[[float], float]] = []
     if turn.sent_at is not None:
         wants.append(_awaiting(likelihood(fleet, "reply", turn), cost, turn.sent_at))
     if turn.waiting_at is not None:
         joins = likelihood(fleet, "join", turn)
         wants.append(_awaiting(joins, cost, turn.waiting_at, lapses=False))
-    tightest = math.inf
-    step = 0.0
-    while step < budget.ceiling_s:
-        tightest = min([tightest, *(want(now + step) for want in wants)])
-        if step >= tightest:
-            break
-        step += _SCAN_STEP_S
+    for want in wants:
+        step = 0.0
+        while step < tightest:
+            tightest = min(tightest, want(now + step))
+            step += _SCAN_STEP_S
     return tightest
 
 
