@@ -48,8 +48,8 @@ LIKELY_MIN = 0.03
 QUIET_FROM_S = 3.0
 QUIET_RAMP_S = 20.0
 # The price of a read, in seconds of delay it must save, with a full bucket at the default
-# budget: sets a bot's window to about 0.6 s gaps.
-PRICE_S = 0.06
+# budget: sets a bot's window to gaps of about 0.6-0.8 s.
+PRICE_S = 0.1
 DEFAULT_READS_PER_MIN = 20.0
 # Replies this fast are a bot's; how much a bot-like chat trusts its own history.
 BOT_REPLY_S = 2.0

@@ -158,7 +158,7 @@ async def test_a_bots_answer_is_seen_within_its_dense_window(
     stack: Stack, reading: ChatRef
 ) -> None:
     """A chat whose replies came within 2 s talks to a bot: after the next send, polls come
-    about every 0.6 s, so a bot answer 1.5 s later waits well under a second."""
+    about every 0.6-0.8 s, so a bot answer 1.5 s later waits well under a second."""
     upstream_id = reading.upstream_id
     await asyncio.sleep(0.5)
     await answer_after(stack, reading, 1.0, "Bot: hello")  # the chat's history: a bot
@@ -166,7 +166,7 @@ async def test_a_bots_answer_is_seen_within_its_dense_window(
     sent = time.monotonic()
     posted = await answer_after(stack, reading, 1.5, "Bot: your order ships today")
     before, after = stack.gap_around(upstream_id, posted)
-    assert after - before <= 0.7 + SLACK_S, f"polls at {before - sent:.2f}, {after - sent:.2f}"
+    assert after - before <= 0.8 + SLACK_S, f"polls at {before - sent:.2f}, {after - sent:.2f}"
     window = [t - sent for t in stack.polls(upstream_id, sent) if t - sent <= 3.0]
     assert len(window) >= 4, f"polls in the bot window: {window}"
     # The fleet heard about both replies.

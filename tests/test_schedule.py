@@ -145,7 +145,7 @@ def test_a_chat_talking_to_a_bot_is_polled_densely_right_after_the_send() -> Non
     times = polls(BOT_CHAT, until=30)
     window = [t for t in times if t <= 3.0]
     assert len(window) >= 4, times
-    assert max(gaps(window)) <= 0.7
+    assert max(gaps(window)) <= 0.8
     # A bot answering 0.5-3 s later is seen at 1.0 s at the median, at worst.
     assert all(g <= AWAIT_GAP_MAX_S + 1e-9 for g in gaps(times) if g)
 
