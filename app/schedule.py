@@ -145,7 +145,8 @@ def next_turn(
             seen.append(Observation("join", max(0.0, arrived - turn.waiting_at)))
             turn = replace(turn, waiting_at=None)
     if waiting and turn.waiting_at is None and not any(o.kind == "join" for o in seen):
-        turn = replace(turn, waiting_at=now)
+        # A wait that begins is news too: the quiet gaps start short, not at the ceiling.
+        turn = replace(turn, waiting_at=now, news_at=turn.news_at or now)
     elif not waiting:
         turn = replace(turn, waiting_at=None)
     return turn, seen

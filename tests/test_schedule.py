@@ -87,7 +87,7 @@ NOW, BEFORE = 10.0, 8.0
             [Observation("reply", 0.0)],
         ),
         # The queue: waiting from the first poll that sees it, until an agent joins.
-        (Turn(), [], True, Turn(waiting_at=10), []),
+        (Turn(), [], True, Turn(waiting_at=10, news_at=10), []),
         (Turn(waiting_at=2), [], True, Turn(waiting_at=2), []),
         (
             Turn(waiting_at=2),
