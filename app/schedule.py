@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from itertools import accumulate
 
-from app.bus.fleet import BUCKETS, HISTOGRAM_EDGES_S, HistogramKind, Histograms, empty
+from app.bus.fleet import BUCKETS, HISTOGRAM_EDGES_S, HistogramKind, Histograms
 from app.models import Message
 from app.supervision import Backoff, restart_delay
 
@@ -209,7 +209,8 @@ def likelihood(fleet: Histograms, kind: HistogramKind, turn: Turn) -> tuple[floa
     the fleet's histogram blended with the prior, and for a chat whose last reply came
     within `BOT_REPLY_S`, mostly a bot's."""
     bot = kind == "reply" and turn.last_reply_s is not None and turn.last_reply_s <= BOT_REPLY_S
-    return _likelihood(kind, tuple(fleet.get(kind, empty()[kind])), bot)
+    seen = fleet.get(kind)
+    return _likelihood(kind, _NOTHING_SEEN if seen is None else tuple(seen), bot)
 
 
 # Every poll of every chat asks, with one fleet snapshot for all of them (it changes every
@@ -220,6 +221,7 @@ def _likelihood(kind: HistogramKind, seen: tuple[float, ...], bot: bool) -> tupl
     return _mix((BOT_WEIGHT, BOT_PRIOR), (1 - BOT_WEIGHT, blended)) if bot else blended
 
 
+_NOTHING_SEEN = (0.0,) * BUCKETS
 _LOWS = (0.0, *HISTOGRAM_EDGES_S)
 _HIGHS = (*HISTOGRAM_EDGES_S, _LAST_EDGE_S)
 
@@ -270,12 +272,53 @@ def _quiet_gap(turn: Turn, budget: Budget, at: float) -> float:
     return QUIET_FROM_S + (max(slowest, QUIET_FROM_S) - QUIET_FROM_S) * ramp
 
 
+@functools.lru_cache(maxsize=64)
+def _breaks(curve: Curve) -> tuple[float, ...]:
+    """Where what an awaited event asks for may jump (elapsed seconds): the bucket edges and
+    the moment it becomes unlikely. In between it only shrinks, as the hazard only grows."""
+    density, before = curve
+    lapse = [
+        low + (1.0 - LIKELY_MIN - done) / d
+        for d, done, low, high in zip(density, before, _LOWS, _HIGHS, strict=True)
+        if d > 0 and low < low + (1.0 - LIKELY_MIN - done) / d < high
+    ]
+    return tuple(sorted({*HISTOGRAM_EDGES_S, *lapse, _LAST_EDGE_S}))
+
+
+def _longest_gap(
+    want: Callable[[float], float], breaks: Sequence[float], since: float, now: float, limit: float
+) -> float:
+    """The longest gap from `now`, at most `limit`, within what every moment it spans asks
+    for. Between two breaks the asks only shrink: each stretch is checked at its last moment,
+    and where the gap would overrun what that asks, the crossing is found by bisection."""
+    gap = limit
+    start = now
+    for brk in (*(since + b for b in breaks if since + b > now), math.inf):
+        if start - now >= gap:
+            break
+        last = min(brk - 1e-6, now + gap)
+        allowed = want(last)
+        if allowed >= last - now:
+            gap = min(gap, allowed)
+        elif want(start) <= start - now:
+            return max(start - now, _SCAN_STEP_S)  # poll as the denser stretch begins
+        else:
+            low, high = start - now, last - now
+            for _ in range(8):  # to within a hundredth of the await cap
+                middle = (low + high) / 2
+                low, high = (middle, high) if want(now + middle) >= middle else (low, middle)
+            return min(gap, low)
+        start = brk
+    return gap
+
+
 def _awaiting(
     shares: Sequence[float], cost: float, since: float, *, lapses: bool = True
-) -> Callable[[float], float]:
+) -> tuple[Callable[[float], float], tuple[float, ...]]:
     """What each moment asks for while an event (distributed as `shares`) is awaited since
     `since`: the square-root gap of its hazard, at most `AWAIT_GAP_MAX_S`; nothing once it has
-    become unlikely if it `lapses` (a reply may never come; an agent to a queued chat does)."""
+    become unlikely if it `lapses` (a reply may never come; an agent to a queued chat does).
+    With the moments where that may jump."""
 
     curve = _curve(tuple(shares))
 
@@ -287,7 +330,7 @@ def _awaiting(
             return math.inf  # nothing comes now; the scan sees what comes next
         return min(AWAIT_GAP_MAX_S, math.sqrt(2 * cost / rate))
 
-    return want
+    return want, _breaks(curve)
 
 
 def wanted_gap(fleet: Histograms, turn: Turn, state: Spend, budget: Budget, now: float) -> float:
@@ -300,17 +343,13 @@ def wanted_gap(fleet: Histograms, turn: Turn, state: Spend, budget: Budget, now:
     if (typing_at := turn.typing_at) is not None and now - typing_at < TYPING_MAX_S:
         tightest = min(tightest, TYPING_GAP_S)
     cost = price(state, budget, now)
-    wants: list[Callable[[float], float]] = []
     if turn.sent_at is not None:
-        wants.append(_awaiting(likelihood(fleet, "reply", turn), cost, turn.sent_at))
+        want, breaks = _awaiting(likelihood(fleet, "reply", turn), cost, turn.sent_at)
+        tightest = _longest_gap(want, breaks, turn.sent_at, now, tightest)
     if turn.waiting_at is not None:
         joins = likelihood(fleet, "join", turn)
-        wants.append(_awaiting(joins, cost, turn.waiting_at, lapses=False))
-    for want in wants:
-        step = 0.0
-        while step < tightest:
-            tightest = min(tightest, want(now + step))
-            step += _SCAN_STEP_S
+        want, breaks = _awaiting(joins, cost, turn.waiting_at, lapses=False)
+        tightest = _longest_gap(want, breaks, turn.waiting_at, now, tightest)
     return tightest
 
 
