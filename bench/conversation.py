@@ -343,7 +343,7 @@ async def _scenario(sizes: Sizes, emu_url: str, fleets: dict[int, list[str]]) ->
         "baseline_interval_s": BASELINE_INTERVAL_S,
         "cadence": {
             name: shipped_default(name)
-            for name in ("poll_interval_s", "poll_fast_interval_s", "poll_idle_interval_s")
+            for name in ("poll_read_budget", "poll_floor_s", "poll_ceiling_s")
         },
         "rows": rows,
         "timelines": timelines,
