@@ -22,6 +22,7 @@ import os
 import random
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -119,7 +120,7 @@ def sizes(quick: bool) -> Sizes:
             end_after_s=(1.0, 3.0),
         )
         return Sizes(conversations=2, model=tiny, stagger_s=0.0, arms=_arms(True))
-    return Sizes(conversations=12, model=MODEL, stagger_s=3.0, arms=_arms(False))
+    return Sizes(conversations=12, model=MODEL, stagger_s=1.0, arms=_arms(False))
 
 
 @dataclass
@@ -318,24 +319,35 @@ def run(quick: bool) -> dict[str, Any]:
     with servers() as started:
         emu = start_emulator(scripted=False, log_limit=400_000)
         started.append(emu)
-        fleets: dict[tuple[int, int | None], list[str]] = {}
-        redis = None
-        for n, budget in sorted(
+        fleets = sorted(
             {a.fleet for a in chosen.arms if a.kind == "chat-bff"}, key=lambda x: (x[0], x[1] or 0)
-        ):
+        )
+        redis = None
+        if any(n > 1 for n, _ in fleets):
+            redis = RedisServer().start()
+            started.append(redis)
+        wanted: list[tuple[tuple[int, int | None], dict[str, str]]] = []
+        for n, budget in fleets:
             extra = {} if budget is None else {"BFF_POLL_READ_BUDGET": str(budget)}
-            if n > 1 and redis is None:
-                redis = RedisServer().start()
-                started.append(redis)
-            if n > 1:
-                assert redis is not None
+            if n > 1 and redis is not None:
                 extra["BFF_REDIS_URL"] = redis.url
-            fleets[(n, budget)] = []
-            for _ in range(n):
-                bff = start_bff(emu.url, **extra)
-                started.append(bff)
-                fleets[(n, budget)].append(bff.url)
-        return run_loop(_scenario(chosen, emu.url, fleets))
+            wanted += [((n, budget), extra)] * n
+        # Started side by side: on a busy machine each takes seconds to import.
+        with ThreadPoolExecutor(len(wanted)) as pool:
+            futures = [pool.submit(start_bff, emu.url, **extra) for _, extra in wanted]
+        urls: dict[tuple[int, int | None], list[str]] = {}
+        errors = []
+        for (fleet, _), future in zip(wanted, futures, strict=True):
+            try:
+                bff = future.result()
+            except RuntimeError as exc:
+                errors.append(exc)
+                continue
+            started.append(bff)
+            urls.setdefault(fleet, []).append(bff.url)
+        if errors:
+            raise errors[0]
+        return run_loop(_scenario(chosen, emu.url, urls))
 
 
 if __name__ == "__main__":

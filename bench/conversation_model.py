@@ -70,7 +70,7 @@ class Model:
     canned_after_s: Range = (5.0, 30.0)
     customer_after_s: Range = (5.0, 30.0)
     customer_typing_s: Range = (4.0, 15.0)
-    talk_s: float = 150.0
+    talk_s: float = 120.0
     end_after_s: Range = (5.0, 30.0)
 
 

@@ -74,7 +74,8 @@ def place(
     where the event has probably come already (late in a uniform window they are cheap, and
     denser). With `pay_always` every planned read is paid, as for a fixed number of reads: a
     uniform window then gets them evenly spaced."""
-    return list(_place(mixture, round(since, 2), round(lam, 6), keepalive_s, pay_always))
+    # Plans for a phase entered a few hundredths of a second apart are the same plan: cached.
+    return list(_place(mixture, round(since, 1), round(lam, 6), keepalive_s, pay_always))
 
 
 @lru_cache(maxsize=4096)
@@ -197,7 +198,7 @@ def calibrate(
     bot_first: list[bool],
     reads: float,
     model: Model = MODEL,
-    iterations: int = 16,
+    iterations: int = 14,
 ) -> tuple[float, Result]:
     """The oracle spending at most `reads` reads over the run (as close as bisection on its
     price of a read gets): its price and result."""
