@@ -22,7 +22,6 @@ import os
 import random
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -332,21 +331,11 @@ def run(quick: bool) -> dict[str, Any]:
             if n > 1 and redis is not None:
                 extra["BFF_REDIS_URL"] = redis.url
             wanted += [((n, budget), extra)] * n
-        # Started side by side: on a busy machine each takes seconds to import.
-        with ThreadPoolExecutor(len(wanted)) as pool:
-            futures = [pool.submit(start_bff, emu.url, **extra) for _, extra in wanted]
         urls: dict[tuple[int, int | None], list[str]] = {}
-        errors = []
-        for (fleet, _), future in zip(wanted, futures, strict=True):
-            try:
-                bff = future.result()
-            except RuntimeError as exc:
-                errors.append(exc)
-                continue
+        for fleet, extra in wanted:
+            bff = start_bff(emu.url, **extra)
             started.append(bff)
             urls.setdefault(fleet, []).append(bff.url)
-        if errors:
-            raise errors[0]
         return run_loop(_scenario(chosen, emu.url, urls))
 
 
