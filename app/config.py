@@ -79,18 +79,25 @@ class Settings(HookSettings, BaseSettings):
     )
     max_streams_per_chat: int = Field(default=20, ge=1)
 
-    # Polls go where a viewer waits for something (app/cadence.py). A conversation costs
-    # about 17 upstream reads a minute at these values, against 40 for one browser tab
-    # polling the upstream the documented way (state and messages every 3 s): the agent types
-    # for about 15 % of it (fast polls), and the base interval is short enough to see most
-    # typing notices (4 s or longer) before the reply they announce.
-    poll_interval_s: float = Field(
-        default=5.0, gt=0, description="Base cadence: a lively chat, a customer waiting"
+    # Polls go where something is likely to arrive (app/schedule.py, docs/scheduling.md),
+    # within a read budget: a client polling state and messages every 3 s makes 40 reads a
+    # minute; chat-bff spends at most BFF_POLL_READ_BUDGET per watched chat.
+    poll_read_budget: float = Field(
+        default=20.0,
+        gt=0,
+        description="Upstream reads per chat-minute at most while someone watches the chat; "
+        "the schedule spends them where replies are likely",
     )
-    poll_fast_interval_s: float = Field(
-        default=1.5, gt=0, description="While an agent is typing (a reply is seconds away)"
+    poll_floor_s: float = Field(default=0.5, gt=0, description="Shortest gap between polls")
+    poll_ceiling_s: float = Field(
+        default=8.0, gt=0, description="Longest gap between polls while someone watches"
     )
-    poll_idle_interval_s: float = Field(default=8.0, gt=0, description="A quiet chat")
+    poll_history_half_life_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="The fleet's histograms of reply and join times halve their weight this "
+        "often (they follow the time of day)",
+    )
     poll_keepalive_s: float = Field(
         default=10.0,
         gt=0,
@@ -98,17 +105,6 @@ class Settings(HookSettings, BaseSettings):
         description="Max gap between polls of a live chat; the cadence with no reader present",
     )
     poll_backoff_max_s: float = Field(default=30.0, gt=0)
-    poll_lively_window_s: float = Field(
-        default=20.0, gt=0, description="A chat is lively this long after its last new message"
-    )
-    poll_agent_typing_max_s: float = Field(
-        default=30.0, ge=0, description="Fast polls for at most this long per typing notice"
-    )
-    poll_awaiting_reply_max_s: float = Field(
-        default=120.0,
-        ge=0,
-        description="The base cadence for at most this long while a customer waits for an agent",
-    )
     lease_ttl_s: float = Field(default=3.0, gt=0)
     background_keepalive_s: float = Field(
         default=600.0,
@@ -332,11 +328,9 @@ class Settings(HookSettings, BaseSettings):
     )
 
     @model_validator(mode="after")
-    def _cadence(self) -> Settings:
-        if not self.poll_fast_interval_s <= self.poll_interval_s <= self.poll_idle_interval_s:
-            raise ValueError("need poll_fast_interval_s <= poll_interval_s <= poll_idle_interval_s")
-        if self.poll_idle_interval_s > self.poll_keepalive_s:
-            raise ValueError("poll_idle_interval_s must not exceed poll_keepalive_s")
+    def _bounds(self) -> Settings:
+        if not self.poll_floor_s <= self.poll_ceiling_s <= self.poll_keepalive_s:
+            raise ValueError("need poll_floor_s <= poll_ceiling_s <= poll_keepalive_s")
         if self.transcript_budget_bytes < self.transcript_max_bytes:
             raise ValueError("transcript_budget_bytes must be at least transcript_max_bytes")
         return self
@@ -377,13 +371,37 @@ def known_variables() -> frozenset[str]:
     return frozenset(names | {SECRETS_DIR_VARIABLE})
 
 
+# The poll intervals of old, replaced by one read budget (app/schedule.py).
+RETIRED = frozenset(
+    PREFIX + name
+    for name in (
+        "POLL_INTERVAL_S",
+        "POLL_FAST_INTERVAL_S",
+        "POLL_IDLE_INTERVAL_S",
+        "POLL_LIVELY_WINDOW_S",
+        "POLL_AGENT_TYPING_MAX_S",
+        "POLL_AWAITING_REPLY_MAX_S",
+    )
+)
+
+
+def retired_variables(names: Iterable[str]) -> list[str]:
+    """Each retired poll setting in `names`, pointing to what replaced it."""
+    return [
+        f"{name} is retired: polls follow one read budget, BFF_POLL_READ_BUDGET (reads per "
+        "chat-minute; with BFF_POLL_FLOOR_S and BFF_POLL_CEILING_S bounding the gaps)"
+        for name in sorted(names)
+        if name.upper() in RETIRED
+    ]
+
+
 def unknown_variables(names: Iterable[str]) -> list[str]:
     """Each unknown `BFF_*` name in `names`, with the closest known one when there is one."""
     known = known_variables()
     found = []
     for name in sorted(names):
         upper = name.upper()
-        if not upper.startswith(PREFIX) or upper in known:
+        if not upper.startswith(PREFIX) or upper in known or upper in RETIRED:
             continue
         close = difflib.get_close_matches(upper, known, n=1, cutoff=0.6)
         hint = f" (did you mean {close[0]}?)" if close else ""
@@ -398,7 +416,7 @@ def load_settings(**fixed: Any) -> Settings:
     Raises UnknownSettingError or pydantic's ValidationError; `describe_problem` words both.
     """
     env = os.environ
-    problems = unknown_variables(env.keys())
+    problems = retired_variables(env.keys()) + unknown_variables(env.keys())
     secrets_dir = env.get(SECRETS_DIR_VARIABLE) or None
     if secrets_dir is not None:
         folder = Path(secrets_dir)
@@ -408,7 +426,8 @@ def load_settings(**fixed: Any) -> Settings:
             # Kubernetes adds dot-entries (..data, ..2024_...) next to the keys.
             files = [p.name for p in folder.iterdir() if not p.name.startswith(".")]
             problems += [
-                f"{p} (a file in {SECRETS_DIR_VARIABLE})" for p in unknown_variables(files)
+                f"{p} (a file in {SECRETS_DIR_VARIABLE})"
+                for p in retired_variables(files) + unknown_variables(files)
             ]
     if problems:
         raise UnknownSettingError("\n".join(problems))

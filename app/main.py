@@ -22,12 +22,12 @@ from app.access import AccessLog
 from app.bus import make_bus
 from app.bus._connect import parse_redis_url
 from app.bus.base import Bus, OutboxQuota, TranscriptLimits
-from app.cadence import Cadence
 from app.config import Settings, load_settings
 from app.config_hooks import webhook_keys
 from app.cors import CrossOrigin
 from app.docs import install_docs
 from app.errors import install_error_handlers
+from app.fleet_view import FleetView
 from app.hours import parse as parse_business_hours
 from app.http import ApiGuard, ResponsePolicy
 from app.idempotency import IdempotencyGuard, IdempotencyPolicy, install_idempotency_docs
@@ -46,6 +46,7 @@ from app.push import PushHook
 from app.registry import Keepalive, PollerRegistry
 from app.routes import chats, events, health, offline, survey
 from app.routes.health import PROBE_EVERY_S
+from app.schedule import Budget
 from app.security import ClientAddress, HandleCodec, OriginPolicy
 from app.service import ChatService
 from app.shedding import StreamCapacity
@@ -107,6 +108,7 @@ def create_app(
             ended_retention_s=min(settings.ended_retention_s, settings.cache_retention_s),
         ),
         meter=metrics,
+        history_half_life_s=settings.poll_history_half_life_s,
     )
     codec = HandleCodec(settings.secret_keys)
     origins = OriginPolicy(settings.allowed_origins)
@@ -126,15 +128,12 @@ def create_app(
         bus=the_bus,
         codec=codec,
         tuning=PollerTuning(
-            cadence=Cadence(
-                interval_s=settings.poll_interval_s,
-                fast_s=settings.poll_fast_interval_s,
-                idle_s=settings.poll_idle_interval_s,
+            budget=Budget(
+                reads_per_min=settings.poll_read_budget,
+                floor_s=settings.poll_floor_s,
+                ceiling_s=settings.poll_ceiling_s,
                 keepalive_s=settings.poll_keepalive_s,
                 backoff_max_s=settings.poll_backoff_max_s,
-                lively_window_s=settings.poll_lively_window_s,
-                agent_typing_max_s=settings.poll_agent_typing_max_s,
-                awaiting_max_s=settings.poll_awaiting_reply_max_s,
             ),
             lease_ttl_s=settings.lease_ttl_s,
             state_refresh_s=settings.state_refresh_s,
@@ -145,6 +144,7 @@ def create_app(
             per_client=settings.keepalive_chats_per_client,
         ),
         reader_window_s=settings.reader_window_s,
+        fleet=FleetView(the_bus),
         watched=streams.watched,
         on_change=metrics.pollers_changed,
         on_keepalive=metrics.keepalive_asked,

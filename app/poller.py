@@ -2,8 +2,10 @@
 
 Owns one chat's poll cycle: read new messages with an explicit index, read the chat resource
 only when needed, commit both through the fenced bus, renew the lease, back off on failures.
-It must not parse upstream answers (`transcript.py`), choose delays (`cadence.py`) or decide
-which chats to poll (`registry.py`).
+It must not parse upstream answers (`transcript.py`), choose delays (`schedule.py`) or decide
+which chats to poll (`registry.py`). It keeps the chat's `Turn` and read budget (`Spend`) for
+the schedule, and reports what it observed (reply and join times) to the fleet's histograms
+(`fleet_view.py`).
 """
 
 from __future__ import annotations
@@ -17,9 +19,18 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from app.bus.base import Bus, Fence
-from app.cadence import Cadence, Turn, next_turn, poll_delay
 from app.errors import BffError, BusUnavailableError, ChatNotFoundError
+from app.fleet_view import FleetView
 from app.models import ChatEvent, ChatState, EventKind, UpstreamStatus
+from app.schedule import (
+    Budget,
+    Turn,
+    fresh_spend,
+    next_delay,
+    next_turn,
+    quiet_after_s,
+    spend,
+)
 from app.transcript import after_cursor, ended_state, is_ended, needs_state_refresh
 from app.upstream import Answer, UpstreamClient
 
@@ -32,13 +43,6 @@ POKE_COALESCE_S = 0.02
 WAITING_FOR_AGENT = "WaitingForAgent"
 
 
-def _since(flag: bool, since: float | None, now: float) -> float | None:
-    """When `flag` became true (kept while it stays true), None while it is false."""
-    if not flag:
-        return None
-    return now if since is None else since
-
-
 @dataclass(frozen=True, slots=True)
 class PollTarget:
     key: str
@@ -48,7 +52,7 @@ class PollTarget:
 
 @dataclass(frozen=True, slots=True)
 class PollerTuning:
-    cadence: Cadence
+    budget: Budget
     lease_ttl_s: float = 3.0
     state_refresh_s: float = 30.0
 
@@ -67,9 +71,11 @@ class ChatPoller:
         bus: Bus,
         tuning: PollerTuning,
         on_poll: Callable[[], None] | None = None,
+        fleet: FleetView,
         on_commit: OnCommit | None = None,
     ) -> None:
         self._on_commit = on_commit
+        self._fleet = fleet
         self.target = target
         self.fence = fence
         self._upstream = upstream
@@ -149,8 +155,8 @@ class ChatPoller:
         """The periodic state read, only once the chat has gone quiet: while messages flow,
         state changes arrive as participant events, and a chat that ends upstream without one
         stops talking, so it is caught one quiet window later. A lively chat thus costs
-        exactly one upstream request per interval."""
-        quiet = now - last_activity >= self._tuning.cadence.lively_window_s
+        exactly one upstream request per poll."""
+        quiet = now - last_activity >= quiet_after_s(self._tuning.budget)
         return quiet and now - last_state_at >= self._tuning.state_refresh_s
 
     async def _poll_loop(self) -> None:
@@ -163,10 +169,17 @@ class ChatPoller:
         last_state_at = -1e9
         last_activity = time.monotonic()
         failures, retry_after = 0, None
+        budget = self._tuning.budget
         # Whose move it is, from the end of the transcript a previous holder stored.
-        turn = next_turn(Turn(), await self._bus.messages(key, after=max(0, cursor - 20)))
-        typing_since: float | None = None
-        awaiting_since: float | None = None
+        turn, _ = next_turn(
+            Turn(),
+            await self._bus.messages(key, after=max(0, cursor - 20)),
+            now=last_activity,
+            previous_poll=None,
+            waiting=state is not None and state.state == WAITING_FOR_AGENT,
+        )
+        spent = fresh_spend(budget, last_activity)
+        previous_poll: float | None = None
         while not self._stopping:
             self._wake.clear()
             started = time.monotonic()
@@ -187,6 +200,7 @@ class ChatPoller:
                     or needs_state_refresh(new)
                     or self._state_due(now, last_state_at, last_activity)
                 ):
+                    spent = spend(spent, budget, now)
                     fetched, answer = await self._upstream.get_chat(upstream_id, record.cookies)
                     await self._keep(answer, record.cookies)
                     last_state_at = now
@@ -209,13 +223,16 @@ class ChatPoller:
                     await self._on_commit(self.fence, events)
                 if new:
                     cursor, last_activity = new[-1].index, now
-                    turn = next_turn(turn, new)
                 state, status = new_state or state, UpstreamStatus.OK
-                typing_since = _since(turn.agent_typing, typing_since, now)
-                awaiting = turn.awaiting_agent or (
-                    state is not None and state.state == WAITING_FOR_AGENT
+                turn, observed = next_turn(
+                    turn,
+                    new,
+                    now=now,
+                    previous_poll=previous_poll,
+                    waiting=state is not None and state.state == WAITING_FOR_AGENT,
                 )
-                awaiting_since = _since(awaiting, awaiting_since, now)
+                previous_poll = now
+                await self._fleet.observe(observed)
                 failures, retry_after = 0, None
                 if ended:
                     self.over = True
@@ -245,19 +262,21 @@ class ChatPoller:
                             self._release = False
                             return
                         status = UpstreamStatus.DEGRADED
+            spent = spend(spent, budget, started)
             now = time.monotonic()
-            delay = poll_delay(
-                self._tuning.cadence,
-                since_activity_s=now - last_activity,
+            delay = next_delay(
+                await self._fleet.histograms(),
+                turn,
+                spent,
+                budget,
+                started,
                 failures=failures,
                 retry_after_s=retry_after,
                 jitter=random.random(),
                 readers=record.readers,
-                agent_typing_for_s=None if typing_since is None else now - typing_since,
-                awaiting_for_s=None if awaiting_since is None else now - awaiting_since,
             )
             if not failures:
-                # The cadence runs from poll start to poll start (a slow answer must not
+                # The schedule runs from poll start to poll start (a slow answer must not
                 # stretch it); a backoff runs from the failure.
                 delay = max(0.0, delay - (now - started))
             with contextlib.suppress(TimeoutError):

@@ -2,7 +2,7 @@
 
 Owns demand: interest from this instance's readers, streams and sends is noted on the bus
 (fleet-wide), and so is the presence of readers (streams open here, long-polls waiting, recent
-reads), which sets the poll cadence and tells the push hook whether anyone would see a
+reads), which sets the poll schedule and tells the push hook whether anyone would see a
 message. How long interest lasts is decided here: a read (or a RequestChat with a pushToken)
 keeps the chat polled for the background keep-alive (an app in the background keeps its chat
 alive upstream that long after its last read), unless the reading client already holds its
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from app.bus.base import Bus
 from app.errors import BffError
+from app.fleet_view import FleetView
 from app.models import UpstreamStatus
 from app.poller import ChatPoller, OnCommit, PollerTuning, PollTarget
 from app.security import HandleCodec
@@ -67,8 +68,11 @@ class PollerRegistry:
         on_change: Callable[[int], None] | None = None,
         on_commit: OnCommit | None = None,
         on_keepalive: Callable[[bool], None] | None = None,
+        fleet: FleetView | None = None,
     ) -> None:
         self._on_commit = on_commit
+        # The fleet's histograms, read for all of this instance's pollers at once.
+        self._fleet = fleet if fleet is not None else FleetView(bus)
         self._watched = watched
         self._upstream = upstream
         self._bus = bus
@@ -112,7 +116,7 @@ class PollerRegistry:
         client may keep one more chat alive; otherwise (a send, or the client at its cap) for
         the short grace. A longer interest noted earlier, anywhere, is never cut short.
         `reader_s` > 0: a reader is present for at least that long (a waiting long-poll: its
-        wait plus the reader window), so the chat is polled at the lively cadence meanwhile."""
+        wait plus the reader window), so the chat is polled as watched meanwhile."""
         now = time.monotonic()
         grace = self._keepalive.unread_s
         if client is not None and await self._background(key, client, now):
@@ -179,6 +183,7 @@ class PollerRegistry:
             upstream=self._upstream,
             bus=self._bus,
             tuning=self._tuning,
+            fleet=self._fleet,
             on_commit=self._on_commit,
         )
         task = asyncio.create_task(self._supervised(poller), name=f"poller:{key}")

@@ -5,7 +5,7 @@ by the poll interval. A share of the customers also send messages: send-to-echo 
 SendMessage to chat-bff -> that message's event on the customer's own stream.
 
 Agents keep every chat lively (gaps uniform in [0.5, 1.5] x the mean gap, so no chat falls
-into the quiet cadence): the figure is the latency at chat-bff's default BFF_POLL_INTERVAL_S.
+into the quiet cadence): the figure is the latency at chat-bff's default BFF_POLL_CEILING_S.
 
 Baseline, same run: chat-bff is stopped, N fresh chats are polled directly from the load
 generator with the same upstream request budget chat-bff used (its requests per second over
@@ -55,7 +55,7 @@ from bench.common import (
 from bench.wire import Connection, SseEvent, Viewer
 
 # chat-bff runs with its shipped cadence; latencies are reported relative to its interval.
-POLL_INTERVAL_S = float(shipped_default("poll_interval_s"))
+POLL_INTERVAL_S = float(shipped_default("poll_ceiling_s"))
 
 
 @dataclass

@@ -7,7 +7,7 @@ machine noise; the emulator counts requests per chat (`/_emulator/stats` by_chat
 a fixed window. Two workloads:
 
 - lively: the agent posts at random moments (mean gap 8 s), so the chat stays lively and
-  chat-bff polls at its (default) BFF_POLL_INTERVAL_S;
+  chat-bff polls at most BFF_POLL_CEILING_S apart (its default);
 - quiet: nobody talks after the agent's greeting; counted once the cadence has settled at the
   idle interval (after the lively window plus the stretch window).
 
@@ -23,6 +23,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from app.schedule import QUIET_RAMP_S
 from bench.agents import (
     AppReader,
     DirectPoller,
@@ -46,11 +47,11 @@ from bench.wire import Connection, Viewer
 VIEWERS = (1, 5, 20)
 BASELINE_INTERVAL_S = 3.0
 # chat-bff runs with its shipped cadence (app/config.py defaults).
-POLL_INTERVAL_S = float(shipped_default("poll_interval_s"))
+POLL_INTERVAL_S = float(shipped_default("poll_ceiling_s"))
 LIVELY_GAP_S = 8.0
-# A chat is lively for poll_lively_window_s after its last message, then its cadence stretches
-# to the idle interval over another such window (app/cadence.py); counted after that.
-QUIET_SETTLE_S = 2 * float(shipped_default("poll_lively_window_s")) + 5.0
+# A quiet chat's gaps stretch to the ceiling over QUIET_RAMP_S after its last message
+# (app/schedule.py); counted after that.
+QUIET_SETTLE_S = 2 * QUIET_RAMP_S + 5.0
 
 
 @dataclass

@@ -91,6 +91,16 @@ CASES = [
     ),
     ("bad hours zone", {"BFF_BUSINESS_HOURS": "Mars/Base; Mon 09:00-17:00"}, "Mars/Base"),
     ("bad hours range", {"BFF_BUSINESS_HOURS": "UTC; Mon 9-17"}, "BFF_BUSINESS_HOURS"),
+    # -- one read budget instead of poll intervals (issue 19)
+    (
+        "retired poll interval",
+        {"BFF_POLL_INTERVAL_S": "5"},
+        "BFF_POLL_INTERVAL_S is retired: polls follow one read budget, BFF_POLL_READ_BUDGET",
+    ),
+    ("retired typing cap", {"BFF_POLL_AGENT_TYPING_MAX_S": "30"}, "BFF_POLL_READ_BUDGET"),
+    ("no read budget", {"BFF_POLL_READ_BUDGET": "0"}, "BFF_POLL_READ_BUDGET"),
+    ("ceiling beyond keep-alive", {"BFF_POLL_CEILING_S": "20"}, "poll_ceiling_s"),
+    ("floor above ceiling", {"BFF_POLL_FLOOR_S": "9"}, "poll_floor_s"),
 ]
 
 

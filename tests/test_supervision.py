@@ -14,11 +14,11 @@ import pytest
 from pydantic import SecretStr
 
 from app.bus import MemoryBus
-from app.cadence import Cadence
 from app.emulator import Emulator, EmulatorConfig, create_emulator_app
 from app.models import EventKind
 from app.poller import PollerTuning
 from app.registry import Keepalive, PollerRegistry
+from app.schedule import Budget
 from app.security import HandleCodec, chat_key
 from app.supervision import Backoff, restart_delay
 from app.upstream import UpstreamClient
@@ -60,7 +60,9 @@ async def test_a_crashed_poller_is_logged_degraded_and_restarted(
         bus=bus,
         codec=codec,
         tuning=PollerTuning(
-            Cadence(interval_s=0.1, fast_s=0.05, idle_s=0.2, keepalive_s=1, backoff_max_s=0.5),
+            Budget(
+                reads_per_min=600, floor_s=0.05, ceiling_s=0.2, keepalive_s=1, backoff_max_s=0.5
+            ),
             lease_ttl_s=1.0,
         ),
         keepalive=Keepalive(background_s=30, unread_s=30, per_client=10),

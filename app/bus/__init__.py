@@ -39,6 +39,7 @@ def make_bus(
     on_error: Callable[[], None] | None = None,
     transcripts: TranscriptLimits | None = None,
     meter: TranscriptMeter | None = None,
+    history_half_life_s: float = 3600.0,
 ) -> Bus:
     """Build the bus for `url` (None: in-process). Nothing connects until first use."""
     if url is None:
@@ -47,6 +48,7 @@ def make_bus(
             subscriber_buffer=subscriber_buffer,
             transcripts=transcripts,
             meter=meter,
+            history_half_life_s=history_half_life_s,
         )
     return RedisBus(
         url,
@@ -59,4 +61,5 @@ def make_bus(
         on_error=on_error,
         transcripts=transcripts,
         meter=meter,
+        history_half_life_s=history_half_life_s,
     )

@@ -6,6 +6,7 @@
   interest). Written by the lease holder through a fenced `commit`; read by everyone.
 * `FanOut`: live delivery of committed events to subscribers on every instance.
 * `Limits`: abuse limits (token buckets, holder counts) the fleet shares.
+* `FleetStats` (`fleet.py`): decayed histograms of reply and join times the fleet has seen.
 
 Chats are named by a *chat key*: an opaque string chosen by the caller (a digest of the upstream
 id), never a client handle or the upstream id itself. This module defines contracts only; the
@@ -19,6 +20,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from app.bus.fleet import FleetStats
 from app.models import ChatEvent, ChatState, Message, UpstreamStatus
 
 
@@ -456,7 +458,9 @@ IDEMPOTENCY_BUCKET_S = 10.0
 IDEMPOTENCY_COUNT_TTL_S = 1.0
 
 
-class Bus(Lease, ChatCache, FanOut, Outbox, PushRecords, Limits, IdempotencyStore, Protocol):
+class Bus(
+    Lease, ChatCache, FanOut, Outbox, PushRecords, Limits, IdempotencyStore, FleetStats, Protocol
+):
     """All of them, plus pokes, lifecycle and health."""
 
     async def poke(self, chat: str) -> None:

@@ -39,6 +39,7 @@ from app.bus.base import (
     TranscriptLimits,
     TranscriptMeter,
 )
+from app.bus.fleet import HistogramKind, Histograms, MemoryFleetStats
 from app.models import ChatEvent, ChatState, EventKind, Message, UpstreamStatus
 
 # How often expired chats are swept out, at most; reads skip expired entries regardless.
@@ -76,8 +77,10 @@ class MemoryBus:
         subscriber_buffer: int = 256,
         transcripts: TranscriptLimits | None = None,
         meter: TranscriptMeter | None = None,
+        history_half_life_s: float = 3600.0,
     ) -> None:
         self._retention_s = retention_s
+        self._fleet = MemoryFleetStats(history_half_life_s)
         # Messages are kept apart from the records, within their bounds (_transcripts.py).
         self._logs = MemoryTranscripts(transcripts or TranscriptLimits(), meter)
         self._hub = LocalHub(subscriber_buffer)
@@ -313,6 +316,12 @@ class MemoryBus:
         self._hub.close_all()
 
     # -- Limits ---------------------------------------------------------------------------
+
+    async def observe(self, kind: HistogramKind, seconds: float) -> None:
+        await self._fleet.observe(kind, seconds)
+
+    async def snapshot(self) -> Histograms:
+        return await self._fleet.snapshot()
 
     async def take(self, name: str, key: str, per_minute: float, burst: int) -> float:
         return await self._limits.take(name, key, per_minute, burst)

@@ -17,6 +17,7 @@ live in one Cluster slot and each write is one atomic Lua script (`_scripts`):
     <prefix>:rate:{..}, :lim:{..}, :alive:{..}, :set:{..}   fleet-wide limits (`_limits`)
     <prefix>:{idem:<client>}:.., <prefix>:{idem}:count   Idempotency-Key answers (`_idempotency`)
     <prefix>:{transcripts}:held, :expiry   the fleet's budget of cached transcripts (`_budget`)
+    <prefix>:{fleet}:hist:<kind>   decayed histograms of reply and join times (`fleet`)
 
 Cluster rules (plain Redis and Sentinel follow them too, so one code path serves all three):
 
@@ -76,6 +77,7 @@ from app.bus.base import (
     TranscriptLimits,
     TranscriptMeter,
 )
+from app.bus.fleet import HistogramKind, Histograms, RedisFleetStats
 from app.errors import BusUnavailableError
 from app.models import ChatEvent, ChatState, EventKind, Message, UpstreamStatus
 
@@ -112,6 +114,7 @@ class RedisBus:
         on_error: Callable[[], None] | None = None,
         transcripts: TranscriptLimits | None = None,
         meter: TranscriptMeter | None = None,
+        history_half_life_s: float = 3600.0,
     ) -> None:
         if not prefix or "{" in prefix or "}" in prefix:
             raise ValueError("invalid key prefix")
@@ -182,6 +185,13 @@ class RedisBus:
         self._hub = self._fanout.hub
         self._limits = RedisLimits(
             r, self._calls, prefix=prefix, instance=instance, holder_ttl_s=holder_ttl_s
+        )
+        # Observations are worth no wait through a failover: the next reply brings another.
+        self._fleet = RedisFleetStats(
+            r,
+            lambda op: self._calls.run(op, wait=False),
+            prefix=prefix,
+            half_life_s=history_half_life_s,
         )
         self._budget = TranscriptBudget(
             self._calls,
@@ -421,6 +431,12 @@ class RedisBus:
                     await client.aclose()
 
     # -- Limits ---------------------------------------------------------------------------
+
+    async def observe(self, kind: HistogramKind, seconds: float) -> None:
+        await self._fleet.observe(kind, seconds)
+
+    async def snapshot(self) -> Histograms:
+        return await self._fleet.snapshot()
 
     async def take(self, name: str, key: str, per_minute: float, burst: int) -> float:
         return await self._limits.take(name, key, per_minute, burst)

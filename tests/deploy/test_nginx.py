@@ -24,9 +24,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
 REPLICA_ENV = {
     "BFF_LEASE_TTL_S": "1.5",
-    "BFF_POLL_INTERVAL_S": "0.5",
-    "BFF_POLL_FAST_INTERVAL_S": "0.2",
-    "BFF_POLL_IDLE_INTERVAL_S": "1.0",
+    "BFF_POLL_FLOOR_S": "0.2",
+    "BFF_POLL_CEILING_S": "0.5",
     "BFF_SHUTDOWN_GRACE_S": "2",
     "BFF_CHAT_CREATE_BURST": "1000",
     "BFF_SEND_BURST": "1000",

@@ -49,9 +49,8 @@ def scaled_bff(
 ) -> ServerProcess:
     return start_bff(
         upstream.url,
-        BFF_POLL_INTERVAL_S="0.4",
-        BFF_POLL_FAST_INTERVAL_S="0.2",
-        BFF_POLL_IDLE_INTERVAL_S="0.8",
+        BFF_POLL_FLOOR_S="0.2",
+        BFF_POLL_CEILING_S="0.4",
         BFF_POLL_KEEPALIVE_S=str(KEEPALIVE_S),
         BFF_READER_WINDOW_S=str(READER_WINDOW_S),
         BFF_BACKGROUND_KEEPALIVE_S=str(background_keepalive_s),
@@ -130,7 +129,7 @@ def test_an_app_in_the_background_resumes_its_chat_with_every_message_once(
             if r.get("chat_id") == upstream_id and float(str(r["at"])) >= away_from
         ]
         away_s = time.monotonic() - away_from
-        # Kept alive upstream, at the keep-alive cadence (not the 0.4 s interval).
+        # Kept alive upstream, at the keep-alive cadence (not the 0.4 s ceiling).
         assert control.chat(upstream_id)["customer_present"] is True
         assert not control.chat(upstream_id)["customer_disconnected"]
         assert away_s / KEEPALIVE_S - 3 <= len(polls) <= away_s / KEEPALIVE_S + 3, polls

@@ -71,11 +71,9 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 @pytest.mark.parametrize("command", ["serve", "demo"])
 def test_serve_and_demo_refuse_an_unknown_setting_alike(command: str) -> None:
     """A typo would leave a default in force: both commands name it and stop."""
-    done = run_cli(command, "--port", "1", env={"BFF_POLL_INTERVL_S": "3"})
+    done = run_cli(command, "--port", "1", env={"BFF_POLL_CEILNG_S": "3"})
     assert done.returncode == 2
-    assert "BFF_POLL_INTERVL_S is not a setting (did you mean BFF_POLL_INTERVAL_S?)" in (
-        done.stderr
-    )
+    assert "BFF_POLL_CEILNG_S is not a setting (did you mean BFF_POLL_CEILING_S?)" in done.stderr
 
 
 def test_the_demo_reads_known_settings() -> None:

@@ -25,7 +25,7 @@ from tests.servers import ServerProcess, start_emulator
 
 UNREAD_S = 2.5
 PER_CLIENT = 3
-POLL_INTERVAL_S = 0.4  # scaled_bff's base interval
+POLL_INTERVAL_S = 0.4  # scaled_bff's ceiling: its polls' longest gap while watched
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def test_a_chat_nobody_reads_is_left_and_read_chats_keep_their_keepalive(
                 what=f"the upstream to drop {name}, nobody polling it",
             )
         left = {name: polls(control, ids[name]) for name in ("Unread", "Capped")}
-        # A bounded number of polls: the short grace at the base interval, with the state
+        # A bounded number of polls: the short grace at the ceiling, with the state
         # reads (8 here; before, the 600 s keep-alive polled such a chat about 84 times).
         bound = 2 * (UNREAD_S / POLL_INTERVAL_S + 3)
         assert all(n <= bound for n in left.values()), left

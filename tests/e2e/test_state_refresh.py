@@ -16,7 +16,9 @@ from tests.conftest import EmulatorControl
 from tests.servers import SECRET_KEY, ServerProcess, create_upstream_chat, start_bff
 from tests.sse_client import Viewer
 
-LIVELY_WINDOW_S = 1.5
+CEILING_S = 0.3
+# A chat counts as quiet after 2.5 of its longest gaps when the ceiling is this short.
+LIVELY_WINDOW_S = 2.5 * CEILING_S
 STATE_REFRESH_S = 1.0
 
 
@@ -24,10 +26,8 @@ STATE_REFRESH_S = 1.0
 def quick_bff(emulator: ServerProcess) -> Iterator[ServerProcess]:
     server = start_bff(
         emulator.url,
-        BFF_POLL_INTERVAL_S="0.3",
-        BFF_POLL_FAST_INTERVAL_S="0.1",
-        BFF_POLL_IDLE_INTERVAL_S="0.5",
-        BFF_POLL_LIVELY_WINDOW_S=str(LIVELY_WINDOW_S),
+        BFF_POLL_FLOOR_S="0.1",
+        BFF_POLL_CEILING_S=str(CEILING_S),
         BFF_STATE_REFRESH_S=str(STATE_REFRESH_S),
     )
     yield server

@@ -30,9 +30,8 @@ def tight_bff(emulator: ServerProcess) -> Iterator[ServerProcess]:
         BFF_MAX_STREAMS_PER_IP="3",
         BFF_SSE_HEARTBEAT_S="1",
         BFF_BACKGROUND_KEEPALIVE_S="2",
-        BFF_POLL_INTERVAL_S="0.3",
-        BFF_POLL_FAST_INTERVAL_S="0.2",
-        BFF_POLL_IDLE_INTERVAL_S="0.5",
+        BFF_POLL_FLOOR_S="0.2",
+        BFF_POLL_CEILING_S="0.3",
     )
     yield server
     server.stop()

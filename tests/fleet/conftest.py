@@ -20,9 +20,8 @@ from tests.topologies import Topology
 
 FLEET_ENV = {
     "BFF_LEASE_TTL_S": "1.5",
-    "BFF_POLL_INTERVAL_S": "0.5",
-    "BFF_POLL_FAST_INTERVAL_S": "0.2",
-    "BFF_POLL_IDLE_INTERVAL_S": "1.0",
+    "BFF_POLL_FLOOR_S": "0.2",
+    "BFF_POLL_CEILING_S": "0.5",
     "BFF_POLL_BACKOFF_MAX_S": "4",
     "BFF_SHUTDOWN_GRACE_S": "3",
     "BFF_CHAT_CREATE_BURST": "1000",

@@ -143,7 +143,8 @@ async def test_many_viewers_cost_one_poll_stream(
     # Exactly one instance polled the chat the whole time (on a Cluster whose lease renewals
     # failed, polling hopped between instances).
     assert sorted(r > 0 for r in reads) == [False, False, True], reads
-    # Polls at the 0.5-1 s cadence: at most ~120/min plus chat reads, whatever the audience.
+    # Polls at most 0.5 s apart (the ceiling), not much closer: at most ~120/min plus chat
+    # reads, whatever the audience.
     assert many <= 150
     assert many <= one * 1.5 + 15
     assert one >= 30, "the chat was not being polled"
@@ -225,13 +226,14 @@ async def test_upstream_outage_and_recovery(fleet: Fleet, control: EmulatorContr
                 for v in viewers
             )
         )
-        # Long enough for three failed polls at 0.5-1, 1-2 and 2-4 s (ceiling 0.5 s x 2^n).
+        # Long enough for four failed polls, 0.25-0.5, 0.5-1, 1-2 and 2-4 s apart (from the
+        # 0.5 s ceiling, doubling).
         await asyncio.sleep(9)
         during = polled_after(control, upstream_id, started)
         control.clear_faults()
         gaps = [b - a for a, b in itertools.pairwise(during)]
         print(f"\npolls during a 9 s outage: {len(during)}, gaps {[round(g, 2) for g in gaps]}")
-        # Backoff: far fewer than the 0.5 s cadence would make, with growing gaps.
+        # Backoff: far fewer than polls at the 0.5 s ceiling would make, with growing gaps.
         assert len(during) <= 8
         assert max(gaps) >= 1.5
         assert gaps[-1] > gaps[0], "the gaps between failing polls must grow"

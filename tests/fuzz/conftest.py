@@ -11,9 +11,8 @@ from tests.fuzz.hostile import HostileUpstream
 from tests.servers import ServerProcess, start_bff
 
 FAST_POLLS = {
-    "BFF_POLL_INTERVAL_S": "0.2",
-    "BFF_POLL_FAST_INTERVAL_S": "0.1",
-    "BFF_POLL_IDLE_INTERVAL_S": "0.3",
+    "BFF_POLL_FLOOR_S": "0.1",
+    "BFF_POLL_CEILING_S": "0.2",
     "BFF_POLL_BACKOFF_MAX_S": "0.5",
     "BFF_LEASE_TTL_S": "1.5",
     "BFF_UPSTREAM_TIMEOUT_S": "3",
