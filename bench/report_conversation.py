@@ -258,7 +258,7 @@ def write_frontier(conv: dict[str, Any], path: Path) -> Path | None:
     series = (
         ("state+messages", "baseline (a): polls state + messages every N s", "o-", "tab:gray"),
         ("oracle", "oracle (knows the distributions) at the same reads", "s--", "tab:green"),
-        ("chat-bff", "chat-bff at its read budget", "D", "tab:blue"),
+        ("chat-bff", "chat-bff at its read budgets (BFF_POLL_READ_BUDGET)", "D-", "tab:blue"),
     )
     for ax, key, title in zip(axes, ("p50_s", "mean_s"), ("p50", "mean"), strict=True):
         for kind, label, style, color in series:
