@@ -160,7 +160,9 @@ LOAD_LIMITS = {
 
 def start_bff(upstream_url: str, **extra: str) -> ServerProcess:
     """`chat-bff serve` exactly as shipped (python -m app.cli serve), configured by env."""
-    return ServerProcess("serve", env=bff_env(upstream_url, **{**LOAD_LIMITS, **extra})).start()
+    return ServerProcess("serve", env=bff_env(upstream_url, **{**LOAD_LIMITS, **extra})).start(
+        wait_s=60.0
+    )
 
 
 def shipped_default(name: str) -> Any:

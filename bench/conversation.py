@@ -1,19 +1,17 @@
-"""Conversation: real chats at human pace (`conversation_model`), replayed step for step in
-every arm at once, so all arms see the same seeded conversations and the same machine noise.
+"""Conversation: real chats at human pace (`conversation_model`: typed, canned and bot
+replies, a queue wait, the agent ending the chat), replayed step for step in every arm at once,
+so all arms see the same seeded conversations and the same machine noise.
 
-Arms: chat-bff on 1 and on 3 instances (one Redis) with 1, 2, 5 and 20 viewers per chat
-(SSE tabs and long-polling apps, alternating; the first viewer is the customer's own tab), and
-two baselines where every viewer polls the upstream itself every 3 s: (a) chat state and
-messages, the upstream's documented way; (b) messages only. The customer's typing notices,
-sends and Complete go through chat-bff (directly upstream for the baselines); the agents act
-through the emulator's control API (its scripted agent is off).
+Arms: chat-bff on 1 and on 3 instances (one Redis) with 1, 5 and 20 viewers per chat (SSE tabs
+and long-polling apps, alternating; the first viewer is the customer's own tab), chat-bff at
+other read budgets (1 viewer, when the build has the setting), and baselines where every viewer
+polls the upstream itself: (a) chat state and messages, the upstream's documented way, every
+1, 2, 3, 5 and 8 s (1 viewer; the frontier) and every 3 s with 5 viewers; (b) messages only,
+every 3 s. The customer's typing notices and sends go through chat-bff (directly upstream for
+the baselines); the agent and the bot act through the emulator's control API (its scripted
+agent is off). A third of the conversations start with a bot.
 
-Per arm: upstream reads and writes per chat-minute (the emulator's request log), and delivery
-latencies from the emulator's commit (`utcTime`) to each viewer's event: agent texts announced
-by a typing notice (the target), the agent's TypingStarted, agent messages that come without
-one (the greeting, canned follow-ups, the platform's notice; no target, reported for honesty),
-and the customer's echo (send request -> their own tab shows it). Anything not delivered when
-a conversation's viewers stop counts as delivered then, and is counted.
+The figures (per class, per arm, the oracle and the frontier) are `conversation_figures`'s.
 """
 
 from __future__ import annotations
@@ -38,67 +36,90 @@ from bench.common import (
     Background,
     RedisServer,
     log,
-    percentile,
-    r,
     run_loop,
     scenario_main,
     servers,
-    shipped_default,
     start_bff,
     start_emulator,
 )
-from bench.conversation_model import Step, agent_typing_share, conversation
+from bench.conversation_figures import ChatRecord, figures, schedule_settings
+from bench.conversation_model import MODEL, Model, Step, is_bot_first, run_scripts
 from bench.wire import Connection, SseEvent, Viewer
 
-Kind = Literal["chat-bff", "state+messages", "messages"]
+ArmKind = Literal["chat-bff", "state+messages", "messages"]
 BASELINE_INTERVAL_S = 3.0
-TAIL_S = 8.0  # after Complete, before a conversation's viewers stop
+FRONTIER_INTERVALS_S = (1.0, 2.0, 3.0, 5.0, 8.0)
+OTHER_BUDGETS = (12, 30)  # reads per chat-minute, besides the shipped default
+TAIL_S = 8.0  # after the agent left, the longest a conversation's viewers wait for it
 
 
 @dataclass(frozen=True)
 class ArmSpec:
-    kind: Kind
+    kind: ArmKind
     viewers: int
     instances: int = 0
+    interval_s: float = BASELINE_INTERVAL_S  # baselines
+    budget: int | None = None  # chat-bff: BFF_POLL_READ_BUDGET, None for the shipped default
 
     @property
     def name(self) -> str:
         if self.kind == "chat-bff":
             plural = "s" if self.instances > 1 else ""
-            return f"chat-bff, {self.instances} instance{plural}, {self.viewers} viewers"
-        return f"baseline {self.kind}, {self.viewers} viewers"
+            budget = "" if self.budget is None else f", budget {self.budget}"
+            return f"chat-bff, {self.instances} instance{plural}, {self.viewers} viewers{budget}"
+        return f"baseline {self.kind} every {self.interval_s:g} s, {self.viewers} viewers"
+
+    @property
+    def fleet(self) -> tuple[int, int | None]:
+        return self.instances, self.budget
 
 
 @dataclass(frozen=True)
 class Sizes:
     conversations: int
-    duration_s: float
+    model: Model
     stagger_s: float
     arms: tuple[ArmSpec, ...]
 
 
-BFF_VIEWERS = (1, 2, 5, 20)
-BASE_VIEWERS = (1, 2, 5)
-FULL = Sizes(
-    conversations=10,
-    duration_s=300.0,
-    stagger_s=3.0,
-    arms=(
-        *(ArmSpec("chat-bff", v, n) for n in (1, 3) for v in BFF_VIEWERS),
-        *(ArmSpec(kind, v) for kind in ("state+messages", "messages") for v in BASE_VIEWERS),
-    ),
-)
-QUICK = Sizes(
-    conversations=1,
-    duration_s=45.0,
-    stagger_s=0.0,
-    arms=(
-        ArmSpec("chat-bff", 1, 1),
-        ArmSpec("chat-bff", 2, 3),
-        ArmSpec("state+messages", 1),
+def _budgets_supported() -> bool:
+    return "poll_read_budget" in schedule_settings()
+
+
+def _arms(quick: bool) -> tuple[ArmSpec, ...]:
+    budgets = OTHER_BUDGETS if _budgets_supported() else ()
+    if quick:
+        return (
+            ArmSpec("chat-bff", 1, 1),
+            ArmSpec("chat-bff", 2, 3),
+            *(ArmSpec("chat-bff", 1, 1, budget=b) for b in budgets[:1]),
+            *(ArmSpec("state+messages", 1, interval_s=i) for i in (1.0, BASELINE_INTERVAL_S)),
+            ArmSpec("messages", 1),
+        )
+    return (
+        *(ArmSpec("chat-bff", v, n) for n in (1, 3) for v in (1, 5, 20)),
+        *(ArmSpec("chat-bff", 1, 1, budget=b) for b in budgets),
+        *(ArmSpec("state+messages", 1, interval_s=i) for i in FRONTIER_INTERVALS_S),
+        ArmSpec("state+messages", 5),
         ArmSpec("messages", 1),
-    ),
-)
+    )
+
+
+def sizes(quick: bool) -> Sizes:
+    if quick:
+        tiny = Model(
+            queue_wait_s=(2.0, 6.0),
+            bot_turns=(1, 1),
+            typing_after_s=(2.0, 4.0),
+            typing_for_s=(1.0, 3.0),
+            canned_after_s=(1.0, 4.0),
+            customer_after_s=(1.0, 3.0),
+            customer_typing_s=(1.0, 3.0),
+            talk_s=12.0,
+            end_after_s=(1.0, 3.0),
+        )
+        return Sizes(conversations=2, model=tiny, stagger_s=0.0, arms=_arms(True))
+    return Sizes(conversations=12, model=MODEL, stagger_s=1.0, arms=_arms(False))
 
 
 @dataclass
@@ -115,6 +136,7 @@ class ArmChat:
     sent_at: dict[str, float] = field(default_factory=dict)
     viewers: list[Background] = field(default_factory=list)
     failed_steps: int = 0
+    left_index: int | None = None  # the agent's ParticipantLeft
 
     def seen_by(self, viewer: int) -> Callable[[dict[str, Any], float], None]:
         while len(self.delivered) <= viewer:
@@ -126,6 +148,11 @@ class ArmChat:
 
         return seen
 
+    def all_saw_the_end(self) -> bool:
+        return self.left_index is not None and all(
+            self.left_index in table for table in self.delivered
+        )
+
     async def act(self, step: Step) -> None:
         try:
             if step.actor == "customer":
@@ -135,24 +162,39 @@ class ArmChat:
                     self.sent_at[step.text] = time.time()
                 headers = UPSTREAM_HEADERS if self.arm.kind != "chat-bff" else None
                 status, _ = await self.customer.request("POST", self.path, body, headers=headers)
+            elif step.actor == "bot":
+                payload = {"chat": self.upstream_id, "text": step.text}
+                status, _ = await self.agent.request("POST", "/_bench/bot_say", payload)
             else:
                 control = f"/_emulator/chats/{self.upstream_id}/agent/"
-                verb, payload = {
+                verb, body = {
                     "join": ("join", {"greet": True}),
                     "typing_on": ("typing", {"typing": True}),
                     "typing_off": ("typing", {"typing": False}),
-                    "say_typed": ("say", {"text": step.text}),
-                    "say_canned": ("say", {"text": step.text}),
+                    "say": ("say", {"text": step.text}),
+                    "leave": ("leave", None),
                 }[step.action]
-                status, _ = await self.agent.request("POST", control + verb, payload)
+                status, answer = await self.agent.request("POST", control + verb, body)
+                if step.action == "leave" and status == 200:
+                    self.left_index = int(json.loads(answer)["index"])
             if status != 200:
                 self.failed_steps += 1
         except (OSError, asyncio.IncompleteReadError):
             self.failed_steps += 1
 
+    def record(self, script: list[Step]) -> ChatRecord:
+        return ChatRecord(
+            self.arm.name,
+            self.upstream_id,
+            script,
+            self.delivered,
+            self.sent_at,
+            self.failed_steps,
+        )
+
 
 async def _open(arm: ArmSpec, k: int, emu_url: str, urls: list[str], seed: int) -> ArmChat:
-    nickname = f"conv-{arm.kind}-{arm.instances}-{arm.viewers}-{k}-{seed}"
+    nickname = f"conv-{arm.name}-{k}-{seed}".replace(" ", "")
     if arm.kind == "chat-bff":
         customer_url = urls[k % len(urls)]
         ((handle, upstream_id),) = await create_many([customer_url], emu_url, [nickname])
@@ -187,7 +229,7 @@ async def _open(arm: ArmSpec, k: int, emu_url: str, urls: list[str], seed: int) 
             DirectPoller(
                 emu_url,
                 upstream_id,
-                BASELINE_INTERVAL_S,
+                arm.interval_s,
                 with_state=arm.kind == "state+messages",
                 on_message=lambda _chat, message, at, seen=seen: seen(message, at),
             ).start()
@@ -196,218 +238,105 @@ async def _open(arm: ArmSpec, k: int, emu_url: str, urls: list[str], seed: int) 
 
 
 async def _run_conversation(
-    k: int, seed: int, sizes: Sizes, emu_url: str, fleets: dict[int, list[str]]
+    k: int,
+    script: list[Step],
+    seed: int,
+    sizes: Sizes,
+    emu_url: str,
+    fleets: dict[tuple[int, int | None], list[str]],
 ) -> list[ArmChat]:
     await asyncio.sleep(k * sizes.stagger_s)
-    script = conversation(seed, sizes.duration_s)
     chats = await asyncio.gather(
-        *(_open(arm, k, emu_url, fleets.get(arm.instances, []), seed) for arm in sizes.arms)
+        *(_open(arm, k, emu_url, fleets.get(arm.fleet, []), seed) for arm in sizes.arms)
     )
     t0 = time.monotonic()
     for step in script:
         await asyncio.sleep(max(0.0, t0 + step.at - time.monotonic()))
         await asyncio.gather(*(chat.act(step) for chat in chats))
-    await asyncio.sleep(TAIL_S)
+    # A client stops when it has seen the chat end: so do the viewers, within the tail.
+    for _ in range(int(TAIL_S / 0.1)):
+        if all(c.all_saw_the_end() for c in chats):
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)
     for chat in chats:
         for viewer in chat.viewers:
             await viewer.stop()
     return list(chats)
 
 
-def _classify(message: dict[str, Any]) -> str | None:
-    sender = (message.get("from") or {}).get("type")
-    kind, text = message.get("type"), message.get("text") or ""
-    if sender == "Customer":
-        return "echo" if kind == "Text" else None
-    if kind == "TypingStarted" and sender == "Agent":
-        return "typing"
-    if kind == "Text" and text.startswith("agent "):
-        return "agent"
-    if kind in ("Text", "Notice"):
-        return "untyped"
-    return None
+async def _requests(emulator: Connection, upstream_id: str) -> list[dict[str, Any]]:
+    answer = await emulator.json("GET", f"/_bench/requests_for?chat={upstream_id}")
+    entries: list[dict[str, Any]] = answer["requests"]
+    return entries
 
 
-@dataclass
-class Samples:
-    agent: list[float] = field(default_factory=list)
-    typing: list[float] = field(default_factory=list)
-    untyped: list[float] = field(default_factory=list)
-    echo: list[float] = field(default_factory=list)
-    undelivered: int = 0
-
-
-def _collect(chat: ArmChat, transcript: list[dict[str, Any]], final: float, into: Samples) -> None:
-    for message in transcript:
-        what = _classify(message)
-        if what is None or "utcTime" not in message:
-            continue
-        index = int(message["index"])
-        if what == "echo":
-            sent = chat.sent_at.get(message.get("text") or "")
-            at = chat.delivered[0].get(index) if chat.delivered else None
-            if sent is not None:
-                into.undelivered += at is None
-                into.echo.append((at if at is not None else final) - sent)
-            continue
-        committed = message["utcTime"] / 1000
-        for table in chat.delivered:
-            at = table.get(index)
-            into.undelivered += at is None
-            getattr(into, what).append((at if at is not None else final) - committed)
-
-
-def _latency(samples: list[float]) -> dict[str, Any]:
-    return {
-        "samples": len(samples),
-        "p50_s": r(percentile(samples, 50)),
-        "p99_s": r(percentile(samples, 99)),
-        "max_s": r(max(samples, default=float("nan"))),
-    }
-
-
-async def _timeline(emulator: Connection, chat: ArmChat) -> list[str]:
-    """One chat's upstream requests as "seconds operation" lines, from its first request."""
-    log_entries = (await emulator.json("GET", f"/_bench/requests_for?chat={chat.upstream_id}"))[
-        "requests"
-    ]
-    if not log_entries:
-        return []
-    first = log_entries[0]["at"]
-    lines = []
-    for entry in log_entries:
-        what = (
-            "POST"
-            if entry["method"] == "POST"
-            else "GET " + ("messages" if entry["path"].endswith("/messages") else "chat")
-        )
-        lines.append(f"{entry['at'] - first:7.2f} {what}")
-    return lines
-
-
-async def _scenario(sizes: Sizes, emu_url: str, fleets: dict[int, list[str]]) -> dict[str, Any]:
+async def _scenario(
+    sizes: Sizes, emu_url: str, fleets: dict[tuple[int, int | None], list[str]]
+) -> dict[str, Any]:
     seed = int(os.environ.get("BENCH_SEED") or random.randrange(1, 1_000_000))
     log(f"conversation: seed {seed}, {sizes.conversations} conversations x {len(sizes.arms)} arms")
+    scripts = run_scripts(seed, sizes.conversations, sizes.model)
     done = await asyncio.gather(
         *(
-            _run_conversation(k, seed + k, sizes, emu_url, fleets)
+            _run_conversation(k, scripts[k], seed + k, sizes, emu_url, fleets)
             for k in range(sizes.conversations)
         )
     )
     final = time.time()
     emulator = Connection(emu_url)
-    rows = []
-    by_arm: dict[ArmSpec, Samples] = {}
-    for arm in sizes.arms:
-        samples = by_arm[arm] = Samples()
-        reads = writes = failed = 0
-        chats = [chat for conv in done for chat in conv if chat.arm == arm]
-        for chat in chats:
-            view = await emulator.json("GET", f"/_emulator/chats/{chat.upstream_id}")
-            _collect(chat, view["transcript"], final, samples)
-            entries = (await emulator.json("GET", f"/_bench/requests_for?chat={chat.upstream_id}"))[
-                "requests"
-            ]
-            reads += sum(e["method"] == "GET" for e in entries)
-            writes += 1 + sum(e["method"] == "POST" for e in entries)  # + RequestChat
-            failed += chat.failed_steps
-        minutes = len(chats) * sizes.duration_s / 60
-        rows.append(
-            {
-                "arm": arm.name,
-                "kind": arm.kind,
-                "instances": arm.instances,
-                "viewers": arm.viewers,
-                "reads_per_chat_minute": r(reads / minutes, 2),
-                "writes_per_chat_minute": r(writes / minutes, 2),
-                "agent_text": _latency(samples.agent),
-                "agent_typing_started": _latency(samples.typing),
-                "untyped_agent_messages": _latency(samples.untyped),
-                "echo": _latency(samples.echo),
-                "undelivered": samples.undelivered,
-                "failed_steps": failed,
-            }
-        )
-    timelines = {}
-    for arm in (ArmSpec("chat-bff", 1, 1), ArmSpec("state+messages", 1)):
-        first = next((c for c in done[0] if c.arm == arm), None)
-        if first is not None:
-            timelines[arm.name] = await _timeline(emulator, first)
+    records = []
+    for k, conv in enumerate(done):
+        for chat in conv:
+            record = chat.record(scripts[k])
+            record.transcript = (
+                await emulator.json("GET", f"/_emulator/chats/{chat.upstream_id}")
+            )["transcript"]
+            record.requests = await _requests(emulator, chat.upstream_id)
+            records.append(record)
     await emulator.close()
-    scripts = [conversation(seed + k, sizes.duration_s) for k in range(sizes.conversations)]
-    return _headline(rows, by_arm) | {
+    log("conversation: figures and the oracle")
+    return figures(
+        arms=[
+            (arm.name, arm.kind, arm.instances, arm.viewers, arm.interval_s, arm.budget)
+            for arm in sizes.arms
+        ],
+        records=records,
+        model=sizes.model,
+        bot_first=[is_bot_first(k) for k in range(sizes.conversations)],
+        final=final,
+    ) | {
         "seed": seed,
         "conversations": sizes.conversations,
-        "duration_s": sizes.duration_s,
-        "agent_typing_share": r(sum(map(agent_typing_share, scripts)) / len(scripts)),
         "baseline_interval_s": BASELINE_INTERVAL_S,
-        "cadence": {
-            name: shipped_default(name)
-            for name in ("poll_read_budget", "poll_floor_s", "poll_ceiling_s")
-        },
-        "rows": rows,
-        "timelines": timelines,
-    }
-
-
-def _headline(rows: list[dict[str, Any]], by_arm: dict[ArmSpec, Samples]) -> dict[str, Any]:
-    def find(kind: str, viewers: int, instances: int = 0) -> dict[str, Any] | None:
-        wanted = (kind, viewers, instances)
-        return next((x for x in rows if (x["kind"], x["viewers"], x["instances"]) == wanted), None)
-
-    def ratio(base: dict[str, Any] | None, ours: dict[str, Any] | None) -> float | None:
-        if base is None or ours is None or not ours["reads_per_chat_minute"]:
-            return None
-        return r(base["reads_per_chat_minute"] / ours["reads_per_chat_minute"], 2)
-
-    growth = {}
-    for n in (1, 3):
-        low, high = find("chat-bff", 1, n), find("chat-bff", 20, n)
-        if low and high and low["reads_per_chat_minute"]:
-            growth[str(n)] = r(high["reads_per_chat_minute"] / low["reads_per_chat_minute"] - 1, 3)
-    # The headline latencies pool the arms they describe, for samples enough for a p99: agent
-    # texts over the 1-viewer chat-bff arms, echoes over every chat-bff arm.
-    ours = {arm: s for arm, s in by_arm.items() if arm.kind == "chat-bff"}
-    agent = [x for arm, s in ours.items() if arm.viewers == 1 for x in s.agent]
-    echo = [x for s in ours.values() for x in s.echo]
-    return {
-        "conversation_reads_ratio_1_viewer": ratio(
-            find("state+messages", 1), find("chat-bff", 1, 1)
-        ),
-        "conversation_reads_ratio_5_viewers": ratio(
-            find("state+messages", 5), find("chat-bff", 5, 3)
-        ),
-        "conversation_agent_p50_s": r(percentile(agent, 50)),
-        "conversation_agent_p99_s": r(percentile(agent, 99)),
-        "conversation_echo_p99_ms": r(percentile(echo, 99) * 1000, 1),
-        "conversation_reads_growth_1_to_20_viewers": growth,
-        "headline_samples": {"agent_text": len(agent), "echo": len(echo)},
+        "schedule": schedule_settings(),
     }
 
 
 def run(quick: bool) -> dict[str, Any]:
-    sizes = QUICK if quick else FULL
+    chosen = sizes(quick)
     with servers() as started:
-        emu = start_emulator(scripted=False, log_limit=200_000)
+        emu = start_emulator(scripted=False, log_limit=400_000)
         started.append(emu)
-        fleets: dict[int, list[str]] = {}
-        counts = sorted({a.instances for a in sizes.arms if a.kind == "chat-bff"})
+        fleets = sorted(
+            {a.fleet for a in chosen.arms if a.kind == "chat-bff"}, key=lambda x: (x[0], x[1] or 0)
+        )
         redis = None
-        for n in counts:
-            if n == 1:
-                bff = start_bff(emu.url)
-                started.append(bff)
-                fleets[1] = [bff.url]
-                continue
-            if redis is None:
-                redis = RedisServer().start()
-                started.append(redis)
-            fleets[n] = []
-            for _ in range(n):
-                bff = start_bff(emu.url, BFF_REDIS_URL=redis.url)
-                started.append(bff)
-                fleets[n].append(bff.url)
-        return run_loop(_scenario(sizes, emu.url, fleets))
+        if any(n > 1 for n, _ in fleets):
+            redis = RedisServer().start()
+            started.append(redis)
+        wanted: list[tuple[tuple[int, int | None], dict[str, str]]] = []
+        for n, budget in fleets:
+            extra = {} if budget is None else {"BFF_POLL_READ_BUDGET": str(budget)}
+            if n > 1 and redis is not None:
+                extra["BFF_REDIS_URL"] = redis.url
+            wanted += [((n, budget), extra)] * n
+        urls: dict[tuple[int, int | None], list[str]] = {}
+        for fleet, extra in wanted:
+            bff = start_bff(emu.url, **extra)
+            started.append(bff)
+            urls.setdefault(fleet, []).append(bff.url)
+        return run_loop(_scenario(chosen, emu.url, urls))
 
 
 if __name__ == "__main__":

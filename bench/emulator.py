@@ -6,6 +6,8 @@ uvicorn without access logs, plus bench-only routes under /_bench:
 - `POST /_bench/say` `{"items": [{"chat": id, "text": t}, ...]}`: the agents of many chats post
   at once (one control call instead of hundreds); answers each message's index and the
   emulator's `utcTime` (ms) of the commit.
+- `POST /_bench/bot_say` `{"chat": id, "text": t}`: a bot in front of the queue answers (a
+  Text from an `External` participant named Bot, no agent joins, the chat keeps waiting).
 
 Run: `python -m bench.emulator --port N [--contact-center-id ID] [--agent-join-delay S] ...`
 """
@@ -17,11 +19,11 @@ import resource
 from typing import Any
 
 import uvicorn
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel
 
 from app.emulator import Emulator, EmulatorConfig, create_emulator_app
-from app.emulator.state import ChatStateError, UnknownChatError
+from app.emulator.state import ChatStateError, Participant, UnknownChatError
 
 
 class SayItem(BaseModel):
@@ -31,6 +33,11 @@ class SayItem(BaseModel):
 
 class SayBatch(BaseModel):
     items: list[SayItem]
+
+
+# Bots in front of the queue post as a party of their own, neither the customer nor the agent
+# (who joins only after the hand-over).
+BOT = Participant("Bot", 4, "External")
 
 
 def bench_router(emulator: Emulator) -> APIRouter:
@@ -48,6 +55,17 @@ def bench_router(emulator: Emulator) -> APIRouter:
             stamp = emulator.chat(item.chat).transcript[index - 1].utc_time_ms
             results.append({"chat": item.chat, "index": index, "utcTime": stamp})
         return {"results": results}
+
+    @router.post("/bot_say")
+    async def bot_say(item: SayItem) -> dict[str, Any]:
+        try:
+            chat = emulator.chat(item.chat)
+        except UnknownChatError as exc:
+            raise HTTPException(404, str(exc)) from exc
+        if not chat.live:
+            raise HTTPException(409, "the chat is over")
+        message = chat.post("Text", BOT, item.text)
+        return {"index": message.index, "utcTime": message.utc_time_ms}
 
     @router.get("/chats")
     async def chats() -> dict[str, str]:

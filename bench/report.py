@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.report_conversation import conversation_targets, write_frontier
 from bench.report_details import details
 from bench.report_format import DASH, fmt, get, ratio
 from bench.report_hostile import hostile_details
@@ -35,6 +36,8 @@ HEADLINE_KEYS = (
     "conversation_reads_ratio_5_viewers",
     "conversation_agent_p50_s",
     "conversation_agent_p99_s",
+    "conversation_bot_p50_s",
+    "conversation_oracle_ratio_worst",
     "conversation_echo_p99_ms",
     "cached_reads_ratio_to_bare",
     "soak_server_errors",
@@ -102,7 +105,7 @@ def _targets(res: dict[str, Any], quick: bool) -> list[str]:
         )
     conv = res.get("conversation", {})
     if conv:
-        _conversation_targets(conv, row)
+        conversation_targets(conv, row)
     n = de.get("chats", "N")
     # p50 <= half an interval + 20 ms, p99 <= one interval + 50 ms.
     for pct, limit in (("p50", 0.5 + 0.02 / interval), ("p99", 1 + 0.05 / interval)):
@@ -285,62 +288,8 @@ def soak_details(res: dict[str, Any]) -> list[str]:
     return out
 
 
-def _conversation_targets(conv: dict[str, Any], row: Callable[..., None]) -> None:
-    by = {(x["kind"], x["viewers"], x["instances"]): x for x in conv.get("rows", [])}
-    one, base1 = by.get(("chat-bff", 1, 1), {}), by.get(("state+messages", 1, 0), {})
-    five, base5 = by.get(("chat-bff", 5, 3), {}), by.get(("state+messages", 5, 0), {})
-    r1, r5 = (
-        conv.get("conversation_reads_ratio_1_viewer"),
-        conv.get("conversation_reads_ratio_5_viewers"),
-    )
-    row(
-        "Conversation (human pace, 5 min), 1 viewer: upstream reads per chat-minute "
-        "(baseline (a): state + messages every 3 s)",
-        "<= 0.75x baseline",
-        one.get("reads_per_chat_minute"),
-        base1.get("reads_per_chat_minute"),
-        f"{fmt(r1)}x fewer",
-        lambda: r1 >= 1 / 0.75,
-    )
-    for pct, limit in (("p50", 1.0), ("p99", 3.05)):
-        ours = conv.get(f"conversation_agent_{pct}_s")
-        base = get(base1, "agent_text", f"{pct}_s")
-        row(
-            f"Conversation, 1 viewer: agent text delivery {pct}, s (typed replies)",
-            f"<= {limit:g}",
-            ours,
-            base,
-            ratio(ours, base),
-            lambda ours=ours, limit=limit: ours <= limit,
-        )
-    row(
-        "Conversation, 5 viewers, 3 instances: upstream reads per chat-minute",
-        ">= 10x fewer than baseline",
-        five.get("reads_per_chat_minute"),
-        base5.get("reads_per_chat_minute"),
-        f"{fmt(r5)}x fewer",
-        lambda: r5 >= 10,
-    )
-    growth = conv.get("conversation_reads_growth_1_to_20_viewers") or {}
-    worst = max(growth.values(), default=None)
-    row(
-        "Conversation, 1 -> 20 viewers: growth of upstream reads (1 and 3 instances)",
-        "<= 10 %",
-        None if worst is None else f"{worst * 100:+.1f} %",
-        None,
-        "",
-        lambda: worst <= 0.10,
-    )
-    echo = conv.get("conversation_echo_p99_ms")
-    base_echo = get(base1, "echo", "p99_s")
-    row(
-        "Conversation: customer's send echoed on their tab, p99 ms",
-        "<= 150",
-        echo,
-        None if base_echo is None else base_echo * 1000,
-        ratio(echo, None if base_echo is None else base_echo * 1000),
-        lambda: echo <= 150,
-    )
+def frontier_png(quick: bool) -> str:
+    return f"{'quick' if quick else 'latest'}-frontier.png"
 
 
 def markdown(res: dict[str, Any], meta: dict[str, Any]) -> str:
@@ -363,7 +312,7 @@ def markdown(res: dict[str, Any], meta: dict[str, Any]) -> str:
         "",
         "## Details",
         "",
-        *details(res),
+        *details(res, frontier_png(quick) if res.get("conversation", {}).get("frontier") else None),
         *soak_details(res),
         *hostile_details(res, quick),
     ]
@@ -388,6 +337,10 @@ def write_results(
     paths[0].write_text(json.dumps(_clean(ordered), indent=2) + "\n")
     paths[1].write_text(markdown(results, meta))
     paths[2].write_text(json.dumps(_clean({"meta": meta, "scenarios": results}), indent=2) + "\n")
+    conv = results.get("conversation")
+    if conv:
+        plot = write_frontier(conv, directory / frontier_png(bool(meta.get("quick"))))
+        paths += [plot] if plot else []
     return paths
 
 
@@ -401,6 +354,8 @@ def main() -> None:
     prefix = sys.argv[1] if len(sys.argv) > 1 else "latest"
     stored = json.loads((RESULTS / f"{prefix}-details.json").read_text())
     (RESULTS / f"{prefix}.md").write_text(markdown(stored["scenarios"], stored["meta"]))
+    if "conversation" in stored["scenarios"]:
+        write_frontier(stored["scenarios"]["conversation"], RESULTS / f"{prefix}-frontier.png")
 
 
 if __name__ == "__main__":

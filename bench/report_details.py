@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.report_conversation import conversation_details
 from bench.report_format import DASH, fmt, get
 from bench.report_topologies import topology_details
 
 
-def details(res: dict[str, Any]) -> list[str]:
+def details(res: dict[str, Any], frontier_png: str | None = None) -> list[str]:
     out: list[str] = []
     up = res.get("upstream_load")
     if up:
@@ -76,7 +77,7 @@ def details(res: dict[str, Any]) -> list[str]:
         ]
     conv = res.get("conversation")
     if conv:
-        out += conversation_details(conv)
+        out += conversation_details(conv, frontier_png)
     idle = res.get("idle_streams")
     if idle:
         out += [
@@ -149,44 +150,3 @@ def details(res: dict[str, Any]) -> list[str]:
         ]
     out += topology_details(res)
     return out
-
-
-def conversation_details(conv: dict[str, Any]) -> list[str]:
-    cadence = conv.get("cadence", {})
-    out = [
-        "### Conversation",
-        "",
-        f"{conv['conversations']} conversations of {fmt(conv['duration_s'], 0)} s (seed "
-        f"{conv['seed']}; `BENCH_SEED={conv['seed']}` replays them), every arm on the same "
-        f"scripts at once; an agent typing notice stands {fmt(conv['agent_typing_share'] * 100, 0)}"
-        "% of the time. chat-bff's cadence: "
-        f"{fmt(cadence.get('poll_interval_s'), 1)} s base, "
-        f"{fmt(cadence.get('poll_fast_interval_s'), 1)} s while an agent types, "
-        f"{fmt(cadence.get('poll_idle_interval_s'), 1)} s quiet. Baselines poll every "
-        f"{fmt(conv['baseline_interval_s'], 0)} s per viewer. Latencies in seconds from the "
-        "upstream's commit to each viewer's event (echo: from the customer's send); "
-        "untyped = agent messages without a typing notice (greeting, canned follow-ups, "
-        "notices), no target.",
-        "",
-        "| Arm | Reads/chat-min | Writes/chat-min | Agent text p50 / p99 | Typing p50 | "
-        "Untyped p50 / p99 | Echo p50 / p99 | Samples (text, echo) | Not delivered |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for x in conv["rows"]:
-        a, t, u, e = (
-            x["agent_text"],
-            x["agent_typing_started"],
-            x["untyped_agent_messages"],
-            x["echo"],
-        )
-        out.append(
-            f"| {x['arm']} | {fmt(x['reads_per_chat_minute'], 1)} | "
-            f"{fmt(x['writes_per_chat_minute'], 1)} | {fmt(a['p50_s'])} / {fmt(a['p99_s'])} | "
-            f"{fmt(t['p50_s'])} | {fmt(u['p50_s'])} / {fmt(u['p99_s'])} | "
-            f"{fmt(e['p50_s'], 3)} / {fmt(e['p99_s'], 3)} | {a['samples']}, {e['samples']} | "
-            f"{x['undelivered']} |"
-        )
-    for name, lines in conv.get("timelines", {}).items():
-        out += ["", f"Upstream requests of the first conversation, {name} (s, request):", ""]
-        out.append("    " + "; ".join(line.strip() for line in lines))
-    return [*out, ""]
