@@ -111,9 +111,10 @@ async def test_a_waiting_long_poll_counts_against_the_client_like_a_stream() -> 
         waiting = Exchange(s.app, f"/api/v2/chats/{ref.handle}/messages?index=1&wait=30", ALICE)
         # The answer's head goes out only when a message comes: open it as a task.
         asking = asyncio.create_task(waiting.open())
-        while not s.runtime.metrics.registry.get_sample_value("bff_long_polls"):
-            assert not asking.done(), "answered without waiting"
-            await asyncio.sleep(0)
+        async with asyncio.timeout(5):  # a safety net, not a timing assertion
+            while not s.runtime.metrics.registry.get_sample_value("bff_long_polls"):
+                assert not asking.done(), "answered without waiting"
+                await asyncio.sleep(0)
         assert (await open_stream(s, s.chat("chat-other"), ALICE)).status == 429
         await s.bus.commit(fence, [message(1)])
         assert await asking == 200
