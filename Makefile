@@ -1,9 +1,9 @@
-# The two commands a newcomer needs: `make demo` and `make test`.
+# The two commands a newcomer needs: `make demo` and `make test`; `make unit` while editing.
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo venv test test-deps test-latest lint typecheck bench bench-quick clean widget-tools
+.PHONY: demo venv unit test test-deps test-latest lint typecheck bench bench-quick clean widget-tools
 
 # Everything Python comes from uv.lock (hashes checked), whatever has been released since:
 # first the uv it pins (scripts/uv-bootstrap.txt), then `uv sync --locked`. The demo gets the
@@ -47,6 +47,11 @@ typecheck: $(DEV)
 
 test-deps:
 	scripts/setup-deps test
+
+# The fast lane, under 30 s: the in-process tests only (tests/unit; its conftest refuses any
+# process or socket). No lint, no mypy, no Redis or browser: `make test` remains the verdict.
+unit: $(DEV)
+	$(BIN)/pytest -p no:xdist tests/unit -q $(PYTEST_ARGS)
 
 # Two workers (pytest-xdist): most tests wait on servers, not the CPU. A file's tests stay on one
 # worker, so its servers start once. `make test TEST_WORKERS=0` runs in one process.
