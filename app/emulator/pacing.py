@@ -16,8 +16,11 @@ The paces (`chat-bff emulator --pace`):
   4-5 s plus 0.03 s per character before the reply; three replies in ten get a canned
   follow-up 1.5-4 s later with no typing notice.
 - `model`: the ranges of the benchmark's conversation model (bench/conversation_model.py):
-  join 5-30 s, 8-40 s before typing, 4-15 s of typing, a canned follow-up 5-20 s later in
-  30 % of turns; no bot line. Keep it in step with that model.
+  a queue wait of 10-300 s before the agent joins, 8-40 s before typing, 4-15 s of typing, a
+  canned line 5-30 s later in 40 % of turns; no bot line. Two differences, since a scripted
+  agent here answers every message with a typed reply: the canned line comes after the typed
+  reply (in the bench it replaces it), and the bench's bot-first chats are left out. Keep the
+  ranges in step with that model.
 """
 
 from __future__ import annotations
@@ -98,11 +101,11 @@ DEMO = Pace(
 
 MODEL = Pace(
     "model",
-    join_s=(5.0, 30.0),
+    join_s=(10.0, 300.0),
     think_s=(8.0, 40.0),
     typing_s=(4.0, 15.0),
-    canned_share=0.3,
-    canned_s=(5.0, 20.0),
+    canned_share=0.4,
+    canned_s=(5.0, 30.0),
 )
 
 PACES = {pace.name: pace for pace in (FIXED, DEMO, MODEL)}

@@ -92,7 +92,7 @@ def test_the_demo_types_long_enough_to_be_seen_at_the_base_poll_cadence() -> Non
 
 
 @pytest.mark.parametrize(
-    ("pace", "share"), [(FIXED, 0.0), (DEMO, 0.3), (MODEL, 0.3)], ids=["fixed", "demo", "model"]
+    ("pace", "share"), [(FIXED, 0.0), (DEMO, 0.3), (MODEL, 0.4)], ids=["fixed", "demo", "model"]
 )
 def test_the_canned_share_over_a_seeded_sample(pace: Pace, share: float) -> None:
     rng = random.Random(2026)
@@ -165,3 +165,14 @@ def test_the_help_describes_every_pace() -> None:
         "each message, for 4-5 s + 0.03 s a character; 30 % of replies get a canned "
         "follow-up 1.5-4 s later"
     )
+
+
+def test_the_model_pace_is_the_bench_models() -> None:
+    """`--pace model` shows the conversations the bench measures: the same ranges."""
+    from bench.conversation_model import MODEL as BENCH
+
+    assert MODEL.join_s == BENCH.queue_wait_s
+    assert MODEL.think_s == BENCH.typing_after_s
+    assert MODEL.typing_s == BENCH.typing_for_s
+    assert MODEL.canned_share == BENCH.canned_share
+    assert MODEL.canned_s == BENCH.canned_after_s
