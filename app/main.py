@@ -124,7 +124,7 @@ def create_app(
     registry = PollerRegistry(
         upstream=upstream,
         bus=the_bus,
-        codec=codec,
+        resolve=codec.resolve,
         tuning=PollerTuning(
             cadence=Cadence(
                 interval_s=settings.poll_interval_s,

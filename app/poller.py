@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from app.bus.base import Bus, Fence
 from app.cadence import Cadence, Turn, next_turn, poll_delay
 from app.errors import BffError, BusUnavailableError, ChatNotFoundError
-from app.models import ChatEvent, ChatState, EventKind, UpstreamStatus
+from app.events import ChatEvent, EventKind
+from app.models import ChatRef, ChatState, UpstreamStatus
 from app.transcript import after_cursor, ended_state, is_ended, needs_state_refresh
 from app.upstream import Answer, UpstreamClient
 
@@ -40,13 +41,6 @@ def _since(flag: bool, since: float | None, now: float) -> float | None:
 
 
 @dataclass(frozen=True, slots=True)
-class PollTarget:
-    key: str
-    upstream_id: str
-    handle: str
-
-
-@dataclass(frozen=True, slots=True)
 class PollerTuning:
     cadence: Cadence
     lease_ttl_s: float = 3.0
@@ -60,7 +54,7 @@ class ChatPoller:
 
     def __init__(
         self,
-        target: PollTarget,
+        target: ChatRef,
         fence: Fence,
         *,
         upstream: UpstreamClient,

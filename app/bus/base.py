@@ -19,7 +19,8 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from app.models import ChatEvent, ChatState, Message, UpstreamStatus
+from app.events import ChatEvent
+from app.models import ChatState, Message, UpstreamStatus
 
 
 @dataclass(frozen=True, slots=True)
