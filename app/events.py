@@ -1,7 +1,7 @@
 """The event vocabulary: every kind of chat event, how each is built, how it travels on the
 bus, and which kinds a client sees on its stream under which SSE name.
 
-Owns `EventKind`, `ChatEvent`, the builders the buses commit with, the bus wire format
+Owns `EventKind`, `ChatEvent`, the builders the memory bus commits with, the bus wire format
 (`encode_events`, `decode_events`; the Redis COMMIT script in `bus/_scripts.py` writes the same
 bytes, which `tests/bus/test_event_wire.py` checks) and `SSE_KINDS`, the names `sse.py`, the
 routes and the OpenAPI document use. A new event type for clients is a kind and a builder
