@@ -126,7 +126,7 @@ def create_app(
     registry = PollerRegistry(
         upstream=upstream,
         bus=the_bus,
-        codec=codec,
+        resolve=codec.resolve,
         tuning=PollerTuning(
             budget=Budget(
                 reads_per_min=settings.poll_read_budget,

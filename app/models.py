@@ -1,13 +1,14 @@
 """Domain values shared by the poller, the bus and the routes.
 
-Owns the normalised shapes of a transcript entry, a chat's state and the events fanned out to
-viewers. Holds no I/O and no upstream wire parsing (that is `transcript.py`).
+Owns the normalised shapes of a transcript entry and a chat's state, and the one identity of a
+chat (`ChatRef`) passed from the route down to its poller. Holds no I/O, no upstream wire
+parsing (that is `transcript.py`) and no events (`events.py`).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, cast
 
@@ -88,45 +89,17 @@ class ChatState:
         )
 
 
-class EventKind(StrEnum):
-    MESSAGE = "message"
-    STATE = "state"
-    STATUS = "status"
-    END = "end"
-    # Not sent to clients: tells a subscriber that events may have been missed (bus reconnect,
-    # overflow) and that it must re-read the cache from its own last index.
-    RESYNC = "resync"
-    # Not sent to clients: asks the chat's poller, wherever it runs, to poll now.
-    POKE = "poke"
-    # Local to one subscriber, never on the bus: wake-ups of an SSE stream (time for a
-    # heartbeat, the instance drains, the client went away).
-    HEARTBEAT = "heartbeat"
-    DRAIN = "drain"
-    CLOSE = "close"
-
-
-@dataclass(frozen=True, slots=True)
-class ChatEvent:
-    """One change of a chat, in the order the poller committed it.
-
-    `index` is the upstream index for `message` events and None otherwise; `prev` is the index
-    of the message stored just before it (0 for the first), so a subscriber that saw a different
-    last index knows it missed something and re-reads the cache. `raw` is a message event's
-    `data` as JSON text (`Message.raw`), encoded once for every stream that sends it.
-    """
-
-    kind: EventKind
-    data: JSON = field(default_factory=dict, hash=False)
-    index: int | None = None
-    prev: int | None = None
-    raw: str | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def message(self) -> Message:
-        """A `message` event's entry."""
-        return Message(cast(int, self.index), self.data, raw=self.raw)
-
-
 class UpstreamStatus(StrEnum):
     OK = "ok"
     DEGRADED = "degraded"
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRef:
+    """One chat, as every layer names it: the handle clients hold, the upstream's id (never
+    shown to a client) and the key the bus files it under. Made once, where the handle is
+    opened (`HandleCodec.resolve`) or issued, and passed down as it is."""
+
+    handle: str
+    upstream_id: str
+    key: str

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 from app.bus.base import Bus, Fence
 from app.errors import BffError, BusUnavailableError, ChatNotFoundError
+from app.events import ChatEvent, EventKind
 from app.fleet_view import FleetView
-from app.models import ChatEvent, ChatState, EventKind, UpstreamStatus
+from app.models import ChatRef, ChatState, UpstreamStatus
 from app.schedule import (
     Budget,
     Turn,
@@ -44,13 +45,6 @@ WAITING_FOR_AGENT = "WaitingForAgent"
 
 
 @dataclass(frozen=True, slots=True)
-class PollTarget:
-    key: str
-    upstream_id: str
-    handle: str
-
-
-@dataclass(frozen=True, slots=True)
 class PollerTuning:
     budget: Budget
     lease_ttl_s: float = 3.0
@@ -64,7 +58,7 @@ class ChatPoller:
 
     def __init__(
         self,
-        target: PollTarget,
+        target: ChatRef,
         fence: Fence,
         *,
         upstream: UpstreamClient,

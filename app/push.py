@@ -20,7 +20,8 @@ from typing import Any
 
 from app.bus.base import Bus, Fence, PushState
 from app.errors import BffError, OutboxFullError
-from app.models import ChatEvent, EventKind, Message
+from app.events import ChatEvent, EventKind
+from app.models import Message
 from app.webhooks import Dispatcher, Envelope, envelope
 
 log = logging.getLogger("chat_bff.push")

@@ -28,9 +28,8 @@ from dataclasses import dataclass
 from app.bus.base import Bus
 from app.errors import BffError
 from app.fleet_view import FleetView
-from app.models import UpstreamStatus
-from app.poller import ChatPoller, OnCommit, PollerTuning, PollTarget
-from app.security import HandleCodec
+from app.models import ChatRef, UpstreamStatus
+from app.poller import ChatPoller, OnCommit, PollerTuning
 from app.supervision import Backoff, supervise
 from app.upstream import UpstreamClient
 
@@ -60,11 +59,11 @@ class PollerRegistry:
         *,
         upstream: UpstreamClient,
         bus: Bus,
-        codec: HandleCodec,
+        resolve: Callable[[str], ChatRef],
         tuning: PollerTuning,
         keepalive: Keepalive,
         reader_window_s: float = 30.0,
-        watched: Callable[[], dict[str, tuple[str, str]]] | None = None,
+        watched: Callable[[], dict[str, tuple[ChatRef, str]]] | None = None,
         on_change: Callable[[int], None] | None = None,
         on_commit: OnCommit | None = None,
         on_keepalive: Callable[[bool], None] | None = None,
@@ -76,7 +75,7 @@ class PollerRegistry:
         self._watched = watched
         self._upstream = upstream
         self._bus = bus
-        self._codec = codec
+        self._resolve = resolve
         self._tuning = tuning
         self._keepalive = keepalive
         self._reader_window_s = reader_window_s
@@ -109,7 +108,7 @@ class PollerRegistry:
             self._renewer = asyncio.create_task(self._renew_loop(), name="lease-renewer")
 
     async def interest(
-        self, key: str, handle: str, *, reader_s: float = 0.0, client: str | None = None
+        self, ref: ChatRef, *, reader_s: float = 0.0, client: str | None = None
     ) -> None:
         """Someone here cares about the chat: keep it polled. With `client` (the client key of
         a reader, or of an app that gave a pushToken), for the background keep-alive if that
@@ -117,13 +116,14 @@ class PollerRegistry:
         the short grace. A longer interest noted earlier, anywhere, is never cut short.
         `reader_s` > 0: a reader is present for at least that long (a waiting long-poll: its
         wait plus the reader window), so the chat is polled as watched meanwhile."""
+        key = ref.key
         now = time.monotonic()
         grace = self._keepalive.unread_s
         if client is not None and await self._background(key, client, now):
             grace = self._keepalive.background_s
         # Throttled per chat: a busy chat's readers must not cost one bus write each.
         if self._noted.get(key, -1e9) < now + grace * 3 / 4:
-            await self._bus.note_interest(key, handle, grace)
+            await self._bus.note_interest(key, ref.handle, grace)
             self._noted[key] = max(self._noted.get(key, -1e9), now + grace)
         if reader_s > 0:
             ttl = max(reader_s, self._reader_window_s)
@@ -134,7 +134,7 @@ class PollerRegistry:
         if key not in self._pollers and now - self._attempted.get(key, -1e9) > (
             self._tuning.lease_ttl_s / 3
         ):
-            await self._try_acquire(key, handle)
+            await self._try_acquire(key, ref)
 
     async def _background(self, key: str, client: str, now: float) -> bool:
         """Whether `client` may keep `key` alive in the background: one of the client's at
@@ -162,7 +162,10 @@ class PollerRegistry:
         else:
             await self._bus.poke(key)
 
-    async def _try_acquire(self, key: str, handle: str) -> None:
+    async def _try_acquire(self, key: str, chat: ChatRef | str) -> None:
+        """Poll `key` if its lease is free. `chat` is its identity, or the handle another
+        instance noted interest with, opened (by the injected `resolve`) once the lease is
+        ours."""
         if self.draining or key in self._pollers or key in self._over:
             return
         self._attempted[key] = time.monotonic()
@@ -173,12 +176,14 @@ class PollerRegistry:
             await self._bus.release(fence)
             return
         try:
-            upstream_id = self._codec.open(handle)
+            ref = self._resolve(chat) if isinstance(chat, str) else chat
         except BffError:
+            ref = None
+        if ref is None or ref.key != key:
             await self._bus.release(fence)
             return
         poller = ChatPoller(
-            PollTarget(key, upstream_id, handle),
+            ref,
             fence,
             upstream=self._upstream,
             bus=self._bus,
@@ -239,8 +244,8 @@ class PollerRegistry:
 
     async def sweep(self) -> None:
         # Chats with streams open here stay interesting: refreshed once per chat, not per stream.
-        for key, (handle, client) in (self._watched() if self._watched else {}).items():
-            await self.interest(key, handle, reader_s=self._reader_window_s, client=client)
+        for ref, client in (self._watched() if self._watched else {}).values():
+            await self.interest(ref, reader_s=self._reader_window_s, client=client)
         interested = await self._bus.interested()
         now = time.monotonic()
         for key, poller in list(self._pollers.items()):

@@ -22,6 +22,8 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+from app.events import EventKind
+
 NICKNAME_MAX = 64
 SUBJECT_MAX = 256
 TEXT_MAX = 4000
@@ -351,7 +353,7 @@ class EndPayload(BaseModel):
 class StateEvent(BaseModel):
     """`event: state`: sent first on every connection, then on each change."""
 
-    event: Literal["state"]
+    event: Literal[EventKind.STATE]
     retry: int | None = Field(default=None, description="Reconnect delay hint (ms), first only")
     data: Chat
 
@@ -359,18 +361,18 @@ class StateEvent(BaseModel):
 class MessageEvent(BaseModel):
     """`event: message`: one transcript entry; `id` is its index (resume with Last-Event-ID)."""
 
-    event: Literal["message"]
+    event: Literal[EventKind.MESSAGE]
     id: str = Field(pattern=r"^[0-9]+$", description="The message index")
     data: Message
 
 
 class StatusEvent(BaseModel):
-    event: Literal["status"]
+    event: Literal[EventKind.STATUS]
     data: UpstreamStatusPayload
 
 
 class EndEvent(BaseModel):
-    event: Literal["end"]
+    event: Literal[EventKind.END]
     data: EndPayload
 
 

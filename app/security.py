@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from starlette.types import Scope
 
 from app.errors import ChatNotFoundError, OriginNotAllowedError
+from app.models import ChatRef
 from app.proxy_trust import rewritten_by_server
 
 _VERSION = b"\x01"
@@ -96,6 +97,15 @@ class HandleCodec:
             except (InvalidTag, UnicodeDecodeError):
                 break
         raise ChatNotFoundError()
+
+    def resolve(self, handle: str) -> ChatRef:
+        """The chat behind `handle`; ChatNotFoundError for anything not sealed by us."""
+        upstream_id = self.open(handle)
+        return ChatRef(handle, upstream_id, chat_key(upstream_id))
+
+    def issue(self, upstream_id: str) -> ChatRef:
+        """A new chat's identity, under a fresh handle."""
+        return ChatRef(self.seal(upstream_id), upstream_id, chat_key(upstream_id))
 
 
 # The IPv6 prefix a client is keyed by (BFF_IPV6_PREFIX_LEN): an end site is given a /64 at

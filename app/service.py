@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from app.bus.base import Bus, ChatRecord, Subscription
@@ -26,10 +25,11 @@ from app.errors import (
     InvalidStateError,
     UpstreamUnavailableError,
 )
+from app.events import ChatEvent, EventKind
 from app.limits import RateLimiter
-from app.models import JSON, ChatEvent, ChatState, EventKind, Message, UpstreamStatus
+from app.models import JSON, ChatRef, ChatState, Message
 from app.registry import PollerRegistry
-from app.security import HandleCodec, chat_key
+from app.security import HandleCodec
 from app.transcript import ended_state
 from app.upstream import UpstreamClient
 
@@ -38,13 +38,6 @@ log = logging.getLogger("chat_bff.service")
 # Operations whose result viewers wait to see: the poller polls once at once for them (the
 # echo of a message, the end of a chat). Typing notices change nothing a viewer waits for.
 ECHOED_OPERATIONS = frozenset({"SendMessage", "Complete"})
-
-
-@dataclass(frozen=True, slots=True)
-class ChatRef:
-    handle: str
-    upstream_id: str
-    key: str
 
 
 class ChatService:
@@ -73,8 +66,7 @@ class ChatService:
 
     def resolve(self, handle: str) -> ChatRef:
         """The chat behind a handle; ChatNotFoundError for anything we did not issue."""
-        upstream_id = self._codec.open(handle)
-        return ChatRef(handle, upstream_id, chat_key(upstream_id))
+        return self._codec.resolve(handle)
 
     async def create(
         self,
@@ -92,15 +84,14 @@ class ChatService:
         created = await self._upstream.request_chat(
             nickname, subject, endpoint=endpoint, user_data=user_data
         )
-        handle = self._codec.seal(created.upstream_id)
-        ref = ChatRef(handle, created.upstream_id, chat_key(created.upstream_id))
+        ref = self._codec.issue(created.upstream_id)
         # The chat is open upstream now: it must end up reachable or closed, never orphaned.
         try:
             if created.cookies:
                 await self._bus.set_cookies(ref.key, created.cookies)
             if push_token is not None:
                 # Before the poller starts, so its first commit already knows to notify.
-                await self._bus.push_register(ref.key, handle=handle, push_token=push_token)
+                await self._bus.push_register(ref.key, handle=ref.handle, push_token=push_token)
         except BusUnavailableError:
             # Its upstream session (or its push record) could not be kept, so later calls
             # could not reach it (or never notify): close it, and let the client ask again
@@ -112,8 +103,7 @@ class ChatService:
         try:
             # Start polling at once: the customer's page will read the chat in a moment.
             await self._registry.interest(
-                ref.key,
-                ref.handle,
+                ref,
                 reader_s=self._reader_window_s,
                 client=client if push_token is not None else None,
             )
@@ -137,7 +127,7 @@ class ChatService:
                 await self._bus.set_cookies(ref.key, answer.cookies)
             if operation == "Complete":
                 await self._bus.mark_completed(ref.key)
-            await self._registry.interest(ref.key, ref.handle)
+            await self._registry.interest(ref)
             if operation in ECHOED_OPERATIONS:
                 await self._registry.poke(ref.key)
         except BusUnavailableError:
@@ -153,7 +143,7 @@ class ChatService:
         A cold chat is filled by its one poller (wherever it runs), however many readers wait.
         """
         reader_s = waiting_s + self._reader_window_s
-        await self._registry.interest(ref.key, ref.handle, reader_s=reader_s, client=client)
+        await self._registry.interest(ref, reader_s=reader_s, client=client)
         record = await self._bus.record(ref.key)
         if record.state is None and not record.ended:
             async with self._bus.subscribe(ref.key) as subscription:
@@ -280,7 +270,3 @@ class ChatService:
 
 def chat_json(handle: str, state: ChatState) -> JSON:
     return {"id": handle, **state.to_json()}
-
-
-def status_json(status: UpstreamStatus) -> JSON:
-    return {"upstream": status.value}

@@ -27,8 +27,9 @@ from starlette.types import Receive, Scope, Send
 
 from app.bus.base import Bus, Subscription
 from app.errors import BffError, ChatNotFoundError, describe_exception
-from app.models import ChatEvent, ChatState, EventKind, Message, UpstreamStatus
-from app.service import ChatRef, ChatService, chat_json, status_json
+from app.events import CLOSE, DRAIN, HEARTBEAT, SSE_KINDS, ChatEvent, EventKind, status_data
+from app.models import ChatRef, ChatState, Message, UpstreamStatus
+from app.service import ChatService, chat_json
 from app.serving import ABORT_EXTENSION
 from app.transcript import ended_state
 
@@ -43,10 +44,7 @@ STREAM_HEADERS = [
 ]
 # Messages per cache read while replaying a long transcript.
 REPLAY_PAGE = 500
-HEARTBEAT = ChatEvent(EventKind.HEARTBEAT)
 HEARTBEAT_SLICES = 10
-DRAIN = ChatEvent(EventKind.DRAIN)
-CLOSE = ChatEvent(EventKind.CLOSE)
 PING = b": ping\n\n"
 
 
@@ -72,7 +70,7 @@ class StreamHub:
 
     def __init__(self, tuning: StreamTuning) -> None:
         self._tuning = tuning
-        self._streams: dict[Subscription, tuple[str, str, str]] = {}
+        self._streams: dict[Subscription, tuple[ChatRef, str]] = {}
         # Heartbeats go out in slices spread over the period, not to every stream at once: a
         # burst of thousands of writes would hold up every poll and message for tens of ms.
         self._slices: list[set[Subscription]] = [set() for _ in range(HEARTBEAT_SLICES)]
@@ -91,8 +89,8 @@ class StreamHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
 
-    def add(self, subscription: Subscription, key: str, handle: str, client: str) -> None:
-        self._streams[subscription] = (key, handle, client)
+    def add(self, subscription: Subscription, ref: ChatRef, client: str) -> None:
+        self._streams[subscription] = (ref, client)
         slot = self._next_slice = (self._next_slice + 1) % HEARTBEAT_SLICES
         self._slices[slot].add(subscription)
         self._slice_of[subscription] = slot
@@ -108,10 +106,10 @@ class StreamHub:
     def __len__(self) -> int:
         return len(self._streams)
 
-    def watched(self) -> dict[str, tuple[str, str]]:
-        """Chat key -> (handle, client key of one of its streams) of every chat with a stream
-        open here."""
-        return {key: (handle, client) for key, handle, client in self._streams.values()}
+    def watched(self) -> dict[str, tuple[ChatRef, str]]:
+        """Chat key -> (the chat, client key of one of its streams) of every chat with a
+        stream open here."""
+        return {ref.key: (ref, client) for ref, client in self._streams.values()}
 
     def drain(self) -> None:
         """Close every stream, each after a random delay within the drain window, so clients
@@ -157,7 +155,7 @@ class ChatStream:
 
     def _end(self) -> bytes:
         self._ended = True
-        return _frame(ServerSentEvent("{}", event="end"))
+        return _frame(ServerSentEvent("{}", event=EventKind.END))
 
     def disconnected(self) -> None:
         if self._subscription is not None:
@@ -165,10 +163,15 @@ class ChatStream:
 
     def _message(self, message: Message) -> bytes:
         self.last = message.index
-        return _frame(ServerSentEvent(message.raw, event="message", id=str(message.index)))
+        return _frame(ServerSentEvent(message.raw, event=EventKind.MESSAGE, id=str(message.index)))
 
     def _state(self, data: dict[str, object]) -> bytes:
-        return _frame(ServerSentEvent(_dumps({"id": self.ref.handle, **data}), event="state"))
+        return _frame(
+            ServerSentEvent(_dumps({"id": self.ref.handle, **data}), event=EventKind.STATE)
+        )
+
+    def _plain(self, kind: EventKind, data: dict[str, object]) -> bytes:
+        return _frame(ServerSentEvent(_dumps(data), event=kind))
 
     async def _catch_up(self) -> AsyncIterator[bytes]:
         while True:
@@ -186,7 +189,7 @@ class ChatStream:
         retry = int(self._tuning.retry_ms * (1 + random.random() / 2))
         async with self._bus.subscribe(self.ref.key) as subscription:
             self._subscription = subscription
-            self._hub.add(subscription, self.ref.key, self.ref.handle, self.client)
+            self._hub.add(subscription, self.ref, self.client)
             try:
                 try:
                     record = await self._service.warm(self.ref, client=self.client)
@@ -199,13 +202,13 @@ class ChatStream:
                 state = ended_state(record.state) if record.completed else record.state
                 yield _frame(
                     ServerSentEvent(
-                        _dumps(chat_json(self.ref.handle, state)), event="state", retry=retry
+                        _dumps(chat_json(self.ref.handle, state)),
+                        event=EventKind.STATE,
+                        retry=retry,
                     )
                 )
                 if record.status is not UpstreamStatus.OK:
-                    yield _frame(
-                        ServerSentEvent(_dumps(status_json(record.status)), event="status")
-                    )
+                    yield self._plain(EventKind.STATUS, status_data(record.status))
                 async for frame in self._catch_up():
                     yield frame
                 if record.ended or record.completed:
@@ -251,11 +254,12 @@ class ChatStream:
                 yield self._end()
         elif kind is EventKind.STATE:
             yield self._state(event.data)
-        elif kind is EventKind.STATUS:
-            yield _frame(ServerSentEvent(_dumps(event.data), event="status"))
         elif kind is EventKind.END:
             # Messages committed with the end are already delivered, being earlier in order.
             yield self._end()
+        elif kind in SSE_KINDS:
+            # Any other kind for clients (`status`, and those added later): its data as it is.
+            yield self._plain(kind, event.data)
 
 
 class _StalledError(Exception):

@@ -26,9 +26,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, St
 
 from app.bus.base import Bus, ChatRecord
 from app.errors import InvalidStateError, NotConfiguredError
-from app.models import ChatState, Message
+from app.models import ChatRef, ChatState, Message
 from app.schemas import NO_CONTROL_PATTERN, JsonPattern
-from app.service import ChatRef
 from app.transcript import ENDED_STATES
 from app.webhook_signing import utc_iso
 from app.webhooks import Dispatcher, envelope

@@ -1,4 +1,4 @@
-"""Pure functions over upstream snapshots: normalise them, and diff them into chat events.
+"""Pure functions over upstream snapshots: normalise them, and judge what they mean.
 
 Owns the rules for what an upstream answer means (which entries are valid, which change the
 chat's state, when a chat is over). No I/O, no asyncio, no clock: everything it needs comes in
@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from app.models import JSON, ChatEvent, ChatState, EventKind, Message, UpstreamStatus
+from app.models import JSON, ChatState, Message
 
 ENDED_STATES = frozenset({"Idle"})
 # Entries after which the participants or the state may have changed: the poller then re-reads
@@ -128,21 +128,3 @@ def needs_state_refresh(new_messages: Sequence[Message]) -> bool:
 
 def is_ended(state: ChatState | None, *, completed: bool = False) -> bool:
     return completed or (state is not None and state.state in ENDED_STATES)
-
-
-def state_changed(previous: ChatState | None, current: ChatState) -> bool:
-    return previous != current
-
-
-def status_event(status: UpstreamStatus) -> ChatEvent:
-    return ChatEvent(EventKind.STATUS, {"upstream": status.value})
-
-
-def message_event(message: Message, prev: int) -> ChatEvent:
-    return ChatEvent(
-        EventKind.MESSAGE, message.body, index=message.index, prev=prev, raw=message.raw
-    )
-
-
-def state_event(state: ChatState) -> ChatEvent:
-    return ChatEvent(EventKind.STATE, state.to_json())

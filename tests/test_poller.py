@@ -21,11 +21,12 @@ from pydantic import SecretStr
 from app.bus import MemoryBus
 from app.emulator import Emulator, EmulatorConfig, create_emulator_app
 from app.emulator.faults import Faults
+from app.models import ChatRef
 from app.poller import PollerTuning
 from app.registry import Keepalive, PollerRegistry
 from app.schedule import AWAIT_GAP_MAX_S, Budget
 from app.security import HandleCodec
-from app.service import ChatRef, ChatService
+from app.service import ChatService
 from app.upstream import UpstreamClient
 
 CC = "cc-poller-tests"
@@ -98,7 +99,7 @@ async def stack() -> AsyncIterator[Stack]:
     registry = PollerRegistry(
         upstream=upstream,
         bus=bus,
-        codec=codec,
+        resolve=codec.resolve,
         tuning=PollerTuning(budget=BUDGET, lease_ttl_s=3.0, state_refresh_s=30.0),
         keepalive=Keepalive(background_s=30.0, unread_s=30.0, per_client=10),
         reader_window_s=READER_WINDOW_S,

@@ -12,9 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
-from app.models import ChatEvent, EventKind
-
-RESYNC = ChatEvent(EventKind.RESYNC)
+from app.events import RESYNC, ChatEvent, EventKind
 
 
 def raise_if_cancelled() -> None:

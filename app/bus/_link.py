@@ -11,7 +11,6 @@ touch keys, or block on a subscriber (`_hub` buffers).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 from collections import Counter
@@ -27,22 +26,11 @@ from redis.exceptions import MovedError, RedisClusterException, RedisError
 
 from app.bus._hub import LocalHub, LocalSubscription
 from app.bus._routing import Route, Router
-from app.models import ChatEvent, EventKind, encode
+from app.events import decode_events
 
 log = logging.getLogger("chat_bff.bus")
 # RedisClusterException (e.g. no node reachable) is not a RedisError.
 FAILURES = (RedisError, RedisClusterException, OSError, TimeoutError)
-
-
-def decode_events(payload: str) -> list[ChatEvent]:
-    """The events of one commit; a message's JSON text encoded again here, once per instance,
-    rather than by each of its streams."""
-    events = []
-    for e in json.loads(payload):
-        kind, data = EventKind(e["k"]), e.get("d") or {}
-        raw = encode(data) if kind is EventKind.MESSAGE else None
-        events.append(ChatEvent(kind, data, index=e.get("i"), prev=e.get("p"), raw=raw))
-    return events
 
 
 class LinkOwner(Protocol):

@@ -40,7 +40,8 @@ return 0
 #       'PUBLISH'|'SPUBLISH', max_messages, max_bytes, ended_retention_ms, then index,
 #       body_json pairs in ascending index order.
 # Returns nil when the fence no longer holds the lease, else {the published events as a JSON
-# list, bytes of message text held, messages dropped by the caps, ended 0|1}.
+# list (`app.events`' wire format, byte for byte: `encode_events` is its Python twin), bytes
+# of message text held, messages dropped by the caps, ended 0|1}.
 # meta's `bytes` is the text held in the log and `floor` the highest index dropped from it; a
 # log gone while its meta stayed (an ended chat's retention, a budget drop, an eviction) holds
 # nothing, and nothing up to the cursor.

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from app.bus.fleet import FleetStats
-from app.models import ChatEvent, ChatState, Message, UpstreamStatus
+from app.events import ChatEvent
+from app.models import ChatState, Message, UpstreamStatus
 
 
 @dataclass(frozen=True, slots=True)

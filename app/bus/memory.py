@@ -6,8 +6,7 @@ Redis scripts are atomic on the server. Leases and retention run on `time.monoto
 It must not be used by more than one process (nothing here is visible to another instance) and
 must not block: delivery to subscribers goes through bounded queues (`_hub`).
 
-Event data, as in `transcript.py` and the Redis bus: a message's body, `ChatState.to_json()`,
-`{"upstream": <status>}`, `{}` for the end.
+Events are built by `app.events`, as the Redis bus's COMMIT script builds them.
 """
 
 from __future__ import annotations
@@ -40,7 +39,8 @@ from app.bus.base import (
     TranscriptMeter,
 )
 from app.bus.fleet import HistogramKind, Histograms, MemoryFleetStats
-from app.models import ChatEvent, ChatState, EventKind, Message, UpstreamStatus
+from app.events import END, POKE, ChatEvent, message_event, state_event, status_event
+from app.models import ChatState, Message, UpstreamStatus
 
 # How often expired chats are swept out, at most; reads skip expired entries regardless.
 _SWEEP_EVERY_S = 30.0
@@ -186,15 +186,7 @@ class MemoryBus:
             if message.index <= entry.cursor:
                 continue
             new.append(message)
-            events.append(
-                ChatEvent(
-                    EventKind.MESSAGE,
-                    message.body,
-                    index=message.index,
-                    prev=entry.cursor,
-                    raw=message.raw,
-                )
-            )
+            events.append(message_event(message, entry.cursor))
             entry.cursor = message.index
         if new:
             self._logs.append(fence.chat, new)
@@ -202,10 +194,10 @@ class MemoryBus:
         # periodic state refresh) does not wake every viewer for nothing.
         if state is not None and state != entry.state:
             entry.state = state
-            events.append(ChatEvent(EventKind.STATE, state.to_json()))
+            events.append(state_event(state))
         if status is not None and status != entry.status:
             entry.status = status
-            events.append(ChatEvent(EventKind.STATUS, {"upstream": status.value}))
+            events.append(status_event(status))
         if ended and not entry.ended:
             entry.ended = True
             self._logs.ended(fence.chat, now)
@@ -215,7 +207,7 @@ class MemoryBus:
                 self._ended_retention_over,
                 fence.chat,
             )
-            events.append(ChatEvent(EventKind.END))
+            events.append(END)
         self._hub.deliver(fence.chat, events)
         return events
 
@@ -304,7 +296,7 @@ class MemoryBus:
     async def poke(self, chat: str) -> None:
         """Deliver one POKE event to the chat's subscribers (its poller asks the upstream at
         once). Stores nothing and needs no lease."""
-        self._hub.deliver(check_chat(chat), [ChatEvent(EventKind.POKE)])
+        self._hub.deliver(check_chat(chat), [POKE])
 
     # -- lifecycle ------------------------------------------------------------------------
 

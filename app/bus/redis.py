@@ -58,7 +58,7 @@ from app.bus._connect import make_clients
 from app.bus._hub import LocalSubscription, check_chat
 from app.bus._idempotency import RedisIdempotency
 from app.bus._limits import RedisLimits
-from app.bus._link import FAILURES, decode_events
+from app.bus._link import FAILURES
 from app.bus._outbox_redis import RedisOutbox
 from app.bus._pubsub import PubSubFanOut
 from app.bus._routing import ClusterRouter, SingleRouter
@@ -79,19 +79,15 @@ from app.bus.base import (
 )
 from app.bus.fleet import HistogramKind, Histograms, RedisFleetStats
 from app.errors import BusUnavailableError
-from app.models import ChatEvent, ChatState, EventKind, Message, UpstreamStatus
+from app.events import POKE, ChatEvent, EventKind, decode_events, encode_events, state_wire
+from app.models import ChatState, Message, UpstreamStatus
 
 T = TypeVar("T")
-_POKE = json.dumps([{"k": EventKind.POKE.value}])
+_POKE = encode_events([POKE])
 
 
 def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
-
-
-def _dumps(value: Any) -> str:
-    # Sorted keys make equal states equal strings, which the commit script compares.
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
 class RedisBus:
@@ -260,7 +256,7 @@ class RedisBus:
             fence.token,
             self._retention_ms,
             self._channel(chat),
-            "" if state is None else _dumps(state.to_json()),
+            "" if state is None else state_wire(state),
             "" if status is None else status.value,
             "1" if ended else "0",
             self._publish,

@@ -9,8 +9,9 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
+from app.models import ChatRef
 from app.security import HANDLE_PATTERN
-from app.service import ChatRef, ChatService
+from app.service import ChatService
 from app.wiring import Runtime
 
 

@@ -14,6 +14,7 @@ from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
 from app.errors import UpstreamUnavailableError
+from app.events import SSE_KINDS, event_model_name
 from app.openapi import INDEX_SCHEMA, errors
 from app.routes.deps import ChatRefDep, ClientKeyDep, RuntimeDep
 from app.routes.params import parse_resume_point
@@ -44,15 +45,11 @@ reconnects with `Last-Event-ID` by itself.
 # generators make models of them; the body itself is documented as the text it is, so a
 # generated client reads it as text instead of parsing a stream as one JSON document.
 EVENT_FRAME_SCHEMA = {
-    "oneOf": [
-        {"$ref": f"#/components/schemas/{name}"}
-        for name in ("StateEvent", "MessageEvent", "StatusEvent", "EndEvent")
-    ],
+    "oneOf": [{"$ref": f"#/components/schemas/{event_model_name(kind)}"} for kind in SSE_KINDS],
     "discriminator": {
         "propertyName": "event",
         "mapping": {
-            kind: f"#/components/schemas/{kind.capitalize()}Event"
-            for kind in ("state", "message", "status", "end")
+            kind.value: f"#/components/schemas/{event_model_name(kind)}" for kind in SSE_KINDS
         },
     },
 }

@@ -13,7 +13,7 @@ import pytest
 from redis.asyncio import Redis
 
 from app.bus import Bus, MemoryBus, RedisBus
-from app.models import ChatEvent
+from app.events import ChatEvent
 from tests.components import missing_component
 from tests.topologies import Topology
 

@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from app.bus import RedisBus
-from app.models import EventKind, Message
+from app.events import EventKind
+from app.models import Message
 from tests.topologies import ClusterGroup
 
 from .conftest import drain, take

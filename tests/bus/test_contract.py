@@ -19,7 +19,8 @@ from app.bus.base import (
     TranscriptLimits,
 )
 from app.errors import OutboxFullError
-from app.models import ChatEvent, ChatState, EventKind, Message, UpstreamStatus
+from app.events import ChatEvent, EventKind
+from app.models import ChatState, Message, UpstreamStatus
 
 from .conftest import BusFactory, drain, take
 

@@ -16,7 +16,8 @@ from redis.asyncio import Redis
 from app.bus import MemoryBus, RedisBus, make_bus
 from app.bus._connect import RedisTarget, parse_redis_url
 from app.errors import BusUnavailableError
-from app.models import EventKind, Message
+from app.events import EventKind
+from app.models import Message
 
 from .conftest import REDIS_URL, delete_prefix, drain, redis_or_skip, take
 

@@ -13,7 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.bus import MemoryBus, TranscriptLimits
-from app.models import ChatEvent, EventKind, Message, encode
+from app.events import ChatEvent, EventKind
+from app.models import Message, encode
 from app.transcript import normalise_message
 
 AGENT = {"nickname": "Kristi", "participantId": "2", "type": "Agent"}

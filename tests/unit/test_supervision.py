@@ -15,11 +15,11 @@ from pydantic import SecretStr
 
 from app.bus import MemoryBus
 from app.emulator import Emulator, EmulatorConfig, create_emulator_app
-from app.models import EventKind
+from app.events import EventKind
 from app.poller import PollerTuning
 from app.registry import Keepalive, PollerRegistry
 from app.schedule import Budget
-from app.security import HandleCodec, chat_key
+from app.security import HandleCodec
 from app.supervision import Backoff, restart_delay
 from app.upstream import UpstreamClient
 
@@ -58,7 +58,7 @@ async def test_a_crashed_poller_is_logged_degraded_and_restarted(
     registry = PollerRegistry(
         upstream=upstream,
         bus=bus,
-        codec=codec,
+        resolve=codec.resolve,
         tuning=PollerTuning(
             Budget(
                 reads_per_min=600, floor_s=0.05, ceiling_s=0.2, keepalive_s=1, backoff_max_s=0.5
@@ -70,11 +70,12 @@ async def test_a_crashed_poller_is_logged_degraded_and_restarted(
     registry.start()
     try:
         created = await upstream.request_chat("Chris", "help")
-        key, handle = chat_key(created.upstream_id), codec.seal(created.upstream_id)
+        ref = codec.issue(created.upstream_id)
+        key = ref.key
         async with bus.subscribe(key) as events:
             crashes.left = 3
             caplog.set_level(logging.ERROR, logger="chat_bff.registry")
-            await registry.interest(key, handle)
+            await registry.interest(ref)
             statuses: list[str] = []
             messages = 0
             async with asyncio.timeout(15):
