@@ -154,7 +154,9 @@ def test_one_chat_sending_large_messages_cannot_grow_its_cached_transcript(
         members = redis.zrange(log_key, 0, -1)
         held_in_redis = sum(len(m.partition(":")[2].encode()) for m in members)
         assert 0 < held_in_redis <= MAX_BYTES
-        assert redis.memory_usage(log_key) < 2 * MAX_BYTES
+        # samples=0: every member counted; Redis's default estimate from 5 of them varies with
+        # which it picks when message sizes differ.
+        assert redis.memory_usage(log_key, samples=0) < 2 * MAX_BYTES
 
 
 def test_an_ended_chats_transcript_leaves_the_cache_after_the_ended_retention(

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.bus import MemoryBus
-from app.models import ChatEvent, ChatState, EventKind, UpstreamStatus
+from app.events import ChatEvent, EventKind
+from app.models import ChatState, UpstreamStatus
 from app.service import ChatRef
 from app.sse import ChatStream
 from tests.unit.stack import CHATTING, Stack, message, stack
