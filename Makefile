@@ -53,12 +53,11 @@ test-deps:
 unit: $(DEV)
 	$(BIN)/pytest -p no:xdist tests/unit -q $(PYTEST_ARGS)
 
-# Two workers (pytest-xdist): most tests wait on servers, not the CPU. Each starts with half the
-# files and takes tests from the other when it runs out, so no long file ends the run alone.
-# `make test TEST_WORKERS=0` runs in one process.
+# Two workers (pytest-xdist): most tests wait on servers, not the CPU. A file's tests stay on one
+# worker, so its servers start once. `make test TEST_WORKERS=0` runs in one process.
 TEST_WORKERS ?= 2
 test: test-deps lint typecheck widget-tools
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The widget's size budget is measured with terser, pinned in tests/browser/package-lock.json.
 # scripts/setup-deps installs Node.js and npm; without them the size test skips (fails on CI).
