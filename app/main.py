@@ -19,9 +19,8 @@ from sse_starlette.sse import AppStatus
 from starlette.routing import Route
 
 from app.access import AccessLog
-from app.bus import make_bus
-from app.bus._connect import parse_redis_url
-from app.bus.base import Bus, OutboxQuota, TranscriptLimits
+from app.bus import Bus, TranscriptLimits, make_bus, parse_redis_url
+from app.bus.hooks import OutboxQuota
 from app.config import Settings, load_settings
 from app.config_hooks import webhook_keys
 from app.cors import CrossOrigin

@@ -28,7 +28,7 @@ from typing import Any, Protocol, TypeVar
 
 from redis.commands.core import AsyncScript
 
-from app.bus.base import TranscriptMeter
+from app.bus.chats import TranscriptMeter
 from app.errors import BffError, describe_exception
 
 log = logging.getLogger("chat_bff.bus")

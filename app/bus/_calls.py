@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import redis as redis_py
 from redis.asyncio import Redis
@@ -68,8 +68,19 @@ def _library_race(exc: BaseException) -> bool:
     return False
 
 
+class Runner(Protocol):
+    """What the bus's parts (limits, outbox) borrow from its `Calls`: bounded calls and
+    batched scripts."""
+
+    async def run(self, op: Callable[[], Awaitable[T]], *, wait: bool = True) -> T: ...
+
+    async def eval_many(
+        self, script: AsyncScript, calls: Sequence[tuple[list[str], list[str | int]]]
+    ) -> list[Any]: ...
+
+
 class Calls:
-    """Runs operations on one command client (plain, Sentinel master or Cluster)."""
+    """Runs operations on one command client (plain, Sentinel master or Cluster); a `Runner`."""
 
     def __init__(
         self,

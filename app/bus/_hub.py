@@ -34,7 +34,7 @@ def check_chat(chat: str) -> str:
 
 
 class LocalSubscription:
-    """One subscriber's bounded buffer; implements `base.Subscription`.
+    """One subscriber's bounded buffer; implements `fanout.Subscription`.
 
     A list and at most one waiting future rather than an `asyncio.Queue`: a queue brings four
     deques and an event along, about 2.5 KiB per idle subscriber, which with tens of

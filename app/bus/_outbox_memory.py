@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from app.bus.base import Claim, ClaimBatch, OutboxHeld, OutboxItem, OutboxQuota
+from app.bus.hooks import Claim, ClaimBatch, OutboxHeld, OutboxItem, OutboxQuota
 from app.errors import OutboxFullError
 
 _KIND = re.compile(r"[a-z0-9_-]{1,16}")

@@ -27,9 +27,9 @@ from typing import Any, cast
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from app.bus._limits import Runner
+from app.bus._calls import Runner
 from app.bus._outbox_memory import check_kind
-from app.bus.base import Claim, ClaimBatch, OutboxHeld, OutboxItem, OutboxQuota
+from app.bus.hooks import Claim, ClaimBatch, OutboxHeld, OutboxItem, OutboxQuota
 from app.errors import OutboxFullError
 
 _NOW = """

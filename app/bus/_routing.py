@@ -1,19 +1,25 @@
 """Where fan-out reads a chat's channel: one link for a single server, the primary owning the
 channel's slot on a Redis Cluster.
 
-Owns the `Router` interface and its two implementations. It must not hold connections of its
-own: a router only names links, tells where they connect, and re-reads a Cluster's slot map.
+Owns the `Router` interface, its two implementations, and the choice between them for a bus's
+clients (`router_for`, with the options of a link's connection). It must not hold connections
+of its own: a router only names links, tells where they connect, and re-reads a Cluster's slot
+map.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.crc import key_slot
+
+from app.bus._connect import Clients
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,3 +107,22 @@ class ClusterRouter:
 
     def connect(self, route: Route) -> Redis:
         return self._connect(route.host, route.port)
+
+
+def router_for(clients: Clients, client_name: str) -> Router:
+    """The router of a bus's clients: a Cluster's, else the one link of a server or master.
+    Links connect as `client_name`."""
+    # RESP2 and bytes: redis-py parses PING replies on a pub/sub connection (our barriers)
+    # right only in that mode. No retries: a lost connection must surface to the reader.
+    options: dict[str, Any] = {
+        "client_name": client_name,
+        "retry": Retry(NoBackoff(), 0),
+        "protocol": 2,
+        "decode_responses": False,
+    }
+    commands = clients.commands
+    if isinstance(commands, RedisCluster):
+        return ClusterRouter(
+            commands, lambda host, port: clients.node_client(host, port, **options)
+        )
+    return SingleRouter(lambda: clients.pubsub_client(**options))

@@ -5,9 +5,9 @@ in KEYS (Redis routes the call by them and refuses a key of another slot). The c
 touch the keys of one chat (all hash-tagged `{chat}`); COMMIT also publishes on the chat's
 channel, which carries the same tag (SPUBLISH on a Cluster, where the channel must be in the
 script's slot). The interest scripts touch only the global interest set; each limit script one
-counter key (the idempotency scripts are `_idempotency`'s, one client's keys each). User data
-(message bodies, state JSON) is passed as opaque strings and spliced into the event JSON by
-concatenation, never decoded by Lua: cjson would round numbers to 14 digits.
+counter key (the idempotency scripts are `_idempotency_redis`'s, one client's keys each). User
+data (message bodies, state JSON) is passed as opaque strings and spliced into the event JSON
+by concatenation, never decoded by Lua: cjson would round numbers to 14 digits.
 """
 
 from __future__ import annotations
@@ -251,7 +251,7 @@ return 1
 # The outbox's scripts are in `_outbox_redis.py`, beside its data model.
 
 
-# -- fleet-wide limits (`_limits.py`) --------------------------------------------------------
+# -- fleet-wide limits (`_limits_redis.py`) --------------------------------------------------
 
 # KEYS: bucket. ARGV: refill per second, burst. A token bucket on the server's clock; returns
 # the seconds to wait as a string ("0" when a token was taken).

@@ -1,4 +1,4 @@
-"""The memory bus's cached transcripts, within their bounds (`base.TranscriptLimits`).
+"""The memory bus's cached transcripts, within their bounds (`chats.TranscriptLimits`).
 
 Owns one chat's log of messages (`ChatLog`: index order, JSON texts, their sizes, the floor
 below which messages were dropped), the process's budget over all logs (`LogBudget`: the
@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from app.bus.base import CachedMessages, TranscriptLimits, TranscriptMeter
+from app.bus.chats import CachedMessages, TranscriptLimits, TranscriptMeter
 from app.models import Message
 
 

@@ -1,10 +1,11 @@
-"""The in-process bus: lease, chat cache and fan-out for the embedded one-instance mode.
+"""The in-process bus: every role of `base.Bus` for the embedded one-instance mode.
 
 Owns all shared chat state of a single process in plain dicts. Every method runs without an
 `await` between its read and its write, so each one is atomic on the event loop exactly as the
 Redis scripts are atomic on the server. Leases and retention run on `time.monotonic()`.
 It must not be used by more than one process (nothing here is visible to another instance) and
-must not block: delivery to subscribers goes through bounded queues (`_hub`).
+must not block: delivery to subscribers goes through bounded queues (`_hub`). Nothing it
+imports may load redis: a one-process deployment runs without the Redis client.
 
 Events are built by `app.events`, as the Redis bus's COMMIT script builds them.
 """
@@ -19,26 +20,15 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from app.bus._hub import LocalHub, LocalSubscription, check_chat
-from app.bus._idempotency import MemoryIdempotency
-from app.bus._limits import MemoryLimits
+from app.bus._idempotency_memory import MemoryIdempotency
+from app.bus._limits_memory import MemoryLimits
 from app.bus._outbox_memory import MemoryOutbox
+from app.bus._parts import DelegatedRoles
 from app.bus._transcripts import MemoryTranscripts
-from app.bus.base import (
-    Bus,
-    CachedMessages,
-    ChatRecord,
-    Claim,
-    ClaimBatch,
-    Fence,
-    IdempotencyClaim,
-    OutboxHeld,
-    OutboxItem,
-    OutboxQuota,
-    PushState,
-    TranscriptLimits,
-    TranscriptMeter,
-)
-from app.bus.fleet import HistogramKind, Histograms, MemoryFleetStats
+from app.bus.base import Bus
+from app.bus.chats import CachedMessages, ChatRecord, Fence, TranscriptLimits, TranscriptMeter
+from app.bus.fleet import MemoryFleetStats
+from app.bus.hooks import PushState
 from app.events import END, POKE, ChatEvent, message_event, state_event, status_event
 from app.models import ChatState, Message, UpstreamStatus
 
@@ -67,8 +57,9 @@ class _Lease:
     expires: float
 
 
-class MemoryBus:
-    """`Bus` for one process."""
+class MemoryBus(DelegatedRoles):
+    """`Bus` for one process. `Limits`, `Outbox`, `IdempotencyStore` and `FleetStats` are
+    parts of its own (`_parts`); the chat roles, fan-out and push records are here."""
 
     def __init__(
         self,
@@ -257,6 +248,8 @@ class MemoryBus:
     async def mark_completed(self, chat: str) -> None:
         self._touch(check_chat(chat), time.monotonic()).completed = True
 
+    # -- Interest (and reader presence) ---------------------------------------------------
+
     async def note_interest(self, chat: str, ref: str, ttl_s: float) -> None:
         check_chat(chat)
         now = time.monotonic()
@@ -272,15 +265,13 @@ class MemoryBus:
         now = time.monotonic()
         return {chat: ref for chat, (ref, until) in self._interest.items() if until > now}
 
-    # -- reader presence ------------------------------------------------------------------
-
     async def note_reader(self, chat: str, ttl_s: float) -> None:
         check_chat(chat)
         now = time.monotonic()
         self._sweep(now)
         self._readers[chat] = max(self._readers.get(chat, 0.0), now + ttl_s)
 
-    # -- FanOut ---------------------------------------------------------------------------
+    # -- FanOut and Pokes -----------------------------------------------------------------
 
     @asynccontextmanager
     async def subscribe(self, chat: str) -> AsyncIterator[LocalSubscription]:
@@ -307,27 +298,7 @@ class MemoryBus:
         self._closed = True
         self._hub.close_all()
 
-    # -- Limits ---------------------------------------------------------------------------
-
-    async def observe(self, kind: HistogramKind, seconds: float) -> None:
-        await self._fleet.observe(kind, seconds)
-
-    async def snapshot(self) -> Histograms:
-        return await self._fleet.snapshot()
-
-    async def take(self, name: str, key: str, per_minute: float, burst: int) -> float:
-        return await self._limits.take(name, key, per_minute, burst)
-
-    async def occupy(self, name: str, key: str, limit: int) -> bool:
-        return await self._limits.occupy(name, key, limit)
-
-    async def admit(self, name: str, key: str, member: str, ttl_s: float, limit: int) -> bool:
-        return await self._limits.admit(name, key, member, ttl_s, limit)
-
-    def vacate(self, name: str, key: str) -> None:
-        self._limits.vacate(name, key)
-
-    # -- webhook outbox and push records (hooks) ------------------------------------------
+    # -- PushRecords (the outbox is a part: `_outbox_memory`) ------------------------------
 
     async def push_register(self, chat: str, *, handle: str, push_token: str) -> None:
         check_chat(chat)
@@ -374,63 +345,12 @@ class MemoryBus:
         record.end = record.end or ended
         record.expires = now + self._retention_s
 
-    # The outbox lives in its own module (`_outbox_memory`): a heap per kind, with quotas.
-
-    async def outbox_put(self, item: OutboxItem, quota: OutboxQuota) -> bool:
-        return await self._outbox.outbox_put(item, quota)
-
-    async def outbox_claim(self, kind: str, limit: int, claim_s: float) -> ClaimBatch:
-        return await self._outbox.outbox_claim(kind, limit, claim_s)
-
-    async def outbox_done(self, claim: Claim, *, done_ttl_s: float, remember: int) -> bool:
-        return await self._outbox.outbox_done(claim, done_ttl_s=done_ttl_s, remember=remember)
-
-    async def outbox_retry(self, claim: Claim, delay_s: float) -> bool:
-        return await self._outbox.outbox_retry(claim, delay_s)
-
-    async def outbox_held(self, kind: str) -> OutboxHeld:
-        return await self._outbox.outbox_held(kind)
-
-    # -- IdempotencyStore (app/bus/_idempotency.py) ---------------------------------------
-
-    async def idempotency_begin(
-        self,
-        client: str,
-        key: str,
-        fingerprint: str,
-        *,
-        in_flight_s: float,
-        max_per_client: int,
-        max_total: int,
-        floor_per_client: int = 0,
-    ) -> IdempotencyClaim:
-        return await self._idempotency.begin(
-            client,
-            key,
-            fingerprint,
-            in_flight_s=in_flight_s,
-            max_per_client=max_per_client,
-            max_total=max_total,
-            floor_per_client=floor_per_client,
-        )
-
-    async def idempotency_finish(
-        self, client: str, key: str, token: str, answer: str, keep_s: float
-    ) -> bool:
-        return await self._idempotency.finish(client, key, token, answer, keep_s)
-
-    async def idempotency_abandon(self, client: str, key: str, token: str) -> None:
-        await self._idempotency.abandon(client, key, token)
-
-    async def idempotency_size(self) -> int:
-        return await self._idempotency.size()
-
 
 # Interface guard: mypy checks that MemoryBus satisfies every protocol in `Bus`.
 _: type[Bus] = MemoryBus
 
 
-# -- webhook outbox and push records (hooks) ---------------------------------------------------
+# -- push records ----------------------------------------------------------------------------
 
 
 @dataclass(slots=True)

@@ -1,4 +1,4 @@
-"""The Redis bus: lease, chat cache, fan-out and limits shared by a fleet of instances.
+"""The Redis bus: every role of `base.Bus`, shared by a fleet of instances.
 
 Owns the Redis data model of a chat. Every key of one chat is hash-tagged `{chat}` so they all
 live in one Cluster slot and each write is one atomic Lua script (`_scripts`):
@@ -11,13 +11,16 @@ live in one Cluster slot and each write is one atomic Lua script (`_scripts`):
     <prefix>:{<chat>}:ref     what a poller needs to reach the chat upstream, PX interest ttl
     <prefix>:{<chat>}:readers present while a reader of the chat is, PX reader ttl
     <prefix>:{<chat>}:events  pub/sub channel: one JSON list of events per commit
-    <prefix>:interest         sorted set of chats, score = interest expiry (server ms)
-    <prefix>:{<chat>}:push    hash: push token, handle, notified watermark, end notified
+    <prefix>:interest         sorted set of chats, score = interest expiry (`_interest_redis`)
+    <prefix>:{<chat>}:push    hash: push token, handle, notified watermark (`_push_redis`)
     <prefix>:{outbox}:...     the webhook outbox: a queue per kind (`_outbox_redis`)
-    <prefix>:rate:{..}, :lim:{..}, :alive:{..}, :set:{..}   fleet-wide limits (`_limits`)
-    <prefix>:{idem:<client>}:.., <prefix>:{idem}:count   Idempotency-Key answers (`_idempotency`)
+    <prefix>:rate:{..}, :lim:{..}, :alive:{..}, :set:{..}   fleet-wide limits (`_limits_redis`)
+    <prefix>:{idem:<client>}:.., <prefix>:{idem}:count   Idempotency-Key (`_idempotency_redis`)
     <prefix>:{transcripts}:held, :expiry   the fleet's budget of cached transcripts (`_budget`)
-    <prefix>:{fleet}:hist:<kind>   decayed histograms of reply and join times (`fleet`)
+    <prefix>:{fleet}:hist:<kind>   decayed histograms of reply and join times (`_fleet_redis`)
+
+Lease, ChatCache, FanOut and Pokes are here; every other role is a part of its own, in the
+module named above, which this bus builds on its client and its bounded calls (`_calls`).
 
 Cluster rules (plain Redis and Sentinel follow them too, so one code path serves all three):
 
@@ -45,7 +48,7 @@ import json
 import secrets
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager, suppress
-from typing import Any, TypeVar, cast
+from typing import cast
 
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
@@ -55,34 +58,24 @@ from app.bus import _scripts
 from app.bus._budget import TranscriptBudget
 from app.bus._calls import Calls
 from app.bus._connect import make_clients
+from app.bus._fleet_redis import RedisFleetStats
 from app.bus._hub import LocalSubscription, check_chat
-from app.bus._idempotency import RedisIdempotency
-from app.bus._limits import RedisLimits
+from app.bus._idempotency_redis import RedisIdempotency
+from app.bus._interest_redis import RedisInterest
+from app.bus._limits_redis import RedisLimits
 from app.bus._link import FAILURES
 from app.bus._outbox_redis import RedisOutbox
+from app.bus._parts import DelegatedRoles
 from app.bus._pubsub import PubSubFanOut
-from app.bus._routing import ClusterRouter, SingleRouter
-from app.bus.base import (
-    Bus,
-    CachedMessages,
-    ChatRecord,
-    Claim,
-    ClaimBatch,
-    Fence,
-    IdempotencyClaim,
-    OutboxHeld,
-    OutboxItem,
-    OutboxQuota,
-    PushState,
-    TranscriptLimits,
-    TranscriptMeter,
-)
-from app.bus.fleet import HistogramKind, Histograms, RedisFleetStats
+from app.bus._push_redis import RedisPushRecords
+from app.bus._routing import router_for
+from app.bus.base import Bus
+from app.bus.chats import CachedMessages, ChatRecord, Fence, TranscriptLimits, TranscriptMeter
+from app.bus.hooks import PushState
 from app.errors import BusUnavailableError
 from app.events import POKE, ChatEvent, EventKind, decode_events, encode_events, state_wire
 from app.models import ChatState, Message, UpstreamStatus
 
-T = TypeVar("T")
 _POKE = encode_events([POKE])
 
 
@@ -90,8 +83,10 @@ def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
 
 
-class RedisBus:
-    """`Bus` on Redis (plain, Sentinel or Cluster; see `_connect` for URL forms)."""
+class RedisBus(DelegatedRoles):
+    """`Bus` on Redis (plain, Sentinel or Cluster; see `redis_url` for URL forms)."""
+
+    _limits: RedisLimits  # its own part's type: `aclose` stops the limits' background tasks
 
     def __init__(
         self,
@@ -146,30 +141,8 @@ class RedisBus:
         self._claim = r.register_script(_scripts.CLAIM_INDEXLESS)
         self._cookies = r.register_script(_scripts.SET_COOKIES)
         self._completed = r.register_script(_scripts.MARK_COMPLETED)
-        self._note_ref = r.register_script(_scripts.NOTE_REF)
-        self._note_interest = r.register_script(_scripts.NOTE_INTEREST)
-        self._live_interest = r.register_script(_scripts.LIVE_INTEREST)
-        self._register_hooks_scripts(r)
-        self._idempotency = RedisIdempotency(r, self._calls, prefix=prefix, instance=instance)
-        # RESP2 and bytes: redis-py parses PING replies on a pub/sub connection (our barriers)
-        # right only in that mode. No retries: a lost connection must surface to the reader.
-        pubsub_kwargs: dict[str, Any] = {
-            "client_name": self.pubsub_client_name,
-            "retry": Retry(NoBackoff(), 0),
-            "protocol": 2,
-            "decode_responses": False,
-        }
-        clients = self._clients
-        router = (
-            ClusterRouter(
-                cast(RedisCluster, r),
-                lambda host, port: clients.node_client(host, port, **pubsub_kwargs),
-            )
-            if self.cluster
-            else SingleRouter(lambda: clients.pubsub_client(**pubsub_kwargs))
-        )
         self._fanout = PubSubFanOut(
-            router,
+            router_for(self._clients, self.pubsub_client_name),
             self._channel,
             buffer=subscriber_buffer,
             op_timeout_s=op_timeout_s,
@@ -179,15 +152,22 @@ class RedisBus:
             name=f"chat-bff bus reader {instance}",
         )
         self._hub = self._fanout.hub
+        # The roles with parts of their own, each in its module (`_parts` forwards the first four).
         self._limits = RedisLimits(
             r, self._calls, prefix=prefix, instance=instance, holder_ttl_s=holder_ttl_s
         )
+        self._outbox = RedisOutbox(r, self._calls, prefix=prefix, instance=instance)
+        self._idempotency = RedisIdempotency(r, self._calls, prefix=prefix, instance=instance)
         # Observations are worth no wait through a failover: the next reply brings another.
         self._fleet = RedisFleetStats(
             r,
             lambda op: self._calls.run(op, wait=False),
             prefix=prefix,
             half_life_s=history_half_life_s,
+        )
+        self._interest = RedisInterest(r, self._calls, prefix=prefix, key=self._key)
+        self._push = RedisPushRecords(
+            r, self._calls, key=self._key, retention_ms=self._retention_ms
         )
         self._budget = TranscriptBudget(
             self._calls,
@@ -353,40 +333,25 @@ class RedisBus:
         keys, args = [self._key(check_chat(chat), "meta")], [self._retention_ms]
         await self._calls.run(lambda: self._completed(keys=keys, args=args))
 
+    # -- Interest and PushRecords: parts of their own (`_interest_redis`, `_push_redis`) -----
+
     async def note_interest(self, chat: str, ref: str, ttl_s: float) -> None:
-        ref_key = self._key(check_chat(chat), "ref")
-        interest = f"{self._prefix}:interest"
-
-        # Two scripts, not one: the ref lives in the chat's slot, the set in its own.
-        async def both() -> None:
-            await asyncio.gather(
-                self._note_ref(keys=[ref_key], args=[ref, _ms(ttl_s)]),
-                self._note_interest(keys=[interest], args=[chat, _ms(ttl_s)]),
-            )
-
-        await self._calls.run(both)
+        await self._interest.note_interest(chat, ref, ttl_s)
 
     async def interested(self) -> dict[str, str]:
-        interest = f"{self._prefix}:interest"
-
-        async def load() -> dict[str, str]:
-            chats: list[str] = await self._live_interest(keys=[interest], args=[])
-            if not chats:
-                return {}
-            pipe = self._redis.pipeline(transaction=False)
-            for chat in chats:
-                pipe.get(self._key(chat, "ref"))
-            refs: list[str | None] = await pipe.execute()
-            return {c: r for c, r in zip(chats, refs, strict=True) if r is not None}
-
-        return await self._calls.run(load)
-
-    # -- reader presence ------------------------------------------------------------------
+        return await self._interest.interested()
 
     async def note_reader(self, chat: str, ttl_s: float) -> None:
-        keys = [self._key(check_chat(chat), "readers")]
-        # The same "longest expiry wins" SET as the interest ref.
-        await self._calls.run(lambda: self._note_ref(keys=keys, args=["1", _ms(ttl_s)]))
+        await self._interest.note_reader(chat, ttl_s)
+
+    async def push_register(self, chat: str, *, handle: str, push_token: str) -> None:
+        await self._push.push_register(chat, handle=handle, push_token=push_token)
+
+    async def push_settle(self, chat: str) -> PushState | None:
+        return await self._push.push_settle(chat)
+
+    async def push_advance(self, chat: str, upto: int, *, ended: bool) -> None:
+        await self._push.push_advance(chat, upto, ended=ended)
 
     # -- FanOut ---------------------------------------------------------------------------
 
@@ -425,111 +390,6 @@ class RedisBus:
             for client in self._clients.sentinel.sentinels:
                 with suppress(Exception):
                     await client.aclose()
-
-    # -- Limits ---------------------------------------------------------------------------
-
-    async def observe(self, kind: HistogramKind, seconds: float) -> None:
-        await self._fleet.observe(kind, seconds)
-
-    async def snapshot(self) -> Histograms:
-        return await self._fleet.snapshot()
-
-    async def take(self, name: str, key: str, per_minute: float, burst: int) -> float:
-        return await self._limits.take(name, key, per_minute, burst)
-
-    async def occupy(self, name: str, key: str, limit: int) -> bool:
-        return await self._limits.occupy(name, key, limit)
-
-    async def admit(self, name: str, key: str, member: str, ttl_s: float, limit: int) -> bool:
-        return await self._limits.admit(name, key, member, ttl_s, limit)
-
-    def vacate(self, name: str, key: str) -> None:
-        self._limits.vacate(name, key)
-
-    # -- webhook outbox and push records (hooks) ------------------------------------------
-
-    def _register_hooks_scripts(self, r: Any) -> None:
-        self._push_register = r.register_script(_scripts.PUSH_REGISTER)
-        self._push_settle = r.register_script(_scripts.PUSH_SETTLE)
-        self._push_advance = r.register_script(_scripts.PUSH_ADVANCE)
-        self._outbox = RedisOutbox(r, self._calls, prefix=self._prefix, instance=self._instance)
-
-    async def push_register(self, chat: str, *, handle: str, push_token: str) -> None:
-        keys = [self._key(check_chat(chat), "push")]
-        args: list[str | int] = [push_token, handle, self._retention_ms]
-        await self._calls.run(lambda: self._push_register(keys=keys, args=args))
-
-    async def push_settle(self, chat: str) -> PushState | None:
-        keys = [self._key(check_chat(chat), n) for n in ("push", "readers", "meta")]
-        row = await self._calls.run(lambda: self._push_settle(keys=keys, args=[self._retention_ms]))
-        if row is None:
-            return None
-        readers, notified, end_notified, cursor, ended, token, handle = row
-        return PushState(
-            push_token=str(token),
-            handle=str(handle),
-            notified=int(notified),
-            end_notified=bool(int(end_notified)),
-            cursor=int(cursor),
-            ended=bool(int(ended)),
-            readers=bool(int(readers)),
-        )
-
-    async def push_advance(self, chat: str, upto: int, *, ended: bool) -> None:
-        keys = [self._key(check_chat(chat), "push")]
-        args: list[str | int] = [int(upto), "1" if ended else "0", self._retention_ms]
-        await self._calls.run(lambda: self._push_advance(keys=keys, args=args))
-
-    # The outbox lives in its own module (`_outbox_redis`): a queue per kind, with quotas.
-
-    async def outbox_put(self, item: OutboxItem, quota: OutboxQuota) -> bool:
-        return await self._outbox.outbox_put(item, quota)
-
-    async def outbox_claim(self, kind: str, limit: int, claim_s: float) -> ClaimBatch:
-        return await self._outbox.outbox_claim(kind, limit, claim_s)
-
-    async def outbox_done(self, claim: Claim, *, done_ttl_s: float, remember: int) -> bool:
-        return await self._outbox.outbox_done(claim, done_ttl_s=done_ttl_s, remember=remember)
-
-    async def outbox_retry(self, claim: Claim, delay_s: float) -> bool:
-        return await self._outbox.outbox_retry(claim, delay_s)
-
-    async def outbox_held(self, kind: str) -> OutboxHeld:
-        return await self._outbox.outbox_held(kind)
-
-    # -- IdempotencyStore (app/bus/_idempotency.py) ---------------------------------------
-
-    async def idempotency_begin(
-        self,
-        client: str,
-        key: str,
-        fingerprint: str,
-        *,
-        in_flight_s: float,
-        max_per_client: int,
-        max_total: int,
-        floor_per_client: int = 0,
-    ) -> IdempotencyClaim:
-        return await self._idempotency.begin(
-            client,
-            key,
-            fingerprint,
-            in_flight_s=in_flight_s,
-            max_per_client=max_per_client,
-            max_total=max_total,
-            floor_per_client=floor_per_client,
-        )
-
-    async def idempotency_finish(
-        self, client: str, key: str, token: str, answer: str, keep_s: float
-    ) -> bool:
-        return await self._idempotency.finish(client, key, token, answer, keep_s)
-
-    async def idempotency_abandon(self, client: str, key: str, token: str) -> None:
-        await self._idempotency.abandon(client, key, token)
-
-    async def idempotency_size(self) -> int:
-        return await self._idempotency.size()
 
 
 # Interface guard: mypy checks that RedisBus satisfies every protocol in `Bus`.

@@ -14,7 +14,7 @@ import pytest
 from redis.asyncio import Redis
 
 from app.bus import MemoryBus, RedisBus, make_bus
-from app.bus._connect import RedisTarget, parse_redis_url
+from app.bus.redis_url import RedisTarget, parse_redis_url
 from app.errors import BusUnavailableError
 from app.events import EventKind
 from app.models import Message

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from app.bus import MemoryBus
-from app.bus._limits import take_token
+from app.bus._limits_memory import take_token
 from app.errors import RateLimitedError
 from app.limits import ConcurrencyLimiter, RateLimiter
 

@@ -1,7 +1,7 @@
-"""The store behind `base.IdempotencyStore`: in this process (`MemoryIdempotency`) or shared by
-the fleet through Redis (`RedisIdempotency`), both bounded per client and in total.
+"""The store behind `guards.IdempotencyStore` shared by the fleet through Redis
+(`RedisIdempotency`), bounded per client and in total.
 
-Redis data model (each script touches the keys of ONE slot):
+Data model (each script touches the keys of ONE slot):
 
     <prefix>:{idem:<client>}:<key>  hash: fp, token (while in flight), answer; PX in flight /
                                     the answer's window
@@ -20,119 +20,17 @@ It must not know HTTP or what the keys mean; Redis errors surface as `BusUnavail
 from __future__ import annotations
 
 import asyncio
-import heapq
 import math
 import secrets
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
+from app.bus._calls import Runner
 from app.bus._hub import check_chat
-from app.bus.base import IDEMPOTENCY_BUCKET_S, IDEMPOTENCY_COUNT_TTL_S, IdempotencyClaim
-
-T = TypeVar("T")
-
-
-@dataclass(slots=True)
-class _Entry:
-    fingerprint: str
-    token: str
-    expires: float
-    answer: str | None = None
-
-
-class MemoryIdempotency:
-    """`IdempotencyStore` for one process. Entries expire through a heap of expiry times, so
-    no request scans the store; a client's entries are counted by their own dict."""
-
-    def __init__(self) -> None:
-        self._entries: dict[tuple[str, str], _Entry] = {}
-        self._by_client: dict[str, dict[str, None]] = {}
-        self._stored = 0
-        # (expires, client, key); an item is stale when its entry expires later or is gone.
-        self._expiries: list[tuple[float, str, str]] = []
-
-    def _expire(self, now: float) -> None:
-        heap = self._expiries
-        while heap and heap[0][0] <= now:
-            _, client, key = heapq.heappop(heap)
-            entry = self._entries.get((client, key))
-            if entry is not None and entry.expires <= now:
-                self._drop(client, key, entry)
-
-    def _drop(self, client: str, key: str, entry: _Entry) -> None:
-        del self._entries[client, key]
-        if entry.answer is not None:
-            self._stored -= 1
-        keys = self._by_client[client]
-        del keys[key]
-        if not keys:
-            del self._by_client[client]
-
-    def _live(self, client: str, key: str, now: float) -> _Entry | None:
-        self._expire(now)
-        return self._entries.get((check_chat(client), check_chat(key)))
-
-    async def begin(
-        self,
-        client: str,
-        key: str,
-        fingerprint: str,
-        *,
-        in_flight_s: float,
-        max_per_client: int,
-        max_total: int,
-        floor_per_client: int = 0,
-    ) -> IdempotencyClaim:
-        now = time.monotonic()
-        entry = self._live(client, key, now)
-        if entry is not None:
-            if entry.fingerprint != fingerprint:
-                return IdempotencyClaim("mismatch")
-            if entry.answer is not None:
-                return IdempotencyClaim("done", answer=entry.answer)
-            return IdempotencyClaim("in_flight")
-        keys = self._by_client.get(client, {})
-        if len(keys) >= max_per_client:
-            soonest = min(self._entries[client, k].expires for k in keys)
-            return IdempotencyClaim("full", retry_after_s=soonest - now, limit="client")
-        if self._stored >= max_total:
-            if len(keys) < floor_per_client:
-                return IdempotencyClaim("unkept")
-            # The heap's first item is the soonest expiry (possibly of a claim: close enough).
-            soonest = self._expiries[0][0] if self._expiries else now
-            return IdempotencyClaim("full", retry_after_s=soonest - now, limit="total")
-        token = secrets.token_hex(16)
-        self._entries[client, key] = _Entry(fingerprint, token, now + in_flight_s)
-        self._by_client.setdefault(client, {})[key] = None
-        heapq.heappush(self._expiries, (now + in_flight_s, client, key))
-        return IdempotencyClaim("new", token)
-
-    async def finish(self, client: str, key: str, token: str, answer: str, keep_s: float) -> bool:
-        now = time.monotonic()
-        entry = self._live(client, key, now)
-        if entry is None or entry.answer is not None or entry.token != token:
-            return False
-        entry.answer, entry.token, entry.expires = answer, "", now + keep_s
-        self._stored += 1
-        heapq.heappush(self._expiries, (entry.expires, client, key))
-        return True
-
-    async def abandon(self, client: str, key: str, token: str) -> None:
-        entry = self._live(client, key, time.monotonic())
-        if entry is not None and entry.answer is None and entry.token == token:
-            self._drop(client, key, entry)
-
-    async def size(self) -> int:
-        self._expire(time.monotonic())
-        return self._stored
-
-
-# -- Redis --------------------------------------------------------------------------------------
+from app.bus.guards import IDEMPOTENCY_BUCKET_S, IDEMPOTENCY_COUNT_TTL_S, IdempotencyClaim
 
 _NOW = """
 local t = redis.call('TIME')
@@ -238,10 +136,6 @@ return {total, soonest}
 )
 
 
-class Runner(Protocol):
-    async def run(self, op: Callable[[], Awaitable[T]], *, wait: bool = True) -> T: ...
-
-
 class RedisIdempotency:
     """`IdempotencyStore` on Redis (plain, Sentinel or Cluster)."""
 
@@ -292,7 +186,7 @@ class RedisIdempotency:
                 self._total_at = time.monotonic()
             return self._total
 
-    async def begin(
+    async def idempotency_begin(
         self,
         client: str,
         key: str,
@@ -329,7 +223,9 @@ class RedisIdempotency:
             return IdempotencyClaim("full", retry_after_s=self._total_retry_s, limit="total")
         return IdempotencyClaim("mismatch" if state == "mismatch" else "in_flight")
 
-    async def finish(self, client: str, key: str, token: str, answer: str, keep_s: float) -> bool:
+    async def idempotency_finish(
+        self, client: str, key: str, token: str, answer: str, keep_s: float
+    ) -> bool:
         keys = self._keys(client, key)
         args: list[str | int] = [token, answer, _ms(keep_s), key]
         expires = int(await self._calls.run(lambda: self._finish(keys=keys, args=args)))
@@ -342,11 +238,11 @@ class RedisIdempotency:
         self._total += 1
         return True
 
-    async def abandon(self, client: str, key: str, token: str) -> None:
+    async def idempotency_abandon(self, client: str, key: str, token: str) -> None:
         keys, args = self._keys(client, key), [token, key]
         await self._calls.run(lambda: self._abandon(keys=keys, args=args))
 
-    async def size(self) -> int:
+    async def idempotency_size(self) -> int:
         # For a scrape: no waiting through a failover.
         total, _ = await self._read_total(wait=False)
         return total
