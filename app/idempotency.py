@@ -45,7 +45,7 @@ from fastapi import FastAPI
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.bus.base import IdempotencyClaim, IdempotencyStore
+from app.bus.guards import IdempotencyClaim, IdempotencyStore
 from app.errors import (
     BffError,
     BusUnavailableError,

@@ -13,7 +13,7 @@ import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from app.bus.base import Limits
+from app.bus.guards import Limits
 from app.errors import RateLimitedError
 
 

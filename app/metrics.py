@@ -21,7 +21,7 @@ from prometheus_client import (
 )
 from prometheus_client.registry import Collector
 
-from app.bus.base import OutboxHeld
+from app.bus.hooks import OutboxHeld
 from app.version import VERSION
 
 

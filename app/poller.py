@@ -17,8 +17,10 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from app.bus.base import Bus, Fence
+from app.bus.chats import ChatCache, Fence, Lease
+from app.bus.fanout import FanOut
 from app.errors import BffError, BusUnavailableError, ChatNotFoundError
 from app.events import ChatEvent, EventKind
 from app.fleet_view import FleetView
@@ -44,6 +46,11 @@ POKE_COALESCE_S = 0.02
 WAITING_FOR_AGENT = "WaitingForAgent"
 
 
+class PollerBus(Lease, ChatCache, FanOut, Protocol):
+    """What a poller uses of the bus: its lease (released when it stops), the chat's shared
+    copy (read, and written through the fenced commit) and the chat's fan-out (pokes)."""
+
+
 @dataclass(frozen=True, slots=True)
 class PollerTuning:
     budget: Budget
@@ -62,7 +69,7 @@ class ChatPoller:
         fence: Fence,
         *,
         upstream: UpstreamClient,
-        bus: Bus,
+        bus: PollerBus,
         tuning: PollerTuning,
         on_poll: Callable[[], None] | None = None,
         fleet: FleetView,

@@ -16,9 +16,10 @@ import logging
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from app.bus.base import Bus, Fence, PushState
+from app.bus.chats import ChatCache, Fence
+from app.bus.hooks import PushRecords, PushState
 from app.errors import BffError, OutboxFullError
 from app.events import ChatEvent, EventKind
 from app.models import Message
@@ -85,13 +86,17 @@ class _Chat:
     absent: bool = False  # no push record: the chat asked for no notices
 
 
+class PushBus(PushRecords, ChatCache, Protocol):
+    """What the push hook uses of the bus: the chat's push record and its cached messages."""
+
+
 class PushHook:
     """Called by the poller after each successful fenced commit of a chat."""
 
     def __init__(
         self,
         *,
-        bus: Bus,
+        bus: PushBus,
         dispatcher: Dispatcher,
         held: Callable[[], Collection[str]] = frozenset,
         forget_every_s: float = 60.0,

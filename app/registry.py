@@ -24,12 +24,16 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
-from app.bus.base import Bus
+from app.bus.chats import Interest
+from app.bus.fanout import Pokes
+from app.bus.fleet import FleetStats
+from app.bus.guards import Limits
 from app.errors import BffError
 from app.fleet_view import FleetView
 from app.models import ChatRef, UpstreamStatus
-from app.poller import ChatPoller, OnCommit, PollerTuning
+from app.poller import ChatPoller, OnCommit, PollerBus, PollerTuning
 from app.supervision import Backoff, supervise
 from app.upstream import UpstreamClient
 
@@ -40,6 +44,12 @@ SUPERVISOR_BACKOFF_S = 1.0
 SUPERVISOR_BACKOFF_MAX_S = 30.0
 # The per-client set of chats with the background keep-alive, on the bus (`Limits.admit`).
 KEEPALIVE_LIMIT = "keepalive"
+
+
+class RegistryBus(PollerBus, Interest, Pokes, Limits, FleetStats, Protocol):
+    """What the registry uses of the bus: what its pollers use, plus interest and reader
+    presence, pokes, the per-client keep-alive set (`Limits.admit`), the lease calls of the
+    sweep and renewer, and the fleet's histograms (when it builds its own `FleetView`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +68,7 @@ class PollerRegistry:
         self,
         *,
         upstream: UpstreamClient,
-        bus: Bus,
+        bus: RegistryBus,
         resolve: Callable[[str], ChatRef],
         tuning: PollerTuning,
         keepalive: Keepalive,

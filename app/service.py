@@ -15,9 +15,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
-from app.bus.base import Bus, ChatRecord, Subscription
+from app.bus.chats import ChatCache, ChatRecord
+from app.bus.fanout import FanOut, Subscription
+from app.bus.hooks import PushRecords
 from app.errors import (
     BffError,
     BusUnavailableError,
@@ -40,12 +42,18 @@ log = logging.getLogger("chat_bff.service")
 ECHOED_OPERATIONS = frozenset({"SendMessage", "Complete"})
 
 
+class ServiceBus(ChatCache, FanOut, PushRecords, Protocol):
+    """What the customer operations use of the bus: the chat's shared copy (reads, cookies,
+    the index-less cursor), its fan-out (long-poll waits) and the push record a RequestChat
+    with a pushToken registers."""
+
+
 class ChatService:
     def __init__(
         self,
         *,
         upstream: UpstreamClient,
-        bus: Bus,
+        bus: ServiceBus,
         codec: HandleCodec,
         registry: PollerRegistry,
         cold_wait_s: float,

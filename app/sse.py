@@ -19,13 +19,14 @@ import logging
 import random
 from collections.abc import AsyncIterator, Callable, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sse_starlette import ServerSentEvent
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from app.bus.base import Bus, Subscription
+from app.bus.chats import ChatCache
+from app.bus.fanout import FanOut, Subscription
 from app.errors import BffError, ChatNotFoundError, describe_exception
 from app.events import CLOSE, DRAIN, HEARTBEAT, SSE_KINDS, ChatEvent, EventKind, status_data
 from app.models import ChatRef, ChatState, Message, UpstreamStatus
@@ -129,6 +130,11 @@ class StreamHub:
                 subscription.wake(HEARTBEAT)
 
 
+class StreamBus(ChatCache, FanOut, Protocol):
+    """What a stream uses of the bus: the chat's subscription, and its record after a RESYNC;
+    the transcript it reads through the `ChatService`."""
+
+
 class ChatStream:
     """The frames of one connection. `last` is the highest index this connection was given."""
 
@@ -138,7 +144,7 @@ class ChatStream:
         last_event_id: int,
         *,
         client: str,
-        bus: Bus,
+        bus: StreamBus,
         service: ChatService,
         hub: StreamHub,
         tuning: StreamTuning,

@@ -24,7 +24,7 @@ from typing import Annotated, Any
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
-from app.bus.base import Bus, ChatRecord
+from app.bus.chats import ChatCache, ChatRecord
 from app.errors import InvalidStateError, NotConfiguredError
 from app.models import ChatRef, ChatState, Message
 from app.schemas import NO_CONTROL_PATTERN, JsonPattern
@@ -131,7 +131,9 @@ def survey_data(
 class SurveyDesk:
     """Takes surveys: checks the chat is over and enqueues its one survey."""
 
-    def __init__(self, *, bus: Bus, dispatcher: Dispatcher, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, *, bus: ChatCache, dispatcher: Dispatcher, registry: CollectorRegistry
+    ) -> None:
         self._bus = bus
         self._dispatcher = dispatcher
         self.outcomes = Counter(

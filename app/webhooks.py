@@ -27,7 +27,7 @@ from typing import Protocol
 
 import httpx
 
-from app.bus.base import Claim, ClaimBatch, Outbox, OutboxHeld, OutboxItem, OutboxQuota
+from app.bus.hooks import Claim, ClaimBatch, Outbox, OutboxHeld, OutboxItem, OutboxQuota
 from app.errors import BffError, OutboxFullError, describe_exception
 from app.supervision import Backoff, supervise
 from app.upstream_parse import retry_after_s

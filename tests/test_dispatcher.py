@@ -13,7 +13,7 @@ import time
 import pytest
 
 from app.bus import MemoryBus
-from app.bus.base import ClaimBatch, OutboxQuota
+from app.bus.hooks import ClaimBatch, OutboxQuota
 from app.metrics import Metrics
 from app.supervision import Backoff
 from app.webhooks import DeliveryTuning, Dispatcher, WebhookTarget, envelope, parse_secret

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from app.bus import RedisBus
 from app.bus._outbox_memory import MemoryOutbox
-from app.bus.base import OutboxItem, OutboxQuota
+from app.bus.hooks import OutboxItem, OutboxQuota
 from tests.components import missing_component
 from tests.servers import RedisServer
 

@@ -10,14 +10,8 @@ import time
 import pytest
 
 from app.bus import Bus, ChatRecord, Fence
-from app.bus.base import (
-    CachedMessages,
-    ClaimBatch,
-    OutboxHeld,
-    OutboxItem,
-    OutboxQuota,
-    TranscriptLimits,
-)
+from app.bus.chats import CachedMessages, TranscriptLimits
+from app.bus.hooks import ClaimBatch, OutboxHeld, OutboxItem, OutboxQuota
 from app.errors import OutboxFullError
 from app.events import ChatEvent, EventKind
 from app.models import ChatState, Message, UpstreamStatus

@@ -12,7 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from app.bus import Bus, ChatRecord, RedisBus
-from app.bus.base import IDEMPOTENCY_BUCKET_S, IDEMPOTENCY_COUNT_TTL_S, IdempotencyClaim
+from app.bus.guards import IDEMPOTENCY_BUCKET_S, IDEMPOTENCY_COUNT_TTL_S, IdempotencyClaim
 from app.errors import BusUnavailableError
 
 from .conftest import REDIS_URL, BusFactory, delete_prefix

@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from app.bus import MemoryBus
-from app.bus.base import Fence
+from app.bus.chats import Fence
 from app.config import Settings
 from app.emulator import Emulator, EmulatorConfig, create_emulator_app
 from app.main import create_app

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from app.bus.base import ChatRecord
+from app.bus.chats import ChatRecord
 from app.models import ChatState, Message
 from app.survey import (
     COMMENT_MAX,
