@@ -83,7 +83,7 @@ class Settings(HookSettings, BaseSettings):
     # within a read budget: a client polling state and messages every 3 s makes 40 reads a
     # minute; chat-bff spends at most BFF_POLL_READ_BUDGET per watched chat.
     poll_read_budget: float = Field(
-        default=20.0,
+        default=28.0,
         gt=0,
         description="Upstream reads per chat-minute at most while someone watches the chat; "
         "the schedule spends them where replies are likely",

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from app.bus.fleet import FleetStats, Histograms, empty
 from app.errors import BffError
-from app.schedule import Observation
+from app.turn import Observation
 
 log = logging.getLogger("chat_bff.poller")
 

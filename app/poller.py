@@ -25,16 +25,9 @@ from app.errors import BffError, BusUnavailableError, ChatNotFoundError
 from app.events import ChatEvent, EventKind
 from app.fleet_view import FleetView
 from app.models import ChatRef, ChatState, UpstreamStatus
-from app.schedule import (
-    Budget,
-    Turn,
-    fresh_spend,
-    next_delay,
-    next_turn,
-    quiet_after_s,
-    spend,
-)
+from app.schedule import Budget, fresh_spend, next_delay, quiet_after_s, spend
 from app.transcript import after_cursor, ended_state, is_ended, needs_state_refresh
+from app.turn import Turn, next_turn
 from app.upstream import Answer, UpstreamClient
 
 log = logging.getLogger("chat_bff.poller")

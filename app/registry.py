@@ -138,9 +138,16 @@ class PollerRegistry:
         if reader_s > 0:
             ttl = max(reader_s, self._reader_window_s)
             # Renewed once a third of the noted presence is used up, not on every read.
-            if self._readers_until.get(key, -1e9) < now + ttl * 2 / 3:
+            noted_until = self._readers_until.get(key, -1e9)
+            if noted_until < now + ttl * 2 / 3:
                 await self._bus.note_reader(key, ttl)
                 self._readers_until[key] = now + ttl
+                if noted_until < now and (poller := self._pollers.get(key)) is not None:
+                    # A reader arrives: a chat nobody watched waits a keep-alive gap for its
+                    # next poll; poll now, and on the watched schedule from there. Only a
+                    # poller here: a poke through the bus would reach every stream of the
+                    # chat too, and RequestChat notes its reader for the first window anyway.
+                    poller.poke()
         if key not in self._pollers and now - self._attempted.get(key, -1e9) > (
             self._tuning.lease_ttl_s / 3
         ):

@@ -3,24 +3,26 @@
 A poll is worth its read where something is likely to arrive before the next one. A reply to
 the customer's message (a bot or an auto-acknowledgement within seconds, a canned answer, a
 typed one) and an agent joining a queued chat come with no warning, at times the fleet has
-measured (`app/bus/fleet.py`: histograms of "customer message -> next reply" and "RequestChat
--> agent joined"). From such a histogram, the chance per second that the event arrives now,
-given it has not yet (its hazard h), sets the gap: sqrt(2 * price / h), the gap that balances
-the delay a poll saves against what it costs (a dense window right after a send where bots
-answer, wider gaps later). While an event is still likely the gap never exceeds
-`AWAIT_GAP_MAX_S`, so a reply is never seen later than by a client polling every 3 s. A
-typing agent gets fast polls (capped in time); a chat whose turn is the customer's stretches
-toward the ceiling; a queued chat keeps its gaps however long it waits. A chat whose last
-reply came within `BOT_REPLY_S` is talking to a bot: its own history outweighs the fleet's.
+measured (`app/bus/fleet.py`: histograms of "customer message -> an agent's next message", "->
+a bot's", and "RequestChat -> agent joined"). From such a histogram, the chance per second
+that the event arrives now, given it has not yet (its hazard h), sets the gap:
+sqrt(2 * price / h), the gap that balances the delay a poll saves against what it costs (a
+dense window right after a send where bots answer, wider gaps later). While anything may come
+(a reply is due, the chat waits for an agent, or the customer is in a conversation) the gap
+never exceeds `WATCH_GAP_S`, so no event is seen later than by a client polling every 3 s. A
+typing agent gets fast polls (capped in time); while the customer types in their turn the
+agent waits, and gaps stretch; a chat whose customer went silent stretches toward the
+ceiling. A chat whose last reply came within `BOT_REPLY_S` is talking to a bot: its own
+history outweighs the fleet's.
 
-The budget: reads per chat-minute while someone watches, as a token bucket holding one
-minute's worth. The fuller the bucket, the cheaper a read (`price`); an empty bucket stretches
-the gap until a token is back. Gaps stay within [floor, ceiling]. With no reader anywhere, the
-keep-alive cadence only; after failures, backoff with jitter, at least the Retry-After.
+The budget: reads per chat-minute while someone watches, as a token bucket holding `BURST_S`
+seconds' worth. The fuller the bucket, the cheaper a read (`price`); an empty bucket
+stretches the gap until a token is back. Gaps stay within [floor, ceiling]. With no reader
+anywhere, the keep-alive cadence only; after failures, backoff with jitter, at least the
+Retry-After.
 
-Nothing here keeps state or reads a clock: `Turn` (this chat's recent events) is updated by
-`next_turn` from each poll's new messages, `Spend` (the bucket) by `spend`; the poller owns the
-timing and the I/O.
+Nothing here keeps state or reads a clock: `Turn` (`app/turn.py`) is the chat's recent
+events, `Spend` (the bucket) is updated by `spend`; the poller owns the timing and the I/O.
 """
 
 from __future__ import annotations
@@ -28,29 +30,41 @@ from __future__ import annotations
 import bisect
 import functools
 import math
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from itertools import accumulate
 
 from app.bus.fleet import BUCKETS, HISTOGRAM_EDGES_S, HistogramKind, Histograms
-from app.models import Message
 from app.supervision import Backoff, restart_delay
+from app.turn import Turn
 
 # An agent's typing notice: a reply is seconds away, for at most this long per notice.
-TYPING_GAP_S = 1.2
+TYPING_GAP_S = 1.0
 TYPING_MAX_S = 30.0
-# The widest gap while a reply or a join is still likely (a client polling every 3 s sees an
-# event 1.5 s late at the median, 3 s at worst; this stays under both).
-AWAIT_GAP_MAX_S = 2.8
+# The widest gap while something may come: a client polling every 3 s sees an event 1.5 s
+# late at the median and, over a dozen events, about 2.8 s late at the worst; this stays
+# under both, so no kind of event is seen later than by such a client.
+WATCH_GAP_S = 2.5
 # "Still likely": more than this share of the events not yet arrived.
 LIKELY_MIN = 0.03
-# A chat goes quiet from this gap, reaching its quiet cadence this long after its last news.
+# The customer typing in their turn: the agent waits for the message (for at most this long
+# per notice), so nothing is likely to come and gaps may stretch to the ceiling.
+CUSTOMER_TYPING_MAX_S = 30.0
+# A chat with no news of any kind for this long goes quiet (the longest silences of a live
+# conversation are a customer or an agent thinking), reaching its quiet cadence this much later.
 QUIET_FROM_S = 3.0
 QUIET_RAMP_S = 20.0
+# A customer who wrote or typed this recently is in a conversation: whatever the agent does
+# next (a follow-up, ending the chat) is awaited at `WATCH_GAP_S`. A chat whose customer is
+# silent longer (an agent posting to a customer who went away) gets the quiet cadence.
+ENGAGED_S = 120.0
+# The read budget's bucket holds this many seconds of reads: enough for a burst of dense
+# polls after a send, not enough to lift a chat's reads over the budget for long.
+BURST_S = 20.0
 # The price of a read, in seconds of delay it must save, with a full bucket at the default
 # budget: sets a bot's window to gaps of about 0.6-0.8 s.
-PRICE_S = 0.1
-DEFAULT_READS_PER_MIN = 20.0
+PRICE_S = 0.2
+DEFAULT_READS_PER_MIN = 28.0
 # Replies this fast are a bot's; how much a bot-like chat trusts its own history.
 BOT_REPLY_S = 2.0
 BOT_WEIGHT = 0.8
@@ -76,80 +90,11 @@ class Budget:
 
 
 @dataclass(frozen=True, slots=True)
-class Turn:
-    """This chat's recent events, as times on the poller's clock (None: not now).
-
-    `sent_at`: the customer's latest message, unanswered. `typing_at`: another party started
-    typing. `waiting_at`: the chat started waiting for an agent. `news_at`: the last message
-    of any kind. `last_reply_s`: how long the chat's last reply took."""
-
-    sent_at: float | None = None
-    typing_at: float | None = None
-    waiting_at: float | None = None
-    news_at: float | None = None
-    last_reply_s: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Observation:
-    kind: HistogramKind
-    seconds: float
-
-
-@dataclass(frozen=True, slots=True)
 class Spend:
     """The read budget's token bucket: `tokens` at time `at` (capacity: one minute's reads)."""
 
     tokens: float
     at: float
-
-
-def _sender(message: Message) -> str | None:
-    sender = message.body.get("from")
-    kind = sender.get("type") if isinstance(sender, dict) else None
-    return kind if isinstance(kind, str) else None
-
-
-def next_turn(
-    turn: Turn,
-    messages: Iterable[Message],
-    *,
-    now: float,
-    previous_poll: float | None,
-    waiting: bool,
-) -> tuple[Turn, list[Observation]]:
-    """The turn after a poll at `now` found `messages` (new, in index order), the chat's state
-    saying `waiting` for an agent; and what it observed for the fleet. A message arrived
-    between `previous_poll` and `now` (the middle is taken); the customer's own message is
-    taken at `now` (the poll that echoes a send runs at once)."""
-    arrived = now if previous_poll is None else (previous_poll + now) / 2
-    seen: list[Observation] = []
-    for message in messages:
-        kind = message.body.get("type")
-        if _sender(message) == "Customer":
-            # Their typing notices say nothing of what comes next: they have nothing to see.
-            if kind == "Text":
-                turn = replace(turn, sent_at=now, news_at=now)
-            continue
-        turn = replace(turn, news_at=arrived)
-        if kind == "TypingStarted":
-            turn = replace(turn, typing_at=turn.typing_at or arrived)
-        elif kind in ("TypingStopped", "ParticipantLeft"):
-            turn = replace(turn, typing_at=None)
-        elif kind == "Text":
-            took = None if turn.sent_at is None else max(0.0, arrived - turn.sent_at)
-            if took is not None:
-                seen.append(Observation("reply", took))
-            turn = replace(turn, sent_at=None, typing_at=None, last_reply_s=took)
-        elif kind == "ParticipantJoined" and turn.waiting_at is not None:
-            seen.append(Observation("join", max(0.0, arrived - turn.waiting_at)))
-            turn = replace(turn, waiting_at=None)
-    if waiting and turn.waiting_at is None and not any(o.kind == "join" for o in seen):
-        # A wait that begins is news too: the quiet gaps start short, not at the ceiling.
-        turn = replace(turn, waiting_at=now, news_at=turn.news_at or now)
-    elif not waiting:
-        turn = replace(turn, waiting_at=None)
-    return turn, seen
 
 
 def quiet_after_s(budget: Budget) -> float:
@@ -158,13 +103,18 @@ def quiet_after_s(budget: Budget) -> float:
     return min(QUIET_RAMP_S, 2.5 * budget.ceiling_s)
 
 
+def capacity(budget: Budget) -> float:
+    """The bucket's size: `BURST_S` seconds of reads."""
+    return budget.reads_per_min * BURST_S / 60
+
+
 def fresh_spend(budget: Budget, now: float) -> Spend:
-    return Spend(budget.reads_per_min, now)
+    return Spend(capacity(budget), now)
 
 
 def _tokens(spend: Spend, budget: Budget, now: float) -> float:
     rate = budget.reads_per_min / 60
-    return min(budget.reads_per_min, spend.tokens + max(0.0, now - spend.at) * rate)
+    return min(capacity(budget), spend.tokens + max(0.0, now - spend.at) * rate)
 
 
 def spend(state: Spend, budget: Budget, now: float, reads: int = 1) -> Spend:
@@ -189,12 +139,13 @@ def _mix(*parts: tuple[float, tuple[float, ...]]) -> tuple[float, ...]:
     return tuple(sum(share * weights[i] for share, weights in parts) for i in range(BUCKETS))
 
 
-# With no fleet data yet (research: public product documentation, reply-kinds.md): bots and
-# acknowledgements 0.5-3 s, canned answers a few seconds to tens, typed replies 8-40 s; an
-# agent joins 10-300 s after RequestChat.
+# With no fleet data yet (public product documentation of bot and contact-center platforms):
+# bots and acknowledgements answer in 0.5-3 s, agents' canned answers in a few seconds to tens,
+# typed replies in 8-40 s; an agent joins 10-300 s after RequestChat.
 BOT_PRIOR = _uniform(0.3, 3.0)
 PRIORS: dict[HistogramKind, tuple[float, ...]] = {
-    "reply": _mix((0.3, BOT_PRIOR), (0.3, _uniform(2.0, 30.0)), (0.4, _uniform(8.0, 40.0))),
+    "reply": _mix((0.4, _uniform(2.0, 30.0)), (0.6, _uniform(8.0, 40.0))),
+    "auto": BOT_PRIOR,
     "join": _uniform(10.0, 300.0),
 }
 
@@ -208,7 +159,7 @@ def likelihood(fleet: Histograms, kind: HistogramKind, turn: Turn) -> tuple[floa
     """The distribution (bucket shares) of the time to the next `kind` event in this chat:
     the fleet's histogram blended with the prior, and for a chat whose last reply came
     within `BOT_REPLY_S`, mostly a bot's."""
-    bot = kind == "reply" and turn.last_reply_s is not None and turn.last_reply_s <= BOT_REPLY_S
+    bot = kind != "join" and turn.last_reply_s is not None and turn.last_reply_s <= BOT_REPLY_S
     seen = fleet.get(kind)
     return _likelihood(kind, _NOTHING_SEEN if seen is None else tuple(seen), bot)
 
@@ -259,17 +210,34 @@ def _hazard(
 
 def price(state: Spend, budget: Budget, now: float) -> float:
     """Seconds of delay a read must save: dearer with a smaller budget or an emptier bucket."""
-    fill = max(_tokens(state, budget, now), 0.0) / budget.reads_per_min
+    fill = max(_tokens(state, budget, now), 0.0) / capacity(budget)
     return PRICE_S * DEFAULT_READS_PER_MIN / budget.reads_per_min / max(fill, 0.1)
 
 
 def _quiet_gap(turn: Turn, budget: Budget, at: float) -> float:
-    # A bigger budget is spent on quiet chats too; a smaller one never below the ceiling.
+    """The gap for a chat where nothing in particular is awaited. In a conversation (the
+    customer wrote or typed within `ENGAGED_S`) `WATCH_GAP_S`: the agent may write or end the
+    chat at any moment. Otherwise from `QUIET_FROM_S` after the last news, stretching toward
+    the ceiling over `QUIET_RAMP_S` (a bigger budget keeps quiet chats polled faster)."""
+    if turn.customer_at is not None and at - turn.customer_at < ENGAGED_S:
+        return WATCH_GAP_S
     slowest = min(budget.ceiling_s, budget.ceiling_s * DEFAULT_READS_PER_MIN / budget.reads_per_min)
     if turn.news_at is None:
         return slowest
     ramp = min(1.0, max(0.0, at - turn.news_at) / QUIET_RAMP_S)
     return QUIET_FROM_S + (max(slowest, QUIET_FROM_S) - QUIET_FROM_S) * ramp
+
+
+def _agent_waits(turn: Turn, now: float) -> bool:
+    """The customer types in their turn (no reply due, no wait for an agent): the agent waits
+    for their message."""
+    typing_at = turn.customer_typing_at
+    return (
+        typing_at is not None
+        and now - typing_at < CUSTOMER_TYPING_MAX_S
+        and turn.sent_at is None
+        and turn.waiting_at is None
+    )
 
 
 @functools.lru_cache(maxsize=64)
@@ -316,7 +284,7 @@ def _awaiting(
     shares: Sequence[float], cost: float, since: float, *, lapses: bool = True
 ) -> tuple[Callable[[float], float], tuple[float, ...]]:
     """What each moment asks for while an event (distributed as `shares`) is awaited since
-    `since`: the square-root gap of its hazard, at most `AWAIT_GAP_MAX_S`; nothing once it has
+    `since`: the square-root gap of its hazard, at most `WATCH_GAP_S`; nothing once it has
     become unlikely if it `lapses` (a reply may never come; an agent to a queued chat does).
     With the moments where that may jump."""
 
@@ -325,10 +293,10 @@ def _awaiting(
     def want(at: float) -> float:
         rate, left = _hazard(curve, at - since)
         if left <= LIKELY_MIN:
-            return math.inf if lapses else AWAIT_GAP_MAX_S
+            return math.inf if lapses else WATCH_GAP_S
         if rate <= 0:
             return math.inf  # nothing comes now; the scan sees what comes next
-        return min(AWAIT_GAP_MAX_S, math.sqrt(2 * cost / rate))
+        return min(WATCH_GAP_S, math.sqrt(2 * cost / rate))
 
     return want, _breaks(curve)
 
@@ -339,12 +307,15 @@ def wanted_gap(fleet: Histograms, turn: Turn, state: Spend, budget: Budget, now:
     jumped over)."""
     # The quiet gap only grows with time and the typing gap holds until its cap: their
     # tightest moment is now. Awaited events are scanned ahead.
-    tightest = min(budget.ceiling_s, _quiet_gap(turn, budget, now))
+    tightest = budget.ceiling_s
+    if not _agent_waits(turn, now):
+        tightest = min(tightest, _quiet_gap(turn, budget, now))
     if (typing_at := turn.typing_at) is not None and now - typing_at < TYPING_MAX_S:
         tightest = min(tightest, TYPING_GAP_S)
     cost = price(state, budget, now)
     if turn.sent_at is not None:
-        want, breaks = _awaiting(likelihood(fleet, "reply", turn), cost, turn.sent_at)
+        replies = likelihood(fleet, "reply" if turn.agent else "auto", turn)
+        want, breaks = _awaiting(replies, cost, turn.sent_at)
         tightest = _longest_gap(want, breaks, turn.sent_at, now, tightest)
     if turn.waiting_at is not None:
         joins = likelihood(fleet, "join", turn)

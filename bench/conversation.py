@@ -49,7 +49,7 @@ from bench.wire import Connection, SseEvent, Viewer
 ArmKind = Literal["chat-bff", "state+messages", "messages"]
 BASELINE_INTERVAL_S = 3.0
 FRONTIER_INTERVALS_S = (1.0, 2.0, 3.0, 5.0, 8.0)
-OTHER_BUDGETS = (12, 30)  # reads per chat-minute, besides the shipped default
+OTHER_BUDGETS = (20, 40)  # reads per chat-minute, besides the shipped default
 TAIL_S = 8.0  # after the agent left, the longest a conversation's viewers wait for it
 
 

@@ -14,9 +14,10 @@ import time
 from collections.abc import Mapping
 from typing import Literal, Protocol, get_args
 
-# "reply": a customer's message to the next message of another party (agent, bot).
-# "join": a chat's start (RequestChat) to the agent joining it.
-HistogramKind = Literal["reply", "join"]
+# "reply": a customer's message to an agent's next message; "auto": to the next message of a
+# bot or another automatic party (or the chat's start to its greeting); "join": a chat's start
+# (RequestChat) to the agent joining it.
+HistogramKind = Literal["reply", "auto", "join"]
 KINDS: tuple[HistogramKind, ...] = get_args(HistogramKind)
 # Upper edges of the buckets, in seconds (about x1.8 apart); one bucket more holds the rest.
 HISTOGRAM_EDGES_S: tuple[float, ...] = (0.5, 0.9, 1.6, 2.8, 5, 9, 16, 28, 50, 90, 160, 300)
