@@ -19,6 +19,7 @@ from sse_starlette.sse import AppStatus
 from starlette.routing import Route
 
 from app.access import AccessLog
+from app.admission import StreamAdmission, StreamCapacity
 from app.bus import make_bus
 from app.bus._connect import parse_redis_url
 from app.bus.base import Bus, OutboxQuota, TranscriptLimits
@@ -49,7 +50,6 @@ from app.routes.health import PROBE_EVERY_S
 from app.schedule import Budget
 from app.security import ClientAddress, HandleCodec, OriginPolicy
 from app.service import ChatService
-from app.shedding import StreamCapacity
 from app.sse import StreamHub, StreamTuning
 from app.static_files import (
     DEMO_PAGE,
@@ -177,9 +177,12 @@ def create_app(
             the_bus, "create-ip", settings.chat_create_per_minute, settings.chat_create_burst
         ),
         send_limiter=RateLimiter(the_bus, "send-ip", settings.send_per_minute, settings.send_burst),
-        stream_limits_ip=ConcurrencyLimiter(the_bus, "streams-ip", settings.max_streams_per_ip),
-        stream_limits_chat=ConcurrencyLimiter(
-            the_bus, "streams-chat", settings.max_streams_per_chat
+        admission=StreamAdmission(
+            capacity=StreamCapacity(settings.max_streams),
+            per_chat=ConcurrencyLimiter(the_bus, "streams-chat", settings.max_streams_per_chat),
+            per_client=ConcurrencyLimiter(the_bus, "streams-ip", settings.max_streams_per_ip),
+            draining=draining,
+            meter=metrics,
         ),
         stream_tuning=stream_tuning,
         streams=streams,
@@ -192,7 +195,6 @@ def create_app(
             dispatcher=dispatcher,
         ),
         draining=draining,
-        stream_capacity=StreamCapacity(settings.max_streams, on_refuse=metrics.streams_refused.inc),
         survey=SurveyDesk(bus=the_bus, dispatcher=dispatcher, registry=metrics.registry),
     )
     metrics.max_streams.set(settings.max_streams)

@@ -165,10 +165,9 @@ async def get_messages(
         messages = await rt.service.messages(ref, start, client=client)
         return _messages(messages)
     # A held long-poll is an open connection like a stream: it counts against the same
-    # per-IP cap, or one client could hold any number of them.
-    async with rt.stream_limits_ip.hold(client):
-        with rt.metrics.long_polls.track_inprogress():
-            messages = await rt.service.messages(ref, start, wait_s, client)
+    # per-client cap, or one client could hold any number of them.
+    async with rt.admission.long_poll(client):
+        messages = await rt.service.messages(ref, start, wait_s, client)
     return _messages(messages)
 
 

@@ -75,13 +75,14 @@ async def readyz(rt: RuntimeDep) -> JSONResponse:
         upstream_ok = await upstream.probe(wait_s=_PROBE_WAIT_S)
     rt.metrics.dependency_up.labels("bus").set(1 if bus_ok else 0)
     rt.metrics.dependency_up.labels("upstream").set(1 if upstream_ok else 0)
-    full = rt.stream_capacity.full
+    capacity = rt.admission.capacity
+    full = capacity.full
     body = {
         "status": "full" if full else "ready" if bus_ok and upstream_ok else "degraded",
         "bus": "ok" if bus_ok else "unavailable",
         "upstream": "ok" if upstream_ok else "unavailable",
-        "streams": rt.stream_capacity.open,
-        "maxStreams": rt.stream_capacity.limit,
+        "streams": capacity.open,
+        "maxStreams": capacity.limit,
     }
     headers = {"Cache-Control": "no-store"}
     if full:
