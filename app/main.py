@@ -46,7 +46,6 @@ from app.push import KIND as PUSH_KIND
 from app.push import PushHook
 from app.registry import Keepalive, PollerRegistry
 from app.routes import chats, events, health, offline, survey
-from app.routes.health import PROBE_EVERY_S
 from app.schedule import Budget
 from app.security import ClientAddress, HandleCodec, OriginPolicy
 from app.service import ChatService
@@ -62,6 +61,7 @@ from app.static_files import (
 from app.survey import KIND as SURVEY_KIND
 from app.survey import SurveyDesk
 from app.upstream import UpstreamClient
+from app.upstream_health import UpstreamHealth
 from app.version import VERSION
 from app.webhooks import DeliveryTuning, Dispatcher, WebhookTarget
 from app.wiring import Runtime
@@ -80,6 +80,8 @@ def create_app(
     # Under `uvicorn --factory`, uvicorn's own proxy-header default would otherwise apply.
     adopt_in_uvicorn(settings.trusted_proxies)
     metrics = Metrics()
+    # One record of the upstream's health, for readiness and availability alike.
+    upstream_health = UpstreamHealth()
     upstream = UpstreamClient(
         str(settings.upstream_url),
         settings.contact_center_id,
@@ -90,7 +92,7 @@ def create_app(
         max_body_bytes=settings.upstream_max_body_bytes,
         transport=upstream_transport,
         observe=metrics.observe_upstream,
-        probe_every_s=PROBE_EVERY_S,
+        health=upstream_health,
     )
     the_bus = bus or make_bus(
         settings.redis_url,
@@ -191,7 +193,7 @@ def create_app(
             hours=None
             if settings.business_hours is None
             else parse_business_hours(settings.business_hours),
-            upstream=upstream,
+            health=upstream_health,
             dispatcher=dispatcher,
         ),
         draining=draining,
