@@ -80,6 +80,8 @@ EVENT_FRAME_SCHEMA = {
 )
 async def chat_events(
     ref: ChatRefDep,
+    # The whole runtime, unlike the other routes: a stream is made of most of it (the gate,
+    # the bus, the service, the hub, the tuning), and `_Served` calls this with the one it holds.
     rt: RuntimeDep,
     client: ClientKeyDep,
     last_event_id: Annotated[
