@@ -49,7 +49,7 @@ from app.routes import chats, events, health, offline, survey
 from app.schedule import Budget
 from app.security import ClientAddress, HandleCodec, OriginPolicy
 from app.service import ChatService
-from app.sse import StreamHub, StreamTuning
+from app.sse import MAX_DRAIN_SPREAD_S, StreamHub, StreamTuning
 from app.static_files import (
     DEMO_PAGE,
     HASHED_CACHE,
@@ -118,7 +118,7 @@ def create_app(
         heartbeat_s=settings.sse_heartbeat_s,
         retry_ms=settings.sse_retry_ms,
         send_timeout_s=settings.sse_send_timeout_s,
-        drain_spread_s=max(0.0, min(3.0, settings.shutdown_grace_s - 1)),
+        drain_spread_s=max(0.0, min(MAX_DRAIN_SPREAD_S, settings.shutdown_grace_s - 1)),
     )
     streams = StreamHub(stream_tuning)
     dispatcher = _dispatcher(settings, the_bus, metrics)

@@ -37,6 +37,8 @@ log = logging.getLogger("chat_bff.registry")
 
 # The per-client set of chats with the background keep-alive, on the bus (`Limits.admit`).
 KEEPALIVE_LIMIT = "keepalive"
+# How long a read counts as a present reader (the default of BFF_READER_WINDOW_S).
+READER_WINDOW_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +61,7 @@ class PollerRegistry:
         resolve: Callable[[str], ChatRef],
         tuning: PollerTuning,
         keepalive: Keepalive,
-        reader_window_s: float = 30.0,
+        reader_window_s: float = READER_WINDOW_S,
         watched: Callable[[], dict[str, tuple[ChatRef, str]]] | None = None,
         on_change: Callable[[int], None] | None = None,
         on_commit: OnCommit | None = None,

@@ -45,6 +45,13 @@ log = logging.getLogger("chat_bff.upstream")
 _RETRYABLE_CODES = frozenset({12, 13, 14, 15, 16, 17})
 _CREDENTIAL_CODES = frozenset({3, 5, 20})
 
+# The client's defaults, and so those of the BFF_UPSTREAM_* settings (app/config_parts.py).
+TIMEOUT_S = 10.0
+CONNECT_TIMEOUT_S = 3.0
+MAX_CONNECTIONS = 40
+MAX_IN_FLIGHT = 32
+MAX_BODY_BYTES = 4 << 20
+
 
 @dataclass(frozen=True, slots=True)
 class ChatCreated:
@@ -92,11 +99,11 @@ class UpstreamClient:
         base_url: str,
         contact_center_id: SecretStr,
         *,
-        timeout_s: float = 10.0,
-        connect_timeout_s: float = 3.0,
-        max_connections: int = 40,
-        max_in_flight: int = 32,
-        max_body_bytes: int = 4 << 20,
+        timeout_s: float = TIMEOUT_S,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        max_connections: int = MAX_CONNECTIONS,
+        max_in_flight: int = MAX_IN_FLIGHT,
+        max_body_bytes: int = MAX_BODY_BYTES,
         transport: httpx.AsyncBaseTransport | None = None,
         observe: Callable[[str, str, float], None] | None = None,
         health: UpstreamHealth | None = None,
