@@ -3,14 +3,13 @@
 Owns how a notice leaves chat-bff for an operator's backend (signed by `webhook_signing`):
 enqueueing under its kind's quota, one supervised worker per configured kind (a receiver that
 is down or slow never holds up another kind's deliveries), retries with exponential backoff
-and jitter (`supervision.restart_delay`, at least the receiver's Retry-After, read by the one
-parser of `upstream_parse`),
-and dead-lettering notices past their kind's age limit or unreadable (counted, logged,
-removed). Deliveries are at least once with a stable `webhook-id` (a claim that expires hands
-an item to another instance when its worker dies mid-request). Anything that goes wrong in one
-delivery is a retry of that delivery, never the end of a worker; a worker that crashes
-nevertheless is restarted by `app.supervision`. It must not decide what to notify (`push.py`,
-`offline.py`), and never logs a body, a URL or a secret.
+and jitter (the one of `supervision.restart_delay`, at least the receiver's Retry-After, read
+by the one parser of `upstream_parse`), and dead-lettering notices past their kind's age limit
+or unreadable (counted, logged, removed). Deliveries are at least once with a stable
+`webhook-id` (a claim that expires hands an item to another instance when its worker dies
+mid-request). Anything that goes wrong in one delivery is a retry of that delivery, never the
+end of a worker; a worker that crashes nevertheless is restarted by `app.supervision`. It must
+not decide what to notify (`push.py`, `offline.py`), and never logs a body, a URL or a secret.
 """
 
 from __future__ import annotations
