@@ -14,7 +14,9 @@ from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_valida
 from pydantic_settings import BaseSettings
 
 from app import hours
+from app.config_parts import default_of
 from app.webhook_signing import parse_secret
+from app.webhooks import DeliveryTuning
 
 MIB = 1 << 20
 
@@ -48,9 +50,9 @@ class HookSettings(BaseSettings):
     business_hours: str | None = Field(
         default=None, description="Zone; weekly ranges; closed dates (app/hours.py). Unset: open"
     )
-    webhook_timeout_s: float = Field(default=5.0, gt=0, le=60)
-    webhook_retry_min_s: float = Field(default=1.0, gt=0)
-    webhook_retry_max_s: float = Field(default=300.0, gt=0)
+    webhook_timeout_s: float = Field(default=default_of(DeliveryTuning, "timeout_s"), gt=0, le=60)
+    webhook_retry_min_s: float = Field(default=default_of(DeliveryTuning, "retry_min_s"), gt=0)
+    webhook_retry_max_s: float = Field(default=default_of(DeliveryTuning, "retry_max_s"), gt=0)
     # -- outbox quotas, per kind: a receiver down fills its own kind's, never another's ----
     push_outbox_max: int = Field(
         default=100_000,

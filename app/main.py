@@ -19,6 +19,7 @@ from sse_starlette.sse import AppStatus
 from starlette.routing import Route
 
 from app.access import AccessLog
+from app.admission import StreamAdmission, StreamCapacity
 from app.bus import Bus, TranscriptLimits, make_bus, parse_redis_url
 from app.bus.hooks import OutboxQuota
 from app.config import Settings, load_settings
@@ -44,12 +45,10 @@ from app.push import KIND as PUSH_KIND
 from app.push import PushHook
 from app.registry import Keepalive, PollerRegistry
 from app.routes import chats, events, health, offline, survey
-from app.routes.health import PROBE_EVERY_S
 from app.schedule import Budget
 from app.security import ClientAddress, HandleCodec, OriginPolicy
 from app.service import ChatService
-from app.shedding import StreamCapacity
-from app.sse import StreamHub, StreamTuning
+from app.sse import MAX_DRAIN_SPREAD_S, StreamHub, StreamTuning
 from app.static_files import (
     DEMO_PAGE,
     HASHED_CACHE,
@@ -61,6 +60,7 @@ from app.static_files import (
 from app.survey import KIND as SURVEY_KIND
 from app.survey import SurveyDesk
 from app.upstream import UpstreamClient
+from app.upstream_health import UpstreamHealth
 from app.version import VERSION
 from app.webhooks import DeliveryTuning, Dispatcher, WebhookTarget
 from app.wiring import Runtime
@@ -79,6 +79,8 @@ def create_app(
     # Under `uvicorn --factory`, uvicorn's own proxy-header default would otherwise apply.
     adopt_in_uvicorn(settings.trusted_proxies)
     metrics = Metrics()
+    # One record of the upstream's health, for readiness and availability alike.
+    upstream_health = UpstreamHealth()
     upstream = UpstreamClient(
         str(settings.upstream_url),
         settings.contact_center_id,
@@ -89,7 +91,7 @@ def create_app(
         max_body_bytes=settings.upstream_max_body_bytes,
         transport=upstream_transport,
         observe=metrics.observe_upstream,
-        probe_every_s=PROBE_EVERY_S,
+        health=upstream_health,
     )
     the_bus = bus or make_bus(
         settings.redis_url,
@@ -115,7 +117,7 @@ def create_app(
         heartbeat_s=settings.sse_heartbeat_s,
         retry_ms=settings.sse_retry_ms,
         send_timeout_s=settings.sse_send_timeout_s,
-        drain_spread_s=max(0.0, min(3.0, settings.shutdown_grace_s - 1)),
+        drain_spread_s=max(0.0, min(MAX_DRAIN_SPREAD_S, settings.shutdown_grace_s - 1)),
     )
     streams = StreamHub(stream_tuning)
     dispatcher = _dispatcher(settings, the_bus, metrics)
@@ -176,9 +178,12 @@ def create_app(
             the_bus, "create-ip", settings.chat_create_per_minute, settings.chat_create_burst
         ),
         send_limiter=RateLimiter(the_bus, "send-ip", settings.send_per_minute, settings.send_burst),
-        stream_limits_ip=ConcurrencyLimiter(the_bus, "streams-ip", settings.max_streams_per_ip),
-        stream_limits_chat=ConcurrencyLimiter(
-            the_bus, "streams-chat", settings.max_streams_per_chat
+        admission=StreamAdmission(
+            capacity=StreamCapacity(settings.max_streams),
+            per_chat=ConcurrencyLimiter(the_bus, "streams-chat", settings.max_streams_per_chat),
+            per_client=ConcurrencyLimiter(the_bus, "streams-ip", settings.max_streams_per_ip),
+            draining=draining,
+            meter=metrics,
         ),
         stream_tuning=stream_tuning,
         streams=streams,
@@ -187,11 +192,10 @@ def create_app(
             hours=None
             if settings.business_hours is None
             else parse_business_hours(settings.business_hours),
-            upstream=upstream,
+            health=upstream_health,
             dispatcher=dispatcher,
         ),
         draining=draining,
-        stream_capacity=StreamCapacity(settings.max_streams, on_refuse=metrics.streams_refused.inc),
         survey=SurveyDesk(bus=the_bus, dispatcher=dispatcher, registry=metrics.registry),
     )
     metrics.max_streams.set(settings.max_streams)

@@ -243,6 +243,19 @@ class Metrics:
         if messages:
             self.transcript_evictions.labels(reason).inc(messages)
 
+    # -- admission's AdmissionMeter (app/admission.py) --
+    def stream_opened(self) -> None:
+        self.sse_streams.inc()
+
+    def stream_closed(self) -> None:
+        self.sse_streams.dec()
+
+    def stream_refused(self) -> None:
+        self.streams_refused.inc()
+
+    def long_poll_waiting(self, delta: int) -> None:
+        self.long_polls.inc(delta)
+
     def pollers_changed(self, held: int) -> None:
         """The registry's count of held leases changed: a lease was taken or given up."""
         delta, self._held = held - self._held, held

@@ -2,19 +2,17 @@
 message left when they cannot.
 
 Owns the availability answer (business hours first, then the upstream's recent health as
-this instance saw it: no upstream call of its own), the check that refuses RequestChat while
-closed, and taking an offline message: validated by `OfflineMessageBody`, put durably into
-the webhook outbox (delivered by `webhooks.Dispatcher` to `BFF_OFFLINE_WEBHOOK_URL`). It must
-not deliver, and never logs what a customer wrote.
+this instance saw it, `upstream_health.UpstreamHealth.failing`: no upstream call of its own),
+the check that refuses RequestChat while closed, and taking an offline message: validated by
+`OfflineMessageBody`, put durably into the webhook outbox (delivered by `webhooks.Dispatcher`
+to `BFF_OFFLINE_WEBHOOK_URL`). It must not deliver, and never logs what a customer wrote.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -23,14 +21,11 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 from app.errors import InvalidStateError, NotConfiguredError
 from app.hours import BusinessHours, is_open, next_open
 from app.schemas import Nickname, Subject, Text, UserData
-from app.upstream import UpstreamClient
+from app.upstream_health import UpstreamHealth
 from app.webhooks import Dispatcher, envelope
 
 KIND = "offline"
 EMAIL_MAX = 254
-# The upstream counts as unavailable while its last failure is this recent and no success
-# came after it: a stale failure says nothing about now.
-UNHEALTHY_FOR_S = 30.0
 
 Email = Annotated[EmailStr, StringConstraints(max_length=EMAIL_MAX)]
 
@@ -81,20 +76,6 @@ class Availability(BaseModel):
     statusCode: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Health:
-    last_success: float | None
-    last_failure: float | None
-
-
-def upstream_failing(health: Health, now: float) -> bool:
-    """Failed recently, and nothing succeeded since (monotonic seconds)."""
-    failure, success = health.last_failure, health.last_success
-    if failure is None or now - failure > UNHEALTHY_FOR_S:
-        return False
-    return success is None or success < failure
-
-
 def availability(hours: BusinessHours | None, instant: datetime, *, failing: bool) -> Availability:
     """Closed (business hours) wins over unavailable: it says when to come back."""
     if hours is not None and not is_open(hours, instant):
@@ -126,19 +107,17 @@ class OfflineDesk:
         self,
         *,
         hours: BusinessHours | None,
-        upstream: UpstreamClient,
+        health: UpstreamHealth,
         dispatcher: Dispatcher,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._hours = hours
-        self._upstream = upstream
+        self._health = health
         self._dispatcher = dispatcher
         self._clock = clock
 
     def availability(self) -> Availability:
-        health = Health(self._upstream.last_success, self._upstream.last_failure)
-        failing = upstream_failing(health, time.monotonic())
-        return availability(self._hours, self._clock(), failing=failing)
+        return availability(self._hours, self._clock(), failing=self._health.failing())
 
     def require_open(self) -> None:
         """RequestChat's gate: 409 "closed" outside business hours, before anything upstream."""

@@ -34,16 +34,15 @@ from app.errors import BffError
 from app.fleet_view import FleetView
 from app.models import ChatRef, UpstreamStatus
 from app.poller import ChatPoller, OnCommit, PollerBus, PollerTuning
-from app.supervision import Backoff, supervise
+from app.supervision import RESTARTS, Backoff, supervise
 from app.upstream import UpstreamClient
 
 log = logging.getLogger("chat_bff.registry")
 
-# Restart delays of a crashed poller: doubling from the first to the longest.
-SUPERVISOR_BACKOFF_S = 1.0
-SUPERVISOR_BACKOFF_MAX_S = 30.0
 # The per-client set of chats with the background keep-alive, on the bus (`Limits.admit`).
 KEEPALIVE_LIMIT = "keepalive"
+# How long a read counts as a present reader (the default of BFF_READER_WINDOW_S).
+READER_WINDOW_S = 30.0
 
 
 class RegistryBus(PollerBus, Interest, Pokes, Limits, FleetStats, Protocol):
@@ -72,14 +71,17 @@ class PollerRegistry:
         resolve: Callable[[str], ChatRef],
         tuning: PollerTuning,
         keepalive: Keepalive,
-        reader_window_s: float = 30.0,
+        reader_window_s: float = READER_WINDOW_S,
         watched: Callable[[], dict[str, tuple[ChatRef, str]]] | None = None,
         on_change: Callable[[int], None] | None = None,
         on_commit: OnCommit | None = None,
         on_keepalive: Callable[[bool], None] | None = None,
         fleet: FleetView | None = None,
+        restarts: Backoff = RESTARTS,
     ) -> None:
+        """`restarts`: the delays before a crashed poller runs again (`app.supervision`)."""
         self._on_commit = on_commit
+        self._restarts = restarts
         # The fleet's histograms, read for all of this instance's pollers at once.
         self._fleet = fleet if fleet is not None else FleetView(bus)
         self._watched = watched
@@ -326,7 +328,7 @@ class PollerRegistry:
             poller.run,
             what=f"poller of {poller.target.key}",
             logger=log,
-            backoff=Backoff(SUPERVISOR_BACKOFF_S, SUPERVISOR_BACKOFF_MAX_S),
+            backoff=self._restarts,
             on_crash=degraded,
             pause=poller.pause,
         )

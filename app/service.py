@@ -30,7 +30,7 @@ from app.errors import (
 from app.events import ChatEvent, EventKind
 from app.limits import RateLimiter
 from app.models import JSON, ChatRef, ChatState, Message
-from app.registry import PollerRegistry
+from app.registry import READER_WINDOW_S, PollerRegistry
 from app.security import HandleCodec
 from app.transcript import ended_state
 from app.upstream import UpstreamClient
@@ -58,7 +58,7 @@ class ChatService:
         registry: PollerRegistry,
         cold_wait_s: float,
         draining: asyncio.Event,
-        reader_window_s: float = 30.0,
+        reader_window_s: float = READER_WINDOW_S,
         history_limiter: RateLimiter | None = None,
         on_history: Callable[[], None] | None = None,
     ) -> None:

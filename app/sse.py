@@ -49,12 +49,21 @@ HEARTBEAT_SLICES = 10
 PING = b": ping\n\n"
 
 
+# The longest the drain spreads the streams' ends over (less when the shutdown grace is short).
+MAX_DRAIN_SPREAD_S = 3.0
+
+
 @dataclass(frozen=True, slots=True)
 class StreamTuning:
+    """The defaults are those of the BFF_SSE_* settings (app/config_parts.py reads them)."""
+
     heartbeat_s: float = 15.0
     retry_ms: int = 2000
     send_timeout_s: float = 10.0
-    drain_spread_s: float = 3.0
+    drain_spread_s: float = MAX_DRAIN_SPREAD_S
+
+
+DEFAULT_TUNING = StreamTuning()
 
 
 def _dumps(data: object) -> str:
@@ -285,7 +294,7 @@ class EventStreamResponse(Response):
         on_disconnect: Callable[[], None] = lambda: None,
         on_open: Callable[[], None] = lambda: None,
         on_close: Callable[[], None] = lambda: None,
-        send_timeout_s: float = 10.0,
+        send_timeout_s: float = DEFAULT_TUNING.send_timeout_s,
     ) -> None:
         super().__init__(status_code=200)
         self._frames = frames

@@ -1,12 +1,14 @@
 """Supervision of long-lived background work: a crash is logged with its cause and the work
-runs again after a doubling backoff, never silently lost.
+runs again after a doubling backoff, never silently lost; and the one backoff with jitter.
 
 Owns the restart loop shared by the pollers (`registry.py`) and the webhook delivery workers
 (`webhooks.py`): what counts as a crash (any `Exception`; cancellation passes through), the
 log line (the exception's type and place, never its message, which may quote a customer, the
-upstream or a receiver), the backoff (doubling from `first_s` to `max_s`, the lower half of
-each delay random, starting over once a run outlasted the longest delay). It must not know
-what the supervised work does: what to do on a crash (publish `degraded`) and how to wait
+upstream or a receiver), the restart schedule (`RESTARTS`, starting over once a run outlasted
+the longest delay). And the one backoff every retry uses (`restart_delay`: doubling from
+`first_s` to `max_s`, the lower half of each delay random): restarts here, webhook deliveries
+(`webhooks.py`), a poller's failed polls (`schedule.next_delay`). It must not know what the
+supervised work does: what to do on a crash (publish `degraded`) and how to wait
 (interruptibly) are the caller's.
 """
 
@@ -24,15 +26,19 @@ from app.errors import describe_exception
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
-    """Restart delays: doubling from `first_s` up to `max_s`."""
+    """Delays doubling from `first_s` up to `max_s`."""
 
-    first_s: float = 1.0
-    max_s: float = 30.0
+    first_s: float
+    max_s: float
+
+
+# The restart schedule of crashed pollers and webhook workers.
+RESTARTS = Backoff(first_s=1.0, max_s=30.0)
 
 
 def restart_delay(crashes: int, backoff: Backoff, jitter: float) -> float:
-    """Seconds before restart number `crashes` (1 first); `jitter` in [0, 1) takes up to half
-    of it off, so work that crashed together does not restart in step."""
+    """Seconds before restart (or retry) number `crashes` (1 first); `jitter` in [0, 1) takes
+    up to half of it off, so work that failed together does not come back in step."""
     ceiling = min(backoff.max_s, backoff.first_s * 2.0 ** min(max(crashes - 1, 0), 30))
     return ceiling * (0.5 + jitter / 2)
 

@@ -35,6 +35,7 @@ from app.errors import (
 from app.models import ChatState, Message
 from app.security import MAX_UPSTREAM_ID_BYTES
 from app.transcript import MalformedSnapshotError, normalise_chat, normalise_messages
+from app.upstream_health import UpstreamHealth
 from app.upstream_parse import decode_json, parse_set_cookies, retry_after_s
 from app.upstream_wire import AiohttpWire, AnswerTooLargeError, HttpxWire, Reply, Wire
 
@@ -43,6 +44,13 @@ log = logging.getLogger("chat_bff.upstream")
 # Upstream statusCodes that mean "try again later" rather than "you did it wrong".
 _RETRYABLE_CODES = frozenset({12, 13, 14, 15, 16, 17})
 _CREDENTIAL_CODES = frozenset({3, 5, 20})
+
+# The client's defaults, and so those of the BFF_UPSTREAM_* settings (app/config_parts.py).
+TIMEOUT_S = 10.0
+CONNECT_TIMEOUT_S = 3.0
+MAX_CONNECTIONS = 40
+MAX_IN_FLIGHT = 32
+MAX_BODY_BYTES = 4 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,18 +99,19 @@ class UpstreamClient:
         base_url: str,
         contact_center_id: SecretStr,
         *,
-        timeout_s: float = 10.0,
-        connect_timeout_s: float = 3.0,
-        max_connections: int = 40,
-        max_in_flight: int = 32,
-        max_body_bytes: int = 4 << 20,
+        timeout_s: float = TIMEOUT_S,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        max_connections: int = MAX_CONNECTIONS,
+        max_in_flight: int = MAX_IN_FLIGHT,
+        max_body_bytes: int = MAX_BODY_BYTES,
         transport: httpx.AsyncBaseTransport | None = None,
         observe: Callable[[str, str, float], None] | None = None,
-        probe_every_s: float = 5.0,
+        health: UpstreamHealth | None = None,
     ) -> None:
         """`observe(operation, outcome, seconds)` is called after every call: outcome "ok" or
         the name of the error it raised; seconds on the wire (0 when it never got there).
-        `probe_every_s`: readiness probes reach the upstream at most this often."""
+        `health` is told every call's and probe's outcome; readiness probes reach the upstream
+        at most once per its readiness window."""
         self._observe = observe
         self._contact_center_id = contact_center_id
         self._deadline_s = timeout_s
@@ -130,9 +139,7 @@ class UpstreamClient:
         # behind polls.
         self._read_slots = asyncio.Semaphore(max_in_flight)
         self._write_slots = asyncio.Semaphore(max(4, max_in_flight // 4))
-        self.last_success: float | None = None
-        self.last_failure: float | None = None
-        self._probe_every_s = probe_every_s
+        self.health = health if health is not None else UpstreamHealth()
         self._probe: asyncio.Task[bool] | None = None
         self._probed: tuple[float, bool] = (-math.inf, False)
 
@@ -194,12 +201,12 @@ class UpstreamClient:
             )
             error = UpstreamBadResponseError()
         else:
-            self.last_success = time.monotonic()
+            self.health.succeeded()
             self._observed(operation, "ok", started)
             return payload, _parse_set_cookie(reply)
         if isinstance(error, UpstreamError):
             # Rejections of one request (not found, wrong state) say nothing of its health.
-            self.last_failure = time.monotonic()
+            self.health.failed()
         self._observed(operation, type(error).__name__, started)
         raise error from None
 
@@ -321,13 +328,13 @@ class UpstreamClient:
     async def probe(self, *, wait_s: float) -> bool:
         """True when the upstream answers HTTP at all (any status): used by readiness.
 
-        One probe for the whole process at a time, at most one per `probe_every_s` (its
+        One probe for the whole process at a time, at most one per readiness window (its
         result is reused meanwhile), waiting for a read slot like every read: however many
         readiness checks arrive, they cost the upstream one request and a customer's call no
         slot and no connection. A caller waits for the answer at most `wait_s` (False after
         that: the upstream is not answering promptly); the probe itself goes on, owned here."""
         at, answered = self._probed
-        if time.monotonic() - at < self._probe_every_s:
+        if self.health.clock() - at < self.health.ready_window_s:
             return answered
         if self._probe is None:
             self._probe = asyncio.create_task(self._probe_once(), name="upstream-probe")
@@ -352,7 +359,7 @@ class UpstreamClient:
             pass
         finally:
             self._probe = None
-            self._probed = (time.monotonic(), answered)
+            self._probed = (self.health.clock(), answered)
         if answered:
-            self.last_success = self._probed[0]
+            self.health.succeeded(self._probed[0])
         return answered

@@ -2,9 +2,9 @@
 
 Owns the scheme (`webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64
 HMAC-SHA256 of "id.timestamp.body">`, several signatures during a key rotation), the secret's
-format (`whsec_` + base64 of 24 to 64 bytes), the retry schedule as a function, and the
-envelope (`kind`, stable `webhook-id`, creation time, JSON body) stored in the outbox. It must
-not do I/O (`webhooks.py` delivers) and never logs.
+format (`whsec_` + base64 of 24 to 64 bytes), and the envelope (`kind`, stable `webhook-id`,
+creation time, JSON body) stored in the outbox. It must not do I/O (`webhooks.py` delivers)
+and never logs. Its retries' backoff is the one of `supervision.restart_delay`.
 """
 
 from __future__ import annotations
@@ -60,14 +60,6 @@ def signed_headers(
         "webhook-signature": " ".join(signature(k, msg_id, timestamp, body) for k in keys),
         "content-type": "application/json",
     }
-
-
-def retry_delay(attempt: int, *, base_s: float, cap_s: float, jitter: float) -> float:
-    """Seconds before the next try after failed attempt number `attempt` (1 first): doubling
-    from `base_s` up to `cap_s`, the upper half of it random (`jitter` in [0, 1)) so a fleet
-    does not retry in step."""
-    ceiling: float = min(cap_s, base_s * 2.0 ** min(max(attempt - 1, 0), 30))
-    return ceiling / 2 + ceiling / 2 * jitter
 
 
 def new_message_id() -> str:

@@ -3,13 +3,13 @@
 Owns how a notice leaves chat-bff for an operator's backend (signed by `webhook_signing`):
 enqueueing under its kind's quota, one supervised worker per configured kind (a receiver that
 is down or slow never holds up another kind's deliveries), retries with exponential backoff
-and jitter (at least the receiver's Retry-After, read by the one parser of `upstream_parse`),
-and dead-lettering notices past their kind's age limit or unreadable (counted, logged,
-removed). Deliveries are at least once with a stable `webhook-id` (a claim that expires hands
-an item to another instance when its worker dies mid-request). Anything that goes wrong in one
-delivery is a retry of that delivery, never the end of a worker; a worker that crashes
-nevertheless is restarted by `app.supervision`. It must not decide what to notify (`push.py`,
-`offline.py`), and never logs a body, a URL or a secret.
+and jitter (the one of `supervision.restart_delay`, at least the receiver's Retry-After, read
+by the one parser of `upstream_parse`), and dead-lettering notices past their kind's age limit
+or unreadable (counted, logged, removed). Deliveries are at least once with a stable
+`webhook-id` (a claim that expires hands an item to another instance when its worker dies
+mid-request). Anything that goes wrong in one delivery is a retry of that delivery, never the
+end of a worker; a worker that crashes nevertheless is restarted by `app.supervision`. It must
+not decide what to notify (`push.py`, `offline.py`), and never logs a body, a URL or a secret.
 """
 
 from __future__ import annotations
@@ -29,14 +29,13 @@ import httpx
 
 from app.bus.hooks import Claim, ClaimBatch, Outbox, OutboxHeld, OutboxItem, OutboxQuota
 from app.errors import BffError, OutboxFullError, describe_exception
-from app.supervision import Backoff, supervise
+from app.supervision import RESTARTS, Backoff, restart_delay, supervise
 from app.upstream_parse import retry_after_s
 from app.webhook_signing import (
     Envelope,
     envelope,
     new_message_id,
     parse_secret,
-    retry_delay,
     signature,
     signed_headers,
 )
@@ -50,15 +49,11 @@ __all__ = [
     "envelope",
     "new_message_id",
     "parse_secret",
-    "retry_delay",
     "signature",
     "signed_headers",
 ]
 
 log = logging.getLogger("chat_bff.webhooks")
-
-# Restart delays of a crashed worker (as a crashed poller's).
-WORKER_BACKOFF = Backoff(first_s=1.0, max_s=30.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,12 +69,16 @@ class WebhookTarget:
 
 @dataclass(frozen=True, slots=True)
 class DeliveryTuning:
+    """`retry_min_s` to `retry_max_s`: the retry backoff of one delivery; `restarts`: the
+    delays before a crashed worker runs again."""
+
     timeout_s: float = 5.0
     retry_min_s: float = 1.0
     retry_max_s: float = 300.0
     done_ttl_s: float = 86_400.0
     poll_s: float = 1.0
     batch: int = 16
+    restarts: Backoff = RESTARTS
 
 
 class DeliveryObserver(Protocol):
@@ -138,6 +137,7 @@ class Dispatcher:
         # A claim outlives the longest request by far: an item is only handed to another
         # worker when its claimer is gone, not while it is still waiting for an answer.
         self._claim_s = tuning.timeout_s * 2 + 5
+        self._retries = Backoff(first_s=tuning.retry_min_s, max_s=tuning.retry_max_s)
         self._wakes = {kind: asyncio.Event() for kind in self._targets}
         self._stopped = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -178,7 +178,7 @@ class Dispatcher:
                 functools.partial(self._run, kind),
                 what=f"webhook worker of {kind} notices",
                 logger=log,
-                backoff=WORKER_BACKOFF,
+                backoff=self._tuning.restarts,
                 pause=self._pause,
             )
             self._tasks.append(asyncio.create_task(work, name=f"webhook-worker:{kind}"))
@@ -275,12 +275,9 @@ class Dispatcher:
         await self._retry(claim, delay)
 
     def _backoff(self, attempt: int, retry_after: int | None) -> float:
-        tuning = self._tuning
-        delay = retry_delay(
-            attempt, base_s=tuning.retry_min_s, cap_s=tuning.retry_max_s, jitter=random.random()
-        )
+        delay = restart_delay(attempt, self._retries, random.random())
         if retry_after is not None:
-            delay = min(max(delay, retry_after), tuning.retry_max_s)
+            delay = min(max(delay, retry_after), self._retries.max_s)
         return delay
 
     async def _dead_letter(self, claim: Claim, reason: str, age: float | None) -> None:

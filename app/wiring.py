@@ -9,14 +9,14 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from app.admission import StreamAdmission
 from app.bus import Bus
-from app.limits import ConcurrencyLimiter, RateLimiter
+from app.limits import RateLimiter
 from app.metrics import Metrics
 from app.offline import OfflineDesk
 from app.registry import PollerRegistry
 from app.security import ClientAddress
 from app.service import ChatService
-from app.shedding import StreamCapacity
 from app.sse import StreamHub, StreamTuning
 from app.survey import SurveyDesk
 from app.upstream import UpstreamClient
@@ -32,8 +32,9 @@ class Runtime:
     client_address: ClientAddress
     create_limiter: RateLimiter
     send_limiter: RateLimiter
-    stream_limits_ip: ConcurrencyLimiter
-    stream_limits_chat: ConcurrencyLimiter
+    # Streams and waiting long-polls: the drain, BFF_MAX_STREAMS, the per-chat and per-client
+    # counts (app/admission.py).
+    admission: StreamAdmission
     stream_tuning: StreamTuning
     streams: StreamHub
     long_poll_max_s: float
@@ -41,8 +42,6 @@ class Runtime:
     draining: asyncio.Event = field(default_factory=asyncio.Event)
     drain_task: asyncio.Task[None] | None = None
     loop: asyncio.AbstractEventLoop | None = None
-    # -- operations (load shedding) --
-    stream_capacity: StreamCapacity = field(default_factory=lambda: StreamCapacity(10_000))
     # -- post-chat surveys (app/survey.py) --
     survey: SurveyDesk | None = None
 

@@ -6,6 +6,7 @@ webhook is not configured any more."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
 import logging
 import time
@@ -181,13 +182,13 @@ class FlakyOutbox(MemoryBus):
 
 
 async def test_a_crashed_worker_is_logged_and_restarted(
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr("app.webhooks.WORKER_BACKOFF", Backoff(first_s=0.1, max_s=0.4))
     bus = FlakyOutbox(left=2)
     caplog.set_level(logging.ERROR, logger="chat_bff.webhooks")
+    tuning = dataclasses.replace(FAST, restarts=Backoff(first_s=0.1, max_s=0.4))
     with Receiver() as receiver:
-        worker = Dispatcher(bus=bus, targets={"offline": target(receiver)}, tuning=FAST)
+        worker = Dispatcher(bus=bus, targets={"offline": target(receiver)}, tuning=tuning)
         worker.start()
         try:
             await worker.enqueue("offline:1", envelope("offline", "offline.message", {"n": 1}))

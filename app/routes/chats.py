@@ -16,7 +16,16 @@ from app.errors import InvalidInputError
 from app.idempotency import admit
 from app.models import Message
 from app.openapi import INDEX_SCHEMA, errors
-from app.routes.deps import ChatRefDep, ClientKeyDep, RuntimeDep
+from app.routes.deps import (
+    AdmissionDep,
+    ChatRefDep,
+    ClientKeyDep,
+    CreateLimitDep,
+    LongPollMaxDep,
+    OfflineDep,
+    SendLimitDep,
+    ServiceDep,
+)
 from app.routes.params import parse_index, parse_wait
 from app.schemas import (
     ChatCreated,
@@ -50,15 +59,17 @@ NO_STORE = {"Cache-Control": "no-store"}
 )
 async def request_chat(
     body: RequestChatBody,
-    rt: RuntimeDep,
+    service: ServiceDep,
+    offline: OfflineDep,
+    limiter: CreateLimitDep,
     client: ClientKeyDep,
     request: Request,
     response: Response,
 ) -> ChatCreated:
-    rt.offline.require_open()
-    await rt.create_limiter.hit(client)
+    offline.require_open()
+    await limiter.hit(client)
     admit(request.scope)  # from here, an Idempotency-Key's refusal is a final answer
-    ref = await rt.service.create(
+    ref = await service.create(
         body.nickname,
         body.subject,
         endpoint=body.endpoint,
@@ -83,15 +94,16 @@ async def request_chat(
 async def operate_chat(
     ref: ChatRefDep,
     body: Annotated[ChatOperationBody, Body()],
-    rt: RuntimeDep,
+    service: ServiceDep,
+    limiter: SendLimitDep,
     client: ClientKeyDep,
     request: Request,
     response: Response,
 ) -> OperationResult:
-    await rt.send_limiter.hit(client)
+    await limiter.hit(client)
     admit(request.scope)
     text = body.text if isinstance(body, SendMessageBody) else None
-    await rt.service.operate(ref, body.operationName, text)
+    await service.operate(ref, body.operationName, text)
     response.headers.update(NO_STORE)
     return OperationResult()
 
@@ -117,8 +129,8 @@ GET_CHAT: dict[str, Any] = {
 
 
 @router.get("/chats/{handle}", **GET_CHAT)
-async def get_chat(ref: ChatRefDep, rt: RuntimeDep, client: ClientKeyDep) -> JSONResponse:
-    state = await rt.service.chat(ref, client)
+async def get_chat(ref: ChatRefDep, service: ServiceDep, client: ClientKeyDep) -> JSONResponse:
+    state = await service.chat(ref, client)
     return _answer({"chat": chat_json(ref.handle, state), "statusCode": 0})
 
 
@@ -152,23 +164,24 @@ GET_MESSAGES: dict[str, Any] = {
 @router.get("/chats/{handle}/messages", **GET_MESSAGES)
 async def get_messages(
     ref: ChatRefDep,
-    rt: RuntimeDep,
+    service: ServiceDep,
+    admission: AdmissionDep,
+    max_wait_s: LongPollMaxDep,
     client: ClientKeyDep,
     index: IndexQuery = None,
     wait: WaitQuery = None,
 ) -> Response:
     start = parse_index(index)
-    wait_s = parse_wait(wait, rt.long_poll_max_s)
+    wait_s = parse_wait(wait, max_wait_s)
     if wait_s and start is None:
         raise InvalidInputError("wait: needs an index")
     if not wait_s:
-        messages = await rt.service.messages(ref, start, client=client)
+        messages = await service.messages(ref, start, client=client)
         return _messages(messages)
     # A held long-poll is an open connection like a stream: it counts against the same
-    # per-IP cap, or one client could hold any number of them.
-    async with rt.stream_limits_ip.hold(client):
-        with rt.metrics.long_polls.track_inprogress():
-            messages = await rt.service.messages(ref, start, wait_s, client)
+    # per-client cap, or one client could hold any number of them.
+    async with admission.long_poll(client):
+        messages = await service.messages(ref, start, wait_s, client)
     return _messages(messages)
 
 
@@ -178,8 +191,8 @@ async def get_messages(
     name="get_my_chat",
     **{**GET_CHAT, "summary": "GetChat (the upstream overview's path)"},
 )
-async def get_my_chat(ref: ChatRefDep, rt: RuntimeDep, client: ClientKeyDep) -> JSONResponse:
-    return await get_chat(ref, rt, client)
+async def get_my_chat(ref: ChatRefDep, service: ServiceDep, client: ClientKeyDep) -> JSONResponse:
+    return await get_chat(ref, service, client)
 
 
 @router.get(
@@ -189,9 +202,11 @@ async def get_my_chat(ref: ChatRefDep, rt: RuntimeDep, client: ClientKeyDep) -> 
 )
 async def get_my_messages(
     ref: ChatRefDep,
-    rt: RuntimeDep,
+    service: ServiceDep,
+    admission: AdmissionDep,
+    max_wait_s: LongPollMaxDep,
     client: ClientKeyDep,
     index: IndexQuery = None,
     wait: WaitQuery = None,
 ) -> Response:
-    return await get_messages(ref, rt, client, index, wait)
+    return await get_messages(ref, service, admission, max_wait_s, client, index, wait)

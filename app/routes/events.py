@@ -1,6 +1,7 @@
 """`GET /api/v2/chats/{handle}/events`: the chat as a Server-Sent Events stream.
 
-Thin: checks the resume point and the stream limits, then hands over to `sse.ChatStream`.
+Thin: checks the resume point, has the stream admitted (`admission.StreamAdmission`), then
+hands over to `sse.ChatStream`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from starlette.datastructures import Headers, QueryParams
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
-from app.errors import UpstreamUnavailableError
 from app.events import SSE_KINDS, event_model_name
 from app.openapi import INDEX_SCHEMA, errors
 from app.routes.deps import ChatRefDep, ClientKeyDep, RuntimeDep
@@ -80,6 +80,8 @@ EVENT_FRAME_SCHEMA = {
 )
 async def chat_events(
     ref: ChatRefDep,
+    # The whole runtime, unlike the other routes: a stream is made of most of it (the gate,
+    # the bus, the service, the hub, the tuning), and `_Served` calls this with the one it holds.
     rt: RuntimeDep,
     client: ClientKeyDep,
     last_event_id: Annotated[
@@ -93,46 +95,32 @@ async def chat_events(
         WithJsonSchema(INDEX_SCHEMA),
     ] = None,
 ) -> EventStreamResponse:
-    if rt.draining.is_set():
-        raise UpstreamUnavailableError("This instance is shutting down", retry_after_s=1)
+    admission = rt.admission
+    admission.refuse_if_draining()
     start = parse_resume_point(last_event_id, last_event_id_query)
-    rt.stream_capacity.check()  # 503 beyond BFF_MAX_STREAMS, before any fleet-wide count
-    # Counted fleet-wide from here; released when the response ends (`closed`).
-    await rt.stream_limits_chat.acquire(ref.key)
+    # Counted from here (this process, the chat, the client); the response gives the places
+    # back when it ends, however it ends.
+    held = await admission.admit_stream(ref.key, client)
     try:
-        await rt.stream_limits_ip.acquire(client)
+        stream = ChatStream(
+            ref,
+            start,
+            client=client,
+            bus=rt.bus,
+            service=rt.service,
+            hub=rt.streams,
+            tuning=rt.stream_tuning,
+        )
+        return EventStreamResponse(
+            stream.frames(),
+            on_disconnect=stream.disconnected,
+            on_open=held.opened,
+            on_close=held.release,
+            send_timeout_s=rt.stream_tuning.send_timeout_s,
+        )
     except BaseException:
-        rt.stream_limits_chat.release(ref.key)
+        held.release()
         raise
-    # Counted in this process from here (streams admitted together may pass the check
-    # together: the cap is a memory guard, not an exact count); released in `closed`.
-    rt.stream_capacity.enter()
-    stream = ChatStream(
-        ref,
-        start,
-        client=client,
-        bus=rt.bus,
-        service=rt.service,
-        hub=rt.streams,
-        tuning=rt.stream_tuning,
-    )
-
-    def opened() -> None:
-        rt.metrics.sse_streams.inc()
-
-    def closed() -> None:
-        rt.metrics.sse_streams.dec()
-        rt.stream_capacity.leave()
-        rt.stream_limits_ip.release(client)
-        rt.stream_limits_chat.release(ref.key)
-
-    return EventStreamResponse(
-        stream.frames(),
-        on_disconnect=stream.disconnected,
-        on_open=opened,
-        on_close=closed,
-        send_timeout_s=rt.stream_tuning.send_timeout_s,
-    )
 
 
 # -- the same endpoint as a plain ASGI route ---------------------------------------------------

@@ -1,9 +1,13 @@
-"""Liveness, readiness and metrics endpoints for load balancers and Prometheus."""
+"""Liveness, readiness and metrics endpoints for load balancers and Prometheus.
+
+Thin: readiness reads the upstream's health (`upstream_health.UpstreamHealth`: a recent answer
+says enough) and otherwise waits briefly for the client's shared probe; it never calls the
+upstream itself nor records what it learnt (the client does).
+"""
 
 from __future__ import annotations
 
 import contextlib
-import time
 from typing import Any
 
 from fastapi import APIRouter, Response
@@ -15,9 +19,6 @@ from app.routes.deps import RuntimeDep
 
 router = APIRouter(tags=["operations"])
 
-# Readiness must not cost the upstream one request per probe of every load balancer: calls
-# answered within this say enough, and the probe itself runs once per this for the process.
-PROBE_EVERY_S = 5.0
 # A readiness check waits this long for the shared probe, then says "unavailable": load
 # balancers time their checks out after a few seconds, and a hanging upstream must not make
 # this instance look dead (readiness stays 200 on upstream trouble, see below).
@@ -66,22 +67,18 @@ async def readyz(rt: RuntimeDep) -> JSONResponse:
     if rt.draining.is_set():
         return JSONResponse({"status": "draining"}, status_code=503, headers={"Retry-After": "5"})
     bus_ok = await rt.bus.ping()
-    now = time.monotonic()
     upstream = rt.upstream
-    recent_ok = upstream.last_success is not None and now - upstream.last_success < PROBE_EVERY_S
-    recent_fail = upstream.last_failure is not None and now - upstream.last_failure < PROBE_EVERY_S
-    upstream_ok = recent_ok and not recent_fail
-    if not upstream_ok:
-        upstream_ok = await upstream.probe(wait_s=_PROBE_WAIT_S)
+    upstream_ok = upstream.health.answered_recently() or await upstream.probe(wait_s=_PROBE_WAIT_S)
     rt.metrics.dependency_up.labels("bus").set(1 if bus_ok else 0)
     rt.metrics.dependency_up.labels("upstream").set(1 if upstream_ok else 0)
-    full = rt.stream_capacity.full
+    capacity = rt.admission.capacity
+    full = capacity.full
     body = {
         "status": "full" if full else "ready" if bus_ok and upstream_ok else "degraded",
         "bus": "ok" if bus_ok else "unavailable",
         "upstream": "ok" if upstream_ok else "unavailable",
-        "streams": rt.stream_capacity.open,
-        "maxStreams": rt.stream_capacity.limit,
+        "streams": capacity.open,
+        "maxStreams": capacity.limit,
     }
     headers = {"Cache-Control": "no-store"}
     if full:

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from app.idempotency import admit
 from app.idempotency_keys import parse_key
 from app.offline import Availability, OfflineMessageBody
-from app.routes.deps import ClientKeyDep, RuntimeDep
+from app.routes.deps import ClientKeyDep, CreateLimitDep, OfflineDep
 from app.schemas import ErrorOut, StatusOut
 
 router = APIRouter(prefix="/api/v2", tags=["offline"])
@@ -48,8 +48,8 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         "is failing. Show the leave-a-message form when `open` is false."
     ),
 )
-async def get_availability(rt: RuntimeDep) -> JSONResponse:
-    answer = rt.offline.availability()
+async def get_availability(offline: OfflineDep) -> JSONResponse:
+    answer = offline.availability()
     return JSONResponse(answer.model_dump(), headers=NO_STORE)
 
 
@@ -70,7 +70,8 @@ async def get_availability(rt: RuntimeDep) -> JSONResponse:
 )
 async def leave_message(
     body: OfflineMessageBody,
-    rt: RuntimeDep,
+    offline: OfflineDep,
+    limiter: CreateLimitDep,
     client: ClientKeyDep,
     request: Request,
     response: Response,
@@ -79,8 +80,8 @@ async def leave_message(
     # The one parser of the header (app/idempotency_keys.py): the same key, quoted or bare,
     # is the same outbox item.
     key = None if idempotency_key is None else parse_key(idempotency_key)
-    await rt.create_limiter.hit(client)
+    await limiter.hit(client)
     admit(request.scope)
-    await rt.offline.leave(body, key)
+    await offline.leave(body, key)
     response.headers.update(NO_STORE)
     return StatusOut()

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request, Response
 from app.errors import NotConfiguredError
 from app.idempotency import admit
 from app.openapi import errors
-from app.routes.deps import ChatRefDep, ClientKeyDep, RuntimeDep
+from app.routes.deps import ChatRefDep, ClientKeyDep, SendLimitDep, SurveyDep
 from app.schemas import StatusOut
 from app.survey import COMMENT_MAX, SurveyBody
 
@@ -39,15 +39,16 @@ NO_STORE = {"Cache-Control": "no-store"}
 async def rate_chat(
     ref: ChatRefDep,
     body: SurveyBody,
-    rt: RuntimeDep,
+    desk: SurveyDep,
+    limiter: SendLimitDep,
     client: ClientKeyDep,
     request: Request,
     response: Response,
 ) -> StatusOut:
-    await rt.send_limiter.hit(client)
+    await limiter.hit(client)
     admit(request.scope)  # from here, an Idempotency-Key's refusal is a final answer
-    if rt.survey is None:
+    if desk is None:
         raise NotConfiguredError("Surveys are not available")
-    await rt.survey.take(ref, body)
+    await desk.take(ref, body)
     response.headers.update(NO_STORE)
     return StatusOut()

@@ -77,18 +77,18 @@ async def test_the_process_cap_is_a_503_and_frees_on_disconnect() -> None:
             await s.polled_elsewhere(ref)
         first = await open_stream(s, refs[0], ALICE)
         second = await open_stream(s, refs[1], BOB)
-        assert s.runtime.stream_capacity.open == 2
+        assert s.runtime.admission.capacity.open == 2
         refused = await open_stream(s, refs[2], CAROL)
         assert refused.status == 503
         await refused.finish()
         assert refused.json()["statusCode"] == 12
         await first.disconnect()
-        assert s.runtime.stream_capacity.open == 1
+        assert s.runtime.admission.capacity.open == 1
         third = await open_stream(s, refs[2], CAROL)
         assert third.status == 200
         for exchange in (second, third):
             await exchange.disconnect()
-        assert s.runtime.stream_capacity.open == 0
+        assert s.runtime.admission.capacity.open == 0
 
 
 async def test_a_stream_that_ends_by_itself_releases_its_counts() -> None:
@@ -101,7 +101,7 @@ async def test_a_stream_that_ends_by_itself_releases_its_counts() -> None:
             assert stream.status == 200
             await stream.finish()  # state, the transcript, end: the server closes it
             assert b"event: end" in stream.body
-        assert s.runtime.stream_capacity.open == 0
+        assert s.runtime.admission.capacity.open == 0
 
 
 async def test_a_waiting_long_poll_counts_against_the_client_like_a_stream() -> None:
@@ -132,4 +132,4 @@ async def test_a_draining_instance_takes_no_new_stream() -> None:
         s.runtime.draining.set()
         refused = await open_stream(s, ref, ALICE)
         assert refused.status == 503
-        assert s.runtime.stream_capacity.open == 0
+        assert s.runtime.admission.capacity.open == 0

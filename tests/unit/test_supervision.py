@@ -40,9 +40,8 @@ class Crashes:
 
 
 async def test_a_crashed_poller_is_logged_degraded_and_restarted(
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr("app.registry.SUPERVISOR_BACKOFF_S", 0.2)
     emulator = Emulator(
         EmulatorConfig(contact_center_id=CENTER, agent_join_delay_s=0.2, idle_disconnect_s=0)
     )
@@ -66,6 +65,7 @@ async def test_a_crashed_poller_is_logged_degraded_and_restarted(
             lease_ttl_s=1.0,
         ),
         keepalive=Keepalive(background_s=30, unread_s=30, per_client=10),
+        restarts=Backoff(first_s=0.2, max_s=30.0),
     )
     registry.start()
     try:

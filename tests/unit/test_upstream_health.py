@@ -1,6 +1,7 @@
-"""How the upstream's health is judged, in this process against the emulator: readiness
-(`/readyz`: one shared probe, a recent answer reused, trouble reported with a 200) and
-availability (`/availability`: unavailable while the last upstream call failed, for a while)."""
+"""How the upstream's health is judged: one record (`UpstreamHealth`) read through two windows.
+In this process against the emulator: readiness (`/readyz`: one shared probe, a recent answer
+reused, trouble reported with a 200) and availability (`/availability`: unavailable while the
+last upstream call failed, for a while); and the two judgements as tables."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 
 from app.emulator.faults import Faults
 from app.errors import UpstreamUnavailableError
-from app.offline import UNHEALTHY_FOR_S, Health, upstream_failing
+from app.upstream_health import FAILING_WINDOW_S, READY_WINDOW_S, UpstreamHealth
 from tests.unit.stack import Exchange, Stack, stack
 
 
@@ -90,6 +91,15 @@ async def test_availability_is_unavailable_after_a_failed_call_until_one_succeed
 NOW = 10_000.0
 
 
+def record(failure_ago: float | None, success_ago: float | None) -> UpstreamHealth:
+    health = UpstreamHealth(clock=lambda: NOW)
+    if success_ago is not None:
+        health.succeeded(NOW - success_ago)
+    if failure_ago is not None:
+        health.failed(NOW - failure_ago)
+    return health
+
+
 @pytest.mark.parametrize(
     ("failure_ago", "success_ago", "failing"),
     [
@@ -98,15 +108,49 @@ NOW = 10_000.0
         (1.0, None, True),  # failed, nothing succeeded yet
         (1.0, 2.0, True),  # failed after the last success
         (2.0, 1.0, False),  # succeeded since
-        (UNHEALTHY_FOR_S - 1, None, True),
-        (UNHEALTHY_FOR_S + 1, None, False),  # too long ago to judge by
+        (FAILING_WINDOW_S - 1, None, True),
+        (FAILING_WINDOW_S + 1, None, False),  # too long ago to judge by
     ],
 )
-def test_upstream_failing(
+def test_availability_judges_by_the_failing_window(
     failure_ago: float | None, success_ago: float | None, failing: bool
 ) -> None:
-    health = Health(
-        last_success=None if success_ago is None else NOW - success_ago,
-        last_failure=None if failure_ago is None else NOW - failure_ago,
-    )
-    assert upstream_failing(health, NOW) is failing
+    assert record(failure_ago, success_ago).failing() is failing
+
+
+@pytest.mark.parametrize(
+    ("failure_ago", "success_ago", "answered"),
+    [
+        (None, None, False),  # nothing known: probe
+        (None, 1.0, True),  # a call just answered: enough
+        (None, READY_WINDOW_S + 1, False),  # too long ago: probe
+        (1.0, 2.0, False),  # a recent failure: probe, whatever succeeded
+        (2.0, 1.0, False),  # even with a success after it
+        (READY_WINDOW_S + 1, 1.0, True),  # an old failure does not count
+    ],
+)
+def test_readiness_trusts_only_the_ready_window(
+    failure_ago: float | None, success_ago: float | None, answered: bool
+) -> None:
+    assert record(failure_ago, success_ago).answered_recently() is answered
+
+
+def test_one_record_serves_both_windows_and_the_shorter_one_is_readiness() -> None:
+    health = record(failure_ago=READY_WINDOW_S + 1, success_ago=READY_WINDOW_S + 2)
+    # A failure too old for readiness to probe about is still news to availability.
+    assert health.failing()
+    assert READY_WINDOW_S < FAILING_WINDOW_S
+    health.succeeded()
+    assert health.answered_recently() and not health.failing()
+
+
+async def test_the_client_writes_the_record_the_routes_read() -> None:
+    async with stack() as s:
+        health = s.runtime.upstream.health
+        assert health.last_success is None
+        await s.runtime.upstream.request_chat("Ann", "help")
+        assert health.answered_recently()
+        s.emulator.set_faults(Faults(outage=True, remaining=1))
+        with pytest.raises(UpstreamUnavailableError):
+            await s.runtime.upstream.request_chat("Ben", "help")
+        assert health.failing() and not health.answered_recently()
