@@ -25,14 +25,8 @@ from typing import Any, Self
 
 import httpx
 
-from tests.servers import (
-    CONTACT_CENTER_ID,
-    SECRET_KEY,
-    RedisServer,
-    ServerProcess,
-    bff_env,
-    free_port,
-)
+from harness.redis import RedisServer
+from harness.servers import CONTACT_CENTER_ID, SECRET_KEY, ServerProcess, bff_env, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -21,8 +21,7 @@ from app.bus.base import (
 from app.errors import OutboxFullError
 from app.events import ChatEvent, EventKind
 from app.models import ChatState, Message, UpstreamStatus
-
-from .conftest import BusFactory, drain, take
+from tests.bus.support import BusFactory, drain, take
 
 TTL = 0.3
 

@@ -1,12 +1,14 @@
-"""Real servers for tests: `chat-bff` processes on loopback ports, started and stopped here.
+"""Real servers on loopback: `chat-bff` processes (serve, emulator, or any argv) on free ports,
+started and stopped here, with the settings and ids every test and scenario shares.
 
-Each server is a separate OS process so tests can SIGKILL or SIGTERM it like production would.
+Each server is a separate OS process so tests and the bench can SIGKILL or SIGTERM it like
+production would. It must not know pytest (a missing binary is an exception here; the tests
+decide whether that skips or fails) nor what runs against the servers.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -128,72 +130,3 @@ def start_emulator(*extra: str) -> ServerProcess:
 
 def start_bff(upstream_url: str, **extra: str) -> ServerProcess:
     return ServerProcess("serve", env=bff_env(upstream_url, **extra)).start()
-
-
-def create_upstream_chat(emulator: ServerProcess, nickname: str = "Cold") -> str:
-    """A chat created directly upstream, which chat-bff has never seen (a cold cache)."""
-    answer = httpx.post(
-        emulator.url + "/api/v2/chats",
-        json={"operationName": "RequestChat", "nickname": nickname, "subject": "cold"},
-        headers={"ContactCenterId": CONTACT_CENTER_ID},
-        timeout=5,
-    )
-    answer.raise_for_status()
-    upstream_id: str = answer.json()["id"]
-    return upstream_id
-
-
-class RedisServer:
-    """A private `redis-server` on a loopback port, so tests may restart and flush it."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> RedisServer:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise FileNotFoundError("redis-server is not installed")
-        self.proc = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--loglevel",
-                "warning",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.ping():
-                return self
-            time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def ping(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def command(self, *args: str) -> bytes:
-        parts = [f"${len(a.encode())}\r\n{a}\r\n" for a in args]
-        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
-            sock.sendall(f"*{len(args)}\r\n{''.join(parts)}".encode())
-            return sock.recv(65536)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
