@@ -1,4 +1,5 @@
-"""A fleet on loopback: several `chat-bff serve` processes on one Redis and one emulator.
+"""Fleet fixtures: three `chat-bff serve` processes (`tests/fleet/fleet.py`) on one Redis and the
+session's emulator.
 
 The Redis is a private server (fresh per test: some tests flush or restart it), or one of the
 real topologies of `harness/topologies.py`: the shared Sentinel group or Cluster (each fleet has
