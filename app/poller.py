@@ -5,7 +5,8 @@ only when needed, commit both through the fenced bus, renew the lease, back off 
 It must not parse upstream answers (`transcript.py`), choose delays (`schedule.py`) or decide
 which chats to poll (`registry.py`). It keeps the chat's `Turn` and read budget (`Spend`) for
 the schedule, and reports what it observed (reply and join times) to the fleet's histograms
-(`fleet_view.py`).
+(`fleet_view.py`). It reads the time, waits and draws its jitter only through the `Clock` and
+`Random` it is handed (`app/clock.py`).
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ nobody keeps alive upstream what nobody looks at. A sweeper regularly offers thi
 every interested chat whose lease is free (so a dead holder is replaced within about one lease
 period) and stops the pollers of chats nobody cares about any more. It owns every poller
 task, restarts one that crashed (logged with its cause, `degraded` for viewers, backoff) and
-ends them all on drain or close. It must not poll (that is `poller.py`).
+ends them all on drain or close. Its sweeps, renewals and pollers keep time through the
+`Clock` and `Random` it is handed (`app/clock.py`). It must not poll (that is `poller.py`).
 """
 
 from __future__ import annotations
