@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Self
 
 import httpx
 
@@ -32,11 +33,13 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """One `python -m app.cli <command>` on 127.0.0.1:<port>, logs in a temp file.
+    """One `python -m app.cli <command>` on 127.0.0.1:<port>, logs in a temp file, ready once
+    `health_path` answers 200 (by default the emulator's stats or chat-bff's /healthz).
 
     `port` reuses a known port (e.g. a killed server's, to restart "the same" instance); by
     default a free one is picked. `argv` replaces the command line (`{port}` in it is the
-    port): another way of serving the app, such as a plain uvicorn.
+    port): another way of serving the app, such as a plain uvicorn, or another server (the
+    bench's own). The environment is this process's without any `BFF_*`, plus `env`.
     """
 
     def __init__(
@@ -47,6 +50,9 @@ class ServerProcess:
         env: Mapping[str, str] | None = None,
         port: int | None = None,
         argv: Sequence[str] | None = None,
+        health_path: str | None = None,
+        cwd: Path | None = None,
+        log_prefix: str = "chat-bff",
     ) -> None:
         self.argv = None if argv is None else list(argv)
         self.port = free_port() if port is None else port
@@ -55,11 +61,14 @@ class ServerProcess:
         self.args = args
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("BFF_")}
         self.env.update(env or {})
-        self.log_path = Path(tempfile.mkstemp(prefix=f"chat-bff-{command}-", suffix=".log")[1])
+        self.cwd = cwd
+        self.log_path = Path(tempfile.mkstemp(prefix=f"{log_prefix}-{command}-", suffix=".log")[1])
         self.proc: subprocess.Popen[bytes] | None = None
-        self.health_path = "/_emulator/stats" if command == "emulator" else "/healthz"
+        if health_path is None:
+            health_path = "/_emulator/stats" if command == "emulator" else "/healthz"
+        self.health_path = health_path
 
-    def start(self, *, wait_s: float = 20.0) -> ServerProcess:
+    def start(self, *, wait_s: float = 20.0) -> Self:
         log = self.log_path.open("ab")
         argv = [sys.executable, "-m", "app.cli", self.command, "--port", str(self.port), *self.args]
         if self.argv is not None:
@@ -67,6 +76,7 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             argv,
             env=self.env,
+            cwd=self.cwd,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -84,6 +94,11 @@ class ServerProcess:
             time.sleep(0.05)
         self.kill()
         raise RuntimeError(f"{self.command} did not start:\n{self.logs()}")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, "not started"
+        return self.proc.pid
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
