@@ -122,7 +122,9 @@ async def test_odd_retry_after_values_are_retries_and_later_items_still_go_out(
                 notice = envelope("offline", "offline.message", {"n": n})
                 await worker.enqueue(f"offline:{n}", notice)
             await wait_for(receiver, lambda ds: len(receiver.accepted()) == 3)
-            assert [d.json()["data"]["n"] for d in receiver.accepted()] == ["a", "b", "c"]
+            # b and c may be claimed in one batch, whose requests are in flight together.
+            delivered = [d.json()["data"]["n"] for d in receiver.accepted()]
+            assert delivered[0] == "a" and sorted(delivered[1:]) == ["b", "c"], delivered
         finally:
             await worker.aclose()
     assert not [r for r in caplog.records if "crashed" in r.getMessage()]
