@@ -39,11 +39,11 @@ demo: $(RUNTIME)
 	$(BIN)/chat-bff demo --host 127.0.0.1 --port $(PORT)
 
 lint: $(DEV)
-	$(BIN)/ruff check app tests bench
-	$(BIN)/ruff format --check app tests bench
+	$(BIN)/ruff check app harness tests bench
+	$(BIN)/ruff format --check app harness tests bench
 
 typecheck: $(DEV)
-	$(BIN)/mypy app
+	$(BIN)/mypy app harness
 
 test-deps:
 	scripts/setup-deps test

@@ -9,10 +9,10 @@ needs them first; never a bus call per poll) and that the bus's trouble never st
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 
 from app.bus.fleet import FleetStats, Histograms, empty
+from app.clock import SYSTEM_CLOCK, Clock
 from app.errors import BffError
 from app.turn import Observation
 
@@ -20,8 +20,11 @@ log = logging.getLogger("chat_bff.poller")
 
 
 class FleetView:
-    def __init__(self, stats: FleetStats, *, refresh_s: float = 10.0) -> None:
+    def __init__(
+        self, stats: FleetStats, *, refresh_s: float = 10.0, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self._stats = stats
+        self._clock = clock
         self._refresh_s = refresh_s
         self._histograms: Histograms = empty()
         self._read_at = -1e9
@@ -30,7 +33,7 @@ class FleetView:
     async def histograms(self) -> Histograms:
         """The cached snapshot, read again first when older than `refresh_s` (by one caller:
         the others meanwhile get the cached one)."""
-        now = time.monotonic()
+        now = self._clock.monotonic()
         if now - self._read_at >= self._refresh_s and not self._reading:
             self._reading = True
             try:

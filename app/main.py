@@ -1,4 +1,6 @@
-"""`create_app()`: the one place that wires settings, upstream client, bus and routes.
+"""`create_app()`: the service as an ASGI app: the runtime `build_runtime` wires from the
+settings (`app/build.py`), and around it the routes, the middleware and the lifespan that
+starts and closes it.
 
 Nothing is created at import time; `uvicorn app.main:create_app --factory` reads the settings
 from the environment when it calls the factory. Tests and the demo pass their own pieces.
@@ -19,36 +21,21 @@ from sse_starlette.sse import AppStatus
 from starlette.routing import Route
 
 from app.access import AccessLog
-from app.admission import StreamAdmission, StreamCapacity
-from app.bus import Bus, TranscriptLimits, make_bus, parse_redis_url
-from app.bus.hooks import OutboxQuota
+from app.build import build_runtime
+from app.bus import Bus, parse_redis_url
 from app.config import Settings, load_settings
-from app.config_hooks import webhook_keys
 from app.cors import CrossOrigin
 from app.docs import install_docs
 from app.errors import install_error_handlers
-from app.fleet_view import FleetView
-from app.hours import parse as parse_business_hours
 from app.http import ApiGuard, ResponsePolicy
 from app.idempotency import IdempotencyGuard, IdempotencyPolicy, install_idempotency_docs
 from app.idempotency_keys import Retention
-from app.limits import ConcurrencyLimiter, RateLimiter
-from app.metrics import Metrics
-from app.offline import KIND as OFFLINE_KIND
-from app.offline import OfflineDesk
 from app.openapi import install_openapi, operation_id
 from app.paths import TrailingSlash
-from app.poller import PollerTuning
 from app.ports import PortSplit
 from app.proxy_trust import adopt_in_uvicorn
-from app.push import KIND as PUSH_KIND
-from app.push import PushHook
-from app.registry import Keepalive, PollerRegistry
 from app.routes import chats, events, health, offline, survey
-from app.schedule import Budget
-from app.security import ClientAddress, HandleCodec, OriginPolicy
-from app.service import ChatService
-from app.sse import MAX_DRAIN_SPREAD_S, StreamHub, StreamTuning
+from app.security import OriginPolicy
 from app.static_files import (
     DEMO_PAGE,
     HASHED_CACHE,
@@ -57,12 +44,7 @@ from app.static_files import (
     content_hash,
     static_dir,
 )
-from app.survey import KIND as SURVEY_KIND
-from app.survey import SurveyDesk
-from app.upstream import UpstreamClient
-from app.upstream_health import UpstreamHealth
 from app.version import VERSION
-from app.webhooks import DeliveryTuning, Dispatcher, WebhookTarget
 from app.wiring import Runtime
 
 log = logging.getLogger("chat_bff")
@@ -78,146 +60,21 @@ def create_app(
     settings = settings or load_settings()  # the environment, unknown BFF_* names refused
     # Under `uvicorn --factory`, uvicorn's own proxy-header default would otherwise apply.
     adopt_in_uvicorn(settings.trusted_proxies)
-    metrics = Metrics()
-    # One record of the upstream's health, for readiness and availability alike.
-    upstream_health = UpstreamHealth()
-    upstream = UpstreamClient(
-        str(settings.upstream_url),
-        settings.contact_center_id,
-        timeout_s=settings.upstream_timeout_s,
-        connect_timeout_s=settings.upstream_connect_timeout_s,
-        max_connections=settings.upstream_max_connections,
-        max_in_flight=settings.upstream_max_in_flight,
-        max_body_bytes=settings.upstream_max_body_bytes,
-        transport=upstream_transport,
-        observe=metrics.observe_upstream,
-        health=upstream_health,
-    )
-    the_bus = bus or make_bus(
-        settings.redis_url,
-        prefix=settings.redis_prefix,
-        retention_s=settings.cache_retention_s,
-        subscriber_buffer=settings.sse_buffer_events,
-        op_timeout_s=settings.redis_timeout_s,
-        failover_wait_s=settings.redis_failover_wait_s,
-        holder_ttl_s=settings.stream_count_ttl_s,
-        on_error=metrics.bus_error,
-        transcripts=TranscriptLimits(
-            max_messages=settings.transcript_max_messages,
-            max_bytes=settings.transcript_max_bytes,
-            budget_bytes=settings.transcript_budget_bytes,
-            ended_retention_s=min(settings.ended_retention_s, settings.cache_retention_s),
-        ),
-        meter=metrics,
-        history_half_life_s=settings.poll_history_half_life_s,
-    )
-    codec = HandleCodec(settings.secret_keys)
+    runtime = build_runtime(settings, upstream_transport=upstream_transport, bus=bus)
+    metrics = runtime.metrics
     origins = OriginPolicy(settings.allowed_origins)
-    stream_tuning = StreamTuning(
-        heartbeat_s=settings.sse_heartbeat_s,
-        retry_ms=settings.sse_retry_ms,
-        send_timeout_s=settings.sse_send_timeout_s,
-        drain_spread_s=max(0.0, min(MAX_DRAIN_SPREAD_S, settings.shutdown_grace_s - 1)),
-    )
-    streams = StreamHub(stream_tuning)
-    dispatcher = _dispatcher(settings, the_bus, metrics)
-    push_hook: PushHook | None = None
-    if dispatcher.accepts(PUSH_KIND):
-        push_hook = PushHook(bus=the_bus, dispatcher=dispatcher, held=lambda: registry.held)
-    registry = PollerRegistry(
-        upstream=upstream,
-        bus=the_bus,
-        resolve=codec.resolve,
-        tuning=PollerTuning(
-            budget=Budget(
-                reads_per_min=settings.poll_read_budget,
-                floor_s=settings.poll_floor_s,
-                ceiling_s=settings.poll_ceiling_s,
-                keepalive_s=settings.poll_keepalive_s,
-                backoff_max_s=settings.poll_backoff_max_s,
-            ),
-            lease_ttl_s=settings.lease_ttl_s,
-            state_refresh_s=settings.state_refresh_s,
-        ),
-        keepalive=Keepalive(
-            background_s=settings.background_keepalive_s,
-            unread_s=min(settings.unread_keepalive_s, settings.background_keepalive_s),
-            per_client=settings.keepalive_chats_per_client,
-        ),
-        reader_window_s=settings.reader_window_s,
-        fleet=FleetView(the_bus),
-        watched=streams.watched,
-        on_change=metrics.pollers_changed,
-        on_keepalive=metrics.keepalive_asked,
-        on_commit=None if push_hook is None else push_hook.after_commit,
-    )
-    draining = asyncio.Event()
-    runtime = Runtime(
-        upstream=upstream,
-        bus=the_bus,
-        registry=registry,
-        service=ChatService(
-            upstream=upstream,
-            bus=the_bus,
-            codec=codec,
-            registry=registry,
-            cold_wait_s=settings.upstream_timeout_s + 2,
-            draining=draining,
-            reader_window_s=settings.reader_window_s,
-            history_limiter=RateLimiter(
-                the_bus, "history", settings.history_per_minute, settings.history_burst
-            ),
-            on_history=metrics.history_reads.inc,
-        ),
-        metrics=metrics,
-        client_address=ClientAddress(
-            settings.trusted_proxies, ipv6_prefix_len=settings.ipv6_prefix_len
-        ),
-        # Fleet-wide through the bus (one limit for N instances); see app/limits.py.
-        create_limiter=RateLimiter(
-            the_bus, "create-ip", settings.chat_create_per_minute, settings.chat_create_burst
-        ),
-        send_limiter=RateLimiter(the_bus, "send-ip", settings.send_per_minute, settings.send_burst),
-        admission=StreamAdmission(
-            capacity=StreamCapacity(settings.max_streams),
-            per_chat=ConcurrencyLimiter(the_bus, "streams-chat", settings.max_streams_per_chat),
-            per_client=ConcurrencyLimiter(the_bus, "streams-ip", settings.max_streams_per_ip),
-            draining=draining,
-            meter=metrics,
-        ),
-        stream_tuning=stream_tuning,
-        streams=streams,
-        long_poll_max_s=settings.long_poll_max_s,
-        offline=OfflineDesk(
-            hours=None
-            if settings.business_hours is None
-            else parse_business_hours(settings.business_hours),
-            health=upstream_health,
-            dispatcher=dispatcher,
-        ),
-        draining=draining,
-        survey=SurveyDesk(bus=the_bus, dispatcher=dispatcher, registry=metrics.registry),
-    )
-    metrics.max_streams.set(settings.max_streams)
     widget_url: str | None = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime.loop = asyncio.get_running_loop()
         _log_startup(settings, widget_url)
-        registry.start()
-        streams.start()
-        dispatcher.start()
+        runtime.start()
         watcher = asyncio.create_task(_drain_when_server_exits(runtime), name="exit-watch")
         try:
             yield
         finally:
             watcher.cancel()
-            await runtime.finish_drain()
-            await dispatcher.aclose()
-            await streams.aclose()
-            await upstream.aclose()
-            await the_bus.aclose()
+            await runtime.aclose()
 
     app = FastAPI(
         title="chat-bff",
@@ -243,7 +100,7 @@ def create_app(
 
     app.add_middleware(
         IdempotencyGuard,
-        store=the_bus,
+        store=runtime.bus,
         policy=IdempotencyPolicy(
             retention=Retention(
                 keep_s=settings.idempotency_window_s,
@@ -312,44 +169,6 @@ def _log_startup(settings: Settings, widget_url: str | None) -> None:
             "max_streams": settings.max_streams,
         },
     )
-
-
-def _dispatcher(settings: Settings, bus: Bus, metrics: Metrics) -> Dispatcher:
-    """The webhook delivery workers, with a target (and an outbox quota) per configured
-    webhook. Each has its own secret (config_hooks refuses a shared one)."""
-    targets: dict[str, WebhookTarget] = {}
-    if settings.push_webhook_url is not None and settings.push_webhook_secret is not None:
-        targets[PUSH_KIND] = WebhookTarget(
-            str(settings.push_webhook_url),
-            webhook_keys(settings.push_webhook_secret),
-            OutboxQuota(settings.push_outbox_max, settings.push_outbox_max_bytes),
-            max_age_s=settings.push_max_age_s,
-        )
-    if settings.offline_webhook_url is not None and settings.offline_webhook_secret is not None:
-        targets[OFFLINE_KIND] = WebhookTarget(
-            str(settings.offline_webhook_url),
-            webhook_keys(settings.offline_webhook_secret),
-            OutboxQuota(settings.offline_outbox_max, settings.offline_outbox_max_bytes),
-            max_age_s=settings.offline_max_age_s,
-        )
-    survey_secret = settings.survey_webhook_secret
-    if settings.survey_webhook_url is not None and survey_secret is not None:
-        targets[SURVEY_KIND] = WebhookTarget(
-            str(settings.survey_webhook_url),
-            webhook_keys(survey_secret),
-            OutboxQuota(settings.survey_outbox_max, settings.survey_outbox_max_bytes),
-            max_age_s=settings.survey_max_age_s,
-        )
-    if targets and settings.redis_url is None:
-        log.warning("webhook outbox in memory (no BFF_REDIS_URL): undelivered notices die with it")
-    tuning = DeliveryTuning(
-        timeout_s=settings.webhook_timeout_s,
-        retry_min_s=settings.webhook_retry_min_s,
-        retry_max_s=settings.webhook_retry_max_s,
-        done_ttl_s=settings.cache_retention_s,
-    )
-    metrics.outbox_kinds(list(targets))
-    return Dispatcher(bus=bus, targets=targets, tuning=tuning, observer=metrics)
 
 
 async def _drain_when_server_exits(runtime: Runtime) -> None:

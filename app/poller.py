@@ -5,7 +5,8 @@ only when needed, commit both through the fenced bus, renew the lease, back off 
 It must not parse upstream answers (`transcript.py`), choose delays (`schedule.py`) or decide
 which chats to poll (`registry.py`). It keeps the chat's `Turn` and read budget (`Spend`) for
 the schedule, and reports what it observed (reply and join times) to the fleet's histograms
-(`fleet_view.py`).
+(`fleet_view.py`). It reads the time, waits and draws its jitter only through the `Clock` and
+`Random` it is handed (`app/clock.py`).
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from app.bus.chats import ChatCache, Fence, Lease
 from app.bus.fanout import FanOut
+from app.clock import SYSTEM_CLOCK, Clock, Random
 from app.errors import BffError, BusUnavailableError, ChatNotFoundError
 from app.events import ChatEvent, EventKind
 from app.fleet_view import FleetView
@@ -67,8 +68,13 @@ class ChatPoller:
         on_poll: Callable[[], None] | None = None,
         fleet: FleetView,
         on_commit: OnCommit | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        rand: Random = random.random,
     ) -> None:
         self._on_commit = on_commit
+        # Every wait and reading of the time goes through these (tests run them on a fake).
+        self._clock = clock
+        self._rand = rand
         self._fleet = fleet
         self.target = target
         self.fence = fence
@@ -92,7 +98,7 @@ class ChatPoller:
         that poked has been answered."""
         if not self._poke_pending:
             self._poke_pending = True
-            asyncio.get_running_loop().call_later(POKE_COALESCE_S, self._poked)
+            self._clock.call_later(POKE_COALESCE_S, self._poked)
 
     def _poked(self) -> None:
         self._poke_pending = False
@@ -136,7 +142,7 @@ class ChatPoller:
                         if event.kind is EventKind.POKE:
                             self.poke()
             except BffError:
-                await asyncio.sleep(self._tuning.lease_ttl_s / 3)
+                await self._clock.sleep(self._tuning.lease_ttl_s / 3)
 
     async def _keep(self, answer: Answer, known: dict[str, str]) -> None:
         # Some load balancers set the same cookie on every answer: store only what changed.
@@ -161,7 +167,7 @@ class ChatPoller:
             return
         cursor, state, status = record.cursor, record.state, record.status
         last_state_at = -1e9
-        last_activity = time.monotonic()
+        last_activity = self._clock.monotonic()
         failures, retry_after = 0, None
         budget = self._tuning.budget
         # Whose move it is, from the end of the transcript a previous holder stored.
@@ -176,7 +182,7 @@ class ChatPoller:
         previous_poll: float | None = None
         while not self._stopping:
             self._wake.clear()
-            started = time.monotonic()
+            started = self._clock.monotonic()
             try:
                 record = await self._bus.record(key)
                 if self._on_poll:
@@ -186,7 +192,7 @@ class ChatPoller:
                 )
                 await self._keep(answer, record.cookies)
                 new = after_cursor(messages, cursor)
-                now = time.monotonic()
+                now = self._clock.monotonic()
                 new_state: ChatState | None = None
                 if (
                     state is None
@@ -257,7 +263,7 @@ class ChatPoller:
                             return
                         status = UpstreamStatus.DEGRADED
             spent = spend(spent, budget, started)
-            now = time.monotonic()
+            now = self._clock.monotonic()
             delay = next_delay(
                 await self._fleet.histograms(),
                 turn,
@@ -266,16 +272,14 @@ class ChatPoller:
                 started,
                 failures=failures,
                 retry_after_s=retry_after,
-                jitter=random.random(),
+                jitter=self._rand(),
                 readers=record.readers,
             )
             if not failures:
                 # The schedule runs from poll start to poll start (a slow answer must not
                 # stretch it); a backoff runs from the failure.
                 delay = max(0.0, delay - (now - started))
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self._wake.wait()
+            await self._clock.wait(self._wake, delay)
 
     # -- for the registry's supervisor (registry.py restarts a crashed poller) -------------
 
@@ -285,12 +289,10 @@ class ChatPoller:
 
     async def pause(self, seconds: float) -> None:
         """Wait `seconds`, or less if the poller is stopped meanwhile."""
-        deadline = time.monotonic() + seconds
-        while not self._stopping and (left := deadline - time.monotonic()) > 0:
+        deadline = self._clock.monotonic() + seconds
+        while not self._stopping and (left := deadline - self._clock.monotonic()) > 0:
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(left):
-                    await self._wake.wait()
+            await self._clock.wait(self._wake, left)
 
 
 def _crashed(task: asyncio.Task[None]) -> bool:

@@ -13,13 +13,13 @@ for what its predecessor committed but did not hand over. It must not deliver (t
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from app.bus.chats import ChatCache, Fence
 from app.bus.hooks import PushRecords, PushState
+from app.clock import SYSTEM_CLOCK, Clock
 from app.errors import BffError, OutboxFullError
 from app.events import ChatEvent, EventKind
 from app.models import Message
@@ -100,19 +100,21 @@ class PushHook:
         dispatcher: Dispatcher,
         held: Callable[[], Collection[str]] = frozenset,
         forget_every_s: float = 60.0,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         """`held`: the chats this process polls now; what is known of others is dropped
-        every `forget_every_s`."""
+        every `forget_every_s` (on `clock`, the pollers' own)."""
+        self._clock = clock
         self._bus = bus
         self._dispatcher = dispatcher
         self._held = held
         self._forget_every_s = forget_every_s
-        self._next_forget = time.monotonic() + forget_every_s
+        self._next_forget = clock.monotonic() + forget_every_s
         self._chats: dict[str, _Chat] = {}
 
     async def after_commit(self, fence: Fence, events: Sequence[ChatEvent]) -> None:
         """Never raises a bus error: a failed attempt is redone at the chat's next commit."""
-        now = time.monotonic()
+        now = self._clock.monotonic()
         if now >= self._next_forget:
             self._next_forget = now + self._forget_every_s
             self.forget(self._held())

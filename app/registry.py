@@ -11,7 +11,8 @@ nobody keeps alive upstream what nobody looks at. A sweeper regularly offers thi
 every interested chat whose lease is free (so a dead holder is replaced within about one lease
 period) and stops the pollers of chats nobody cares about any more. It owns every poller
 task, restarts one that crashed (logged with its cause, `degraded` for viewers, backoff) and
-ends them all on drain or close. It must not poll (that is `poller.py`).
+ends them all on drain or close. Its sweeps, renewals and pollers keep time through the
+`Clock` and `Random` it is handed (`app/clock.py`). It must not poll (that is `poller.py`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import contextlib
 import functools
 import logging
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -30,6 +30,7 @@ from app.bus.chats import Interest
 from app.bus.fanout import Pokes
 from app.bus.fleet import FleetStats
 from app.bus.guards import Limits
+from app.clock import SYSTEM_CLOCK, Clock, Random
 from app.errors import BffError
 from app.fleet_view import FleetView
 from app.models import ChatRef, UpstreamStatus
@@ -78,12 +79,17 @@ class PollerRegistry:
         on_keepalive: Callable[[bool], None] | None = None,
         fleet: FleetView | None = None,
         restarts: Backoff = RESTARTS,
+        clock: Clock = SYSTEM_CLOCK,
+        rand: Random = random.random,
     ) -> None:
         """`restarts`: the delays before a crashed poller runs again (`app.supervision`)."""
         self._on_commit = on_commit
         self._restarts = restarts
+        # The time, waits and jitter of the sweeps, renewals and pollers (a fake in tests).
+        self._clock = clock
+        self._rand = rand
         # The fleet's histograms, read for all of this instance's pollers at once.
-        self._fleet = fleet if fleet is not None else FleetView(bus)
+        self._fleet = fleet if fleet is not None else FleetView(bus, clock=clock)
         self._watched = watched
         self._upstream = upstream
         self._bus = bus
@@ -129,7 +135,7 @@ class PollerRegistry:
         `reader_s` > 0: a reader is present for at least that long (a waiting long-poll: its
         wait plus the reader window), so the chat is polled as watched meanwhile."""
         key = ref.key
-        now = time.monotonic()
+        now = self._clock.monotonic()
         grace = self._keepalive.unread_s
         if client is not None and await self._background(key, client, now):
             grace = self._keepalive.background_s
@@ -187,7 +193,7 @@ class PollerRegistry:
         ours."""
         if self.draining or key in self._pollers or key in self._over:
             return
-        self._attempted[key] = time.monotonic()
+        self._attempted[key] = self._clock.monotonic()
         fence = await self._bus.acquire(key, self._tuning.lease_ttl_s)
         if fence is None:
             return
@@ -209,6 +215,8 @@ class PollerRegistry:
             tuning=self._tuning,
             fleet=self._fleet,
             on_commit=self._on_commit,
+            clock=self._clock,
+            rand=self._rand,
         )
         task = asyncio.create_task(self._supervised(poller), name=f"poller:{key}")
         self._pollers[key] = poller
@@ -221,7 +229,7 @@ class PollerRegistry:
         if self._tasks.get(key) is task:
             del self._tasks[key]
             if self._pollers.pop(key).over:
-                self._over[key] = time.monotonic()
+                self._over[key] = self._clock.monotonic()
             self._changed()
         if not task.cancelled() and task.exception() is not None:
             log.error("poller of %s crashed", key, exc_info=task.exception())
@@ -235,19 +243,19 @@ class PollerRegistry:
         is gone stops without publishing; if the bus stays unreachable for a whole ttl, every
         lease has expired and every poller stops."""
         ttl = self._tuning.lease_ttl_s
-        last_ok = time.monotonic()
+        last_ok = self._clock.monotonic()
         while True:
-            await asyncio.sleep(ttl / 3)
+            await self._clock.sleep(ttl / 3)
             pollers = list(self._pollers.values())
             try:
                 held = await self._bus.renew([p.fence for p in pollers], ttl)
             except BffError as error:
                 log.warning("lease renewal failed: %s", type(error).__name__)
-                if time.monotonic() - last_ok > ttl:
+                if self._clock.monotonic() - last_ok > ttl:
                     for poller in pollers:
                         poller.lease_lost()
                 continue
-            last_ok = time.monotonic()
+            last_ok = self._clock.monotonic()
             for poller in pollers:
                 if poller.fence not in held:
                     poller.lease_lost()
@@ -255,7 +263,7 @@ class PollerRegistry:
     async def _sweep_loop(self) -> None:
         period = self._tuning.lease_ttl_s / 2
         while not self.draining:
-            await asyncio.sleep(period * (0.75 + random.random() / 2))
+            await self._clock.sleep(period * (0.75 + self._rand() / 2))
             try:
                 await self.sweep()
             except BffError as error:
@@ -266,7 +274,7 @@ class PollerRegistry:
         for ref, client in (self._watched() if self._watched else {}).values():
             await self.interest(ref, reader_s=self._reader_window_s, client=client)
         interested = await self._bus.interested()
-        now = time.monotonic()
+        now = self._clock.monotonic()
         for key, poller in list(self._pollers.items()):
             if key in interested:
                 continue
@@ -282,7 +290,7 @@ class PollerRegistry:
                 return
             if key not in self._pollers and self._attempted.get(key, -1e9) < recent:
                 await self._try_acquire(key, handle)
-        now = time.monotonic()
+        now = self._clock.monotonic()
         horizon = now - self._keepalive.background_s
         for table in (self._attempted, self._over):
             for key in [k for k, at in table.items() if at < horizon]:
@@ -331,6 +339,8 @@ class PollerRegistry:
             backoff=self._restarts,
             on_crash=degraded,
             pause=poller.pause,
+            clock=self._clock,
+            rand=self._rand,
         )
 
     async def _degraded(self, poller: ChatPoller) -> None:

@@ -14,13 +14,12 @@ supervised work does: what to do on a crash (publish `degraded`) and how to wait
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from app.clock import SYSTEM_CLOCK, Clock, Random
 from app.errors import describe_exception
 
 
@@ -50,23 +49,27 @@ async def supervise(
     logger: logging.Logger,
     backoff: Backoff,
     on_crash: Callable[[Exception], Awaitable[None]] | None = None,
-    pause: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    pause: Callable[[float], Awaitable[None]] | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+    rand: Random = random.random,
 ) -> None:
     """Run `run()` until it returns. Each exception it raises is logged as "`what` crashed
     (<type> at <file>:<line> in <function>); restart N in S s", handed to `on_crash`, and
     `run()` is called again after `pause(delay)`. `pause` may return early (a stop): the
-    caller's `run` then decides whether there is anything left to do."""
+    caller's `run` then decides whether there is anything left to do. How long a run lasted is
+    read from `clock` (whose `sleep` is the default `pause`), the jitter drawn from `rand`."""
+    wait = clock.sleep if pause is None else pause
     crashes = 0
     while True:
-        started = time.monotonic()
+        started = clock.monotonic()
         try:
             await run()
             return
         except Exception as error:
-            if time.monotonic() - started > backoff.max_s:
+            if clock.monotonic() - started > backoff.max_s:
                 crashes = 0
             crashes += 1
-            delay = restart_delay(crashes, backoff, random.random())
+            delay = restart_delay(crashes, backoff, rand())
             logger.error(
                 "%s crashed (%s); restart %d in %.1f s",
                 what,
@@ -76,4 +79,4 @@ async def supervise(
             )
             if on_crash is not None:
                 await on_crash(error)
-            await pause(delay)
+            await wait(delay)

@@ -15,19 +15,18 @@ not decide what to notify (`push.py`, `offline.py`), and never logs a body, a UR
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import logging
 import random
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 import httpx
 
 from app.bus.hooks import Claim, ClaimBatch, Outbox, OutboxHeld, OutboxItem, OutboxQuota
+from app.clock import SYSTEM_CLOCK, Clock, Random
 from app.errors import BffError, OutboxFullError, describe_exception
 from app.supervision import RESTARTS, Backoff, restart_delay, supervise
 from app.upstream_parse import retry_after_s
@@ -121,7 +120,8 @@ class Dispatcher:
         targets: Mapping[str, WebhookTarget],
         tuning: DeliveryTuning,
         client: httpx.AsyncClient | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
+        rand: Random = random.random,
         observer: DeliveryObserver | None = None,
     ) -> None:
         self._bus = bus
@@ -132,7 +132,9 @@ class Dispatcher:
             follow_redirects=False,
             headers={"user-agent": "chat-bff-webhooks"},
         )
+        # Notice ages and signatures (its wall time), the workers' waits, the retry jitter.
         self._clock = clock
+        self._rand = rand
         self._observer: DeliveryObserver = observer or _Unobserved()
         # A claim outlives the longest request by far: an item is only handed to another
         # worker when its claimer is gone, not while it is still waiting for an answer.
@@ -180,6 +182,8 @@ class Dispatcher:
                 logger=log,
                 backoff=self._tuning.restarts,
                 pause=self._pause,
+                clock=self._clock,
+                rand=self._rand,
             )
             self._tasks.append(asyncio.create_task(work, name=f"webhook-worker:{kind}"))
 
@@ -196,9 +200,7 @@ class Dispatcher:
         await self._client.aclose()
 
     async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await self._stopped.wait()
+        await self._clock.wait(self._stopped, seconds)
 
     async def _run(self, kind: str) -> None:
         tuning, wake = self._tuning, self._wakes[kind]
@@ -216,9 +218,7 @@ class Dispatcher:
                 continue
             due = batch.next_due_s
             pause = tuning.poll_s if due is None else min(tuning.poll_s, due)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(pause, 0.01)):
-                    await wake.wait()
+            await self._clock.wait(wake, max(pause, 0.01))
 
     async def _attempt(self, claim: Claim) -> None:
         """One delivery, whatever happens in it: an unexpected exception (a receiver's odd
@@ -242,12 +242,12 @@ class Dispatcher:
             await self._dead_letter(claim, "unreadable", None)
             return
         target = self._targets[claim.kind]
-        age = self._clock() - notice.created
+        age = self._clock.time() - notice.created
         if target.max_age_s is not None and age > target.max_age_s:
             await self._dead_letter(claim, "max_age", age)
             return
         body = json.dumps(notice.body, separators=(",", ":"), ensure_ascii=False).encode()
-        headers = signed_headers(target.keys, notice.msg_id, int(self._clock()), body)
+        headers = signed_headers(target.keys, notice.msg_id, int(self._clock.time()), body)
         retry_after: int | None = None
         try:
             answer = await self._client.post(target.url, content=body, headers=headers)
@@ -275,7 +275,7 @@ class Dispatcher:
         await self._retry(claim, delay)
 
     def _backoff(self, attempt: int, retry_after: int | None) -> float:
-        delay = restart_delay(attempt, self._retries, random.random())
+        delay = restart_delay(attempt, self._retries, self._rand())
         if retry_after is not None:
             delay = min(max(delay, retry_after), self._retries.max_s)
         return delay

@@ -1,7 +1,7 @@
-"""The runtime object graph `create_app` builds, as one typed value on `app.state.runtime`,
-and the drain that starts a graceful shutdown.
+"""The runtime object graph `build_runtime` builds (`app/build.py`), as one typed value on
+`app.state.runtime`: what it starts and closes, and the drain that starts a graceful shutdown.
 
-Holds references; it starts nothing but the drain task it owns.
+Holds references; it starts nothing before `start`, and owns nothing but the drain task.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ from app.limits import RateLimiter
 from app.metrics import Metrics
 from app.offline import OfflineDesk
 from app.registry import PollerRegistry
-from app.security import ClientAddress
+from app.security import ClientAddress, HandleCodec
 from app.service import ChatService
 from app.sse import StreamHub, StreamTuning
 from app.survey import SurveyDesk
 from app.upstream import UpstreamClient
+from app.webhooks import Dispatcher
 
 
 @dataclass(slots=True)
@@ -39,11 +40,32 @@ class Runtime:
     streams: StreamHub
     long_poll_max_s: float
     offline: OfflineDesk
+    # -- the webhook delivery workers (app/webhooks.py), started and closed with the rest --
+    dispatcher: Dispatcher
+    # -- the handles' seal, as the service uses it (tests issue chats with it) --
+    codec: HandleCodec
     draining: asyncio.Event = field(default_factory=asyncio.Event)
     drain_task: asyncio.Task[None] | None = None
     loop: asyncio.AbstractEventLoop | None = None
     # -- post-chat surveys (app/survey.py) --
     survey: SurveyDesk | None = None
+
+    def start(self) -> None:
+        """Start the background work: the registry's sweeps and renewals (and with them the
+        pollers), the streams' heartbeat ticker, the webhook workers. On the serving loop."""
+        self.loop = asyncio.get_running_loop()
+        self.registry.start()
+        self.streams.start()
+        self.dispatcher.start()
+
+    async def aclose(self) -> None:
+        """Drain (pollers handed over, streams told to go), then stop what `start` started and
+        close the upstream client and the bus."""
+        await self.finish_drain()
+        await self.dispatcher.aclose()
+        await self.streams.aclose()
+        await self.upstream.aclose()
+        await self.bus.aclose()
 
     def request_drain(self) -> None:
         """Thread- and signal-safe: schedule `begin_drain` on the serving loop."""

@@ -14,25 +14,14 @@ import json
 import math
 import os
 import resource
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Self
 
-import httpx
-
-from tests.servers import (
-    CONTACT_CENTER_ID,
-    SECRET_KEY,
-    RedisServer,
-    ServerProcess,
-    bff_env,
-    free_port,
-)
+from harness.redis import RedisServer
+from harness.servers import CONTACT_CENTER_ID, SECRET_KEY, ServerProcess, bff_env
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -61,9 +50,9 @@ def raise_nofile() -> int:
     return hard
 
 
-class Proc:
-    """A server started from an argv (`python -m bench.<x> --port N ...`), logs in a temp file,
-    ready once `health_path` answers 200."""
+class Proc(ServerProcess):
+    """A bench server started from an argv (`python -m bench.<x> --port N ...`) in the
+    repository, logs in a temp file, ready once `health_path` answers 200."""
 
     def __init__(
         self,
@@ -73,52 +62,14 @@ class Proc:
         health_path: str = "/",
         env: Mapping[str, str] | None = None,
     ) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.argv = [sys.executable, "-m", module, "--port", str(self.port), *args]
-        self.health_path = health_path
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("BFF_")}
-        self.env.update(env or {})
-        name = module.rsplit(".", 1)[-1]
-        self.log_path = Path(tempfile.mkstemp(prefix=f"bench-{name}-", suffix=".log")[1])
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, wait_s: float = 20.0) -> Proc:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                self.argv, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.argv} exited early:\n{self.logs()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url + self.health_path, timeout=0.5).status_code == 200:
-                    return self
-            time.sleep(0.05)
-        self.kill()
-        raise RuntimeError(f"{self.argv} did not start:\n{self.logs()}")
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def logs(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        super().__init__(
+            module.rsplit(".", 1)[-1],
+            argv=[sys.executable, "-m", module, "--port", "{port}", *args],
+            env=env,
+            health_path=health_path,
+            cwd=ROOT,
+            log_prefix="bench",
+        )
 
 
 def start_emulator(
@@ -173,9 +124,8 @@ def shipped_default(name: str) -> Any:
     return Settings.model_fields[name].default
 
 
-def server_pid(server: ServerProcess | Proc) -> int:
-    assert server.proc is not None
-    return server.proc.pid
+def server_pid(server: ServerProcess) -> int:
+    return server.pid
 
 
 def cpu_seconds(pid: int) -> float:

@@ -60,7 +60,7 @@ from bench.common import (
 )
 from bench.hostile_load import HostileLoad, Pace
 from bench.soak import asyncio_tasks, open_fds
-from tests.servers import free_port
+from harness.servers import free_port
 
 KIB, MIB = 1024, 1 << 20
 # Shrunk so that minutes reach them (shipped: 2,000 / 100,000 / 64 MiB). The attackers' eight

@@ -44,7 +44,7 @@ from bench.common import (
     start_emulator,
 )
 from bench.wire import Viewer
-from tests.topologies import ClusterGroup, SentinelGroup, Topology
+from harness.topologies import ClusterGroup, SentinelGroup, Topology
 
 READS = 'bff_upstream_requests_total{operation="GetMessages",outcome="ok"}'
 

@@ -6,6 +6,9 @@ import os
 from typing import NoReturn
 
 import pytest
+from redis.asyncio import Redis
+
+from harness.redis import REDIS_URL
 
 
 def missing_component(message: str) -> NoReturn:
@@ -13,3 +16,14 @@ def missing_component(message: str) -> NoReturn:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{message} (required on CI)")
     pytest.skip(message)
+
+
+async def redis_or_skip(url: str = REDIS_URL) -> None:
+    """Skip (or, on CI, fail) when the test Redis does not answer."""
+    client = Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+    try:
+        await client.ping()
+    except Exception as exc:
+        missing_component(f"Redis at {url} does not answer: {exc}")
+    finally:
+        await client.aclose()

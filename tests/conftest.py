@@ -1,21 +1,26 @@
-"""Shared fixtures: a real emulator process and a real chat-bff process on loopback."""
+"""Shared fixtures: a real emulator process and a real chat-bff process on loopback, the
+emulator's control API, and the real Redis topologies (Sentinel, Cluster) shared by the bus and
+fleet suites. What they are made of is the `harness` package, shared with the bench; a fixture
+decides what a missing component means (a skip here, a failure on CI).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TypeVar
 
 import httpx
 import pytest
 
-from tests.servers import ServerProcess, start_bff, start_emulator
+# The harness's own checks (a refused RequestChat, a timed-out wait) read like the tests' own.
+pytest.register_assert_rewrite("harness")
 
-# Real Redis topologies (Sentinel, Cluster), shared by the bus and fleet suites.
-from tests.topologies import (  # noqa: F401
-    fresh_redis_cluster,
-    fresh_sentinel_group,
-    redis_cluster,
-    sentinel_group,
-)
+from harness.emulator import EmulatorControl  # noqa: E402
+from harness.servers import ServerProcess, start_bff, start_emulator  # noqa: E402
+from harness.topologies import ClusterGroup, SentinelGroup, start_topology  # noqa: E402
+from tests.components import missing_component  # noqa: E402
+
+T = TypeVar("T", SentinelGroup, ClusterGroup)
 
 
 @pytest.fixture(scope="session")
@@ -39,55 +44,49 @@ def bff(emulator: ServerProcess) -> Iterator[ServerProcess]:
     server.stop()
 
 
-class EmulatorControl:
-    """The emulator's control API: counters, request log, faults."""
-
-    def __init__(self, url: str) -> None:
-        self.http = httpx.Client(base_url=url + "/_emulator", timeout=5)
-
-    def count(self, method: str | None = None) -> int:
-        """Upstream requests so far; with `method`, only those (the pollers' GETs run in the
-        background all the time, so "reached no upstream" is judged on writes)."""
-        stats = self.http.get("/stats").json()
-        if method is None:
-            total: int = stats["requests"]
-            return total
-        return sum(n for route, n in stats["by_route"].items() if route.startswith(method + " "))
-
-    def requests(self) -> list[dict[str, object]]:
-        data = self.http.get("/requests").json()
-        return list(data["requests"] if isinstance(data, dict) else data)
-
-    def reset(self) -> None:
-        self.http.post("/reset").raise_for_status()
-
-    def faults(self, **faults: object) -> None:
-        self.http.put("/faults", json=faults).raise_for_status()
-
-    def clear_faults(self) -> None:
-        self.http.delete("/faults").raise_for_status()
-
-    def chat(self, upstream_id: str) -> dict[str, object]:
-        data: dict[str, object] = self.http.get(f"/chats/{upstream_id}").json()
-        return data
-
-    def agent_say(self, upstream_id: str, text: str) -> int:
-        index: int = self.http.post(f"/chats/{upstream_id}/agent/say", json={"text": text}).json()[
-            "index"
-        ]
-        return index
-
-
 @pytest.fixture
 def control(emulator: ServerProcess) -> Iterator[EmulatorControl]:
     ctl = EmulatorControl(emulator.url)
     ctl.clear_faults()
     yield ctl
     ctl.clear_faults()
-    ctl.http.close()
+    ctl.close()
 
 
 @pytest.fixture
 def client(bff: ServerProcess) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=bff.url, timeout=15) as http:
         yield http
+
+
+def topology(kind: type[T]) -> Iterator[T]:
+    """A started topology for as long as the fixture lasts; without the binaries, a skip (or,
+    on CI, a failure)."""
+    try:
+        group = start_topology(kind)
+    except FileNotFoundError as exc:
+        missing_component(str(exc))
+    yield group
+    group.stop()
+
+
+# Shared by every test that leaves the topology as it found it (each uses its own key
+# prefix); tests that kill a node take a fresh one.
+@pytest.fixture(scope="session")
+def sentinel_group() -> Iterator[SentinelGroup]:
+    yield from topology(SentinelGroup)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[ClusterGroup]:
+    yield from topology(ClusterGroup)
+
+
+@pytest.fixture
+def fresh_sentinel_group() -> Iterator[SentinelGroup]:
+    yield from topology(SentinelGroup)
+
+
+@pytest.fixture
+def fresh_redis_cluster() -> Iterator[ClusterGroup]:
+    yield from topology(ClusterGroup)

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.servers import CONTACT_CENTER_ID, SECRET_KEY
+from harness.servers import CONTACT_CENTER_ID, SECRET_KEY
 
 GOOD = {
     "BFF_UPSTREAM_URL": "http://127.0.0.1:9",

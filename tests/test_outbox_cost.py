@@ -17,8 +17,8 @@ from redis.asyncio import Redis
 from app.bus import RedisBus
 from app.bus._outbox_memory import MemoryOutbox
 from app.bus.hooks import OutboxItem, OutboxQuota
+from harness.redis import RedisServer
 from tests.components import missing_component
-from tests.servers import RedisServer
 
 QUOTA = OutboxQuota(max_items=1_000_000, max_bytes=1 << 30)
 BATCH = 16

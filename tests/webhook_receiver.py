@@ -19,7 +19,7 @@ from typing import Any
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from tests.servers import free_port
+from harness.servers import free_port
 
 
 def new_secret() -> str:

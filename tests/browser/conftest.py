@@ -4,28 +4,14 @@ chat-bff processes that serve the widget and its demo page."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
+from harness.emulator import EmulatorControl
+from harness.servers import ServerProcess, start_bff, start_emulator
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, WIDGET_BFF
 from tests.components import missing_component
-from tests.conftest import EmulatorControl
-from tests.servers import ServerProcess, start_bff, start_emulator
-
-CHROMIUM = Path("/usr/bin/chromium")
-# Without the background-networking flags Chromium keeps calling home, which fails slowly here.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 expect.set_options(timeout=10_000)
 
@@ -53,19 +39,6 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
 @pytest.fixture
 def page(context: BrowserContext) -> Page:
     return context.new_page()
-
-
-# For the widget's own modules: the chat-creation and send limits of the session's chat-bff,
-# and a brisk cadence, since these tests are about what the widget shows, not how often
-# chat-bff polls (the modules on the session's chat-bff keep the shipped cadence).
-WIDGET_BFF = {
-    "BFF_CHAT_CREATE_PER_MINUTE": "60000",
-    "BFF_CHAT_CREATE_BURST": "10000",
-    "BFF_SEND_PER_MINUTE": "60000",
-    "BFF_SEND_BURST": "10000",
-    "BFF_POLL_FLOOR_S": "0.25",
-    "BFF_POLL_CEILING_S": "0.5",
-}
 
 
 # A chat-bff whose emulator's agent never joins by itself: the tests make it join, speak and

@@ -15,7 +15,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from tests.servers import free_port
+from harness.servers import free_port
 
 PAGE = """<!doctype html>
 <html lang="{lang}">

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from playwright.sync_api import Page, Route, expect, sync_playwright
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+from harness.emulator import EmulatorControl
+from harness.servers import start_bff, start_emulator
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.browser.widget import Widget, upstream_chat_id
-from tests.conftest import EmulatorControl
-from tests.servers import start_bff, start_emulator
 
 
 def chat(page: Page, url: str, control: EmulatorControl, nickname: str, subject: str) -> str:

@@ -24,8 +24,8 @@ import xstatic.pkg.jquery
 from playwright.sync_api import Page
 
 from app.emulator.agent import REPLIES
-from tests.conftest import EmulatorControl
-from tests.servers import ServerProcess, free_port, start_bff
+from harness.emulator import EmulatorControl
+from harness.servers import ServerProcess, free_port, start_bff
 
 pytestmark = pytest.mark.browser
 

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import BrowserContext, Page, Route, expect
 
-from tests.servers import ServerProcess
+from harness.servers import ServerProcess
 
 pytestmark = pytest.mark.browser
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
+from harness.emulator import EmulatorControl
+from harness.servers import ServerProcess
 from tests.browser.widget import Widget, audit, unique, upstream_chat_id
-from tests.conftest import EmulatorControl
-from tests.servers import ServerProcess
 
 pytestmark = pytest.mark.browser
 

@@ -7,7 +7,9 @@ import pytest
 from playwright.sync_api import Browser, Page, Route, expect
 
 from app.emulator.agent import NOTICE, REPLIES
-from tests.browser.conftest import ARTIFACTS
+from harness.emulator import EmulatorControl
+from harness.servers import ServerProcess
+from tests.browser.chromium import ARTIFACTS
 from tests.browser.widget import (
     Widget,
     agent_name,
@@ -19,8 +21,6 @@ from tests.browser.widget import (
     upstream_texts,
     wait_until,
 )
-from tests.conftest import EmulatorControl
-from tests.servers import ServerProcess
 
 pytestmark = pytest.mark.browser
 

@@ -15,10 +15,10 @@ import pytest
 from playwright.sync_api import ConsoleMessage, Page, expect
 
 from app.emulator.agent import REPLIES
-from tests.browser.conftest import WIDGET_BFF
+from harness.emulator import EmulatorControl
+from harness.servers import ServerProcess, free_port, start_bff
+from tests.browser.chromium import WIDGET_BFF
 from tests.browser.widget import Widget, agent_name, unique, upstream_chat_id, upstream_texts
-from tests.conftest import EmulatorControl
-from tests.servers import ServerProcess, free_port, start_bff
 
 pytestmark = pytest.mark.browser
 

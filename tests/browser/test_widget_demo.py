@@ -9,8 +9,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from app.emulator.agent import REPLIES, bot_line
+from harness.servers import ServerProcess
 from tests.browser.widget import Widget
-from tests.servers import ServerProcess
 
 pytestmark = pytest.mark.browser
 

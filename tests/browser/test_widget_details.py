@@ -15,7 +15,9 @@ import pytest
 from playwright.sync_api import Page, Request, expect
 
 from app.emulator.agent import REPLIES
-from tests.browser.conftest import WIDGET_BFF
+from harness.emulator import EmulatorControl
+from harness.servers import ServerProcess, bff_env, start_bff
+from tests.browser.chromium import WIDGET_BFF
 from tests.browser.widget import (
     Widget,
     agent_name,
@@ -25,8 +27,6 @@ from tests.browser.widget import (
     upstream_texts,
     wait_until,
 )
-from tests.conftest import EmulatorControl
-from tests.servers import ServerProcess, bff_env, start_bff
 
 pytestmark = pytest.mark.browser
 

@@ -15,10 +15,10 @@ from urllib.parse import urlencode
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.browser.conftest import WIDGET_BFF
+from harness.servers import ServerProcess, start_bff
+from tests.browser.chromium import WIDGET_BFF
 from tests.browser.pages import Pages
 from tests.browser.widget import Widget, audit, unique
-from tests.servers import ServerProcess, start_bff
 
 pytestmark = pytest.mark.browser
 

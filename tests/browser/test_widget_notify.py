@@ -10,10 +10,10 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.browser.conftest import WIDGET_BFF
+from harness.emulator import EmulatorControl
+from harness.servers import ServerProcess, start_bff
+from tests.browser.chromium import WIDGET_BFF
 from tests.browser.widget import OBSERVE_BROWSER, Widget, agent_name, unique, upstream_chat_id
-from tests.conftest import EmulatorControl
-from tests.servers import ServerProcess, start_bff
 
 pytestmark = pytest.mark.browser
 

@@ -11,10 +11,10 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import WIDGET_BFF
+from harness.emulator import EmulatorControl
+from harness.servers import ServerProcess, start_bff
+from tests.browser.chromium import WIDGET_BFF
 from tests.browser.widget import Widget, audit, unique
-from tests.conftest import EmulatorControl
-from tests.servers import ServerProcess, start_bff
 from tests.webhook_receiver import Delivery, Receiver
 
 pytestmark = pytest.mark.browser

@@ -12,6 +12,8 @@ from playwright.sync_api import Page, Request, Route, expect
 
 from app.emulator.agent import REPLIES
 from app.idempotency_keys import parse_key
+from harness.emulator import EmulatorControl
+from harness.servers import ServerProcess
 from tests.browser.widget import (
     Widget,
     agent_name,
@@ -22,8 +24,6 @@ from tests.browser.widget import (
     upstream_texts,
     wait_until,
 )
-from tests.conftest import EmulatorControl
-from tests.servers import ServerProcess
 
 pytestmark = pytest.mark.browser
 

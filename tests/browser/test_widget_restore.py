@@ -17,7 +17,9 @@ from urllib.parse import urlencode
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
-from tests.browser.conftest import WIDGET_BFF
+from harness.emulator import EmulatorControl
+from harness.servers import ServerProcess, start_bff
+from tests.browser.chromium import WIDGET_BFF
 from tests.browser.pages import Pages
 from tests.browser.widget import (
     Widget,
@@ -27,8 +29,6 @@ from tests.browser.widget import (
     upstream_texts,
     wait_until,
 )
-from tests.conftest import EmulatorControl
-from tests.servers import ServerProcess, start_bff
 
 pytestmark = pytest.mark.browser
 

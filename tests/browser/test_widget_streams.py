@@ -9,6 +9,8 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
 from app.emulator.agent import REPLIES
+from harness.emulator import EmulatorControl
+from harness.servers import ServerProcess, bff_env, start_bff
 from tests.browser.widget import (
     Widget,
     agent_name,
@@ -18,8 +20,6 @@ from tests.browser.widget import (
     upstream_texts,
     wait_until,
 )
-from tests.conftest import EmulatorControl
-from tests.servers import ServerProcess, bff_env, start_bff
 
 pytestmark = pytest.mark.browser
 

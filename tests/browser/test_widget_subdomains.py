@@ -21,12 +21,12 @@ from urllib.parse import unquote, urlencode
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Route, expect, sync_playwright
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, WIDGET_BFF
+from harness.emulator import EmulatorControl
+from harness.servers import ServerProcess, start_bff
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, WIDGET_BFF
 from tests.browser.pages import Pages
 from tests.browser.widget import Widget, unique, upstream_chat_id, upstream_texts
 from tests.components import missing_component
-from tests.conftest import EmulatorControl
-from tests.servers import ServerProcess, start_bff
 
 pytestmark = pytest.mark.browser
 

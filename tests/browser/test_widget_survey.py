@@ -12,11 +12,11 @@ from urllib.parse import urlencode
 import pytest
 from playwright.sync_api import BrowserContext, Page, Route, expect
 
-from tests.browser.conftest import WIDGET_BFF
+from harness.emulator import EmulatorControl
+from harness.servers import ServerProcess, start_bff
+from tests.browser.chromium import WIDGET_BFF
 from tests.browser.pages import Pages
 from tests.browser.widget import Widget, audit, unique, upstream_chat_id
-from tests.conftest import EmulatorControl
-from tests.servers import ServerProcess, start_bff
 from tests.webhook_receiver import Delivery, Receiver
 
 pytestmark = pytest.mark.browser

@@ -15,8 +15,8 @@ import httpx
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Locator, Page, Request, expect
 
-from tests.conftest import EmulatorControl
-from tests.servers import ServerProcess
+from harness.emulator import EmulatorControl
+from harness.servers import ServerProcess
 
 T = TypeVar("T")
 

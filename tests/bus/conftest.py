@@ -4,38 +4,18 @@ one Redis server, a Sentinel group and a Redis Cluster."""
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
 from app.bus import Bus, MemoryBus, RedisBus
-from app.events import ChatEvent
-from tests.components import missing_component
-from tests.topologies import Topology
-
-REDIS_URL = os.environ.get("BFF_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-BusFactory = Callable[..., Awaitable[Bus]]
-
-
-async def redis_or_skip(url: str = REDIS_URL) -> None:
-    """Skip (or, on CI, fail) when the test Redis does not answer."""
-    client = Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
-    try:
-        await client.ping()
-    except Exception as exc:
-        missing_component(f"Redis at {url} does not answer: {exc}")
-    finally:
-        await client.aclose()
-
-
-async def delete_prefix(client: Redis, prefix: str) -> None:
-    async for key in client.scan_iter(match=f"{prefix}:*", count=500):
-        await client.unlink(key)
+from harness.redis import REDIS_URL
+from harness.topologies import Topology
+from tests.bus.support import BusFactory, delete_prefix
+from tests.components import redis_or_skip
 
 
 @pytest.fixture
@@ -102,25 +82,3 @@ async def make(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Bus
 @pytest.fixture
 async def bus(make: BusFactory) -> Bus:
     return await make()
-
-
-async def take(sub: Any, n: int, within: float = 3.0) -> list[ChatEvent]:
-    """The next `n` events of a subscription, or fail after `within` seconds."""
-    it = aiter(sub)
-    out: list[ChatEvent] = []
-    async with asyncio.timeout(within):
-        while len(out) < n:
-            out.append(await anext(it))
-    return out
-
-
-async def drain(sub: Any, quiet: float = 0.15) -> list[ChatEvent]:
-    """Everything a subscription delivers until it stays quiet for `quiet` seconds."""
-    it = aiter(sub)
-    out: list[ChatEvent] = []
-    while True:
-        try:
-            async with asyncio.timeout(quiet):
-                out.append(await anext(it))
-        except TimeoutError:
-            return out

@@ -11,7 +11,8 @@ from redis.asyncio import Redis
 
 from app.bus._calls import Calls
 from app.errors import BusUnavailableError
-from tests.bus.conftest import REDIS_URL, redis_or_skip
+from harness.redis import REDIS_URL
+from tests.components import redis_or_skip
 
 
 @pytest.fixture

@@ -14,9 +14,8 @@ import pytest
 from app.bus import RedisBus
 from app.events import EventKind
 from app.models import Message
-from tests.topologies import ClusterGroup
-
-from .conftest import drain, take
+from harness.topologies import ClusterGroup
+from tests.bus.support import drain, take
 
 
 def msgs(*indices: int) -> list[Message]:

@@ -15,8 +15,7 @@ from app.bus.hooks import ClaimBatch, OutboxHeld, OutboxItem, OutboxQuota
 from app.errors import OutboxFullError
 from app.events import ChatEvent, EventKind
 from app.models import ChatState, Message, UpstreamStatus
-
-from .conftest import BusFactory, drain, take
+from tests.bus.support import BusFactory, drain, take
 
 TTL = 0.3
 

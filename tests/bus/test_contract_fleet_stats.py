@@ -8,8 +8,7 @@ import asyncio
 import pytest
 
 from app.bus.fleet import BUCKETS, KINDS, bucket_of
-
-from .conftest import BusFactory
+from tests.bus.support import BusFactory
 
 
 @pytest.mark.parametrize(

@@ -14,9 +14,9 @@ from redis.asyncio import Redis
 from app.bus import Bus, ChatRecord, RedisBus
 from app.bus.guards import IDEMPOTENCY_BUCKET_S, IDEMPOTENCY_COUNT_TTL_S, IdempotencyClaim
 from app.errors import BusUnavailableError
-
-from .conftest import REDIS_URL, BusFactory, delete_prefix
-from .test_redis_only import Proxy
+from harness.redis import REDIS_URL
+from tests.bus.proxy import Proxy
+from tests.bus.support import BusFactory, delete_prefix
 
 TTL = 0.3
 ROOMY = 1_000_000

@@ -15,8 +15,8 @@ from redis.asyncio.client import PubSub
 from app.bus import MemoryBus, RedisBus
 from app.events import decode_events, encode_events
 from app.models import ChatState, Message, UpstreamStatus
-
-from .conftest import REDIS_URL, delete_prefix
+from harness.redis import REDIS_URL
+from tests.bus.support import delete_prefix
 
 PARTICIPANTS = (
     # Keys out of order, text that JSON escapes, and text it does not.

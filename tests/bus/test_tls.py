@@ -13,10 +13,10 @@ import pytest
 from app.bus import RedisBus
 from app.errors import BusUnavailableError
 from app.models import Message
+from harness.redis import DATA_PASSWORD, RedisProcess
+from harness.topologies import ClusterGroup, SentinelGroup, Topology
+from tests.bus.support import take
 from tests.components import missing_component
-from tests.topologies import DATA_PASSWORD, ClusterGroup, RedisProcess, SentinelGroup, Topology
-
-from .conftest import take
 
 
 class TlsServer(Topology):

@@ -14,11 +14,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.emulator import EmulatorControl
+from harness.redis import RedisServer
+from harness.servers import free_port, start_bff, start_emulator
+from harness.sse import Viewer
 from tests.components import missing_component
-from tests.conftest import EmulatorControl
 from tests.deploy.nginx import Nginx, check, render
-from tests.servers import RedisServer, free_port, start_bff, start_emulator
-from tests.sse_client import Viewer
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 

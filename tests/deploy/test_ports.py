@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.deploy.test_recipes import K8S, documents
+from tests.deploy.recipes import K8S, documents
 
 
 def container() -> tuple[dict[str, Any], dict[str, Any]]:

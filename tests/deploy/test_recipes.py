@@ -20,9 +20,8 @@ import pytest
 import yaml
 
 from app.config import known_variables
+from tests.deploy.recipes import K8S, ROOT, documents
 
-ROOT = Path(__file__).resolve().parents[2]
-K8S = ROOT / "deploy" / "k8s"
 BIN = Path(sys.executable).parent
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
 # Kinds without a schema in kubernetes-validate, checked by the tests below instead.
@@ -30,10 +29,6 @@ NO_SCHEMA = {"Kustomization"}
 # Custom resources: (apiVersion, kind) -> the openAPIV3Schema of their CRD, stored as JSON
 # (each with a $comment naming its source release; schemas/refresh_httproute.py rewrites it).
 CRD_SCHEMAS = {("gateway.networking.k8s.io/v1", "HTTPRoute"): SCHEMAS / "httproute-v1.json"}
-
-
-def documents(path: Path) -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all(path.read_text()) if d]
 
 
 def manifests() -> list[Path]:

@@ -19,14 +19,18 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import EmulatorControl
-from tests.e2e.test_journey import post, start_chat, wait_for
-from tests.servers import ServerProcess, start_bff, start_emulator
+from harness.chats import post, start_chat, wait_for
+from harness.emulator import EmulatorControl
+from harness.servers import ServerProcess, start_emulator
+from tests.e2e.background import (
+    IDLE_DISCONNECT_S,
+    KEEPALIVE_S,
+    READER_WINDOW_S,
+    scaled_bff,
+    upstream_id_of,
+)
 
-IDLE_DISCONNECT_S = 3.75
-KEEPALIVE_S = 1.0
 BACKGROUND_S = 15.0
-READER_WINDOW_S = 1.5
 
 
 @pytest.fixture(scope="module")
@@ -42,20 +46,6 @@ def strict_upstream() -> Iterator[ServerProcess]:
     )
     yield server
     server.stop()
-
-
-def scaled_bff(
-    upstream: ServerProcess, background_keepalive_s: float, **extra: str
-) -> ServerProcess:
-    return start_bff(
-        upstream.url,
-        BFF_POLL_FLOOR_S="0.2",
-        BFF_POLL_CEILING_S="0.4",
-        BFF_POLL_KEEPALIVE_S=str(KEEPALIVE_S),
-        BFF_READER_WINDOW_S=str(READER_WINDOW_S),
-        BFF_BACKGROUND_KEEPALIVE_S=str(background_keepalive_s),
-        **extra,
-    )
 
 
 class App:
@@ -86,14 +76,6 @@ class App:
         while not predicate():
             assert time.monotonic() < deadline, f"timed out waiting for {what}"
             self.read()
-
-
-def upstream_id_of(control: EmulatorControl, nickname: str) -> str:
-    chats = control.http.get("/chats").json()["chats"]
-    for chat in chats:
-        if control.chat(chat["id"])["nickname"] == nickname:
-            return str(chat["id"])
-    raise AssertionError(f"no upstream chat for {nickname}")
 
 
 @contextmanager

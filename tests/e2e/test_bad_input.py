@@ -7,9 +7,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import EmulatorControl
-from tests.e2e.test_journey import start_chat
-from tests.servers import ServerProcess, start_bff
+from harness.chats import start_chat
+from harness.emulator import EmulatorControl
+from harness.servers import ServerProcess, start_bff
 
 JSON = {"Content-Type": "application/json"}
 OK_CHAT = {"operationName": "RequestChat", "nickname": "Chris", "subject": "Help"}

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from app.cli import _server
-from tests.conftest import EmulatorControl
-from tests.e2e.test_journey import start_chat, wait_for
-from tests.servers import ServerProcess, start_bff
+from harness.chats import start_chat, wait_for
+from harness.emulator import EmulatorControl
+from harness.servers import ServerProcess, start_bff
 
 
 def test_every_route_answers_with_and_without_a_trailing_slash(

@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from app.emulator.agent import REPLIES
-from tests.e2e.test_journey import wait_for
-from tests.servers import ServerProcess
+from harness.chats import wait_for
+from harness.servers import ServerProcess
 
 PACKAGE = "chat_bff_sdk"
 

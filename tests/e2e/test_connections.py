@@ -14,10 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import EmulatorControl
-from tests.e2e.test_journey import start_chat
-from tests.servers import ServerProcess, start_bff
-from tests.sse_client import Viewer
+from harness.chats import start_chat
+from harness.emulator import EmulatorControl
+from harness.servers import ServerProcess, start_bff
+from harness.sse import Viewer
 
 
 def server_side_peers(port: int) -> set[int]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import httpx
 
-from tests.conftest import EmulatorControl
-from tests.e2e.test_journey import post, start_chat
-from tests.servers import CONTACT_CENTER_ID, ServerProcess
+from harness.chats import post, start_chat
+from harness.emulator import EmulatorControl
+from harness.servers import CONTACT_CENTER_ID, ServerProcess
 
 HOSTILE_HEADERS = {
     "Authorization": "Bearer stolen-agent-token",

@@ -16,8 +16,8 @@ import pytest
 
 from app.emulator.agent import REPLIES, bot_line
 from app.emulator.pacing import DEMO, typing_range
-from tests.e2e.test_journey import post, start_chat
-from tests.servers import ServerProcess
+from harness.chats import post, start_chat
+from harness.servers import ServerProcess
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ import time
 import httpx
 
 from app.security import HandleCodec
-from tests.conftest import EmulatorControl
-from tests.e2e.test_journey import post, start_chat
-from tests.servers import SECRET_KEY, ServerProcess, create_upstream_chat
-from tests.sse_client import Viewer
+from harness.chats import post, start_chat
+from harness.emulator import EmulatorControl, create_upstream_chat
+from harness.servers import SECRET_KEY, ServerProcess
+from harness.sse import Viewer
 
 
 def upstream_id_of(control: EmulatorControl) -> str:

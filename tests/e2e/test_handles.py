@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import httpx
 
-from tests.e2e.test_journey import start_chat
-from tests.servers import SECRET_KEY, ServerProcess, start_bff
+from harness.chats import start_chat
+from harness.servers import SECRET_KEY, ServerProcess, start_bff
 
 NEW_KEY = "rotated-secret-key-abcdefghijklmnopqrstuvwxyz"
 

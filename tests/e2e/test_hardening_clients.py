@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import EmulatorControl
-from tests.e2e.test_journey import start_chat
-from tests.servers import ServerProcess, start_bff
+from harness.chats import start_chat
+from harness.emulator import EmulatorControl
+from harness.servers import ServerProcess, start_bff
 
 OK_CHAT = {"operationName": "RequestChat", "nickname": "Chris", "subject": "Help"}
 

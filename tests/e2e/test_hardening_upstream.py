@@ -7,10 +7,10 @@ from __future__ import annotations
 import httpx
 
 from app.security import HandleCodec
-from tests.conftest import EmulatorControl
-from tests.e2e.test_journey import start_chat
-from tests.servers import SECRET_KEY, ServerProcess
-from tests.sse_client import Viewer
+from harness.chats import start_chat
+from harness.emulator import EmulatorControl
+from harness.servers import SECRET_KEY, ServerProcess
+from harness.sse import Viewer
 
 
 def test_an_upstream_503_with_a_json_body_keeps_its_retry_after(

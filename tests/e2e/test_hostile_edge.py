@@ -20,9 +20,10 @@ import httpx
 import pytest
 import redis
 
+from harness.chats import start_chat
+from harness.redis import RedisServer
+from harness.servers import ServerProcess, start_bff
 from tests.components import missing_component
-from tests.e2e.test_journey import start_chat
-from tests.servers import RedisServer, ServerProcess, start_bff
 
 BIG = 40 * 1024 * 1024
 CHUNK = 64 * 1024

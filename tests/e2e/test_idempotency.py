@@ -13,10 +13,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from harness.chats import start_chat, wait_for
+from harness.emulator import EmulatorControl
+from harness.redis import RedisServer
+from harness.servers import ServerProcess, start_bff
 from tests.components import missing_component
-from tests.conftest import EmulatorControl
-from tests.e2e.test_journey import start_chat, wait_for
-from tests.servers import RedisServer, ServerProcess, start_bff
 
 OK_CHAT = {"operationName": "RequestChat", "nickname": "Chris", "subject": "Help"}
 

@@ -22,8 +22,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from harness.servers import ServerProcess, bff_env
 from tests.components import missing_component
-from tests.servers import ServerProcess, bff_env
 from tests.webhook_receiver import new_secret
 
 ADDRESSES = 200

@@ -3,44 +3,12 @@ the upstream: only the base URL differs, and no ContactCenterId is sent."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
 
-from tests.conftest import EmulatorControl
-
-
-def start_chat(client: httpx.Client, nickname: str = "Chris") -> str:
-    answer = client.post(
-        "/api/v2/chats",
-        json={
-            "operationName": "RequestChat",
-            "nickname": nickname,
-            "subject": "Order 1234",
-            "userData": {"orderId": "1234", "lang": "en"},
-        },
-    )
-    assert answer.status_code == 200, answer.text
-    body = answer.json()
-    assert body["statusCode"] == 0
-    assert body["path"] == f"/api/v2/chats/{body['id']}"
-    handle: str = body["id"]
-    return handle
-
-
-def wait_for(predicate: Any, timeout_s: float = 10.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def post(client: httpx.Client, handle: str, operation: str, **fields: str) -> httpx.Response:
-    return client.post(f"/api/v2/chats/{handle}", json={"operationName": operation, **fields})
+from harness.chats import post, start_chat, wait_for
+from harness.emulator import EmulatorControl
 
 
 def test_full_customer_journey(client: httpx.Client, control: EmulatorControl) -> None:

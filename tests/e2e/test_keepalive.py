@@ -18,10 +18,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import EmulatorControl
-from tests.e2e.test_background import IDLE_DISCONNECT_S, KEEPALIVE_S, scaled_bff, upstream_id_of
-from tests.e2e.test_journey import wait_for
-from tests.servers import ServerProcess, start_emulator
+from harness.chats import wait_for
+from harness.emulator import EmulatorControl
+from harness.servers import ServerProcess, start_emulator
+from tests.e2e.background import IDLE_DISCONNECT_S, KEEPALIVE_S, scaled_bff, upstream_id_of
 
 UNREAD_S = 2.5
 PER_CLIENT = 3

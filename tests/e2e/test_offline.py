@@ -21,8 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import EmulatorControl
-from tests.servers import ServerProcess, start_bff, start_emulator
+from harness.emulator import EmulatorControl
+from harness.servers import ServerProcess, start_bff, start_emulator
 from tests.webhook_receiver import Delivery, Receiver
 
 ENV = {

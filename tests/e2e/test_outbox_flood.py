@@ -18,10 +18,11 @@ import httpx
 import pytest
 from redis import Redis
 
+from harness.emulator import EmulatorControl
+from harness.redis import RedisServer
+from harness.servers import ServerProcess, start_bff, start_emulator
 from tests.components import missing_component
-from tests.conftest import EmulatorControl
-from tests.e2e.test_push import PUSH_ENV, PUSH_TOKEN, READER_WINDOW_S, request_chat
-from tests.servers import RedisServer, ServerProcess, start_bff, start_emulator
+from tests.e2e.push import PUSH_ENV, PUSH_TOKEN, READER_WINDOW_S, request_chat
 from tests.webhook_receiver import Receiver
 
 CAP_BYTES = 1 << 20  # the smallest byte quota a setting allows

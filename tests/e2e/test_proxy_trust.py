@@ -18,7 +18,7 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from tests.servers import ServerProcess, bff_env
+from harness.servers import ServerProcess, bff_env
 
 CREATE_BURST = 2
 ATTEMPTS = 6

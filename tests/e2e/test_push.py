@@ -19,27 +19,11 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from app.webhooks import signature
-from tests.conftest import EmulatorControl
-from tests.servers import ServerProcess, start_bff, start_emulator
-from tests.sse_client import Viewer
+from harness.emulator import EmulatorControl
+from harness.servers import ServerProcess, start_bff, start_emulator
+from harness.sse import Viewer
+from tests.e2e.push import PUSH_ENV, PUSH_TOKEN, READER_WINDOW_S, request_chat
 from tests.webhook_receiver import Delivery, Receiver, new_secret
-
-PUSH_TOKEN = "fcm:dGVzdC10b2tlbi0xMjM0NTY3ODkw_-"
-READER_WINDOW_S = 1.5
-
-# Polls every second without a reader (the keep-alive cadence), a reader counts for 1.5 s
-# after a read, and retries come quickly. An open stream's presence is renewed by the
-# registry's sweep (every half lease); the window must outlast the gap between two sweeps.
-PUSH_ENV = {
-    "BFF_LEASE_TTL_S": "1",
-    "BFF_READER_WINDOW_S": str(READER_WINDOW_S),
-    "BFF_POLL_FLOOR_S": "0.2",
-    "BFF_POLL_CEILING_S": "0.3",
-    "BFF_POLL_KEEPALIVE_S": "1.0",
-    "BFF_WEBHOOK_RETRY_MIN_S": "0.2",
-    "BFF_WEBHOOK_RETRY_MAX_S": "1.0",
-    "BFF_CHAT_CREATE_BURST": "1000",
-}
 
 
 @pytest.fixture(scope="module")
@@ -73,16 +57,6 @@ def agent(quiet_emulator: ServerProcess) -> Iterator[EmulatorControl]:
     control = EmulatorControl(quiet_emulator.url)
     yield control
     control.http.close()
-
-
-def request_chat(bff: ServerProcess, agent: EmulatorControl, **extra: object) -> tuple[str, str]:
-    """(handle, upstream id) of a new chat the agent has joined (without a greeting)."""
-    body = {"operationName": "RequestChat", "nickname": "Chris", "subject": "Order", **extra}
-    answer = httpx.post(bff.url + "/api/v2/chats", json=body, timeout=10)
-    assert answer.status_code == 200, answer.text
-    upstream_id = next(str(r["chat_id"]) for r in reversed(agent.requests()) if r.get("chat_id"))
-    agent.http.post(f"/chats/{upstream_id}/agent/join", json={"greet": False}).raise_for_status()
-    return str(answer.json()["id"]), upstream_id
 
 
 def of_chat(deliveries: list[Delivery], handle: str) -> list[Delivery]:

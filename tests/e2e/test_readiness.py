@@ -11,9 +11,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import EmulatorControl
-from tests.e2e.test_journey import wait_for
-from tests.servers import ServerProcess, start_bff, start_emulator
+from harness.chats import wait_for
+from harness.emulator import EmulatorControl
+from harness.servers import ServerProcess, start_bff, start_emulator
 
 OK_CHAT = {"operationName": "RequestChat", "nickname": "Chris", "subject": "Help"}
 

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import pytest
 
 from app.security import HandleCodec
-from tests.conftest import EmulatorControl
-from tests.servers import SECRET_KEY, ServerProcess, create_upstream_chat, start_bff
-from tests.sse_client import Viewer
+from harness.emulator import EmulatorControl, create_upstream_chat
+from harness.servers import SECRET_KEY, ServerProcess, start_bff
+from harness.sse import Viewer
 
 CEILING_S = 0.3
 # A chat counts as quiet after 2.5 of its longest gaps when the ceiling is this short.

@@ -7,8 +7,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.e2e.test_journey import start_chat
-from tests.servers import ServerProcess
+from harness.chats import start_chat
+from harness.servers import ServerProcess
 
 
 def first_event(client: httpx.Client, path: str, **kwargs: object) -> tuple[int, str]:

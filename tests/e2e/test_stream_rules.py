@@ -16,10 +16,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import EmulatorControl
-from tests.e2e.test_journey import start_chat
-from tests.servers import ServerProcess, bff_env, free_port, start_bff
-from tests.sse_client import Viewer
+from harness.chats import start_chat
+from harness.emulator import EmulatorControl
+from harness.servers import ServerProcess, bff_env, free_port, start_bff
+from harness.sse import Viewer
 
 
 @pytest.fixture(scope="module")

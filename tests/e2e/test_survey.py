@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import EmulatorControl
-from tests.servers import ServerProcess, start_bff, start_emulator
+from harness.emulator import EmulatorControl
+from harness.servers import ServerProcess, start_bff, start_emulator
 from tests.webhook_receiver import Delivery, Receiver
 
 ENV = {

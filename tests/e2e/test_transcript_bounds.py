@@ -22,12 +22,12 @@ import httpx
 import pytest
 from redis import Redis
 
-from tests.bus.conftest import REDIS_URL
+from harness.chats import post, start_chat, wait_for
+from harness.emulator import EmulatorControl
+from harness.redis import REDIS_URL
+from harness.servers import CONTACT_CENTER_ID, ServerProcess, start_bff
 from tests.components import missing_component
-from tests.conftest import EmulatorControl
-from tests.e2e.test_background import upstream_id_of
-from tests.e2e.test_journey import post, start_chat, wait_for
-from tests.servers import CONTACT_CENTER_ID, ServerProcess, start_bff
+from tests.e2e.background import upstream_id_of
 
 MAX_BYTES = 256 * 1024  # the shipped BFF_TRANSCRIPT_MAX_BYTES
 SENDS = 80

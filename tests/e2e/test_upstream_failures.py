@@ -11,15 +11,9 @@ import httpx
 import pytest
 
 from app.security import HandleCodec
-from tests.conftest import EmulatorControl
-from tests.e2e.test_journey import start_chat, wait_for
-from tests.servers import (
-    SECRET_KEY,
-    ServerProcess,
-    create_upstream_chat,
-    free_port,
-    start_bff,
-)
+from harness.chats import start_chat, wait_for
+from harness.emulator import EmulatorControl, create_upstream_chat
+from harness.servers import SECRET_KEY, ServerProcess, free_port, start_bff
 
 # (case, faults, HTTP status for our client)
 FAULTS: list[tuple[str, dict[str, Any], int]] = [

@@ -1,4 +1,4 @@
-"""Fixtures for the emulator tests (helpers live in harness.py)."""
+"""Fixtures for the emulator tests (helpers live in inprocess.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from app.emulator import Emulator, EmulatorConfig, create_emulator_app
 
-from .harness import BASE_URL, CC_ID, FAST, Harness, HarnessFactory
+from .inprocess import BASE_URL, CC_ID, FAST, Harness, HarnessFactory
 
 
 @pytest.fixture

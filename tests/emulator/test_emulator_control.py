@@ -19,7 +19,7 @@ from app.emulator import (
     create_emulator_app,
 )
 
-from .harness import CC_ID, Harness, HarnessFactory, eventually
+from .inprocess import CC_ID, Harness, HarnessFactory, eventually
 
 
 async def test_counter_and_log_cover_upstream_requests_only(harness: Harness) -> None:

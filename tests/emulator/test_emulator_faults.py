@@ -11,7 +11,7 @@ import pytest
 
 from app.emulator import DroppedConnection, Faults
 
-from .harness import Harness
+from .inprocess import Harness
 
 
 async def test_latency_delays_every_request(harness: Harness) -> None:

@@ -10,7 +10,7 @@ import pytest
 from app.emulator.agent import CANNED, GOODBYE, NOTICE, REPLIES, bot_line
 from app.emulator.pacing import Pace
 
-from .harness import CC_ID, Harness, HarnessFactory
+from .inprocess import CC_ID, Harness, HarnessFactory
 
 ALL_OPERATIONS = [
     "SendMessage",

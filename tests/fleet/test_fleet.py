@@ -8,77 +8,26 @@ import asyncio
 import itertools
 import signal
 import time
-from collections.abc import Awaitable, Callable
 
 import httpx
 
-from tests.conftest import EmulatorControl
-from tests.e2e.test_journey import start_chat
-from tests.fleet.conftest import Fleet
-from tests.sse_client import Viewer
-
-
-def chat_requests(control: EmulatorControl, upstream_id: str) -> list[dict[str, object]]:
-    return [r for r in control.requests() if r.get("chat_id") == upstream_id]
-
-
-def open_chat(fleet: Fleet, control: EmulatorControl, instance: int = 0) -> tuple[str, str]:
-    """A new chat requested through one instance: (handle, upstream id). The id is the one
-    chat the emulator gained: the last polled id may be another test's chat, still polled by
-    the session's servers."""
-    known = {c["id"] for c in control.http.get("/chats").json()["chats"]}
-    with httpx.Client(base_url=fleet.urls[instance], timeout=10) as client:
-        handle = start_chat(client)
-    (upstream_id,) = {c["id"] for c in control.http.get("/chats").json()["chats"]} - known
-    return handle, str(upstream_id)
+from harness.emulator import EmulatorControl
+from tests.fleet.fleet import (
+    Fleet,
+    assert_complete,
+    chat_requests,
+    open_chat,
+    talk,
+    transcript,
+    viewers_for,
+    with_viewers,
+)
 
 
 def polled_after(control: EmulatorControl, upstream_id: str, since: float) -> list[float]:
     """When (monotonic, shared by all processes here) the chat was polled after `since`."""
     times = [float(str(r["at"])) for r in chat_requests(control, upstream_id)]
     return [t for t in times if t > since]
-
-
-def transcript(control: EmulatorControl, upstream_id: str) -> list[int]:
-    view = control.chat(upstream_id)
-    entries = view["transcript"]
-    assert isinstance(entries, list)
-    return [int(m["index"]) for m in entries]
-
-
-async def talk(control: EmulatorControl, upstream_id: str, count: int, gap_s: float) -> None:
-    for n in range(count):
-        await asyncio.to_thread(control.agent_say, upstream_id, f"agent line {n}")
-        await asyncio.sleep(gap_s)
-
-
-def viewers_for(fleet: Fleet, handle: str, per_instance: int) -> list[Viewer]:
-    urls = fleet.urls
-    viewers = []
-    for i in range(len(urls)):
-        rotated = urls[i:] + urls[:i]
-        viewers += [Viewer(rotated, handle, name=f"v{i}.{j}") for j in range(per_instance)]
-    return viewers
-
-
-async def assert_complete(
-    viewers: list[Viewer], control: EmulatorControl, upstream_id: str, timeout_s: float = 20
-) -> list[int]:
-    expected = transcript(control, upstream_id)
-    for viewer in viewers:
-        await viewer.wait_for(lambda v: len(v.message_indices) >= len(expected), timeout_s)
-        assert viewer.message_indices == expected, viewer.name
-    return expected
-
-
-async def with_viewers(viewers: list[Viewer], body: Callable[[], Awaitable[None]]) -> None:
-    for viewer in viewers:
-        viewer.start()
-    try:
-        await body()
-    finally:
-        for viewer in viewers:
-            await viewer.stop()
 
 
 READS = ("bff_upstream_requests_total", '{operation="GetMessages",outcome="ok"}')

@@ -13,9 +13,9 @@ from itertools import count
 import httpx
 import pytest
 
-from tests.fleet.conftest import Fleet
-from tests.servers import ServerProcess
-from tests.topologies import ClusterGroup
+from harness.servers import ServerProcess
+from harness.topologies import ClusterGroup
+from tests.fleet.fleet import Fleet
 
 COUNT_TTL_S = 3.0
 LIMITS = {

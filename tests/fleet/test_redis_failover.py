@@ -13,17 +13,11 @@ import httpx
 import pytest
 
 from app.security import chat_key
-from tests.conftest import EmulatorControl
-from tests.fleet.conftest import Fleet
-from tests.fleet.test_fleet import (
-    assert_complete,
-    open_chat,
-    talk,
-    viewers_for,
-    with_viewers,
-)
-from tests.servers import RedisServer, ServerProcess, start_bff
-from tests.topologies import ClusterGroup, SentinelGroup
+from harness.emulator import EmulatorControl
+from harness.redis import RedisServer
+from harness.servers import ServerProcess, start_bff
+from harness.topologies import ClusterGroup, SentinelGroup
+from tests.fleet.fleet import Fleet, assert_complete, open_chat, talk, viewers_for, with_viewers
 
 
 async def send(url: str, handle: str, text: str) -> tuple[int, float]:

@@ -12,10 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.conftest import EmulatorControl
-from tests.fleet.conftest import FLEET_ENV
-from tests.fleet.test_webhooks_fleet import WEBHOOK_ENV
-from tests.servers import RedisServer, ServerProcess, start_bff, start_emulator
+from harness.emulator import EmulatorControl
+from harness.redis import RedisServer
+from harness.servers import ServerProcess, start_bff, start_emulator
+from tests.fleet.fleet import FLEET_ENV, WEBHOOK_ENV
 from tests.webhook_receiver import Receiver
 
 

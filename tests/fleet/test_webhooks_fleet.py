@@ -13,14 +13,12 @@ import httpx
 import pytest
 
 from app.security import chat_key
-from tests.conftest import EmulatorControl
-from tests.e2e.test_push import PUSH_ENV, PUSH_TOKEN, READER_WINDOW_S, request_chat
-from tests.fleet.conftest import FLEET_ENV
-from tests.servers import RedisServer, ServerProcess, start_bff, start_emulator
+from harness.emulator import EmulatorControl
+from harness.redis import RedisServer
+from harness.servers import ServerProcess, start_bff, start_emulator
+from tests.e2e.push import PUSH_ENV, PUSH_TOKEN, READER_WINDOW_S, request_chat
+from tests.fleet.fleet import FLEET_ENV, WEBHOOK_ENV
 from tests.webhook_receiver import Delivery, Receiver
-
-# A delivery worker's claim outlives a request: 2 x timeout + 5 s.
-WEBHOOK_ENV = {"BFF_WEBHOOK_TIMEOUT_S": "1", "BFF_WEBHOOK_RETRY_MIN_S": "0.2"}
 
 
 @pytest.fixture

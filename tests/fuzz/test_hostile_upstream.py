@@ -11,11 +11,11 @@ import re
 
 import httpx
 
-from tests.e2e.test_journey import wait_for
-from tests.fuzz.conftest import new_chat
+from harness.chats import wait_for
+from harness.servers import ServerProcess
+from harness.sse import Viewer
+from tests.fuzz.front import new_chat
 from tests.fuzz.hostile import HostileUpstream, Raw
-from tests.servers import ServerProcess
-from tests.sse_client import Viewer
 
 DOCUMENTED = {400, 404, 409, 413, 415, 429, 502, 503, 504}
 

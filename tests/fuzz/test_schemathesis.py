@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers import ServerProcess, free_port, start_bff
+from harness.servers import ServerProcess, free_port, start_bff
 
 # The whole run, generation phases included; fuzzing repeats until it is spent.
 BUDGET_S = int(os.environ.get("FUZZ_BUDGET_S", "30"))

@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.transcript import MAX_INDEX
-from tests.fuzz.conftest import FAST_POLLS, new_chat
+from harness.servers import ServerProcess, start_bff
+from tests.fuzz.front import FAST_POLLS, new_chat
 from tests.fuzz.hostile import HostileUpstream, Raw
-from tests.servers import ServerProcess, start_bff
 
 ANSWERS = {200, 400, 404, 409, 502, 503, 504}
 EVENTS = {"state", "message", "status", "end"}

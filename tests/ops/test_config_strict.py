@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from app.config import Settings, known_variables, unknown_variables
-from tests.servers import CONTACT_CENTER_ID, SECRET_KEY, ServerProcess, bff_env, start_emulator
+from harness.servers import CONTACT_CENTER_ID, SECRET_KEY, ServerProcess, bff_env, start_emulator
 
 GOOD = bff_env("http://127.0.0.1:9")
 

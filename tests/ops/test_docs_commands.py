@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.servers import free_port
 from tests.components import missing_component
-from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.test_journey import start_chat
-from tests.servers import ServerProcess, bff_env, free_port, start_bff
+from harness.chats import start_chat
+from harness.servers import ServerProcess, bff_env, free_port, start_bff
 
 
 @pytest.fixture(scope="module")

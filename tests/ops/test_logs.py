@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from tests.e2e.test_journey import start_chat
-from tests.servers import ServerProcess, start_bff
+from harness.chats import start_chat
+from harness.servers import ServerProcess, start_bff
 
 
 @pytest.fixture(scope="module")

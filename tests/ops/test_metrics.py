@@ -13,9 +13,10 @@ from importlib.metadata import version
 import httpx
 import pytest
 
+from harness.chats import start_chat
+from harness.redis import RedisServer
+from harness.servers import ServerProcess, start_bff
 from tests.components import missing_component
-from tests.e2e.test_journey import start_chat
-from tests.servers import RedisServer, ServerProcess, start_bff
 
 
 def scrape(server: ServerProcess) -> str:

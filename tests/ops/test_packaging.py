@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers import free_port
+from harness.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -68,6 +68,22 @@ def test_make_installs_python_packages_from_the_lock_only() -> None:
             assert "--locked" in line, line
 
 
+def test_the_image_leaves_out_what_only_tests_and_the_bench_use() -> None:
+    """The Dockerfile copies app/ and nothing of tests/, bench/ or the shared harness/, and
+    the build context leaves them out."""
+    shared = {"tests", "bench", "harness"}
+    assert shared <= set((ROOT / ".dockerignore").read_text().split())
+    copied = {
+        source.rstrip("/").removeprefix("./")
+        for line in (ROOT / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ")
+        for source in line.split()[1:-1]
+        if not source.startswith("--")
+    }
+    assert "app" in copied
+    assert not shared & copied
+
+
 def test_wheel_in_a_fresh_venv_serves_the_widget(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     run(BIN / "uv", "build", "--wheel", "--out-dir", dist)
@@ -76,6 +92,11 @@ def test_wheel_in_a_fresh_venv_serves_the_widget(tmp_path: Path) -> None:
     parts = ("cookie.js", "survey.js", "invite.js", "offline.js", "poll.js", "transcript.js")
     for name in ("widget.js", "widget.css", "index.html", *parts):
         assert f"app/static/{name}" in names
+    # What only tests and the bench use stays out (harness/, tests/, bench/).
+    assert {n.split("/")[0] for n in names if "/" in n} == {
+        "app",
+        wheel.name.rsplit("-", 3)[0] + ".dist-info",
+    }
 
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", venv)

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.test_journey import start_chat
-from tests.servers import ServerProcess, start_bff
+from harness.chats import start_chat
+from harness.servers import ServerProcess, start_bff
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from app.static_files import content_hash
-from tests.servers import ServerProcess, start_bff
+from harness.servers import ServerProcess, start_bff
 
 STATIC = Path(__file__).resolve().parents[2] / "static"
 

@@ -81,7 +81,7 @@ async def stack(bus: MemoryBus | None = None, **settings: Any) -> AsyncIterator[
     )
     runtime: Runtime = app.state.runtime
     try:
-        yield Stack(app, runtime, the_bus, emulator, HandleCodec(config.secret_keys))
+        yield Stack(app, runtime, the_bus, emulator, runtime.codec)
     finally:
         await runtime.upstream.aclose()
         await the_bus.aclose()

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.unit.conftest import Fence, FenceError
+from tests.unit.fence import Fence, FenceError
 
 
 def _connect_loopback() -> None:

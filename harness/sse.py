@@ -1,6 +1,6 @@
-"""A browser-like SSE viewer for tests: parses the stream, keeps Last-Event-ID, and reconnects
+"""A browser-like SSE viewer: parses a chat-bff stream, keeps Last-Event-ID, and reconnects
 to the next of several instances when a stream ends or breaks, as EventSource behind a load
-balancer would."""
+balancer would. It must not know what the events mean beyond `end`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Real Redis topologies for tests, run from the `redis-server` binary on free loopback ports.
+"""Real Redis topologies for tests and the bench, run from the `redis-server` binary on free
+loopback ports.
 
 * `SentinelGroup`: a master, its replica and three sentinels (quorum 2). The data nodes and
   the sentinels have different passwords, as a hardened deployment would.
@@ -6,207 +7,44 @@
   `redis-cli --cluster create`, password protected.
 
 Failure detection is tuned down (3 s) so a failover takes seconds, not the production
-defaults' 15-30 s. The session fixtures (`sentinel_group`, `redis_cluster`) are shared by
-every test that leaves the topology as it found it (each test uses its own key prefix); tests
-that kill a node take a fresh one (`fresh_sentinel_group`, `fresh_redis_cluster`). Without the
-binaries the tests skip, and on CI (`CI=true`) they fail.
+defaults' 15-30 s. `start_topology` starts one and cleans up after a failed start; without the
+binaries it raises FileNotFoundError (the tests' fixtures skip on it, or fail on CI). It must
+not know pytest nor what runs on the topology.
 """
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import pytest
-import redis
+from harness.redis import (
+    DATA_PASSWORD,
+    SENTINEL_PASSWORD,
+    RedisProcess,
+    TlsFiles,
+    binary,
+    make_tls_files,
+    wait_until,
+)
+from harness.servers import free_port
 
-from tests.components import missing_component
-from tests.servers import free_port
-
-DATA_PASSWORD = "topology-data-secret"
-SENTINEL_PASSWORD = "topology-sentinel-secret"
 SERVICE = "mymaster"
 DOWN_AFTER_MS = 3000
 
-
-def _binary(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise FileNotFoundError(f"{name} is not installed")
-    return path
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    """A CA and one certificate signed by it (server and client use), for 127.0.0.1."""
-
-    ca: Path
-    cert: Path
-    key: Path
-
-    def server_args(self) -> list[str]:
-        return [
-            "--tls-cert-file", str(self.cert), "--tls-key-file", str(self.key),
-            "--tls-ca-cert-file", str(self.ca), "--tls-auth-clients", "yes",
-            "--tls-replication", "yes",
-        ]  # fmt: skip
-
-    def client_kwargs(self) -> dict[str, Any]:
-        return {
-            "ssl": True,
-            "ssl_ca_certs": str(self.ca),
-            "ssl_certfile": str(self.cert),
-            "ssl_keyfile": str(self.key),
-        }
-
-    def url_options(self) -> str:
-        return f"ssl_ca_certs={self.ca}&ssl_certfile={self.cert}&ssl_keyfile={self.key}"
-
-    def cli_args(self) -> list[str]:
-        return ["--tls", "--cacert", str(self.ca), "--cert", str(self.cert), "--key", str(self.key)]
-
-
-def make_tls_files(directory: Path) -> TlsFiles:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    now = datetime.datetime.now(datetime.UTC)
-
-    def name(text: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(name("chat-bff test CA"))
-        .issuer_name(name("chat-bff test CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name("127.0.0.1"))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
-        .add_extension(
-            x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-            ),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    files = TlsFiles(directory / "ca.pem", directory / "cert.pem", directory / "key.pem")
-    files.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    files.key.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return files
-
-
-class RedisProcess:
-    """One `redis-server` (or sentinel) process on a free loopback port (TLS only, when
-    `tls` is given)."""
-
-    def __init__(
-        self,
-        workdir: Path,
-        *args: str,
-        sentinel_conf: str | None = None,
-        tls: TlsFiles | None = None,
-    ) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        self.args = list(args)
-        self.sentinel_conf = sentinel_conf
-        self.tls = tls
-        self.log = workdir / f"redis-{self.port}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> RedisProcess:
-        if self.tls is None:
-            common = ["--port", str(self.port)]
-        else:
-            common = ["--port", "0", "--tls-port", str(self.port), *self.tls.server_args()]
-        common += ["--bind", "127.0.0.1", "--dir", str(self.workdir)]
-        common += ["--logfile", str(self.log), "--loglevel", "notice"]
-        if self.sentinel_conf is not None:
-            conf = self.workdir / f"sentinel-{self.port}.conf"
-            conf.write_text(self.sentinel_conf)
-            argv = [_binary("redis-server"), str(conf), "--sentinel", *common]
-        else:
-            argv = [_binary("redis-server"), *common, "--save", "", "--appendonly", "no"]
-            argv += self.args
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        return self
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def client(self, password: str | None = DATA_PASSWORD, **kwargs: Any) -> redis.Redis:
-        tls = self.tls.client_kwargs() if self.tls is not None else {}
-        return redis.Redis(
-            host="127.0.0.1",
-            port=self.port,
-            password=password,
-            socket_timeout=2,
-            socket_connect_timeout=2,
-            decode_responses=True,
-            **tls,
-            **kwargs,
-        )
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def logs(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-
-def _wait(predicate: Any, what: str, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except (redis.RedisError, OSError) as exc:
-            last = exc
-        time.sleep(0.1)
-    raise RuntimeError(f"timed out waiting for {what} (last error: {last!r})")
+__all__ = [
+    "DATA_PASSWORD",
+    "SENTINEL_PASSWORD",
+    "ClusterGroup",
+    "RedisProcess",
+    "SentinelGroup",
+    "TlsFiles",
+    "Topology",
+    "start_topology",
+]
 
 
 class Topology:
@@ -259,12 +97,12 @@ class SentinelGroup(Topology):
     def start(self) -> SentinelGroup:
         auth = ["--requirepass", DATA_PASSWORD, "--masterauth", DATA_PASSWORD]
         self.master = self._spawn(*auth)
-        _wait(lambda: self.master.client().ping(), "the master")
+        wait_until(lambda: self.master.client().ping(), "the master")
         self.data = [self.master]
         if self.with_replica:
             self.replica = self._spawn(*auth, "--replicaof", "127.0.0.1", str(self.master.port))
             self.data.append(self.replica)
-            _wait(
+            wait_until(
                 lambda: self.replica.client().info("replication")["master_link_status"] == "up",
                 "the replica's link",
             )
@@ -295,7 +133,7 @@ class SentinelGroup(Topology):
                         return False
             return True
 
-        _wait(settled, "the sentinels to find the replica and each other")
+        wait_until(settled, "the sentinels to find the replica and each other")
         hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
         scheme = "rediss+sentinel" if self.tls else "redis+sentinel"
         self.url = (
@@ -334,7 +172,7 @@ class SentinelGroup(Topology):
             with new.client() as client:
                 return bool(client.info("replication")["role"] == "master")
 
-        _wait(promoted, "the sentinels' failover", timeout_s)
+        wait_until(promoted, "the sentinels' failover", timeout_s)
         return time.monotonic() - started
 
 
@@ -364,15 +202,15 @@ class ClusterGroup(Topology):
                 DATA_PASSWORD,
             )
         for process in self.processes:
-            _wait(lambda p=process: p.client().ping(), "a cluster node")
-        create = [_binary("redis-cli"), "-a", DATA_PASSWORD, "--no-auth-warning"]
+            wait_until(lambda p=process: p.client().ping(), "a cluster node")
+        create = [binary("redis-cli"), "-a", DATA_PASSWORD, "--no-auth-warning"]
         create += self.tls.cli_args() if self.tls else []
         create += ["--cluster", "create", *(f"127.0.0.1:{p.port}" for p in self.processes)]
         create += ["--cluster-replicas", str(self.replicas), "--cluster-yes"]
         done = subprocess.run(create, capture_output=True, timeout=60, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"redis-cli --cluster create failed: {done.stdout!r}")
-        _wait(self._healthy, "the cluster to settle")
+        wait_until(self._healthy, "the cluster to settle")
         self.url = "{}://:{}@{}".format(
             "rediss+cluster" if self.tls else "redis+cluster",
             DATA_PASSWORD,
@@ -460,45 +298,18 @@ class ClusterGroup(Topology):
         def promoted() -> bool:
             return old not in self.primaries() and self._healthy()
 
-        _wait(promoted, "the cluster's failover", timeout_s)
+        wait_until(promoted, "the cluster's failover", timeout_s)
         return time.monotonic() - started
 
 
-def _start(kind: type[SentinelGroup] | type[ClusterGroup]) -> Any:
+T = TypeVar("T", SentinelGroup, ClusterGroup)
+
+
+def start_topology(kind: type[T]) -> T:
+    """A started topology of `kind`; on any failure, whatever was started is stopped."""
     group = kind()
     try:
         return group.start()
-    except FileNotFoundError as exc:
-        group.stop()
-        missing_component(str(exc))
     except BaseException:
         group.stop()
         raise
-
-
-@pytest.fixture(scope="session")
-def sentinel_group() -> Iterator[SentinelGroup]:
-    group: SentinelGroup = _start(SentinelGroup)
-    yield group
-    group.stop()
-
-
-@pytest.fixture(scope="session")
-def redis_cluster() -> Iterator[ClusterGroup]:
-    group: ClusterGroup = _start(ClusterGroup)
-    yield group
-    group.stop()
-
-
-@pytest.fixture
-def fresh_sentinel_group() -> Iterator[SentinelGroup]:
-    group: SentinelGroup = _start(SentinelGroup)
-    yield group
-    group.stop()
-
-
-@pytest.fixture
-def fresh_redis_cluster() -> Iterator[ClusterGroup]:
-    group: ClusterGroup = _start(ClusterGroup)
-    yield group
-    group.stop()

@@ -1,12 +1,14 @@
-"""Real servers for tests: `chat-bff` processes on loopback ports, started and stopped here.
+"""Real servers on loopback: `chat-bff` processes (serve, emulator, or any argv) on free ports,
+started and stopped here, with the settings and ids every test and scenario shares.
 
-Each server is a separate OS process so tests can SIGKILL or SIGTERM it like production would.
+Each server is a separate OS process so tests and the bench can SIGKILL or SIGTERM it like
+production would. It must not know pytest (a missing binary is an exception here; the tests
+decide whether that skips or fails) nor what runs against the servers.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -15,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Self
 
 import httpx
 
@@ -30,11 +33,13 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """One `python -m app.cli <command>` on 127.0.0.1:<port>, logs in a temp file.
+    """One `python -m app.cli <command>` on 127.0.0.1:<port>, logs in a temp file, ready once
+    `health_path` answers 200 (by default the emulator's stats or chat-bff's /healthz).
 
     `port` reuses a known port (e.g. a killed server's, to restart "the same" instance); by
     default a free one is picked. `argv` replaces the command line (`{port}` in it is the
-    port): another way of serving the app, such as a plain uvicorn.
+    port): another way of serving the app, such as a plain uvicorn, or another server (the
+    bench's own). The environment is this process's without any `BFF_*`, plus `env`.
     """
 
     def __init__(
@@ -45,6 +50,9 @@ class ServerProcess:
         env: Mapping[str, str] | None = None,
         port: int | None = None,
         argv: Sequence[str] | None = None,
+        health_path: str | None = None,
+        cwd: Path | None = None,
+        log_prefix: str = "chat-bff",
     ) -> None:
         self.argv = None if argv is None else list(argv)
         self.port = free_port() if port is None else port
@@ -53,11 +61,14 @@ class ServerProcess:
         self.args = args
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("BFF_")}
         self.env.update(env or {})
-        self.log_path = Path(tempfile.mkstemp(prefix=f"chat-bff-{command}-", suffix=".log")[1])
+        self.cwd = cwd
+        self.log_path = Path(tempfile.mkstemp(prefix=f"{log_prefix}-{command}-", suffix=".log")[1])
         self.proc: subprocess.Popen[bytes] | None = None
-        self.health_path = "/_emulator/stats" if command == "emulator" else "/healthz"
+        if health_path is None:
+            health_path = "/_emulator/stats" if command == "emulator" else "/healthz"
+        self.health_path = health_path
 
-    def start(self, *, wait_s: float = 20.0) -> ServerProcess:
+    def start(self, *, wait_s: float = 20.0) -> Self:
         log = self.log_path.open("ab")
         argv = [sys.executable, "-m", "app.cli", self.command, "--port", str(self.port), *self.args]
         if self.argv is not None:
@@ -65,6 +76,7 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             argv,
             env=self.env,
+            cwd=self.cwd,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -82,6 +94,11 @@ class ServerProcess:
             time.sleep(0.05)
         self.kill()
         raise RuntimeError(f"{self.command} did not start:\n{self.logs()}")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, "not started"
+        return self.proc.pid
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -128,72 +145,3 @@ def start_emulator(*extra: str) -> ServerProcess:
 
 def start_bff(upstream_url: str, **extra: str) -> ServerProcess:
     return ServerProcess("serve", env=bff_env(upstream_url, **extra)).start()
-
-
-def create_upstream_chat(emulator: ServerProcess, nickname: str = "Cold") -> str:
-    """A chat created directly upstream, which chat-bff has never seen (a cold cache)."""
-    answer = httpx.post(
-        emulator.url + "/api/v2/chats",
-        json={"operationName": "RequestChat", "nickname": nickname, "subject": "cold"},
-        headers={"ContactCenterId": CONTACT_CENTER_ID},
-        timeout=5,
-    )
-    answer.raise_for_status()
-    upstream_id: str = answer.json()["id"]
-    return upstream_id
-
-
-class RedisServer:
-    """A private `redis-server` on a loopback port, so tests may restart and flush it."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> RedisServer:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise FileNotFoundError("redis-server is not installed")
-        self.proc = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--loglevel",
-                "warning",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.ping():
-                return self
-            time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def ping(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def command(self, *args: str) -> bytes:
-        parts = [f"${len(a.encode())}\r\n{a}\r\n" for a in args]
-        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
-            sock.sendall(f"*{len(args)}\r\n{''.join(parts)}".encode())
-            return sock.recv(65536)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
