@@ -65,7 +65,7 @@ widget-tools:
 	@if command -v npm >/dev/null && [ ! -d tests/browser/node_modules/terser ]; then \
 		cd tests/browser && npm ci --no-audit --no-fund --silent; fi
 
-# Every performance target against its baseline in one run (about 40 minutes); writes
+# Every performance target against its baseline in one run (about 45 minutes); writes
 # bench/results/latest.{json,md}. BENCH_PROFILE=<dir> also samples the measured processes.
 bench: $(DEV)
 	$(BIN)/python -m bench

@@ -307,7 +307,7 @@ def markdown(res: dict[str, Any], meta: dict[str, Any]) -> str:
         *_targets(res, quick),
         "",
         "Delivery targets allow half an interval + 20 ms (p50) and one interval + 50 ms "
-        "(p99). Reproduce with `make bench` (about 30 minutes on 2 cores, ten of them the "
+        "(p99). Reproduce with `make bench` (about 45 minutes on 2 cores, ten of them the "
         "soak); `make bench-quick` is a smoke run.",
         "",
         "## Details",
