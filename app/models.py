@@ -14,6 +14,10 @@ from typing import Any, cast
 
 JSON = dict[str, Any]
 
+# The longest upstream chat id a `ChatRef` carries: what a handle seals (`HandleCodec`), and
+# so what the upstream client accepts from a RequestChat answer.
+MAX_UPSTREAM_ID_BYTES = 200
+
 
 def encode(value: Any) -> str:
     """The one JSON text of a value that caches store and answers carry."""

@@ -25,14 +25,13 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from starlette.types import Scope
 
 from app.errors import ChatNotFoundError, OriginNotAllowedError
-from app.models import ChatRef
+from app.models import MAX_UPSTREAM_ID_BYTES, ChatRef
 from app.proxy_trust import rewritten_by_server
 
 _VERSION = b"\x01"
 _NONCE_BYTES = 12
 _KEY_ID_BYTES = 4
 _AAD = b"chat-bff handle v1"
-MAX_UPSTREAM_ID_BYTES = 200
 # version + key id + nonce + tag, plus 1..MAX id bytes, base64url without padding.
 _MIN_HANDLE = (1 + _KEY_ID_BYTES + _NONCE_BYTES + 16 + 1) * 4 // 3
 _MAX_HANDLE = (1 + _KEY_ID_BYTES + _NONCE_BYTES + 16 + MAX_UPSTREAM_ID_BYTES) * 4 // 3 + 4

@@ -32,8 +32,7 @@ from app.errors import (
     UpstreamUnavailableError,
     describe_exception,
 )
-from app.models import ChatState, Message
-from app.security import MAX_UPSTREAM_ID_BYTES
+from app.models import MAX_UPSTREAM_ID_BYTES, ChatState, Message
 from app.transcript import MalformedSnapshotError, normalise_chat, normalise_messages
 from app.upstream_health import UpstreamHealth
 from app.upstream_parse import decode_json, parse_set_cookies, retry_after_s

@@ -91,7 +91,7 @@ class DeliveryObserver(Protocol):
 
     def refused(self, kind: str, limit: str) -> None: ...
 
-    def held(self, kind: str, held: OutboxHeld) -> None: ...
+    def held(self, kind: str, items: int, nbytes: int) -> None: ...
 
 
 class _Unobserved:
@@ -104,7 +104,7 @@ class _Unobserved:
     def refused(self, kind: str, limit: str) -> None:
         pass
 
-    def held(self, kind: str, held: OutboxHeld) -> None:
+    def held(self, kind: str, items: int, nbytes: int) -> None:
         pass
 
 
@@ -212,7 +212,7 @@ class Dispatcher:
                 log.warning("outbox claim failed: %s", type(error).__name__)
                 batch = ClaimBatch([], None, OutboxHeld())
             else:
-                self._observer.held(kind, batch.held)
+                self._observer.held(kind, batch.held.items, batch.held.bytes)
             if batch.claims:
                 await asyncio.gather(*(self._attempt(claim) for claim in batch.claims))
                 continue
