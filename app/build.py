@@ -38,8 +38,8 @@ from app.service import ChatService
 from app.sse import MAX_DRAIN_SPREAD_S, StreamHub, StreamTuning
 from app.survey import KIND as SURVEY_KIND
 from app.survey import SurveyDesk
-from app.upstream import UpstreamClient
-from app.upstream_health import UpstreamHealth
+from app.upstream.client import UpstreamClient
+from app.upstream.health import UpstreamHealth
 from app.webhooks import DeliveryTuning, Dispatcher, WebhookTarget
 from app.wiring import Runtime
 

@@ -16,12 +16,12 @@ from typing import Any
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings
 
-from app import upstream
 from app.bus import TranscriptLimits, parse_redis_url
 from app.poller import PollerTuning
 from app.registry import READER_WINDOW_S
 from app.schedule import Budget
 from app.sse import StreamTuning
+from app.upstream import client
 
 
 def default_of(cls: type, name: str) -> Any:
@@ -34,20 +34,20 @@ def default_of(cls: type, name: str) -> Any:
 
 
 class UpstreamSettings(BaseSettings):
-    """The contact center and the client's bounds: read by `upstream.UpstreamClient`."""
+    """The contact center and the client's bounds: read by `upstream.client.UpstreamClient`."""
 
     upstream_url: AnyHttpUrl = Field(description="Base URL of the contact center, without /api/v2")
     contact_center_id: SecretStr = Field(description="Sent upstream as ContactCenterId")
-    upstream_timeout_s: float = Field(default=upstream.TIMEOUT_S, gt=0, le=120)
-    upstream_connect_timeout_s: float = Field(default=upstream.CONNECT_TIMEOUT_S, gt=0, le=60)
-    upstream_max_connections: int = Field(default=upstream.MAX_CONNECTIONS, ge=1)
+    upstream_timeout_s: float = Field(default=client.TIMEOUT_S, gt=0, le=120)
+    upstream_connect_timeout_s: float = Field(default=client.CONNECT_TIMEOUT_S, gt=0, le=60)
+    upstream_max_connections: int = Field(default=client.MAX_CONNECTIONS, ge=1)
     upstream_max_in_flight: int = Field(
-        default=upstream.MAX_IN_FLIGHT,
+        default=client.MAX_IN_FLIGHT,
         ge=1,
         description="Concurrent upstream reads; writes get a quarter more",
     )
     upstream_max_body_bytes: int = Field(
-        default=upstream.MAX_BODY_BYTES,
+        default=client.MAX_BODY_BYTES,
         ge=65_536,
         description="Largest upstream answer read; a larger one is refused (502 / degraded)",
     )

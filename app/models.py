@@ -2,7 +2,7 @@
 
 Owns the normalised shapes of a transcript entry and a chat's state, and the one identity of a
 chat (`ChatRef`) passed from the route down to its poller. Holds no I/O, no upstream wire
-parsing (that is `transcript.py`) and no events (`events.py`).
+parsing (that is `upstream/transcript.py`) and no events (`events.py`).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 message left when they cannot.
 
 Owns the availability answer (business hours first, then the upstream's recent health as
-this instance saw it, `upstream_health.UpstreamHealth.failing`: no upstream call of its own),
+this instance saw it, `upstream.health.UpstreamHealth.failing`: no upstream call of its own),
 the check that refuses RequestChat while closed, and taking an offline message: validated by
 `OfflineMessageBody`, put durably into the webhook outbox (delivered by `webhooks.Dispatcher`
 to `BFF_OFFLINE_WEBHOOK_URL`). It must not deliver, and never logs what a customer wrote.
@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 from app.errors import InvalidStateError, NotConfiguredError
 from app.hours import BusinessHours, is_open, next_open
 from app.schemas import Nickname, Subject, Text, UserData
-from app.upstream_health import UpstreamHealth
+from app.upstream.health import UpstreamHealth
 from app.webhooks import Dispatcher, envelope
 
 KIND = "offline"

@@ -2,7 +2,7 @@
 
 Owns one chat's poll cycle: read new messages with an explicit index, read the chat resource
 only when needed, commit both through the fenced bus, renew the lease, back off on failures.
-It must not parse upstream answers (`transcript.py`), choose delays (`schedule.py`) or decide
+It must not parse upstream answers (`app/upstream/`), choose delays (`schedule.py`) or decide
 which chats to poll (`registry.py`). It keeps the chat's `Turn` and read budget (`Spend`) for
 the schedule, and reports what it observed (reply and join times) to the fleet's histograms
 (`fleet_view.py`). It reads the time, waits and draws its jitter only through the `Clock` and
@@ -27,9 +27,9 @@ from app.events import ChatEvent, EventKind
 from app.fleet_view import FleetView
 from app.models import ChatRef, ChatState, UpstreamStatus
 from app.schedule import Budget, fresh_spend, next_delay, quiet_after_s, spend
-from app.transcript import after_cursor, ended_state, is_ended, needs_state_refresh
 from app.turn import Turn, next_turn
-from app.upstream import Answer, UpstreamClient
+from app.upstream.client import Answer, UpstreamClient
+from app.upstream.transcript import after_cursor, ended_state, is_ended, needs_state_refresh
 
 log = logging.getLogger("chat_bff.poller")
 

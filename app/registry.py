@@ -36,7 +36,7 @@ from app.fleet_view import FleetView
 from app.models import ChatRef, UpstreamStatus
 from app.poller import ChatPoller, OnCommit, PollerBus, PollerTuning
 from app.supervision import RESTARTS, Backoff, supervise
-from app.upstream import UpstreamClient
+from app.upstream.client import UpstreamClient
 
 log = logging.getLogger("chat_bff.registry")
 

@@ -32,8 +32,8 @@ from app.limits import RateLimiter
 from app.models import JSON, ChatRef, ChatState, Message
 from app.registry import READER_WINDOW_S, PollerRegistry
 from app.security import HandleCodec
-from app.transcript import ended_state
-from app.upstream import UpstreamClient
+from app.upstream.client import UpstreamClient
+from app.upstream.transcript import ended_state
 
 log = logging.getLogger("chat_bff.service")
 

@@ -32,7 +32,7 @@ from app.events import CLOSE, DRAIN, HEARTBEAT, SSE_KINDS, ChatEvent, EventKind,
 from app.models import ChatRef, ChatState, Message, UpstreamStatus
 from app.service import ChatService, chat_json
 from app.serving import ABORT_EXTENSION
-from app.transcript import ended_state
+from app.upstream.transcript import ended_state
 
 log = logging.getLogger("chat_bff.sse")
 

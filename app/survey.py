@@ -28,7 +28,7 @@ from app.bus.chats import ChatCache, ChatRecord
 from app.errors import InvalidStateError, NotConfiguredError
 from app.models import ChatRef, ChatState, Message
 from app.schemas import NO_CONTROL_PATTERN, JsonPattern
-from app.transcript import ENDED_STATES
+from app.upstream.transcript import ENDED_STATES
 from app.webhook_signing import utc_iso
 from app.webhooks import Dispatcher, envelope
 

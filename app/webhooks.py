@@ -4,7 +4,7 @@ Owns how a notice leaves chat-bff for an operator's backend (signed by `webhook_
 enqueueing under its kind's quota, one supervised worker per configured kind (a receiver that
 is down or slow never holds up another kind's deliveries), retries with exponential backoff
 and jitter (the one of `supervision.restart_delay`, at least the receiver's Retry-After, read
-by the one parser of `upstream_parse`), and dead-lettering notices past their kind's age limit
+by the one parser of `upstream.parse`), and dead-lettering notices past their kind's age limit
 or unreadable (counted, logged, removed). Deliveries are at least once with a stable
 `webhook-id` (a claim that expires hands an item to another instance when its worker dies
 mid-request). Anything that goes wrong in one delivery is a retry of that delivery, never the
@@ -29,7 +29,7 @@ from app.bus.hooks import Claim, ClaimBatch, Outbox, OutboxHeld, OutboxItem, Out
 from app.clock import SYSTEM_CLOCK, Clock, Random
 from app.errors import BffError, OutboxFullError, describe_exception
 from app.supervision import RESTARTS, Backoff, restart_delay, supervise
-from app.upstream_parse import retry_after_s
+from app.upstream.parse import retry_after_s
 from app.webhook_signing import (
     Envelope,
     envelope,

@@ -19,7 +19,7 @@ from app.security import ClientAddress, HandleCodec
 from app.service import ChatService
 from app.sse import StreamHub, StreamTuning
 from app.survey import SurveyDesk
-from app.upstream import UpstreamClient
+from app.upstream.client import UpstreamClient
 from app.webhooks import Dispatcher
 
 

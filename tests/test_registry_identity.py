@@ -19,7 +19,7 @@ from app.poller import PollerTuning
 from app.registry import Keepalive, PollerRegistry
 from app.schedule import Budget
 from app.security import HandleCodec
-from app.upstream import UpstreamClient
+from app.upstream.client import UpstreamClient
 
 CENTER = "identity-center"
 

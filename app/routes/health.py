@@ -1,6 +1,6 @@
 """Liveness, readiness and metrics endpoints for load balancers and Prometheus.
 
-Thin: readiness reads the upstream's health (`upstream_health.UpstreamHealth`: a recent answer
+Thin: readiness reads the upstream's health (`upstream.health.UpstreamHealth`: a recent answer
 says enough) and otherwise waits briefly for the client's shared probe; it never calls the
 upstream itself nor records what it learnt (the client does).
 """

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from app.bus import MemoryBus, TranscriptLimits
 from app.events import ChatEvent, EventKind
 from app.models import Message, encode
-from app.transcript import normalise_message
+from app.upstream.transcript import normalise_message
 
 AGENT = {"nickname": "Kristi", "participantId": "2", "type": "Agent"}
 

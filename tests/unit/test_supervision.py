@@ -21,7 +21,7 @@ from app.registry import Keepalive, PollerRegistry
 from app.schedule import Budget
 from app.security import HandleCodec
 from app.supervision import Backoff, restart_delay
-from app.upstream import UpstreamClient
+from app.upstream.client import UpstreamClient
 
 CENTER = "supervision-center"
 

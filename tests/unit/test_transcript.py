@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.models import ChatState, Message
-from app.transcript import (
+from app.upstream.transcript import (
     MAX_DEPTH,
     MalformedSnapshotError,
     clean_json,

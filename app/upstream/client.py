@@ -33,10 +33,10 @@ from app.errors import (
     describe_exception,
 )
 from app.models import MAX_UPSTREAM_ID_BYTES, ChatState, Message
-from app.transcript import MalformedSnapshotError, normalise_chat, normalise_messages
-from app.upstream_health import UpstreamHealth
-from app.upstream_parse import decode_json, parse_set_cookies, retry_after_s
-from app.upstream_wire import AiohttpWire, AnswerTooLargeError, HttpxWire, Reply, Wire
+from app.upstream.health import UpstreamHealth
+from app.upstream.parse import decode_json, parse_set_cookies, retry_after_s
+from app.upstream.transcript import MalformedSnapshotError, normalise_chat, normalise_messages
+from app.upstream.wire import AiohttpWire, AnswerTooLargeError, HttpxWire, Reply, Wire
 
 log = logging.getLogger("chat_bff.upstream")
 

@@ -4,7 +4,7 @@ and its Set-Cookie headers. Tested by tables.
 The upstream is someone else's system: anything may come back. Each function here turns what
 it is given into a value we can use or into "nothing usable" (None, or an entry left out),
 and never raises for any input. It must not do I/O and must not know the Customer Chat API's
-operations (that is `upstream.py`).
+operations (that is `client.py`).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ through: readiness (`/readyz`) trusts an answer within `READY_WINDOW_S` and othe
 client's shared probe, which runs at most once per that window; availability
 (`/api/v2/availability`) says "unavailable" while a failure within `FAILING_WINDOW_S` has had
 no success after it. Times are monotonic seconds, the clock injected. It must not call the
-upstream (only `upstream.py` does) nor decide what a route answers.
+upstream (only `client.py` does) nor decide what a route answers.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Owns connection pooling, TLS, per-phase timeouts and the translation of transport failures
 into TimeoutError / ConnectionError. It knows nothing of the Customer Chat API (paths, ids,
-error bodies); only `app/upstream.py` uses it.
+error bodies); only `app/upstream/client.py` uses it.
 """
 
 from __future__ import annotations
