@@ -16,26 +16,26 @@ import random
 
 import httpx
 
-from app.admission import StreamAdmission, StreamCapacity
 from app.bus import Bus, TranscriptLimits, make_bus
 from app.bus.hooks import OutboxQuota
 from app.clock import SYSTEM_CLOCK, Clock, Random
 from app.config import Settings
 from app.config_hooks import webhook_keys
-from app.fleet_view import FleetView
+from app.core.admission import StreamAdmission, StreamCapacity
+from app.core.fleet_view import FleetView
+from app.core.poller import PollerTuning
+from app.core.registry import Keepalive, PollerRegistry
+from app.core.schedule import Budget
+from app.core.service import ChatService
+from app.core.sse import MAX_DRAIN_SPREAD_S, StreamHub, StreamTuning
 from app.hours import parse as parse_business_hours
 from app.limits import ConcurrencyLimiter, RateLimiter
 from app.metrics import Metrics
 from app.offline import KIND as OFFLINE_KIND
 from app.offline import OfflineDesk
-from app.poller import PollerTuning
 from app.push import KIND as PUSH_KIND
 from app.push import PushHook
-from app.registry import Keepalive, PollerRegistry
-from app.schedule import Budget
 from app.security import ClientAddress, HandleCodec
-from app.service import ChatService
-from app.sse import MAX_DRAIN_SPREAD_S, StreamHub, StreamTuning
 from app.survey import KIND as SURVEY_KIND
 from app.survey import SurveyDesk
 from app.upstream.client import UpstreamClient

@@ -79,7 +79,7 @@ def known_variables() -> frozenset[str]:
     return frozenset(names | {SECRETS_DIR_VARIABLE})
 
 
-# The poll intervals of old, replaced by one read budget (app/schedule.py).
+# The poll intervals of old, replaced by one read budget (app/core/schedule.py).
 RETIRED = frozenset(
     PREFIX + name
     for name in (

@@ -17,10 +17,10 @@ from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_valida
 from pydantic_settings import BaseSettings
 
 from app.bus import TranscriptLimits, parse_redis_url
-from app.poller import PollerTuning
-from app.registry import READER_WINDOW_S
-from app.schedule import Budget
-from app.sse import StreamTuning
+from app.core.poller import PollerTuning
+from app.core.registry import READER_WINDOW_S
+from app.core.schedule import Budget
+from app.core.sse import StreamTuning
 from app.upstream import client
 
 
@@ -136,7 +136,7 @@ class PollSettings(BaseSettings):
     """When chats are polled and for how long: read by the registry, the pollers and their
     schedule (`schedule.Budget`, `poller.PollerTuning`, `registry.Keepalive`)."""
 
-    # Polls go where something is likely to arrive (app/schedule.py, docs/scheduling.md),
+    # Polls go where something is likely to arrive (app/core/schedule.py, docs/scheduling.md),
     # within a read budget: a client polling state and messages every 3 s makes 40 reads a
     # minute; chat-bff spends at most BFF_POLL_READ_BUDGET per watched chat.
     poll_read_budget: float = Field(

@@ -243,7 +243,7 @@ class Metrics:
         if messages:
             self.transcript_evictions.labels(reason).inc(messages)
 
-    # -- admission's AdmissionMeter (app/admission.py) --
+    # -- admission's AdmissionMeter (app/core/admission.py) --
     def stream_opened(self) -> None:
         self.sse_streams.inc()
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from app.admission import StreamAdmission
 from app.bus import Bus
+from app.core.admission import StreamAdmission
+from app.core.registry import PollerRegistry
+from app.core.service import ChatService
+from app.core.sse import StreamHub, StreamTuning
 from app.limits import RateLimiter
 from app.metrics import Metrics
 from app.offline import OfflineDesk
-from app.registry import PollerRegistry
 from app.security import ClientAddress, HandleCodec
-from app.service import ChatService
-from app.sse import StreamHub, StreamTuning
 from app.survey import SurveyDesk
 from app.upstream.client import UpstreamClient
 from app.webhooks import Dispatcher
@@ -34,7 +34,7 @@ class Runtime:
     create_limiter: RateLimiter
     send_limiter: RateLimiter
     # Streams and waiting long-polls: the drain, BFF_MAX_STREAMS, the per-chat and per-client
-    # counts (app/admission.py).
+    # counts (app/core/admission.py).
     admission: StreamAdmission
     stream_tuning: StreamTuning
     streams: StreamHub

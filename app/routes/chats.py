@@ -12,6 +12,7 @@ from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import WithJsonSchema
 
+from app.core.service import chat_json
 from app.errors import InvalidInputError
 from app.idempotency import admit
 from app.models import Message
@@ -36,7 +37,6 @@ from app.schemas import (
     RequestChatBody,
     SendMessageBody,
 )
-from app.service import chat_json
 
 # The errors each route can really answer (403: a browser from a foreign origin, anywhere
 # under /api/; 413/415: bodies, so POSTs only; 503: the bus, anywhere).

@@ -14,11 +14,11 @@ from starlette.datastructures import Headers, QueryParams
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
+from app.core.sse import ChatStream, EventStreamResponse
 from app.events import SSE_KINDS, event_model_name
 from app.openapi import INDEX_SCHEMA, errors
 from app.routes.deps import ChatRefDep, ClientKeyDep, RuntimeDep
 from app.routes.params import parse_resume_point
-from app.sse import ChatStream, EventStreamResponse
 from app.wiring import Runtime
 
 router = APIRouter(prefix="/api/v2", tags=["events"])

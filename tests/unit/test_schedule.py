@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 
 from app.bus.fleet import BUCKETS, HistogramKind, Histograms, bucket_of, empty
-from app.models import Message
-from app.schedule import (
+from app.core.schedule import (
     CUSTOMER_TYPING_MAX_S,
     ENGAGED_S,
     TYPING_GAP_S,
@@ -26,7 +25,8 @@ from app.schedule import (
     next_delay,
     spend,
 )
-from app.turn import Observation, Turn, next_turn
+from app.core.turn import Observation, Turn, next_turn
+from app.models import Message
 
 B = Budget()
 COLD = empty()

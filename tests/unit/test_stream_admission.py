@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from app.admission import StreamAdmission, StreamCapacity, StreamPass
 from app.bus import MemoryBus
+from app.core.admission import StreamAdmission, StreamCapacity, StreamPass
+from app.core.sse import EventStreamResponse
 from app.errors import (
     BusUnavailableError,
     OverloadedError,
@@ -24,7 +25,6 @@ from app.errors import (
 )
 from app.limits import ConcurrencyLimiter
 from app.metrics import Metrics
-from app.sse import EventStreamResponse
 
 CHAT, OTHER_CHAT = "chat-a", "chat-b"
 ALICE, BOB, CAROL = "alice", "bob", "carol"

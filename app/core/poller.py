@@ -22,12 +22,12 @@ from typing import Protocol
 from app.bus.chats import ChatCache, Fence, Lease
 from app.bus.fanout import FanOut
 from app.clock import SYSTEM_CLOCK, Clock, Random
+from app.core.fleet_view import FleetView
+from app.core.schedule import Budget, fresh_spend, next_delay, quiet_after_s, spend
+from app.core.turn import Turn, next_turn
 from app.errors import BffError, BusUnavailableError, ChatNotFoundError
 from app.events import ChatEvent, EventKind
-from app.fleet_view import FleetView
 from app.models import ChatRef, ChatState, UpstreamStatus
-from app.schedule import Budget, fresh_spend, next_delay, quiet_after_s, spend
-from app.turn import Turn, next_turn
 from app.upstream.client import Answer, UpstreamClient
 from app.upstream.transcript import after_cursor, ended_state, is_ended, needs_state_refresh
 

@@ -31,10 +31,10 @@ from app.bus.fanout import Pokes
 from app.bus.fleet import FleetStats
 from app.bus.guards import Limits
 from app.clock import SYSTEM_CLOCK, Clock, Random
+from app.core.fleet_view import FleetView
+from app.core.poller import ChatPoller, OnCommit, PollerBus, PollerTuning
 from app.errors import BffError
-from app.fleet_view import FleetView
 from app.models import ChatRef, UpstreamStatus
-from app.poller import ChatPoller, OnCommit, PollerBus, PollerTuning
 from app.supervision import RESTARTS, Backoff, supervise
 from app.upstream.client import UpstreamClient
 

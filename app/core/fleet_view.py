@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 from app.bus.fleet import FleetStats, Histograms, empty
 from app.clock import SYSTEM_CLOCK, Clock
+from app.core.turn import Observation
 from app.errors import BffError
-from app.turn import Observation
 
 log = logging.getLogger("chat_bff.poller")
 

@@ -3,7 +3,7 @@ poll's new messages by `next_turn`, and the reply and join times those messages 
 observe.
 
 Owns reading the transcript's entries for the schedule (who sent what, who is in the chat,
-who is typing); it must not choose delays (`app/schedule.py`) nor read a clock: the poller
+who is typing); it must not choose delays (`app/core/schedule.py`) nor read a clock: the poller
 passes the times.
 """
 

@@ -21,7 +21,7 @@ stretches the gap until a token is back. Gaps stay within [floor, ceiling]. With
 anywhere, the keep-alive cadence only; after failures, backoff with jitter, at least the
 Retry-After.
 
-Nothing here keeps state or reads a clock: `Turn` (`app/turn.py`) is the chat's recent
+Nothing here keeps state or reads a clock: `Turn` (`app/core/turn.py`) is the chat's recent
 events, `Spend` (the bucket) is updated by `spend`; the poller owns the timing and the I/O.
 """
 
@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from itertools import accumulate
 
 from app.bus.fleet import BUCKETS, HISTOGRAM_EDGES_S, HistogramKind, Histograms
+from app.core.turn import Turn
 from app.supervision import Backoff, restart_delay
-from app.turn import Turn
 
 # An agent's typing notice: a reply is seconds away, for at most this long per notice.
 TYPING_GAP_S = 1.0
