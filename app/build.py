@@ -23,6 +23,7 @@ from app.config import Settings
 from app.config_hooks import webhook_keys
 from app.core.admission import StreamAdmission, StreamCapacity
 from app.core.fleet_view import FleetView
+from app.core.handles import ClientAddress, HandleCodec
 from app.core.poller import PollerTuning
 from app.core.registry import Keepalive, PollerRegistry
 from app.core.schedule import Budget
@@ -35,7 +36,6 @@ from app.offline import KIND as OFFLINE_KIND
 from app.offline import OfflineDesk
 from app.push import KIND as PUSH_KIND
 from app.push import PushHook
-from app.security import ClientAddress, HandleCodec
 from app.survey import KIND as SURVEY_KIND
 from app.survey import SurveyDesk
 from app.upstream.client import UpstreamClient

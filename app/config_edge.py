@@ -16,7 +16,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode
 
 from app.config_parts import default_of
-from app.security import IPV6_PREFIX_LEN
+from app.core.handles import IPV6_PREFIX_LEN
 from app.serving import ConnectionLimits
 
 MIN_SECRET_KEY_CHARS = 32

@@ -18,8 +18,8 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.handles import OriginPolicy
 from app.errors import OriginNotAllowedError, error_body, error_response
-from app.security import OriginPolicy
 
 METHODS = ("GET", "POST")
 # Browsers cap it (Chromium: 2 h, Firefox: 24 h); the allow-list rarely changes faster.

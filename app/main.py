@@ -24,6 +24,7 @@ from app.access import AccessLog
 from app.build import build_runtime
 from app.bus import Bus, parse_redis_url
 from app.config import Settings, load_settings
+from app.core.handles import OriginPolicy
 from app.cors import CrossOrigin
 from app.docs import install_docs
 from app.errors import install_error_handlers
@@ -35,7 +36,6 @@ from app.paths import TrailingSlash
 from app.ports import PortSplit
 from app.proxy_trust import adopt_in_uvicorn
 from app.routes import chats, events, health, offline, survey
-from app.security import OriginPolicy
 from app.static_files import (
     DEMO_PAGE,
     HASHED_CACHE,

@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 
 from app.bus import Bus
 from app.core.admission import StreamAdmission
+from app.core.handles import ClientAddress, HandleCodec
 from app.core.registry import PollerRegistry
 from app.core.service import ChatService
 from app.core.sse import StreamHub, StreamTuning
 from app.limits import RateLimiter
 from app.metrics import Metrics
 from app.offline import OfflineDesk
-from app.security import ClientAddress, HandleCodec
 from app.survey import SurveyDesk
 from app.upstream.client import UpstreamClient
 from app.webhooks import Dispatcher

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from app.bus.chats import ChatCache, ChatRecord
 from app.bus.fanout import FanOut, Subscription
 from app.bus.hooks import PushRecords
+from app.core.handles import HandleCodec
 from app.core.registry import READER_WINDOW_S, PollerRegistry
 from app.errors import (
     BffError,
@@ -31,7 +32,6 @@ from app.errors import (
 from app.events import ChatEvent, EventKind
 from app.limits import RateLimiter
 from app.models import JSON, ChatRef, ChatState, Message
-from app.security import HandleCodec
 from app.upstream.client import UpstreamClient
 from app.upstream.transcript import ended_state
 

@@ -12,11 +12,11 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 
 from app.core.admission import StreamAdmission
+from app.core.handles import HANDLE_PATTERN
 from app.core.service import ChatService
 from app.limits import RateLimiter
 from app.models import ChatRef
 from app.offline import OfflineDesk
-from app.security import HANDLE_PATTERN
 from app.survey import SurveyDesk
 from app.wiring import Runtime
 

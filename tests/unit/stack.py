@@ -23,11 +23,11 @@ from pydantic import SecretStr
 from app.bus import MemoryBus
 from app.bus.chats import Fence
 from app.config import Settings
+from app.core.handles import HandleCodec, chat_key
 from app.core.service import ChatRef
 from app.emulator import Emulator, EmulatorConfig, create_emulator_app
 from app.main import create_app
 from app.models import ChatState, Message
-from app.security import HandleCodec, chat_key
 from app.wiring import Runtime
 
 CENTER = "unit-center"

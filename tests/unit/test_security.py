@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
+from app.core.handles import FORWARDED_CLIENT, ClientAddress, HandleCodec, OriginPolicy, client_key
 from app.errors import ChatNotFoundError
-from app.security import FORWARDED_CLIENT, ClientAddress, HandleCodec, OriginPolicy, client_key
 
 KEY_A = b"a" * 32
 KEY_B = b"b" * 40
