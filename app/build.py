@@ -23,14 +23,15 @@ from app.config import Settings
 from app.config_hooks import webhook_keys
 from app.core.admission import StreamAdmission, StreamCapacity
 from app.core.fleet_view import FleetView
-from app.core.handles import ClientAddress, HandleCodec
+from app.core.handles import HandleCodec
 from app.core.poller import PollerTuning
 from app.core.registry import Keepalive, PollerRegistry
 from app.core.schedule import Budget
 from app.core.service import ChatService
 from app.core.sse import MAX_DRAIN_SPREAD_S, StreamHub, StreamTuning
+from app.edge.clients import ClientAddress
+from app.edge.limits import ConcurrencyLimiter, RateLimiter
 from app.hours import parse as parse_business_hours
-from app.limits import ConcurrencyLimiter, RateLimiter
 from app.metrics import Metrics
 from app.offline import KIND as OFFLINE_KIND
 from app.offline import OfflineDesk
@@ -157,7 +158,7 @@ def build_runtime(
         client_address=ClientAddress(
             settings.trusted_proxies, ipv6_prefix_len=settings.ipv6_prefix_len
         ),
-        # Fleet-wide through the bus (one limit for N instances); see app/limits.py.
+        # Fleet-wide through the bus (one limit for N instances); see app/edge/limits.py.
         create_limiter=RateLimiter(
             the_bus, "create-ip", settings.chat_create_per_minute, settings.chat_create_burst
         ),

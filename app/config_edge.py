@@ -16,8 +16,8 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode
 
 from app.config_parts import default_of
-from app.core.handles import IPV6_PREFIX_LEN
-from app.serving import ConnectionLimits
+from app.edge.clients import IPV6_PREFIX_LEN
+from app.edge.serving import ConnectionLimits
 
 MIN_SECRET_KEY_CHARS = 32
 

@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 
 from app.bus import Bus
 from app.core.admission import StreamAdmission
-from app.core.handles import ClientAddress, HandleCodec
+from app.core.handles import HandleCodec
 from app.core.registry import PollerRegistry
 from app.core.service import ChatService
 from app.core.sse import StreamHub, StreamTuning
-from app.limits import RateLimiter
+from app.edge.clients import ClientAddress
+from app.edge.limits import RateLimiter
 from app.metrics import Metrics
 from app.offline import OfflineDesk
 from app.survey import SurveyDesk

@@ -21,8 +21,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Protocol
 
+from app.edge.limits import ConcurrencyLimiter
 from app.errors import OverloadedError, UpstreamUnavailableError
-from app.limits import ConcurrencyLimiter
 
 # Retry-After of a refusal at the process cap: a stream usually ends within seconds somewhere.
 FULL_RETRY_AFTER_S = 2

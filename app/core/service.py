@@ -22,6 +22,7 @@ from app.bus.fanout import FanOut, Subscription
 from app.bus.hooks import PushRecords
 from app.core.handles import HandleCodec
 from app.core.registry import READER_WINDOW_S, PollerRegistry
+from app.edge.limits import RateLimiter
 from app.errors import (
     BffError,
     BusUnavailableError,
@@ -30,7 +31,6 @@ from app.errors import (
     UpstreamUnavailableError,
 )
 from app.events import ChatEvent, EventKind
-from app.limits import RateLimiter
 from app.models import JSON, ChatRef, ChatState, Message
 from app.upstream.client import UpstreamClient
 from app.upstream.transcript import ended_state

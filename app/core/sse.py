@@ -28,10 +28,10 @@ from starlette.types import Receive, Scope, Send
 from app.bus.chats import ChatCache
 from app.bus.fanout import FanOut, Subscription
 from app.core.service import ChatService, chat_json
+from app.edge.serving import ABORT_EXTENSION
 from app.errors import BffError, ChatNotFoundError, describe_exception
 from app.events import CLOSE, DRAIN, HEARTBEAT, SSE_KINDS, ChatEvent, EventKind, status_data
 from app.models import ChatRef, ChatState, Message, UpstreamStatus
-from app.serving import ABORT_EXTENSION
 from app.upstream.transcript import ended_state
 
 log = logging.getLogger("chat_bff.sse")

@@ -13,8 +13,8 @@ from fastapi.responses import JSONResponse
 from pydantic import WithJsonSchema
 
 from app.core.service import chat_json
+from app.edge.idempotency import admit
 from app.errors import InvalidInputError
-from app.idempotency import admit
 from app.models import Message
 from app.openapi import INDEX_SCHEMA, errors
 from app.routes.deps import (

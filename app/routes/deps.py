@@ -14,7 +14,7 @@ from fastapi import Depends, Path, Request
 from app.core.admission import StreamAdmission
 from app.core.handles import HANDLE_PATTERN
 from app.core.service import ChatService
-from app.limits import RateLimiter
+from app.edge.limits import RateLimiter
 from app.models import ChatRef
 from app.offline import OfflineDesk
 from app.survey import SurveyDesk

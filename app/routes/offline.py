@@ -11,8 +11,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse
 
-from app.idempotency import admit
-from app.idempotency_keys import parse_key
+from app.edge.idempotency import admit
+from app.edge.idempotency_keys import parse_key
 from app.offline import Availability, OfflineMessageBody
 from app.routes.deps import ClientKeyDep, CreateLimitDep, OfflineDep
 from app.schemas import ErrorOut, StatusOut
@@ -77,7 +77,7 @@ async def leave_message(
     response: Response,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> StatusOut:
-    # The one parser of the header (app/idempotency_keys.py): the same key, quoted or bare,
+    # The one parser of the header (app/edge/idempotency_keys.py): the same key, quoted or bare,
     # is the same outbox item.
     key = None if idempotency_key is None else parse_key(idempotency_key)
     await limiter.hit(client)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from app.edge.idempotency import admit
 from app.errors import NotConfiguredError
-from app.idempotency import admit
 from app.openapi import errors
 from app.routes.deps import ChatRefDep, ClientKeyDep, SendLimitDep, SurveyDep
 from app.schemas import StatusOut

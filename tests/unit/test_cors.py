@@ -14,10 +14,9 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from app.config import Settings
-from app.core.handles import OriginPolicy
-from app.cors import requested_headers
+from app.edge.cors import OriginPolicy, requested_headers
+from app.edge.paths import without_trailing_slash
 from app.main import create_app
-from app.paths import without_trailing_slash
 
 ALLOWED = ["https://shop.example", "http://127.0.0.1:8080"]
 

@@ -6,7 +6,9 @@ import base64
 
 import pytest
 
-from app.core.handles import FORWARDED_CLIENT, ClientAddress, HandleCodec, OriginPolicy, client_key
+from app.core.handles import HandleCodec
+from app.edge.clients import FORWARDED_CLIENT, ClientAddress, client_key
+from app.edge.cors import OriginPolicy
 from app.errors import ChatNotFoundError
 
 KEY_A = b"a" * 32

@@ -16,6 +16,7 @@ import pytest
 from app.bus import MemoryBus
 from app.core.admission import StreamAdmission, StreamCapacity, StreamPass
 from app.core.sse import EventStreamResponse
+from app.edge.limits import ConcurrencyLimiter
 from app.errors import (
     BusUnavailableError,
     OverloadedError,
@@ -23,7 +24,6 @@ from app.errors import (
     UpstreamUnavailableError,
     error_response,
 )
-from app.limits import ConcurrencyLimiter
 from app.metrics import Metrics
 
 CHAT, OTHER_CHAT = "chat-a", "chat-b"

@@ -6,7 +6,7 @@ Owns the answers kept: a pure ASGI middleware in front of the routes (inside `Ap
 has already refused oversized, non-JSON and foreign-origin requests and read the body within
 its limit), storing through the bus (`IdempotencyStore`), so the guarantee holds across the
 fleet. The rules themselves (key syntax, slot, fingerprint, what is kept how long) are
-`app/idempotency_keys.py`'s. For one client, key and path (a key is its client's: another
+`app/edge/idempotency_keys.py`'s. For one client, key and path (a key is its client's: another
 client presenting it names another entry, so no answer, and no chat handle, is ever replayed
 to anyone but the client that caused it):
 
@@ -46,16 +46,8 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.bus.guards import IdempotencyClaim, IdempotencyStore
-from app.errors import (
-    BffError,
-    BusUnavailableError,
-    ClientError,
-    InvalidInputError,
-    RateLimitedError,
-    error_response,
-)
-from app.http import replay_body
-from app.idempotency_keys import (
+from app.edge.guard import replay_body
+from app.edge.idempotency_keys import (
     KEY_PATTERN,
     KEY_RULE,
     KeyRefusedError,
@@ -65,6 +57,14 @@ from app.idempotency_keys import (
     kept_for,
     parse_key,
     slot_of,
+)
+from app.errors import (
+    BffError,
+    BusUnavailableError,
+    ClientError,
+    InvalidInputError,
+    RateLimitedError,
+    error_response,
 )
 
 log = logging.getLogger("chat_bff.idempotency")

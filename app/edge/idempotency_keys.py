@@ -1,4 +1,4 @@
-"""The pure rules of `Idempotency-Key` (app/idempotency.py applies them): which header values
+"""The pure rules of `Idempotency-Key` (app/edge/idempotency.py applies them): which header values
 are keys, where a key's entry lives, what makes two requests the same request, and which
 answers are kept for how long. Table-tested; no I/O, no clock.
 

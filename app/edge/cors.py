@@ -1,6 +1,7 @@
 """Cross-origin answers for browsers: preflights, CORS headers, and the 403 for foreign origins.
 
-Owns what a browser on another origin is told, for every path. An allowed origin may send
+Owns the origin policy (`OriginPolicy`) and what a browser on another origin is told, for
+every path. An allowed origin may send
 any request header it likes (none is forwarded upstream). One listed by name (or our own host)
 may send credentials: chat-bff sets no cookie and trusts none, so allowing them grants
 nothing, and the origin is echoed, as browsers require. An origin allowed only by `*` is
@@ -13,12 +14,13 @@ Pure ASGI, so streams pass through unbuffered. It must not look at bodies or cha
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.handles import OriginPolicy
 from app.errors import OriginNotAllowedError, error_body, error_response
 
 METHODS = ("GET", "POST")
@@ -129,3 +131,43 @@ def _allow(headers: MutableHeaders, answered: str) -> None:
     headers["Access-Control-Allow-Origin"] = answered
     if answered != "*":
         headers["Access-Control-Allow-Credentials"] = "true"
+
+
+class OriginPolicy:
+    """Browsers may call us from the allow-listed origins, or from our own origin; with `*`
+    from any origin, without credentials. The `null` origin (sandboxed frames, `file:`
+    pages, data URLs: anyone can make one) is never allowed, whatever the list says.
+
+    Requests without an Origin header (mobile apps, servers, same-origin GETs) are allowed: the
+    policy guards against other sites driving a visitor's browser, not against direct clients.
+    """
+
+    def __init__(self, allowed: Sequence[str]) -> None:
+        self._any = "*" in allowed
+        self._allowed = frozenset(o for o in allowed if o != "*" and not _is_null(o))
+
+    def allows(self, origin: str | None, host: str | None) -> bool:
+        if origin is None:
+            return True
+        if _is_null(origin):
+            return False
+        return self._any or self.credentialed(origin, host)
+
+    def credentialed(self, origin: str, host: str | None) -> bool:
+        """Listed by name, or our own: answered with the origin and credentials. An origin
+        allowed only by `*` gets `*` and no credentials (the CORS rule for a wildcard)."""
+        origin = origin.rstrip("/")
+        if _is_null(origin):
+            return False
+        if origin in self._allowed:
+            return True
+        return host is not None and urlsplit(origin).netloc == host
+
+    def check(self, origin: str | None, host: str | None) -> None:
+        if not self.allows(origin, host):
+            raise OriginNotAllowedError()
+
+
+def _is_null(origin: str) -> bool:
+    # As browsers send it ("null"), and any spelling of it a client may try.
+    return origin.strip(" \t/").lower() == "null"

@@ -1,6 +1,6 @@
 """Pure ASGI middleware for the API's transport rules: body size, JSON only, the caching
-policy of every answer (request metrics: `app/access.py`). (Origins: `app/cors.py`, which runs
-before this.)
+policy of every answer (request metrics: `access.py`; origins: `cors.py`, which runs before
+this).
 
 Pure ASGI on purpose: `BaseHTTPMiddleware` buffers and breaks streaming responses (SSE).
 """

@@ -17,8 +17,8 @@ from collections.abc import Awaitable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.edge.paths import without_trailing_slash
 from app.errors import ChatNotFoundError, error_response
-from app.paths import without_trailing_slash
 
 INTERNAL_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 # Served on the internal port only, once there is one.
