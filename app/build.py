@@ -31,17 +31,17 @@ from app.core.service import ChatService
 from app.core.sse import MAX_DRAIN_SPREAD_S, StreamHub, StreamTuning
 from app.edge.clients import ClientAddress
 from app.edge.limits import ConcurrencyLimiter, RateLimiter
-from app.hours import parse as parse_business_hours
 from app.metrics import Metrics
-from app.offline import KIND as OFFLINE_KIND
-from app.offline import OfflineDesk
-from app.push import KIND as PUSH_KIND
-from app.push import PushHook
-from app.survey import KIND as SURVEY_KIND
-from app.survey import SurveyDesk
+from app.outbox.hours import parse as parse_business_hours
+from app.outbox.offline import KIND as OFFLINE_KIND
+from app.outbox.offline import OfflineDesk
+from app.outbox.push import KIND as PUSH_KIND
+from app.outbox.push import PushHook
+from app.outbox.survey import KIND as SURVEY_KIND
+from app.outbox.survey import SurveyDesk
+from app.outbox.webhooks import DeliveryTuning, Dispatcher, WebhookTarget
 from app.upstream.client import UpstreamClient
 from app.upstream.health import UpstreamHealth
-from app.webhooks import DeliveryTuning, Dispatcher, WebhookTarget
 from app.wiring import Runtime
 
 log = logging.getLogger("chat_bff")

@@ -13,10 +13,10 @@ from __future__ import annotations
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings
 
-from app import hours
 from app.config_parts import default_of
-from app.webhook_signing import parse_secret
-from app.webhooks import DeliveryTuning
+from app.outbox import hours
+from app.outbox.signing import parse_secret
+from app.outbox.webhooks import DeliveryTuning
 
 MIB = 1 << 20
 
@@ -48,7 +48,8 @@ class HookSettings(BaseSettings):
         description="As push_webhook_secret, and needed with the URL: its own, no other's key",
     )
     business_hours: str | None = Field(
-        default=None, description="Zone; weekly ranges; closed dates (app/hours.py). Unset: open"
+        default=None,
+        description="Zone; weekly ranges; closed dates (app/outbox/hours.py). Unset: open",
     )
     webhook_timeout_s: float = Field(default=default_of(DeliveryTuning, "timeout_s"), gt=0, le=60)
     webhook_retry_min_s: float = Field(default=default_of(DeliveryTuning, "retry_min_s"), gt=0)

@@ -18,10 +18,10 @@ from app.core.sse import StreamHub, StreamTuning
 from app.edge.clients import ClientAddress
 from app.edge.limits import RateLimiter
 from app.metrics import Metrics
-from app.offline import OfflineDesk
-from app.survey import SurveyDesk
+from app.outbox.offline import OfflineDesk
+from app.outbox.survey import SurveyDesk
+from app.outbox.webhooks import Dispatcher
 from app.upstream.client import UpstreamClient
-from app.webhooks import Dispatcher
 
 
 @dataclass(slots=True)
@@ -41,14 +41,14 @@ class Runtime:
     streams: StreamHub
     long_poll_max_s: float
     offline: OfflineDesk
-    # -- the webhook delivery workers (app/webhooks.py), started and closed with the rest --
+    # -- the webhook delivery workers (app/outbox/webhooks.py), started and closed with the rest --
     dispatcher: Dispatcher
     # -- the handles' seal, as the service uses it (tests issue chats with it) --
     codec: HandleCodec
     draining: asyncio.Event = field(default_factory=asyncio.Event)
     drain_task: asyncio.Task[None] | None = None
     loop: asyncio.AbstractEventLoop | None = None
-    # -- post-chat surveys (app/survey.py) --
+    # -- post-chat surveys (app/outbox/survey.py) --
     survey: SurveyDesk | None = None
 
     def start(self) -> None:

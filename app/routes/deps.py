@@ -16,8 +16,8 @@ from app.core.handles import HANDLE_PATTERN
 from app.core.service import ChatService
 from app.edge.limits import RateLimiter
 from app.models import ChatRef
-from app.offline import OfflineDesk
-from app.survey import SurveyDesk
+from app.outbox.offline import OfflineDesk
+from app.outbox.survey import SurveyDesk
 from app.wiring import Runtime
 
 

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 
 from app.edge.idempotency import admit
 from app.edge.idempotency_keys import parse_key
-from app.offline import Availability, OfflineMessageBody
+from app.outbox.offline import Availability, OfflineMessageBody
 from app.routes.deps import ClientKeyDep, CreateLimitDep, OfflineDep
 from app.schemas import ErrorOut, StatusOut
 

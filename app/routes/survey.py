@@ -11,9 +11,9 @@ from fastapi import APIRouter, Request, Response
 from app.edge.idempotency import admit
 from app.errors import NotConfiguredError
 from app.openapi import errors
+from app.outbox.survey import COMMENT_MAX, SurveyBody
 from app.routes.deps import ChatRefDep, ClientKeyDep, SendLimitDep, SurveyDep
 from app.schemas import StatusOut
-from app.survey import COMMENT_MAX, SurveyBody
 
 router = APIRouter(prefix="/api/v2", tags=["chats"])
 

@@ -1,4 +1,4 @@
-"""The survey's pure rules (app/survey.py): when a chat counts as over, what the operator is
+"""The survey's pure rules (app/outbox/survey.py): when a chat counts as over, what the operator is
 sent about it, and what a survey may say."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from app.bus.chats import ChatRecord
 from app.models import ChatState, Message
-from app.survey import (
+from app.outbox.survey import (
     COMMENT_MAX,
     NICKNAME_CHARS_MAX,
     NICKNAMES_MAX,

@@ -19,10 +19,10 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from app.errors import InvalidStateError, NotConfiguredError
-from app.hours import BusinessHours, is_open, next_open
+from app.outbox.hours import BusinessHours, is_open, next_open
+from app.outbox.webhooks import Dispatcher, envelope
 from app.schemas import Nickname, Subject, Text, UserData
 from app.upstream.health import UpstreamHealth
-from app.webhooks import Dispatcher, envelope
 
 KIND = "offline"
 EMAIL_MAX = 254

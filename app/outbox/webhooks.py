@@ -1,6 +1,6 @@
 """Webhook delivery: the workers that drain the bus's outbox, one per kind of notice.
 
-Owns how a notice leaves chat-bff for an operator's backend (signed by `webhook_signing`):
+Owns how a notice leaves chat-bff for an operator's backend (signed by `signing`):
 enqueueing under its kind's quota, one supervised worker per configured kind (a receiver that
 is down or slow never holds up another kind's deliveries), retries with exponential backoff
 and jitter (the one of `supervision.restart_delay`, at least the receiver's Retry-After, read
@@ -28,9 +28,7 @@ import httpx
 from app.bus.hooks import Claim, ClaimBatch, Outbox, OutboxHeld, OutboxItem, OutboxQuota
 from app.clock import SYSTEM_CLOCK, Clock, Random
 from app.errors import BffError, OutboxFullError, describe_exception
-from app.supervision import RESTARTS, Backoff, restart_delay, supervise
-from app.upstream.parse import retry_after_s
-from app.webhook_signing import (
+from app.outbox.signing import (
     Envelope,
     envelope,
     new_message_id,
@@ -38,6 +36,8 @@ from app.webhook_signing import (
     signature,
     signed_headers,
 )
+from app.supervision import RESTARTS, Backoff, restart_delay, supervise
+from app.upstream.parse import retry_after_s
 
 __all__ = [
     "DeliveryObserver",

@@ -27,10 +27,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, St
 from app.bus.chats import ChatCache, ChatRecord
 from app.errors import InvalidStateError, NotConfiguredError
 from app.models import ChatRef, ChatState, Message
+from app.outbox.signing import utc_iso
+from app.outbox.webhooks import Dispatcher, envelope
 from app.schemas import NO_CONTROL_PATTERN, JsonPattern
 from app.upstream.transcript import ENDED_STATES
-from app.webhook_signing import utc_iso
-from app.webhooks import Dispatcher, envelope
 
 KIND = "survey"
 EVENT_TYPE = "chat.survey"

@@ -23,7 +23,7 @@ from app.clock import SYSTEM_CLOCK, Clock
 from app.errors import BffError, OutboxFullError
 from app.events import ChatEvent, EventKind
 from app.models import Message
-from app.webhooks import Dispatcher, Envelope, envelope
+from app.outbox.webhooks import Dispatcher, Envelope, envelope
 
 log = logging.getLogger("chat_bff.push")
 
