@@ -3,10 +3,10 @@ bus, and which kinds a client sees on its stream under which SSE name.
 
 Owns `EventKind`, `ChatEvent`, the builders the memory bus commits with, the bus wire format
 (`encode_events`, `decode_events`; the Redis COMMIT script in `bus/_scripts.py` writes the same
-bytes, which `tests/bus/test_event_wire.py` checks) and `SSE_KINDS`, the names `sse.py`, the
-routes and the OpenAPI document use. A new event type for clients is a kind and a builder
-here, its branch in the COMMIT script, its documented payload in `schemas.py` (held to
-`SSE_KINDS` by a test) and its handling in the widget; `sse.py` sends it as its data.
+bytes, which `tests/bus/test_event_wire.py` checks) and `SSE_KINDS`, the names `core/sse.py`,
+the routes and the OpenAPI document use. A new event type for clients is a kind and a builder
+here, its branch in the COMMIT script, its documented payload in `api/answers.py` (held to
+`SSE_KINDS` by a test) and its handling in the widget; `core/sse.py` sends it as its data.
 It must not do I/O or know HTTP: it describes events, it does not deliver them.
 """
 
@@ -49,7 +49,7 @@ SSE_KINDS: tuple[EventKind, ...] = (
 
 
 def event_model_name(kind: EventKind) -> str:
-    """The OpenAPI schema documenting one SSE event of `kind` (`app/schemas.py`)."""
+    """The OpenAPI schema documenting one SSE event of `kind` (`app/api/answers.py`)."""
     return f"{kind.value.capitalize()}Event"
 
 

@@ -20,10 +20,11 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from sse_starlette.sse import AppStatus
 from starlette.routing import Route
 
+from app.api.docs import install_docs
+from app.api.openapi import install_openapi, operation_id
 from app.build import build_runtime
 from app.bus import Bus, parse_redis_url
 from app.config import Settings, load_settings
-from app.docs import install_docs
 from app.edge.access import AccessLog
 from app.edge.cors import CrossOrigin, OriginPolicy
 from app.edge.error_handlers import install_error_handlers
@@ -41,7 +42,6 @@ from app.edge.static_files import (
     content_hash,
     static_dir,
 )
-from app.openapi import install_openapi, operation_id
 from app.routes import chats, events, health, offline, survey
 from app.version import VERSION
 from app.wiring import Runtime

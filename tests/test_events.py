@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import get_args
 
+from app.api.answers import SSE_EVENT_MODELS
 from app.events import (
     END,
     POKE,
@@ -18,7 +19,6 @@ from app.events import (
     status_event,
 )
 from app.models import ChatState, Message, UpstreamStatus
-from app.schemas import SSE_EVENT_MODELS
 
 
 def test_the_wire_format_reads_back_what_it_wrote() -> None:

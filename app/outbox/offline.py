@@ -3,9 +3,10 @@ message left when they cannot.
 
 Owns the availability answer (business hours first, then the upstream's recent health as
 this instance saw it, `upstream.health.UpstreamHealth.failing`: no upstream call of its own),
-the check that refuses RequestChat while closed, and taking an offline message: validated by
-`OfflineMessageBody`, put durably into the webhook outbox (delivered by `webhooks.Dispatcher`
-to `BFF_OFFLINE_WEBHOOK_URL`). It must not deliver, and never logs what a customer wrote.
+the check that refuses RequestChat while closed, and taking an offline message: validated as
+`app.api.bodies.OfflineMessageBody`, put durably into the webhook outbox (delivered by
+`webhooks.Dispatcher` to `BFF_OFFLINE_WEBHOOK_URL`). It must not deliver, and never logs what
+a customer wrote.
 """
 
 from __future__ import annotations
@@ -14,66 +15,15 @@ import hashlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
-
+from app.api.answers import Availability
+from app.api.bodies import OfflineMessageBody
 from app.errors import InvalidStateError, NotConfiguredError
 from app.outbox.hours import BusinessHours, is_open, next_open
 from app.outbox.webhooks import Dispatcher, envelope
-from app.schemas import Nickname, Subject, Text, UserData
 from app.upstream.health import UpstreamHealth
 
 KIND = "offline"
-EMAIL_MAX = 254
-
-Email = Annotated[EmailStr, StringConstraints(max_length=EMAIL_MAX)]
-
-
-class OfflineMessageBody(BaseModel):
-    """A message left while the chat is closed or unavailable. Unknown fields are dropped."""
-
-    model_config = ConfigDict(
-        extra="ignore",
-        json_schema_extra={
-            "examples": [
-                {
-                    "nickname": "Chris",
-                    "email": "chris@example.com",
-                    "subject": "Order 1234",
-                    "text": "My parcel has not arrived, please call me back.",
-                }
-            ]
-        },
-    )
-    nickname: Nickname
-    email: Email = Field(description="Checked for syntax only (no DNS lookup)")
-    text: Text
-    subject: Subject | None = None
-    userData: UserData | None = None
-
-
-class Availability(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "open": False,
-                    "reason": "closed",
-                    "nextOpen": "2026-12-28T09:00:00+01:00",
-                    "statusCode": 0,
-                }
-            ]
-        }
-    )
-    open: bool
-    reason: Literal["closed", "unavailable"] | None = Field(
-        description="closed: outside business hours; unavailable: the chat service is failing"
-    )
-    nextOpen: str | None = Field(
-        description="ISO 8601 start of the next opening while closed, else null"
-    )
-    statusCode: int = 0
 
 
 def availability(hours: BusinessHours | None, instant: datetime, *, failing: bool) -> Availability:

@@ -1,12 +1,13 @@
 """Post-chat surveys: a customer's rating of a chat that has ended, handed to the operator.
 
-Owns what a survey is (`SurveyBody`: a rating from 1 to 5 and an optional comment of at most
-`COMMENT_MAX` characters), when one is taken (the chat is over for the customer: ended in the
-shared cache, or completed by them), the one-per-chat rule for the whole fleet, and what the
-operator is sent (`survey_data`: the handle, the answer, the agents' nicknames, the chat's start
-and end, its message counts; never an upstream id nor what anyone wrote in the chat). The
-survey is put durably into the webhook outbox and delivered by `webhooks.Dispatcher` to
-`BFF_SURVEY_WEBHOOK_URL`. It must not call the upstream or deliver, and never logs a comment.
+Owns taking a survey (what one may say is `app.api.bodies.SurveyBody`: a rating from 1 to 5
+and an optional comment of at most `COMMENT_MAX` characters): when one is taken (the chat is
+over for the customer: ended in the shared cache, or completed by them), the one-per-chat rule
+for the whole fleet, and what the operator is sent (`survey_data`: the handle, the answer, the
+agents' nicknames, the chat's start and end, its message counts; never an upstream id nor what
+anyone wrote in the chat). The survey is put durably into the webhook outbox and delivered by
+`webhooks.Dispatcher` to `BFF_SURVEY_WEBHOOK_URL`. It must not call the upstream or deliver,
+and never logs a comment.
 
 One per chat: the outbox item's id is derived from the chat (`survey:<chat key>`), and the
 outbox stores an id once, fleet-wide and atomically, and remembers it after delivery (for
@@ -17,56 +18,25 @@ finds it and is refused. Nothing else is held per survey.
 from __future__ import annotations
 
 import time
-import unicodedata
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
+from app.api.bodies import SurveyBody
 from app.bus.chats import ChatCache, ChatRecord
 from app.errors import InvalidStateError, NotConfiguredError
 from app.models import ChatRef, ChatState, Message
 from app.outbox.signing import utc_iso
 from app.outbox.webhooks import Dispatcher, envelope
-from app.schemas import NO_CONTROL_PATTERN, JsonPattern
 from app.upstream.transcript import ENDED_STATES
 
 KIND = "survey"
 EVENT_TYPE = "chat.survey"
-COMMENT_MAX = 1000
 NICKNAMES_MAX = 10
 NICKNAME_CHARS_MAX = 64
 # Transcript entries read to count messages (the cache's pages are 1,000 long).
 ENTRIES_MAX = 20_000
-
-
-def _no_controls(value: str) -> str:
-    # Line breaks and tabs are text; other control characters are not (as in schemas.py).
-    if any(unicodedata.category(ch) == "Cc" and ch not in "\t\n\r" for ch in value):
-        raise ValueError("must not contain control characters")
-    return value
-
-
-Comment = Annotated[
-    str,
-    StringConstraints(max_length=COMMENT_MAX),
-    AfterValidator(_no_controls),
-    JsonPattern(NO_CONTROL_PATTERN),
-]
-
-
-class SurveyBody(BaseModel):
-    """How the chat went. Unknown fields are refused (a typo would lose an answer)."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"rating": 5, "comment": "Quick and kind, thank you!"}]},
-    )
-    rating: StrictInt = Field(ge=1, le=5, description="1 (very poor) to 5 (excellent)")
-    comment: Comment | None = Field(
-        default=None, description=f"Optional, at most {COMMENT_MAX} characters"
-    )
 
 
 def chat_over(record: ChatRecord) -> bool:

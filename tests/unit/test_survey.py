@@ -8,16 +8,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from app.api.bodies import COMMENT_MAX, SurveyBody
 from app.bus.chats import ChatRecord
 from app.models import ChatState, Message
-from app.outbox.survey import (
-    COMMENT_MAX,
-    NICKNAME_CHARS_MAX,
-    NICKNAMES_MAX,
-    SurveyBody,
-    chat_over,
-    survey_data,
-)
+from app.outbox.survey import NICKNAME_CHARS_MAX, NICKNAMES_MAX, chat_over, survey_data
 
 NOW = 1_764_323_000.0  # 2025-11-28T09:43:20Z
 

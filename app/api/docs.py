@@ -5,7 +5,7 @@ replaced by an image inside the bundle, and a Content-Security-Policy keeps anyt
 pages might try (Swagger UI's validator badge) from calling out from a viewer's browser.
 
 Owns the docs pages and their assets, for chat-bff and for the emulator's control API. It must
-not change the OpenAPI document (`app/openapi.py` does).
+not change the OpenAPI document (`app/api/openapi.py` does).
 """
 
 from __future__ import annotations

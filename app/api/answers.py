@@ -1,159 +1,19 @@
-"""Client-facing request and response bodies, with the field limits of DESIGN.md.
+"""What clients read: the API's documented answers, and the payloads of the stream's events.
 
-Owns validation of what clients send, before anything is forwarded; the limits are part of the
-public contract and shown in OpenAPI. It must not hold upstream wire shapes beyond these.
+Owns the answers' schemas for OpenAPI and SDK generators (the chat, its participants and
+transcript entries, errors, availability) and the `data:` of each Server-Sent Event type. The
+reads are not validated against them on the way out (they are the upstream's entries, passed
+through); what clients send is `bodies.py`. The class names are the OpenAPI schema names.
 """
 
 from __future__ import annotations
 
-import unicodedata
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    GetJsonSchemaHandler,
-    StringConstraints,
-)
-from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.events import EventKind
-
-NICKNAME_MAX = 64
-SUBJECT_MAX = 256
-TEXT_MAX = 4000
-ENDPOINT_MAX = 128
-USER_DATA_KEYS_MAX = 32
-USER_DATA_KEY_MAX = 64
-USER_DATA_VALUE_MAX = 1024
-
-
-# `_printable` and `_not_blank` as JSON-schema patterns, so clients and fuzzers see what is
-# refused: control characters (Unicode Cc) other than tab and line breaks, and text that is
-# only whitespace. Documentation only: the validators above stay the check.
-_NO_CONTROL = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*"
-NO_CONTROL_PATTERN = f"^{_NO_CONTROL}$"
-NOT_BLANK_PATTERN = rf"^(?=[\s\S]*\S){_NO_CONTROL}$"
-
-
-@dataclass(frozen=True, slots=True)
-class JsonPattern:
-    """Adds `pattern` to a string's JSON schema (or, with `keys`, to an object's
-    `propertyNames`) without enforcing it (see above)."""
-
-    pattern: str
-    keys: bool = False
-
-    def __get_pydantic_json_schema__(
-        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        schema = handler(core_schema)
-        target = schema.setdefault("propertyNames", {}) if self.keys else schema
-        target["pattern"] = self.pattern
-        return schema
-
-
-def _printable(value: str) -> str:
-    if any(unicodedata.category(ch) == "Cc" and ch not in "\t\n\r" for ch in value):
-        raise ValueError("must not contain control characters")
-    return value
-
-
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be blank")
-    return value
-
-
-Nickname = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=NICKNAME_MAX),
-    AfterValidator(_not_blank),
-    AfterValidator(_printable),
-    JsonPattern(NOT_BLANK_PATTERN),
-]
-Subject = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=SUBJECT_MAX),
-    AfterValidator(_not_blank),
-    AfterValidator(_printable),
-    JsonPattern(NOT_BLANK_PATTERN),
-]
-Text = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=TEXT_MAX),
-    AfterValidator(_not_blank),
-    AfterValidator(_printable),
-    JsonPattern(NOT_BLANK_PATTERN),
-]
-Endpoint = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=ENDPOINT_MAX),
-    AfterValidator(_printable),
-    JsonPattern(NO_CONTROL_PATTERN),
-]
-UserDataKey = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=USER_DATA_KEY_MAX),
-    AfterValidator(_printable),
-]
-UserDataValue = Annotated[
-    str,
-    StringConstraints(max_length=USER_DATA_VALUE_MAX),
-    AfterValidator(_printable),
-    JsonPattern(NO_CONTROL_PATTERN),
-]
-UserData = Annotated[
-    dict[UserDataKey, UserDataValue],
-    Field(max_length=USER_DATA_KEYS_MAX),
-    JsonPattern(NO_CONTROL_PATTERN, keys=True),
-]
-# An app's push token (APNs, FCM, ...), opaque to us: visible ASCII, no spaces.
-PUSH_TOKEN_MAX = 1024
-PushToken = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=PUSH_TOKEN_MAX, pattern=r"^[\x21-\x7e]+$"),
-    Field(description="Passed through in push notices (docs/webhooks.md); never sent upstream"),
-]
-
-
-class RequestChatBody(BaseModel):
-    """RequestChat as the upstream documents it. Unknown fields are dropped, never forwarded."""
-
-    model_config = ConfigDict(extra="ignore")
-    operationName: Literal["RequestChat"]
-    nickname: Nickname
-    subject: Subject
-    endpoint: Endpoint | None = None
-    userData: UserData | None = None
-    pushToken: PushToken | None = None
-
-
-class SendMessageBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    operationName: Literal["SendMessage"]
-    text: Text
-
-
-class NotificationBody(BaseModel):
-    """Typing notifications and Complete carry nothing but their operationName."""
-
-    model_config = ConfigDict(extra="ignore")
-    operationName: Literal["SendStartTypingNotification", "SendStopTypingNotification", "Complete"]
-
-
-ChatOperationBody = Annotated[
-    SendMessageBody | NotificationBody, Field(discriminator="operationName")
-]
-
-
-# --- Answers: what clients read. Documented for SDK generators and as examples; the reads are
-# not validated against them on the way out (they are the upstream's entries, passed through).
 
 HANDLE_EXAMPLE = "AZ4p1pe8lDq0jE7Sx1l0Yk0wq0W3U6cKcQ2nJfZxE4U8p4c7J3n0p5yAq9YfC7vDs0Q"
 
@@ -378,10 +238,25 @@ class EndEvent(BaseModel):
 
 SSE_EVENT_MODELS: tuple[type[BaseModel], ...] = (StateEvent, MessageEvent, StatusEvent, EndEvent)
 
-# The names these models had before they were documented for SDKs.
-ChatCreatedOut = ChatCreated
-StatusOut = OperationResult
-ChatOut = Chat
-ChatResourceOut = ChatResponse
-MessagesOut = MessageList
-ErrorOut = Error
+
+class Availability(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "open": False,
+                    "reason": "closed",
+                    "nextOpen": "2026-12-28T09:00:00+01:00",
+                    "statusCode": 0,
+                }
+            ]
+        }
+    )
+    open: bool
+    reason: Literal["closed", "unavailable"] | None = Field(
+        description="closed: outside business hours; unavailable: the chat service is failing"
+    )
+    nextOpen: str | None = Field(
+        description="ISO 8601 start of the next opening while closed, else null"
+    )
+    statusCode: int = 0

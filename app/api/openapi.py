@@ -14,7 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from pydantic.json_schema import models_json_schema
 
-from app.schemas import SSE_EVENT_MODELS, Error
+from app.api.answers import SSE_EVENT_MODELS, Error
 
 _ERROR_TEXT = {
     400: "Invalid input (statusCode 1: missing, 10: invalid)",
