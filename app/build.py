@@ -4,7 +4,7 @@
 without HTTP (the pollers on a fake clock) build the same runtime, so no test repeats the
 wiring by hand. The upstream transport, the bus, the clock and the random source may be handed
 in; everything else follows from the settings. It builds; it must not start anything
-(`Runtime.start`, `app/wiring.py`) nor serve HTTP (`main.py`), and nothing here runs at import
+(`Runtime.start`, `app/runtime.py`) nor serve HTTP (`main.py`), and nothing here runs at import
 time.
 """
 
@@ -19,8 +19,8 @@ import httpx
 from app.bus import Bus, TranscriptLimits, make_bus
 from app.bus.hooks import OutboxQuota
 from app.clock import SYSTEM_CLOCK, Clock, Random
-from app.config import Settings
-from app.config_hooks import webhook_keys
+from app.config.hooks import webhook_keys
+from app.config.settings import Settings
 from app.core.admission import StreamAdmission, StreamCapacity
 from app.core.fleet_view import FleetView
 from app.core.handles import HandleCodec
@@ -40,9 +40,9 @@ from app.outbox.push import PushHook
 from app.outbox.survey import KIND as SURVEY_KIND
 from app.outbox.survey import SurveyDesk
 from app.outbox.webhooks import DeliveryTuning, Dispatcher, WebhookTarget
+from app.runtime import Runtime
 from app.upstream.client import UpstreamClient
 from app.upstream.health import UpstreamHealth
-from app.wiring import Runtime
 
 log = logging.getLogger("chat_bff")
 
@@ -191,7 +191,7 @@ def _dispatcher(
     settings: Settings, bus: Bus, metrics: Metrics, clock: Clock, rand: Random
 ) -> Dispatcher:
     """The webhook delivery workers, with a target (and an outbox quota) per configured
-    webhook. Each has its own secret (config_hooks refuses a shared one)."""
+    webhook. Each has its own secret (config/hooks.py refuses a shared one)."""
     targets: dict[str, WebhookTarget] = {}
     if settings.push_webhook_url is not None and settings.push_webhook_secret is not None:
         targets[PUSH_KIND] = WebhookTarget(

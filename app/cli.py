@@ -25,13 +25,13 @@ import uvicorn
 from pydantic import SecretStr, ValidationError
 
 from app import logs
-from app.config import Settings, UnknownSettingError, describe_problem, load_settings
+from app.config.settings import Settings, UnknownSettingError, describe_problem, load_settings
 from app.edge.serving import ConnectionLimits, GuardedHttpToolsProtocol
 from app.emulator import Emulator, EmulatorConfig, create_emulator_app
 from app.emulator.pacing import DEMO, PACES, Pace, describe
 from app.main import create_app
+from app.runtime import Runtime
 from app.version import VERSION
-from app.wiring import Runtime
 
 DEMO_CONTACT_CENTER_ID = "demo-contact-center"
 

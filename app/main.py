@@ -24,7 +24,7 @@ from app.api.docs import install_docs
 from app.api.openapi import install_openapi, operation_id
 from app.build import build_runtime
 from app.bus import Bus, parse_redis_url
-from app.config import Settings, load_settings
+from app.config.settings import Settings, load_settings
 from app.edge.access import AccessLog
 from app.edge.cors import CrossOrigin, OriginPolicy
 from app.edge.error_handlers import install_error_handlers
@@ -43,8 +43,8 @@ from app.edge.static_files import (
     static_dir,
 )
 from app.routes import chats, events, health, offline, survey
+from app.runtime import Runtime
 from app.version import VERSION
-from app.wiring import Runtime
 
 log = logging.getLogger("chat_bff")
 

@@ -26,7 +26,7 @@ from app.models import Message
 from bench.conversation_model import CLASSES, MODEL, Model, Step, run_scripts
 
 POKE_S = 0.02  # a customer's send wakes the poller (app/core/poller.py POKE_COALESCE_S)
-STATE_REFRESH_S = 30.0  # app/config.py state_refresh_s
+STATE_REFRESH_S = 30.0  # app/config/parts.py state_refresh_s
 STATE_CHANGING = ("ParticipantJoined", "ParticipantLeft")
 _WHO = {"customer": "Customer", "agent": "Agent", "bot": "External"}
 _TYPES = {

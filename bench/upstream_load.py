@@ -46,7 +46,7 @@ from bench.wire import Connection, Viewer
 
 VIEWERS = (1, 5, 20)
 BASELINE_INTERVAL_S = 3.0
-# chat-bff runs with its shipped cadence (app/config.py defaults).
+# chat-bff runs with its shipped cadence (app/config/ defaults).
 POLL_INTERVAL_S = float(shipped_default("poll_ceiling_s"))
 LIVELY_GAP_S = 8.0
 # A quiet chat's gaps stretch to the ceiling over QUIET_RAMP_S after its last message

@@ -55,7 +55,7 @@ MAX_DRAIN_SPREAD_S = 3.0
 
 @dataclass(frozen=True, slots=True)
 class StreamTuning:
-    """The defaults are those of the BFF_SSE_* settings (app/config_parts.py reads them)."""
+    """The defaults are those of the BFF_SSE_* settings (app/config/parts.py reads them)."""
 
     heartbeat_s: float = 15.0
     retry_ms: int = 2000

@@ -18,7 +18,7 @@ from app.edge.limits import RateLimiter
 from app.models import ChatRef
 from app.outbox.offline import OfflineDesk
 from app.outbox.survey import SurveyDesk
-from app.wiring import Runtime
+from app.runtime import Runtime
 
 
 def _runtime(request: Request) -> Runtime:

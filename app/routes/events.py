@@ -19,7 +19,7 @@ from app.core.sse import ChatStream, EventStreamResponse
 from app.events import SSE_KINDS, event_model_name
 from app.routes.deps import ChatRefDep, ClientKeyDep, RuntimeDep
 from app.routes.params import parse_resume_point
-from app.wiring import Runtime
+from app.runtime import Runtime
 
 router = APIRouter(prefix="/api/v2", tags=["events"])
 

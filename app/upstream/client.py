@@ -44,7 +44,7 @@ log = logging.getLogger("chat_bff.upstream")
 _RETRYABLE_CODES = frozenset({12, 13, 14, 15, 16, 17})
 _CREDENTIAL_CODES = frozenset({3, 5, 20})
 
-# The client's defaults, and so those of the BFF_UPSTREAM_* settings (app/config_parts.py).
+# The client's defaults, and so those of the BFF_UPSTREAM_* settings (app/config/parts.py).
 TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 3.0
 MAX_CONNECTIONS = 40

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from app.config import Settings
+from app.config.settings import Settings
 from app.edge.cors import OriginPolicy, requested_headers
 from app.edge.paths import without_trailing_slash
 from app.main import create_app

@@ -1,10 +1,11 @@
 """Settings: every knob of the service, read once from `BFF_*` environment variables.
 
 Owns `Settings`, the one object of them all, composed of the groups (by the part that reads
-them) of `config_parts`, `config_edge` and `config_hooks`, checked at startup; and the strict
+them) of `parts.py`, `edge.py` and `hooks.py`, checked at startup; and the strict
 environment: unknown `BFF_*` names refused with the closest known one, retired ones named with
 what replaced them, `BFF_SECRETS_DIR` files. It must not be imported for its values by anything
-but `main.py` and `cli.py`: other modules receive plain values in their constructors.
+but `main.py`, `build.py` and `cli.py`: other modules receive plain values in their
+constructors.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.config_edge import EdgeSettings, IdempotencySettings, LogSettings
-from app.config_hooks import HookSettings
-from app.config_parts import (
+from app.config.edge import EdgeSettings, IdempotencySettings, LogSettings
+from app.config.hooks import HookSettings
+from app.config.parts import (
     BusSettings,
     ClientLimitSettings,
     PollSettings,
@@ -43,8 +44,8 @@ class Settings(
 ):
     """All configuration, flat: each field of each group is one `BFF_*` variable. Durations
     are seconds (`_s`), sizes bytes or characters. The groups, and which part reads each, are
-    in `config_parts` (the service), `config_edge` (the request edge, idempotency, logs) and
-    `config_hooks` (push, business hours, leave-a-message, surveys, the outbox)."""
+    in `parts.py` (the service), `edge.py` (the request edge, idempotency, logs) and `hooks.py`
+    (push, business hours, leave-a-message, surveys, the outbox)."""
 
     model_config = SettingsConfigDict(env_prefix="BFF_", extra="ignore", frozen=True)
 

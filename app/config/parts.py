@@ -1,11 +1,12 @@
 """The service's settings, grouped by the part that reads them (the request edge's are in
-`config_edge`, the hooks' in `config_hooks`); `config.Settings` inherits every group, so each
-field is a `BFF_*` variable named as before (no nesting).
+`edge.py`, the hooks' in `hooks.py`); `settings.Settings` inherits every group, so each field
+is a `BFF_*` variable named as before (no nesting).
 
 Owns each group's fields, limits and checks, and where a default comes from: a component that
 has a default of its own (a tuning dataclass, a constructor's constant) owns it, and its setting
 reads it from there (`default_of`), so every default is written once. It must not be read by
-anything but `main.py` and `cli.py`, like `config.py`: other modules get plain values.
+anything but `main.py`, `build.py` and `cli.py`, like `settings.py`: other modules get plain
+values.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The runtime object graph `build_runtime` builds (`app/build.py`), as one typed value on
+"""`Runtime`: the object graph `build_runtime` builds (`app/build.py`), as one typed value on
 `app.state.runtime`: what it starts and closes, and the drain that starts a graceful shutdown.
 
 Holds references; it starts nothing before `start`, and owns nothing but the drain task.

@@ -1,10 +1,10 @@
 """The request edge's settings, grouped by the part that reads them: handles, origins,
 proxies, bodies and request heads, the internal port; `Idempotency-Key`; the log lines.
-`config.Settings` inherits every group, so each field is a `BFF_*` variable.
+`settings.Settings` inherits every group, so each field is a `BFF_*` variable.
 
 Owns these fields, their limits and checks; a default a component owns is read from it
-(`config_parts.default_of`). It must not be read by anything but `main.py` and `cli.py`, like
-`config.py`.
+(`parts.default_of`). It must not be read by anything but `main.py`, `build.py` and `cli.py`,
+like `settings.py`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode
 
-from app.config_parts import default_of
+from app.config.parts import default_of
 from app.edge.clients import IPV6_PREFIX_LEN
 from app.edge.serving import ConnectionLimits
 

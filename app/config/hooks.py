@@ -1,11 +1,11 @@
 """Settings of the hooks: push notices, business hours, leave-a-message, post-chat surveys and
 the webhook outbox.
 
-Owns these fields of `config.Settings` (which inherits them, so they are `BFF_*` variables
+Owns these fields of `settings.Settings` (which inherits them, so they are `BFF_*` variables
 like any other) and their checks at startup: each webhook URL needs its own secret (a
 receiver holding the other's could forge its notices), secrets in the Standard Webhooks
-format, quotas per kind of notice. It must not be read by anything but `main.py` and
-`cli.py`, like `config.py`.
+format, quotas per kind of notice. It must not be read by anything but `main.py`,
+`build.py` and `cli.py`, like `settings.py`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings
 
-from app.config_parts import default_of
+from app.config.parts import default_of
 from app.outbox import hours
 from app.outbox.signing import parse_secret
 from app.outbox.webhooks import DeliveryTuning
