@@ -22,7 +22,7 @@ from typing import Any
 from app.bus.fleet import KINDS, HistogramKind, bucket_of, empty
 from app.core.schedule import Budget, fresh_spend, next_delay, quiet_after_s, spend
 from app.core.turn import Turn, next_turn
-from app.models import Message
+from app.models import TranscriptEntry
 from bench.conversation_model import CLASSES, MODEL, Model, Step, run_scripts
 
 POKE_S = 0.02  # a customer's send wakes the poller (app/core/poller.py POKE_COALESCE_S)
@@ -136,7 +136,7 @@ def simulate_bff(script: list[Step], budget: Budget, fleet: Fleet) -> Outcome:
             waiting = False
         if new:
             last_activity = now
-        messages = [Message(seen - len(new) + k + 1, p.body) for k, p in enumerate(new)]
+        messages = [TranscriptEntry(seen - len(new) + k + 1, p.body) for k, p in enumerate(new)]
         turn, observed = next_turn(turn, messages, now=now, previous_poll=previous, waiting=waiting)
         for o in observed:
             fleet.observe(o.kind, o.seconds)

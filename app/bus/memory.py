@@ -30,7 +30,7 @@ from app.bus.chats import CachedMessages, ChatRecord, Fence, TranscriptLimits, T
 from app.bus.fleet import MemoryFleetStats
 from app.bus.hooks import PushState
 from app.events import END, POKE, ChatEvent, message_event, state_event, status_event
-from app.models import ChatState, Message, UpstreamStatus
+from app.models import ChatState, TranscriptEntry, UpstreamStatus
 
 # How often expired chats are swept out, at most; reads skip expired entries regardless.
 _SWEEP_EVERY_S = 30.0
@@ -160,7 +160,7 @@ class MemoryBus(DelegatedRoles):
     async def commit(
         self,
         fence: Fence,
-        messages: Sequence[Message] = (),
+        messages: Sequence[TranscriptEntry] = (),
         *,
         state: ChatState | None = None,
         status: UpstreamStatus | None = None,
@@ -172,7 +172,7 @@ class MemoryBus(DelegatedRoles):
             return None
         entry = self._touch(fence.chat, now)
         events: list[ChatEvent] = []
-        new: list[Message] = []
+        new: list[TranscriptEntry] = []
         for message in sorted(messages, key=lambda m: m.index):
             if message.index <= entry.cursor:
                 continue
@@ -219,7 +219,7 @@ class MemoryBus(DelegatedRoles):
             readers=readers,
         )
 
-    async def messages(self, chat: str, after: int, limit: int = 1000) -> list[Message]:
+    async def messages(self, chat: str, after: int, limit: int = 1000) -> list[TranscriptEntry]:
         return (await self.transcript(chat, after, limit)).messages
 
     def _ended_retention_over(self, chat: str) -> None:

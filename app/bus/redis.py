@@ -74,7 +74,7 @@ from app.bus.chats import CachedMessages, ChatRecord, Fence, TranscriptLimits, T
 from app.bus.hooks import PushState
 from app.errors import BusUnavailableError
 from app.events import POKE, ChatEvent, EventKind, decode_events, encode_events, state_wire
-from app.models import ChatState, Message, UpstreamStatus
+from app.models import ChatState, TranscriptEntry, UpstreamStatus
 
 _POKE = encode_events([POKE])
 
@@ -224,7 +224,7 @@ class RedisBus(DelegatedRoles):
     async def commit(
         self,
         fence: Fence,
-        messages: Sequence[Message] = (),
+        messages: Sequence[TranscriptEntry] = (),
         *,
         state: ChatState | None = None,
         status: UpstreamStatus | None = None,
@@ -290,7 +290,7 @@ class RedisBus(DelegatedRoles):
             readers=readers,
         )
 
-    async def messages(self, chat: str, after: int, limit: int = 1000) -> list[Message]:
+    async def messages(self, chat: str, after: int, limit: int = 1000) -> list[TranscriptEntry]:
         if limit <= 0:
             return []
         log_key = self._key(check_chat(chat), "log")
@@ -303,7 +303,7 @@ class RedisBus(DelegatedRoles):
         out = []
         for row in rows:
             index, _, body = row.partition(":")
-            out.append(Message(int(index), raw=body))
+            out.append(TranscriptEntry(int(index), raw=body))
         return out
 
     async def transcript(self, chat: str, after: int, limit: int = 1000) -> CachedMessages:
@@ -313,7 +313,7 @@ class RedisBus(DelegatedRoles):
         out = []
         for row in cast(list[str], rows):
             index, _, body = row.partition(":")
-            out.append(Message(int(index), raw=body))
+            out.append(TranscriptEntry(int(index), raw=body))
         return CachedMessages(int(floor), out)
 
     async def claim_indexless(self, chat: str, upto: int) -> int:

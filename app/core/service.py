@@ -31,7 +31,7 @@ from app.errors import (
     UpstreamUnavailableError,
 )
 from app.events import ChatEvent, EventKind
-from app.models import JSON, ChatRef, ChatState, Message
+from app.models import JSON, ChatRef, ChatState, TranscriptEntry
 from app.upstream.client import UpstreamClient
 from app.upstream.transcript import ended_state
 
@@ -180,7 +180,7 @@ class ChatService:
         index: int | None,
         wait_s: float | None = None,
         client: str | None = None,
-    ) -> list[Message]:
+    ) -> list[TranscriptEntry]:
         """Messages with index >= `index`, waiting up to `wait_s` for one to exist. Without an
         index: those this chat's index-less readers were not given yet (our cursor).
         `client`: the reader's client key."""
@@ -215,7 +215,7 @@ class ChatService:
 
     async def read(
         self, ref: ChatRef, after: int, *, client: str | None, limit: int = 1000
-    ) -> list[Message]:
+    ) -> list[TranscriptEntry]:
         """Up to `limit` messages with index > `after`, in index order, none missing: from the
         cache, and those it no longer holds (below its floor) from the upstream."""
         found, _ = await self._read(ref, after, client, limit)
@@ -223,7 +223,7 @@ class ChatService:
 
     async def _read(
         self, ref: ChatRef, after: int, client: str | None, limit: int = 1000
-    ) -> tuple[list[Message], int]:
+    ) -> tuple[list[TranscriptEntry], int]:
         cached = await self._bus.transcript(ref.key, after, limit)
         if after >= cached.floor:
             return cached.messages, cached.floor
@@ -232,7 +232,7 @@ class ChatService:
 
     async def _history(
         self, ref: ChatRef, after: int, floor: int, client: str | None
-    ) -> list[Message]:
+    ) -> list[TranscriptEntry]:
         """The messages in (after, floor], which the cache dropped (its caps, the budget, an
         ended chat's retention): one upstream read with an explicit index, limited per
         client. Nothing when the upstream no longer knows the chat."""

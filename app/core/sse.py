@@ -31,7 +31,7 @@ from app.core.service import ChatService, chat_json
 from app.edge.serving import ABORT_EXTENSION
 from app.errors import BffError, ChatNotFoundError, describe_exception
 from app.events import CLOSE, DRAIN, HEARTBEAT, SSE_KINDS, ChatEvent, EventKind, status_data
-from app.models import ChatRef, ChatState, Message, UpstreamStatus
+from app.models import ChatRef, ChatState, TranscriptEntry, UpstreamStatus
 from app.upstream.transcript import ended_state
 
 log = logging.getLogger("chat_bff.sse")
@@ -176,7 +176,7 @@ class ChatStream:
         if self._subscription is not None:
             self._subscription.wake(CLOSE)
 
-    def _message(self, message: Message) -> bytes:
+    def _message(self, message: TranscriptEntry) -> bytes:
         self.last = message.index
         return _frame(ServerSentEvent(message.raw, event=EventKind.MESSAGE, id=str(message.index)))
 

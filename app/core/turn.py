@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from app.bus.fleet import HistogramKind
-from app.models import Message
+from app.models import TranscriptEntry
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +43,7 @@ class Observation:
     seconds: float
 
 
-def _sender(message: Message) -> str | None:
+def _sender(message: TranscriptEntry) -> str | None:
     sender = message.body.get("from")
     kind = sender.get("type") if isinstance(sender, dict) else None
     return kind if isinstance(kind, str) else None
@@ -51,7 +51,7 @@ def _sender(message: Message) -> str | None:
 
 def next_turn(
     turn: Turn,
-    messages: Iterable[Message],
+    messages: Iterable[TranscriptEntry],
     *,
     now: float,
     previous_poll: float | None,

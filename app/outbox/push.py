@@ -22,7 +22,7 @@ from app.bus.hooks import PushRecords, PushState
 from app.clock import SYSTEM_CLOCK, Clock
 from app.errors import BffError, OutboxFullError
 from app.events import ChatEvent, EventKind
-from app.models import Message
+from app.models import TranscriptEntry
 from app.outbox.webhooks import Dispatcher, Envelope, envelope
 
 log = logging.getLogger("chat_bff.push")
@@ -163,13 +163,13 @@ class PushHook:
 
     async def _unhandled(
         self, chat: str, after: int, upto: int, events: Sequence[ChatEvent]
-    ) -> list[Message]:
+    ) -> list[TranscriptEntry]:
         """Messages with after < index <= upto: from this commit's events when they cover the
         range, else from the cache (a previous holder's commits, a failed earlier attempt)."""
         committed = [e for e in events if e.kind is EventKind.MESSAGE and e.index is not None]
         if committed and (committed[0].prev or 0) <= after and (committed[-1].index or 0) >= upto:
             return [e.message for e in committed if e.index is not None and after < e.index <= upto]
-        found: list[Message] = []
+        found: list[TranscriptEntry] = []
         while after < upto:
             page = await self._bus.messages(chat, after=after, limit=_PAGE)
             if not page:

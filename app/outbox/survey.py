@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry, Counter
 from app.api.bodies import SurveyBody
 from app.bus.chats import ChatCache, ChatRecord
 from app.errors import InvalidStateError, NotConfiguredError
-from app.models import ChatRef, ChatState, Message
+from app.models import ChatRef, ChatState, TranscriptEntry
 from app.outbox.signing import utc_iso
 from app.outbox.webhooks import Dispatcher, envelope
 from app.upstream.transcript import ENDED_STATES
@@ -58,7 +58,7 @@ def survey_data(
     handle: str,
     body: SurveyBody,
     state: ChatState | None,
-    messages: Sequence[Message],
+    messages: Sequence[TranscriptEntry],
     *,
     ended: bool,
     now: float,
@@ -144,8 +144,8 @@ class SurveyDesk:
             raise InvalidStateError("This chat has its survey already")
         self.outcomes.labels("accepted").inc()
 
-    async def _transcript(self, chat: str) -> list[Message]:
-        found: list[Message] = []
+    async def _transcript(self, chat: str) -> list[TranscriptEntry]:
+        found: list[TranscriptEntry] = []
         after = 0
         while len(found) < ENTRIES_MAX:
             page = await self._bus.messages(chat, after=after)

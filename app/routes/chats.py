@@ -18,7 +18,7 @@ from app.api.openapi import INDEX_SCHEMA, errors
 from app.core.service import chat_json
 from app.edge.idempotency import admit
 from app.errors import InvalidInputError
-from app.models import Message
+from app.models import TranscriptEntry
 from app.routes.deps import (
     AdmissionDep,
     ChatRefDep,
@@ -107,7 +107,7 @@ def _answer(payload: dict[str, Any]) -> JSONResponse:
     return JSONResponse(payload, headers=NO_STORE)
 
 
-def _messages(messages: list[Message]) -> Response:
+def _messages(messages: list[TranscriptEntry]) -> Response:
     """GetMessages' answer, the cached JSON texts joined as they are (no decoding)."""
     body = '{"messages":[' + ",".join(m.raw for m in messages) + '],"statusCode":0}'
     return Response(body.encode(), media_type="application/json", headers=NO_STORE)

@@ -32,7 +32,7 @@ from app.errors import (
     UpstreamUnavailableError,
     describe_exception,
 )
-from app.models import MAX_UPSTREAM_ID_BYTES, ChatState, Message
+from app.models import MAX_UPSTREAM_ID_BYTES, ChatState, TranscriptEntry
 from app.upstream.health import UpstreamHealth
 from app.upstream.parse import decode_json, parse_set_cookies, retry_after_s
 from app.upstream.transcript import MalformedSnapshotError, normalise_chat, normalise_messages
@@ -292,7 +292,7 @@ class UpstreamClient:
 
     async def get_messages(
         self, upstream_id: str, index: int, cookies: Mapping[str, str] | None = None
-    ) -> tuple[list[Message], Answer]:
+    ) -> tuple[list[TranscriptEntry], Answer]:
         """Messages with index >= `index`. Always explicit: the index-less form moves a hidden
         cursor shared by every caller, and `index=0` returns nothing on some servers."""
         payload, set_cookies = await self._call(

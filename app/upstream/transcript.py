@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from app.models import JSON, ChatState, Message
+from app.models import JSON, ChatState, TranscriptEntry
 
 ENDED_STATES = frozenset({"Idle"})
 # Entries after which the participants or the state may have changed: the poller then re-reads
@@ -71,7 +71,7 @@ def _normalise_party(party: Any) -> JSON:
     return out
 
 
-def normalise_message(raw: Any) -> Message:
+def normalise_message(raw: Any) -> TranscriptEntry:
     if not isinstance(raw, dict):
         raise MalformedSnapshotError("message is not an object")
     index = raw.get("index")
@@ -82,14 +82,14 @@ def normalise_message(raw: Any) -> Message:
     body = clean_json(raw)
     if "from" in body and body["from"] is not None:
         body["from"] = _normalise_party(body["from"])
-    return Message(index=index, body=body)
+    return TranscriptEntry(index=index, body=body)
 
 
-def normalise_messages(raw: Any) -> list[Message]:
+def normalise_messages(raw: Any) -> list[TranscriptEntry]:
     """Messages in index order, each index once (the upstream promises that; we enforce it)."""
     if not isinstance(raw, list):
         raise MalformedSnapshotError("messages is not a list")
-    by_index: dict[int, Message] = {}
+    by_index: dict[int, TranscriptEntry] = {}
     for entry in raw:
         message = normalise_message(entry)
         by_index.setdefault(message.index, message)
@@ -118,11 +118,11 @@ def ended_state(state: ChatState) -> ChatState:
     return ChatState(state="Idle", capabilities=(), participants=state.participants)
 
 
-def after_cursor(messages: Iterable[Message], cursor: int) -> list[Message]:
+def after_cursor(messages: Iterable[TranscriptEntry], cursor: int) -> list[TranscriptEntry]:
     return [m for m in messages if m.index > cursor]
 
 
-def needs_state_refresh(new_messages: Sequence[Message]) -> bool:
+def needs_state_refresh(new_messages: Sequence[TranscriptEntry]) -> bool:
     return any(m.body.get("type") in STATE_CHANGING_TYPES for m in new_messages)
 
 

@@ -27,7 +27,7 @@ from app.core.handles import HandleCodec, chat_key
 from app.core.service import ChatRef
 from app.emulator import Emulator, EmulatorConfig, create_emulator_app
 from app.main import create_app
-from app.models import ChatState, Message
+from app.models import ChatState, TranscriptEntry
 from app.runtime import Runtime
 
 CENTER = "unit-center"
@@ -60,8 +60,8 @@ class Stack:
         )
 
 
-def message(index: int) -> Message:
-    return Message(index, {"index": index, "type": "Message", "text": f"message {index}"})
+def message(index: int) -> TranscriptEntry:
+    return TranscriptEntry(index, {"index": index, "type": "Message", "text": f"message {index}"})
 
 
 @asynccontextmanager

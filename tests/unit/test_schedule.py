@@ -26,17 +26,17 @@ from app.core.schedule import (
     spend,
 )
 from app.core.turn import Observation, Turn, next_turn
-from app.models import Message
+from app.models import TranscriptEntry
 
 B = Budget()
 COLD = empty()
 
 
-def entry(kind: str, party: str | None) -> Message:
+def entry(kind: str, party: str | None) -> TranscriptEntry:
     body: dict[str, Any] = {"index": 1, "type": kind}
     if party is not None:
         body["from"] = {"nickname": "x", "participantId": "1", "type": party}
-    return Message(1, body)
+    return TranscriptEntry(1, body)
 
 
 def warm(kind: HistogramKind, seconds: float, weight: float = 500.0) -> Histograms:
