@@ -16,8 +16,9 @@ import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from app.bus.base import Bus, Limits
+from app.bus.base import Bus
 from app.bus.chats import ChatRecord, Fence, TranscriptLimits, TranscriptMeter
+from app.bus.guards import Limits
 from app.bus.redis_url import RedisTarget, parse_redis_url
 
 if TYPE_CHECKING:

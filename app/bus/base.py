@@ -12,72 +12,19 @@ Each role is its own protocol, with its guarantees, in the module of its group:
 
 A user of the bus takes only the roles it needs (the poller: `Lease`, `ChatCache` and
 `FanOut`), so its signature says what it may touch; only the wiring holds a whole `Bus`. The
-role values are re-exported here for importers of the single-module era. This module defines
-contracts only and must not import a backend.
+values each role passes live beside it in its group's module. This module defines contracts
+only and must not import a backend.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from app.bus.chats import (
-    CachedMessages,
-    ChatCache,
-    ChatRecord,
-    Fence,
-    Interest,
-    Lease,
-    TranscriptLimits,
-    TranscriptMeter,
-)
-from app.bus.fanout import FanOut, Pokes, Subscription
+from app.bus.chats import ChatCache, Interest, Lease
+from app.bus.fanout import FanOut, Pokes
 from app.bus.fleet import FleetStats
-from app.bus.guards import (
-    IDEMPOTENCY_BUCKET_S,
-    IDEMPOTENCY_COUNT_TTL_S,
-    IdempotencyClaim,
-    IdempotencyStore,
-    Limits,
-)
-from app.bus.hooks import (
-    Claim,
-    ClaimBatch,
-    Outbox,
-    OutboxHeld,
-    OutboxItem,
-    OutboxQuota,
-    PushRecords,
-    PushState,
-)
-
-__all__ = [
-    "IDEMPOTENCY_BUCKET_S",
-    "IDEMPOTENCY_COUNT_TTL_S",
-    "Bus",
-    "CachedMessages",
-    "ChatCache",
-    "ChatRecord",
-    "Claim",
-    "ClaimBatch",
-    "FanOut",
-    "Fence",
-    "FleetStats",
-    "IdempotencyClaim",
-    "IdempotencyStore",
-    "Interest",
-    "Lease",
-    "Limits",
-    "Outbox",
-    "OutboxHeld",
-    "OutboxItem",
-    "OutboxQuota",
-    "Pokes",
-    "PushRecords",
-    "PushState",
-    "Subscription",
-    "TranscriptLimits",
-    "TranscriptMeter",
-]
+from app.bus.guards import IdempotencyStore, Limits
+from app.bus.hooks import Outbox, PushRecords
 
 
 class Bus(

@@ -16,7 +16,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from app.bus import MemoryBus
-from app.bus.base import OutboxQuota
+from app.bus.hooks import OutboxQuota
 from app.outbox.push import is_agent_text
 from app.outbox.webhooks import (
     DeliveryTuning,
