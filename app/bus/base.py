@@ -26,6 +26,15 @@ from app.bus.fleet import FleetStats
 from app.bus.guards import IdempotencyStore, Limits
 from app.bus.hooks import Outbox, PushRecords
 
+# The backends' defaults, each written once: `make_bus`, `MemoryBus` and `RedisBus` take them,
+# and the settings that set them read them from here (app/config/parts.py).
+KEY_PREFIX = "bff"  # BFF_REDIS_PREFIX: the start of every Redis key
+RETENTION_S = 86_400.0  # BFF_CACHE_RETENTION_S: a chat's record after its last write
+SUBSCRIBER_BUFFER = 256  # BFF_SSE_BUFFER_EVENTS: events queued per subscriber before a RESYNC
+OP_TIMEOUT_S = 2.0  # BFF_REDIS_TIMEOUT_S: one Redis call
+HOLDER_TTL_S = 15.0  # BFF_STREAM_COUNT_TTL_S: a dead instance's held counts stop counting
+HISTORY_HALF_LIFE_S = 3600.0  # BFF_POLL_HISTORY_HALF_LIFE_S: the fleet's histograms halve
+
 
 class Bus(
     Lease,

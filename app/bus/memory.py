@@ -25,7 +25,7 @@ from app.bus._limits_memory import MemoryLimits
 from app.bus._outbox_memory import MemoryOutbox
 from app.bus._parts import DelegatedRoles
 from app.bus._transcripts import MemoryTranscripts
-from app.bus.base import Bus
+from app.bus.base import HISTORY_HALF_LIFE_S, RETENTION_S, SUBSCRIBER_BUFFER, Bus
 from app.bus.chats import CachedMessages, ChatRecord, Fence, TranscriptLimits, TranscriptMeter
 from app.bus.fleet import MemoryFleetStats
 from app.bus.hooks import PushState
@@ -64,11 +64,11 @@ class MemoryBus(DelegatedRoles):
     def __init__(
         self,
         *,
-        retention_s: float = 86400,
-        subscriber_buffer: int = 256,
+        retention_s: float = RETENTION_S,
+        subscriber_buffer: int = SUBSCRIBER_BUFFER,
         transcripts: TranscriptLimits | None = None,
         meter: TranscriptMeter | None = None,
-        history_half_life_s: float = 3600.0,
+        history_half_life_s: float = HISTORY_HALF_LIFE_S,
     ) -> None:
         self._retention_s = retention_s
         self._fleet = MemoryFleetStats(history_half_life_s)

@@ -18,6 +18,14 @@ from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_valida
 from pydantic_settings import BaseSettings
 
 from app.bus import TranscriptLimits, parse_redis_url
+from app.bus.base import (
+    HISTORY_HALF_LIFE_S,
+    HOLDER_TTL_S,
+    KEY_PREFIX,
+    OP_TIMEOUT_S,
+    RETENTION_S,
+    SUBSCRIBER_BUFFER,
+)
 from app.core.poller import PollerTuning
 from app.core.registry import READER_WINDOW_S
 from app.core.schedule import Budget
@@ -65,8 +73,8 @@ class BusSettings(BaseSettings):
     """Redis (or the in-process bus) and what it keeps: read by `bus.make_bus`."""
 
     redis_url: str | None = Field(default=None, description="Unset: one process, in-memory bus")
-    redis_prefix: str = "bff"
-    redis_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    redis_prefix: str = KEY_PREFIX
+    redis_timeout_s: float = Field(default=OP_TIMEOUT_S, gt=0, le=60)
     redis_failover_wait_s: float = Field(
         default=12.0,
         ge=0,
@@ -75,13 +83,13 @@ class BusSettings(BaseSettings):
         "503 (a Sentinel or Cluster failover of up to 10 s passes unnoticed)",
     )
     stream_count_ttl_s: float = Field(
-        default=15.0,
+        default=HOLDER_TTL_S,
         ge=1,
         le=600,
         description="Stream counts of an instance that died without closing them stop "
         "counting towards the per-IP and per-chat limits after this",
     )
-    cache_retention_s: float = Field(default=86_400.0, gt=0)
+    cache_retention_s: float = Field(default=RETENTION_S, gt=0)
     # -- bounded transcripts (issue 18): the upstream keeps them whole -------------------
     transcript_max_messages: int = Field(
         default=TranscriptLimits.max_messages,
@@ -155,7 +163,7 @@ class PollSettings(BaseSettings):
         description="Longest gap between polls while someone watches",
     )
     poll_history_half_life_s: float = Field(
-        default=3600.0,
+        default=HISTORY_HALF_LIFE_S,
         gt=0,
         description="The fleet's histograms of reply and join times halve their weight this "
         "often (they follow the time of day)",
@@ -214,7 +222,7 @@ class StreamSettings(BaseSettings):
     sse_heartbeat_s: float = Field(default=default_of(StreamTuning, "heartbeat_s"), gt=0, le=15)
     sse_retry_ms: int = Field(default=default_of(StreamTuning, "retry_ms"), ge=100)
     sse_send_timeout_s: float = Field(default=default_of(StreamTuning, "send_timeout_s"), gt=0)
-    sse_buffer_events: int = Field(default=256, ge=8)
+    sse_buffer_events: int = Field(default=SUBSCRIBER_BUFFER, ge=8)
     long_poll_max_s: float = Field(default=30.0, gt=0, le=60)
     shutdown_grace_s: float = Field(default=5.0, ge=0)
     max_streams: int = Field(

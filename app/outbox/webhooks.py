@@ -25,6 +25,7 @@ from typing import Protocol
 
 import httpx
 
+from app.bus.base import RETENTION_S
 from app.bus.hooks import Claim, ClaimBatch, Outbox, OutboxHeld, OutboxItem, OutboxQuota
 from app.clock import SYSTEM_CLOCK, Clock, Random
 from app.errors import BffError, OutboxFullError, describe_exception
@@ -74,7 +75,8 @@ class DeliveryTuning:
     timeout_s: float = 5.0
     retry_min_s: float = 1.0
     retry_max_s: float = 300.0
-    done_ttl_s: float = 86_400.0
+    # Delivered ids are remembered as long as the cache keeps a chat (BFF_CACHE_RETENTION_S).
+    done_ttl_s: float = RETENTION_S
     poll_s: float = 1.0
     batch: int = 16
     restarts: Backoff = RESTARTS
