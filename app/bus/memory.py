@@ -19,13 +19,14 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from app.bus import base
 from app.bus._hub import LocalHub, LocalSubscription, check_chat
 from app.bus._idempotency_memory import MemoryIdempotency
 from app.bus._limits_memory import MemoryLimits
 from app.bus._outbox_memory import MemoryOutbox
 from app.bus._parts import DelegatedRoles
 from app.bus._transcripts import MemoryTranscripts
-from app.bus.base import HISTORY_HALF_LIFE_S, RETENTION_S, SUBSCRIBER_BUFFER, Bus
+from app.bus.base import Bus
 from app.bus.chats import CachedMessages, ChatRecord, Fence, TranscriptLimits, TranscriptMeter
 from app.bus.fleet import MemoryFleetStats
 from app.bus.hooks import PushState
@@ -64,11 +65,11 @@ class MemoryBus(DelegatedRoles):
     def __init__(
         self,
         *,
-        retention_s: float = RETENTION_S,
-        subscriber_buffer: int = SUBSCRIBER_BUFFER,
+        retention_s: float = base.RETENTION_S,
+        subscriber_buffer: int = base.SUBSCRIBER_BUFFER,
         transcripts: TranscriptLimits | None = None,
         meter: TranscriptMeter | None = None,
-        history_half_life_s: float = HISTORY_HALF_LIFE_S,
+        history_half_life_s: float = base.HISTORY_HALF_LIFE_S,
     ) -> None:
         self._retention_s = retention_s
         self._fleet = MemoryFleetStats(history_half_life_s)

@@ -54,7 +54,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from app.bus import _scripts
+from app.bus import _scripts, base
 from app.bus._budget import TranscriptBudget
 from app.bus._calls import Calls
 from app.bus._connect import make_clients
@@ -69,15 +69,7 @@ from app.bus._parts import DelegatedRoles
 from app.bus._pubsub import PubSubFanOut
 from app.bus._push_redis import RedisPushRecords
 from app.bus._routing import router_for
-from app.bus.base import (
-    HISTORY_HALF_LIFE_S,
-    HOLDER_TTL_S,
-    KEY_PREFIX,
-    OP_TIMEOUT_S,
-    RETENTION_S,
-    SUBSCRIBER_BUFFER,
-    Bus,
-)
+from app.bus.base import Bus
 from app.bus.chats import CachedMessages, ChatRecord, Fence, TranscriptLimits, TranscriptMeter
 from app.bus.hooks import PushState
 from app.errors import BusUnavailableError
@@ -100,12 +92,12 @@ class RedisBus(DelegatedRoles):
         self,
         url: str = "redis://127.0.0.1:6379/0",
         *,
-        prefix: str = KEY_PREFIX,
-        retention_s: float = RETENTION_S,
-        subscriber_buffer: int = SUBSCRIBER_BUFFER,
-        op_timeout_s: float = OP_TIMEOUT_S,
+        prefix: str = base.KEY_PREFIX,
+        retention_s: float = base.RETENTION_S,
+        subscriber_buffer: int = base.SUBSCRIBER_BUFFER,
+        op_timeout_s: float = base.OP_TIMEOUT_S,
         failover_wait_s: float = 0.0,
-        holder_ttl_s: float = HOLDER_TTL_S,
+        holder_ttl_s: float = base.HOLDER_TTL_S,
         client_name: str = "chat-bff",
         keepalive_s: float = 5.0,
         reconnect_min_s: float = 0.05,
@@ -113,7 +105,7 @@ class RedisBus(DelegatedRoles):
         on_error: Callable[[], None] | None = None,
         transcripts: TranscriptLimits | None = None,
         meter: TranscriptMeter | None = None,
-        history_half_life_s: float = HISTORY_HALF_LIFE_S,
+        history_half_life_s: float = base.HISTORY_HALF_LIFE_S,
     ) -> None:
         if not prefix or "{" in prefix or "}" in prefix:
             raise ValueError("invalid key prefix")
