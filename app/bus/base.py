@@ -11,7 +11,7 @@ Each role is its own protocol, with its guarantees, in the module of its group:
 * `fleet`: `FleetStats` (decayed histograms of reply and join times).
 
 A user of the bus takes only the roles it needs (the poller: `Lease`, `ChatCache` and
-`FanOut`), so its signature says what it may touch; only the wiring holds a whole `Bus`. The
+`FanOut`), so its signature says what it may touch; only the runtime holds a whole `Bus`. The
 values each role passes live beside it in its group's module. This module defines contracts
 only and must not import a backend.
 """

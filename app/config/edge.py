@@ -31,8 +31,9 @@ def _split(value: object) -> object:
 
 
 class EdgeSettings(BaseSettings):
-    """The request edge: handles (`security`), origins (`cors`), proxies (`proxy_trust`),
-    bodies (`http`), request heads (`serving`), the internal port (`ports`), the page at /."""
+    """The request edge: handles (`core.handles`), origins (`edge.cors`), proxies
+    (`edge.proxy_trust`, `edge.clients`), bodies (`edge.guard`), request heads (`edge.serving`),
+    the internal port (`edge.ports`), the page at /."""
 
     secret_key: SecretStr = Field(
         description="Seals chat handles. Comma-separated: the first seals, all open (rotation)."

@@ -18,7 +18,7 @@ from app.errors import RateLimitedError
 
 
 class RateLimiter:
-    """A token bucket per key (a client key, `security.client_key`): `burst` at once,
+    """A token bucket per key (a client key, `clients.client_key`): `burst` at once,
     `per_minute` sustained."""
 
     def __init__(self, limits: Limits, name: str, per_minute: float, burst: int) -> None:

@@ -17,9 +17,9 @@ Two guards, both needed:
 * `rewritten_by_server`: for servers that wrap the app themselves (gunicorn's uvicorn worker
   builds its Config around an app it loaded itself): with no trusted proxy, an address that
   the request's own `X-Forwarded-For` names was (or may have been) taken from that header, so
-  it is not believed (`security.ClientAddress`).
+  it is not believed (`clients.ClientAddress`).
 
-It must not decide what a client is (that is `security.py`).
+It must not decide what a client is (that is `clients.py`).
 """
 
 from __future__ import annotations

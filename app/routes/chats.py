@@ -1,6 +1,6 @@
 """The upstream-compatible REST routes: RequestChat, chat operations, chat and message reads.
 
-Thin: validates input (via `schemas`), applies per-IP limits, calls `ChatService`, and shapes
+Thin: validates input (`app.api.bodies`), applies per-IP limits, calls `ChatService`, and shapes
 answers exactly like the upstream's, with the handle wherever an id appears.
 """
 

@@ -1,7 +1,7 @@
 """`GET /api/v2/chats/{handle}/events`: the chat as a Server-Sent Events stream.
 
-Thin: checks the resume point, has the stream admitted (`admission.StreamAdmission`), then
-hands over to `sse.ChatStream`.
+Thin: checks the resume point, has the stream admitted (`core.admission.StreamAdmission`), then
+hands over to `core.sse.ChatStream`.
 """
 
 from __future__ import annotations
