@@ -1,10 +1,10 @@
 """Cross-origin answers for browsers: preflights, CORS headers, and the 403 for foreign origins.
 
 Owns the origin policy (`OriginPolicy`) and what a browser on another origin is told, for
-every path. An allowed origin may send
-any request header it likes (none is forwarded upstream). One listed by name (or our own host)
-may send credentials: chat-bff sets no cookie and trusts none, so allowing them grants
-nothing, and the origin is echoed, as browsers require. An origin allowed only by `*` is
+every path. An allowed origin may send any request header it likes (none is forwarded
+upstream). One listed by name (or our own host) may send credentials: chat-bff sets no cookie
+and trusts none, so allowing them grants nothing, and the origin is echoed, as browsers
+require. An origin allowed only by `*` is
 answered `*` without credentials: a wildcard must not vouch for any page's credentials. The
 `null` origin is never allowed. A foreign origin gets a JSON 403 in the upstream's error shape
 on every preflight and on every API request.
