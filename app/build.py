@@ -4,7 +4,7 @@
 without HTTP (the pollers on a fake clock) build the same runtime, so no test repeats the
 wiring by hand. The upstream transport, the bus, the clock and the random source may be handed
 in; everything else follows from the settings. It builds; it must not start anything
-(`Runtime.start`, `app/wiring.py`) nor serve HTTP (`main.py`), and nothing here runs at import
+(`Runtime.start`, `app/runtime.py`) nor serve HTTP (`main.py`), and nothing here runs at import
 time.
 """
 
@@ -16,32 +16,33 @@ import random
 
 import httpx
 
-from app.admission import StreamAdmission, StreamCapacity
 from app.bus import Bus, TranscriptLimits, make_bus
 from app.bus.hooks import OutboxQuota
 from app.clock import SYSTEM_CLOCK, Clock, Random
-from app.config import Settings
-from app.config_hooks import webhook_keys
-from app.fleet_view import FleetView
-from app.hours import parse as parse_business_hours
-from app.limits import ConcurrencyLimiter, RateLimiter
+from app.config.hooks import webhook_keys
+from app.config.settings import Settings
+from app.core.admission import StreamAdmission, StreamCapacity
+from app.core.fleet_view import FleetView
+from app.core.handles import HandleCodec
+from app.core.poller import PollerTuning
+from app.core.registry import Keepalive, PollerRegistry
+from app.core.schedule import Budget
+from app.core.service import ChatService
+from app.core.sse import MAX_DRAIN_SPREAD_S, StreamHub, StreamTuning
+from app.edge.clients import ClientAddress
+from app.edge.limits import ConcurrencyLimiter, RateLimiter
 from app.metrics import Metrics
-from app.offline import KIND as OFFLINE_KIND
-from app.offline import OfflineDesk
-from app.poller import PollerTuning
-from app.push import KIND as PUSH_KIND
-from app.push import PushHook
-from app.registry import Keepalive, PollerRegistry
-from app.schedule import Budget
-from app.security import ClientAddress, HandleCodec
-from app.service import ChatService
-from app.sse import MAX_DRAIN_SPREAD_S, StreamHub, StreamTuning
-from app.survey import KIND as SURVEY_KIND
-from app.survey import SurveyDesk
-from app.upstream import UpstreamClient
-from app.upstream_health import UpstreamHealth
-from app.webhooks import DeliveryTuning, Dispatcher, WebhookTarget
-from app.wiring import Runtime
+from app.outbox.hours import parse as parse_business_hours
+from app.outbox.offline import KIND as OFFLINE_KIND
+from app.outbox.offline import OfflineDesk
+from app.outbox.push import KIND as PUSH_KIND
+from app.outbox.push import PushHook
+from app.outbox.survey import KIND as SURVEY_KIND
+from app.outbox.survey import SurveyDesk
+from app.outbox.webhooks import DeliveryTuning, Dispatcher, WebhookTarget
+from app.runtime import Runtime
+from app.upstream.client import UpstreamClient
+from app.upstream.health import UpstreamHealth
 
 log = logging.getLogger("chat_bff")
 
@@ -157,7 +158,7 @@ def build_runtime(
         client_address=ClientAddress(
             settings.trusted_proxies, ipv6_prefix_len=settings.ipv6_prefix_len
         ),
-        # Fleet-wide through the bus (one limit for N instances); see app/limits.py.
+        # Fleet-wide through the bus (one limit for N instances); see app/edge/limits.py.
         create_limiter=RateLimiter(
             the_bus, "create-ip", settings.chat_create_per_minute, settings.chat_create_burst
         ),
@@ -190,7 +191,7 @@ def _dispatcher(
     settings: Settings, bus: Bus, metrics: Metrics, clock: Clock, rand: Random
 ) -> Dispatcher:
     """The webhook delivery workers, with a target (and an outbox quota) per configured
-    webhook. Each has its own secret (config_hooks refuses a shared one)."""
+    webhook. Each has its own secret (config/hooks.py refuses a shared one)."""
     targets: dict[str, WebhookTarget] = {}
     if settings.push_webhook_url is not None and settings.push_webhook_secret is not None:
         targets[PUSH_KIND] = WebhookTarget(

@@ -25,13 +25,13 @@ import uvicorn
 from pydantic import SecretStr, ValidationError
 
 from app import logs
-from app.config import Settings, UnknownSettingError, describe_problem, load_settings
+from app.config.settings import Settings, UnknownSettingError, describe_problem, load_settings
+from app.edge.serving import ConnectionLimits, GuardedHttpToolsProtocol
 from app.emulator import Emulator, EmulatorConfig, create_emulator_app
 from app.emulator.pacing import DEMO, PACES, Pace, describe
 from app.main import create_app
-from app.serving import ConnectionLimits, GuardedHttpToolsProtocol
+from app.runtime import Runtime
 from app.version import VERSION
-from app.wiring import Runtime
 
 DEMO_CONTACT_CENTER_ID = "demo-contact-center"
 
@@ -79,12 +79,12 @@ def _server(
     """`trusted_proxies` (BFF_TRUSTED_PROXIES): only from these peers does uvicorn believe
     X-Forwarded-Proto and X-Forwarded-For, so the scheme of any URL built from a request (and
     the client address) is the one the proxy saw; from anyone else they are ignored.
-    `limits`: the connection guards of app/serving.py."""
+    `limits`: the connection guards of app/edge/serving.py."""
     config = uvicorn.Config(
         app,  # type: ignore[arg-type]
         host=host,
         port=port,
-        # Request deadlines, header limits and closes that cannot linger (app/serving.py).
+        # Request deadlines, header limits and closes that cannot linger (app/edge/serving.py).
         http=GuardedHttpToolsProtocol.with_limits(limits or ConnectionLimits()),
         log_level="info",
         # Our handler (app/logs.py) formats uvicorn's lines too; its own access log is off
@@ -124,7 +124,7 @@ def serve(args: argparse.Namespace) -> int:
     if settings.internal_port is None:
         server.run()
         return 0
-    # Both ports on one server, one app: app/ports.py tells them apart by the socket.
+    # Both ports on one server, one app: app/edge/ports.py tells them apart by the socket.
     try:
         sockets = [_bind(args.host, args.port), _bind(args.host, settings.internal_port)]
     except OSError as error:

@@ -20,21 +20,15 @@
     +-- OverloadedError               503  statusCode 12, Retry-After (this instance is full)
 
 Messages are ours and generic: nothing the upstream said, and no secret, reaches a client.
+FastAPI's handlers that answer with `error_response` are `app/edge/error_handlers.py`; this
+module imports no other of ours, so every package can raise these.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
-from app.paths import allowed_methods
-
-log = logging.getLogger("chat_bff.errors")
 
 
 class BffError(Exception):
@@ -175,64 +169,6 @@ def error_response(error: BffError) -> JSONResponse:
     return JSONResponse(
         error_body(error.status_code, error.message), status_code=error.http_status, headers=headers
     )
-
-
-def _describe_validation(exc: RequestValidationError) -> InvalidInputError:
-    errors = exc.errors()
-    if not errors:
-        return InvalidInputError()
-    first = errors[0]
-    kind = first.get("type")
-    if kind == "json_invalid":
-        return InvalidInputError("Body is not valid JSON")
-    if kind == "union_tag_not_found":
-        return InvalidInputError("operationName: is required", missing=True)
-    if kind == "union_tag_invalid":
-        return InvalidInputError("operationName: unknown operation")
-    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
-    # Discriminated unions put the tag name into the location; it says nothing to a client.
-    loc = [p for p in loc if p not in ("SendMessage", "RequestChat", "function-after[]")]
-    where = ".".join(loc) or "body"
-    missing = first.get("type") == "missing"
-    message = f"{where}: is required" if missing else f"{where}: {first.get('msg', 'invalid')}"
-    return InvalidInputError(message[:300], missing=missing)
-
-
-def _route(request: Request) -> str:
-    # The route template, never the path: a path holds the chat handle, a bearer credential.
-    return str(getattr(request.scope.get("route"), "path", "unmatched"))
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    async def on_bff_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, BffError)
-        if exc.http_status >= 500:
-            log.warning("%s %s -> %s: %s", request.method, _route(request), exc.http_status, exc)
-        return error_response(exc)
-
-    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
-        return error_response(_describe_validation(exc))
-
-    async def on_http(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, StarletteHTTPException)
-        status = exc.status_code
-        code = {404: 6, 405: 3}.get(status, 10 if status < 500 else 4)
-        message = {404: "Not found", 405: "Method not allowed"}.get(status, "Request failed")
-        headers = dict(exc.headers or {})
-        allowed = allowed_methods(request.app, request.scope) if status == 405 else []
-        if allowed:  # RFC 9110: a 405 says what is allowed, for every route at this path
-            headers["Allow"] = ", ".join(allowed)
-        return JSONResponse(error_body(code, message), status_code=status, headers=headers)
-
-    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, _route(request))
-        return error_response(BffError())
-
-    app.add_exception_handler(BffError, on_bff_error)
-    app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(StarletteHTTPException, on_http)
-    app.add_exception_handler(Exception, on_unexpected)
 
 
 # -- describing failures in logs ------------------------------------------------------------

@@ -3,10 +3,10 @@ bus, and which kinds a client sees on its stream under which SSE name.
 
 Owns `EventKind`, `ChatEvent`, the builders the memory bus commits with, the bus wire format
 (`encode_events`, `decode_events`; the Redis COMMIT script in `bus/_scripts.py` writes the same
-bytes, which `tests/bus/test_event_wire.py` checks) and `SSE_KINDS`, the names `sse.py`, the
-routes and the OpenAPI document use. A new event type for clients is a kind and a builder
-here, its branch in the COMMIT script, its documented payload in `schemas.py` (held to
-`SSE_KINDS` by a test) and its handling in the widget; `sse.py` sends it as its data.
+bytes, which `tests/bus/test_event_wire.py` checks) and `SSE_KINDS`, the names `core/sse.py`,
+the routes and the OpenAPI document use. A new event type for clients is a kind and a builder
+here, its branch in the COMMIT script, its documented payload in `api/answers.py` (held to
+`SSE_KINDS` by a test) and its handling in the widget; `core/sse.py` sends it as its data.
 It must not do I/O or know HTTP: it describes events, it does not deliver them.
 """
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, cast
 
-from app.models import JSON, ChatState, Message, UpstreamStatus, encode
+from app.models import JSON, ChatState, TranscriptEntry, UpstreamStatus, encode
 
 
 class EventKind(StrEnum):
@@ -49,7 +49,7 @@ SSE_KINDS: tuple[EventKind, ...] = (
 
 
 def event_model_name(kind: EventKind) -> str:
-    """The OpenAPI schema documenting one SSE event of `kind` (`app/schemas.py`)."""
+    """The OpenAPI schema documenting one SSE event of `kind` (`app/api/answers.py`)."""
     return f"{kind.value.capitalize()}Event"
 
 
@@ -60,7 +60,7 @@ class ChatEvent:
     `index` is the upstream index for `message` events and None otherwise; `prev` is the index
     of the message stored just before it (0 for the first), so a subscriber that saw a different
     last index knows it missed something and re-reads the cache. `raw` is a message event's
-    `data` as JSON text (`Message.raw`), encoded once for every stream that sends it.
+    `data` as JSON text (`TranscriptEntry.raw`), encoded once for every stream that sends it.
     """
 
     kind: EventKind
@@ -70,15 +70,15 @@ class ChatEvent:
     raw: str | None = field(default=None, compare=False, repr=False)
 
     @property
-    def message(self) -> Message:
+    def message(self) -> TranscriptEntry:
         """A `message` event's entry."""
-        return Message(cast(int, self.index), self.data, raw=self.raw)
+        return TranscriptEntry(cast(int, self.index), self.data, raw=self.raw)
 
 
 # -- builders: what a commit publishes -----------------------------------------------------
 
 
-def message_event(message: Message, prev: int) -> ChatEvent:
+def message_event(message: TranscriptEntry, prev: int) -> ChatEvent:
     return ChatEvent(
         EventKind.MESSAGE, message.body, index=message.index, prev=prev, raw=message.raw
     )
@@ -109,8 +109,8 @@ CLOSE = ChatEvent(EventKind.CLOSE)
 #
 # One commit's events are one JSON list; each event `{"k": kind, "i": index, "p": prev,
 # "d": data}`, with "i" and "p" for messages only. A message's `d` is its JSON text as stored
-# (`Message.raw`); any other `d` is canonical JSON (sorted keys), the form in which the COMMIT
-# script receives a state and compares it with the one it holds.
+# (`TranscriptEntry.raw`); any other `d` is canonical JSON (sorted keys), the form in which
+# the COMMIT script receives a state and compares it with the one it holds.
 
 
 def canonical(value: Any) -> str:

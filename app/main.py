@@ -20,23 +20,21 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from sse_starlette.sse import AppStatus
 from starlette.routing import Route
 
-from app.access import AccessLog
+from app.api.docs import install_docs
+from app.api.openapi import install_openapi, operation_id
 from app.build import build_runtime
 from app.bus import Bus, parse_redis_url
-from app.config import Settings, load_settings
-from app.cors import CrossOrigin
-from app.docs import install_docs
-from app.errors import install_error_handlers
-from app.http import ApiGuard, ResponsePolicy
-from app.idempotency import IdempotencyGuard, IdempotencyPolicy, install_idempotency_docs
-from app.idempotency_keys import Retention
-from app.openapi import install_openapi, operation_id
-from app.paths import TrailingSlash
-from app.ports import PortSplit
-from app.proxy_trust import adopt_in_uvicorn
-from app.routes import chats, events, health, offline, survey
-from app.security import OriginPolicy
-from app.static_files import (
+from app.config.settings import Settings, load_settings
+from app.edge.access import AccessLog
+from app.edge.cors import CrossOrigin, OriginPolicy
+from app.edge.error_handlers import install_error_handlers
+from app.edge.guard import ApiGuard, ResponsePolicy
+from app.edge.idempotency import IdempotencyGuard, IdempotencyPolicy, install_idempotency_docs
+from app.edge.idempotency_keys import Retention
+from app.edge.paths import TrailingSlash
+from app.edge.ports import PortSplit
+from app.edge.proxy_trust import adopt_in_uvicorn
+from app.edge.static_files import (
     DEMO_PAGE,
     HASHED_CACHE,
     PLAIN_CACHE,
@@ -44,8 +42,9 @@ from app.static_files import (
     content_hash,
     static_dir,
 )
+from app.routes import chats, events, health, offline, survey
+from app.runtime import Runtime
 from app.version import VERSION
-from app.wiring import Runtime
 
 log = logging.getLogger("chat_bff")
 

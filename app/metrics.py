@@ -21,7 +21,6 @@ from prometheus_client import (
 )
 from prometheus_client.registry import Collector
 
-from app.bus.hooks import OutboxHeld
 from app.version import VERSION
 
 
@@ -195,9 +194,10 @@ class Metrics:
     def refused(self, kind: str, limit: str) -> None:
         self.outbox_refused.labels(kind, limit).inc()
 
-    def held(self, kind: str, held: OutboxHeld) -> None:
-        self.outbox_items.labels(kind).set(held.items)
-        self.outbox_bytes.labels(kind).set(held.bytes)
+    def held(self, kind: str, items: int, nbytes: int) -> None:
+        # Plain figures, not the bus's `OutboxHeld`: metrics sit below every package.
+        self.outbox_items.labels(kind).set(items)
+        self.outbox_bytes.labels(kind).set(nbytes)
 
     def _limits(self) -> None:
         """What the caps of issue 18 hold and refuse (docs/SECURITY.md, "Limits")."""
@@ -243,7 +243,7 @@ class Metrics:
         if messages:
             self.transcript_evictions.labels(reason).inc(messages)
 
-    # -- admission's AdmissionMeter (app/admission.py) --
+    # -- admission's AdmissionMeter (app/core/admission.py) --
     def stream_opened(self) -> None:
         self.sse_streams.inc()
 

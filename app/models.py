@@ -2,7 +2,7 @@
 
 Owns the normalised shapes of a transcript entry and a chat's state, and the one identity of a
 chat (`ChatRef`) passed from the route down to its poller. Holds no I/O, no upstream wire
-parsing (that is `transcript.py`) and no events (`events.py`).
+parsing (that is `upstream/transcript.py`) and no events (`events.py`).
 """
 
 from __future__ import annotations
@@ -14,14 +14,20 @@ from typing import Any, cast
 
 JSON = dict[str, Any]
 
+# The longest upstream chat id a `ChatRef` carries: what a handle seals (`HandleCodec`), and
+# so what the upstream client accepts from a RequestChat answer.
+MAX_UPSTREAM_ID_BYTES = 200
+
 
 def encode(value: Any) -> str:
     """The one JSON text of a value that caches store and answers carry."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-class Message:
-    """One transcript entry; `body` is the upstream entry as clients see it (with `index`).
+class TranscriptEntry:
+    """One transcript entry (a message, a join, a typing notice, ...): `body` is the upstream
+    entry as clients see it (with `index`). Not the API's schema of it (`app.api.answers.Message`)
+    nor the emulator's (`app.emulator.state.EmulatorMessage`).
 
     Caches keep it as its JSON text (`raw`) and answers carry that text as it is: a cached
     dict per message is work for every young-generation collection (thousands of chats'
@@ -50,7 +56,7 @@ class Message:
         return self._raw
 
     def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Message):
+        if not isinstance(other, TranscriptEntry):
             return NotImplemented
         if self.index != other.index:
             return False
@@ -62,7 +68,7 @@ class Message:
         return hash(self.index)
 
     def __repr__(self) -> str:
-        return f"Message(index={self.index!r}, body={self.body!r})"
+        return f"TranscriptEntry(index={self.index!r}, body={self.body!r})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -117,9 +117,9 @@ def start_bff(upstream_url: str, **extra: str) -> ServerProcess:
 
 
 def shipped_default(name: str) -> Any:
-    """A setting's default as chat-bff ships it (app/config.py): scenarios measure the
+    """A setting's default as chat-bff ships it (app/config/): scenarios measure the
     defaults and say which they were, rather than pin values of their own."""
-    from app.config import Settings
+    from app.config.settings import Settings
 
     return Settings.model_fields[name].default
 

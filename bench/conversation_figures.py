@@ -29,9 +29,9 @@ POLL_SETTINGS = (
 
 
 def schedule_settings() -> dict[str, Any]:
-    """The poll settings chat-bff ships with (app/config.py), those this build has: scenarios
+    """The poll settings chat-bff ships with (app/config/), those this build has: scenarios
     measure the defaults and say which they were, rather than pin values of their own."""
-    from app.config import Settings
+    from app.config.settings import Settings
 
     fields = Settings.model_fields
     return {name: fields[name].default for name in POLL_SETTINGS if name in fields}

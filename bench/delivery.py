@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.security import HandleCodec
+from app.core.handles import HandleCodec
 from bench.agents import (
     UPSTREAM_HEADERS,
     DirectPoller,

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.security import HandleCodec
+from app.core.handles import HandleCodec
 from bench.agents import create_many_upstream
 from bench.common import (
     SECRET_KEY,

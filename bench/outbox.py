@@ -21,7 +21,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from app.bus import Bus, MemoryBus, RedisBus
-from app.bus.base import OutboxItem, OutboxQuota
+from app.bus.hooks import OutboxItem, OutboxQuota
 
 QUOTA = OutboxQuota(max_items=10_000_000, max_bytes=1 << 40)
 PAYLOAD = "x" * 400  # about a push notice

@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 import redis
 
-from app.security import chat_key
+from app.core.handles import chat_key
 from bench.agents import Talker, create_many
 from bench.common import (
     RedisServer,

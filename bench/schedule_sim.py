@@ -4,7 +4,7 @@ instead of minutes of conversation. Beside it, a client polling state + messages
 seconds at a random phase (the bench's baseline (a)).
 
 Pure: no I/O, no clock. The poller's loop is replayed with the same pure functions it calls
-(`app.schedule.next_turn`, `next_delay`, `spend`), the upstream's answers synthesised from the
+(`app.core.schedule.next_turn`, `next_delay`, `spend`), the upstream's answers synthesised from the
 script as the emulator writes them, the fleet's histograms learned as the chats go. What it
 leaves out: network and scheduling time (a few ms per read) and the fleet snapshot's 10 s
 cache. It shows where a schedule spends and loses before a bench run proves it on servers;
@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.bus.fleet import KINDS, HistogramKind, bucket_of, empty
-from app.models import Message
-from app.schedule import Budget, fresh_spend, next_delay, quiet_after_s, spend
-from app.turn import Turn, next_turn
+from app.core.schedule import Budget, fresh_spend, next_delay, quiet_after_s, spend
+from app.core.turn import Turn, next_turn
+from app.models import TranscriptEntry
 from bench.conversation_model import CLASSES, MODEL, Model, Step, run_scripts
 
-POKE_S = 0.02  # a customer's send wakes the poller (app/poller.py POKE_COALESCE_S)
-STATE_REFRESH_S = 30.0  # app/config.py state_refresh_s
+POKE_S = 0.02  # a customer's send wakes the poller (app/core/poller.py POKE_COALESCE_S)
+STATE_REFRESH_S = 30.0  # app/config/parts.py state_refresh_s
 STATE_CHANGING = ("ParticipantJoined", "ParticipantLeft")
 _WHO = {"customer": "Customer", "agent": "Agent", "bot": "External"}
 _TYPES = {
@@ -136,7 +136,7 @@ def simulate_bff(script: list[Step], budget: Budget, fleet: Fleet) -> Outcome:
             waiting = False
         if new:
             last_activity = now
-        messages = [Message(seen - len(new) + k + 1, p.body) for k, p in enumerate(new)]
+        messages = [TranscriptEntry(seen - len(new) + k + 1, p.body) for k, p in enumerate(new)]
         turn, observed = next_turn(turn, messages, now=now, previous_poll=previous, waiting=waiting)
         for o in observed:
             fleet.observe(o.kind, o.seconds)

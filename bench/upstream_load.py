@@ -23,7 +23,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from app.schedule import QUIET_RAMP_S
+from app.core.schedule import QUIET_RAMP_S
 from bench.agents import (
     AppReader,
     DirectPoller,
@@ -46,11 +46,11 @@ from bench.wire import Connection, Viewer
 
 VIEWERS = (1, 5, 20)
 BASELINE_INTERVAL_S = 3.0
-# chat-bff runs with its shipped cadence (app/config.py defaults).
+# chat-bff runs with its shipped cadence (app/config/ defaults).
 POLL_INTERVAL_S = float(shipped_default("poll_ceiling_s"))
 LIVELY_GAP_S = 8.0
 # A quiet chat's gaps stretch to the ceiling over QUIET_RAMP_S after its last message
-# (app/schedule.py); counted after that.
+# (app/core/schedule.py); counted after that.
 QUIET_SETTLE_S = 2 * QUIET_RAMP_S + 5.0
 
 

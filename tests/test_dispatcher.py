@@ -17,8 +17,8 @@ from app.bus import MemoryBus
 from app.bus.hooks import ClaimBatch, OutboxQuota
 from app.clock import SystemClock
 from app.metrics import Metrics
+from app.outbox.webhooks import DeliveryTuning, Dispatcher, WebhookTarget, envelope, parse_secret
 from app.supervision import Backoff
-from app.webhooks import DeliveryTuning, Dispatcher, WebhookTarget, envelope, parse_secret
 from tests.webhook_receiver import Receiver
 
 FAST = DeliveryTuning(timeout_s=2, retry_min_s=0.05, retry_max_s=0.2, poll_s=0.05)

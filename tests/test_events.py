@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import get_args
 
+from app.api.answers import SSE_EVENT_MODELS
 from app.events import (
     END,
     POKE,
@@ -17,14 +18,13 @@ from app.events import (
     state_event,
     status_event,
 )
-from app.models import ChatState, Message, UpstreamStatus
-from app.schemas import SSE_EVENT_MODELS
+from app.models import ChatState, TranscriptEntry, UpstreamStatus
 
 
 def test_the_wire_format_reads_back_what_it_wrote() -> None:
     state = ChatState("Chatting", ("SendMessage",), ({"type": "Agent", "nickname": "Ann ✓"},))
     events = [
-        message_event(Message(4, {"index": 4, "type": "Text", "text": "a\nb"}), 2),
+        message_event(TranscriptEntry(4, {"index": 4, "type": "Text", "text": "a\nb"}), 2),
         state_event(state),
         status_event(UpstreamStatus.DEGRADED),
         END,

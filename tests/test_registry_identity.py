@@ -13,13 +13,13 @@ import pytest
 from pydantic import SecretStr
 
 from app.bus import MemoryBus
+from app.core.handles import HandleCodec
+from app.core.poller import PollerTuning
+from app.core.registry import Keepalive, PollerRegistry
+from app.core.schedule import Budget
 from app.emulator import Emulator, EmulatorConfig, create_emulator_app
 from app.models import ChatRef
-from app.poller import PollerTuning
-from app.registry import Keepalive, PollerRegistry
-from app.schedule import Budget
-from app.security import HandleCodec
-from app.upstream import UpstreamClient
+from app.upstream.client import UpstreamClient
 
 CENTER = "identity-center"
 

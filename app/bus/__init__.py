@@ -16,8 +16,17 @@ import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from app.bus.base import Bus, Limits
+from app.bus.base import (
+    HISTORY_HALF_LIFE_S,
+    HOLDER_TTL_S,
+    KEY_PREFIX,
+    OP_TIMEOUT_S,
+    RETENTION_S,
+    SUBSCRIBER_BUFFER,
+    Bus,
+)
 from app.bus.chats import ChatRecord, Fence, TranscriptLimits, TranscriptMeter
+from app.bus.guards import Limits
 from app.bus.redis_url import RedisTarget, parse_redis_url
 
 if TYPE_CHECKING:
@@ -51,16 +60,16 @@ def __getattr__(name: str) -> Any:
 def make_bus(
     url: str | None,
     *,
-    prefix: str = "bff",
-    retention_s: float = 86400,
-    subscriber_buffer: int = 256,
-    op_timeout_s: float = 2.0,
+    prefix: str = KEY_PREFIX,
+    retention_s: float = RETENTION_S,
+    subscriber_buffer: int = SUBSCRIBER_BUFFER,
+    op_timeout_s: float = OP_TIMEOUT_S,
     failover_wait_s: float = 0.0,
-    holder_ttl_s: float = 15.0,
+    holder_ttl_s: float = HOLDER_TTL_S,
     on_error: Callable[[], None] | None = None,
     transcripts: TranscriptLimits | None = None,
     meter: TranscriptMeter | None = None,
-    history_half_life_s: float = 3600.0,
+    history_half_life_s: float = HISTORY_HALF_LIFE_S,
 ) -> Bus:
     """Build the bus for `url` (None: in-process). Nothing connects until first use."""
     if url is None:

@@ -6,7 +6,7 @@ script reads them together on a Cluster, decayed on the server's clock.
     <prefix>:{fleet}:hist:<kind>   hash: b0..bN (decayed weights), at (server seconds of the
                                    last decay); expires after ten half-lives without news
 
-It must not know what the times mean (`app/schedule.py` does) nor keep anything per chat.
+It must not know what the times mean (`app/core/schedule.py` does) nor keep anything per chat.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from app.bus.chats import CachedMessages, TranscriptLimits, TranscriptMeter
-from app.models import Message
+from app.models import TranscriptEntry
 
 
 def text_bytes(raw: str) -> int:
@@ -66,11 +66,11 @@ class ChatLog:
             del self.indices[:count], self.raws[:count], self.sizes[:count]
         return count
 
-    def after(self, after: int, limit: int) -> list[Message]:
+    def after(self, after: int, limit: int) -> list[TranscriptEntry]:
         start = bisect.bisect_right(self.indices, after)
         end = start + limit
         return [
-            Message(index, raw=raw)
+            TranscriptEntry(index, raw=raw)
             for index, raw in zip(self.indices[start:end], self.raws[start:end], strict=True)
         ]
 
@@ -118,7 +118,7 @@ class MemoryTranscripts:
         self._ends: dict[str, float] = {}  # ended chat -> when its messages go
         self._budget = LogBudget(caps.budget_bytes)
 
-    def append(self, chat: str, messages: Iterable[Message]) -> None:
+    def append(self, chat: str, messages: Iterable[TranscriptEntry]) -> None:
         """New messages of `chat` (above its cursor, in index order), then its caps."""
         log = self._logs.get(chat)
         if log is None:

@@ -11,73 +11,29 @@ Each role is its own protocol, with its guarantees, in the module of its group:
 * `fleet`: `FleetStats` (decayed histograms of reply and join times).
 
 A user of the bus takes only the roles it needs (the poller: `Lease`, `ChatCache` and
-`FanOut`), so its signature says what it may touch; only the wiring holds a whole `Bus`. The
-role values are re-exported here for importers of the single-module era. This module defines
-contracts only and must not import a backend.
+`FanOut`), so its signature says what it may touch; only the runtime holds a whole `Bus`. The
+values each role passes live beside it in its group's module. This module defines contracts
+only and must not import a backend.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from app.bus.chats import (
-    CachedMessages,
-    ChatCache,
-    ChatRecord,
-    Fence,
-    Interest,
-    Lease,
-    TranscriptLimits,
-    TranscriptMeter,
-)
-from app.bus.fanout import FanOut, Pokes, Subscription
+from app.bus.chats import ChatCache, Interest, Lease
+from app.bus.fanout import FanOut, Pokes
 from app.bus.fleet import FleetStats
-from app.bus.guards import (
-    IDEMPOTENCY_BUCKET_S,
-    IDEMPOTENCY_COUNT_TTL_S,
-    IdempotencyClaim,
-    IdempotencyStore,
-    Limits,
-)
-from app.bus.hooks import (
-    Claim,
-    ClaimBatch,
-    Outbox,
-    OutboxHeld,
-    OutboxItem,
-    OutboxQuota,
-    PushRecords,
-    PushState,
-)
+from app.bus.guards import IdempotencyStore, Limits
+from app.bus.hooks import Outbox, PushRecords
 
-__all__ = [
-    "IDEMPOTENCY_BUCKET_S",
-    "IDEMPOTENCY_COUNT_TTL_S",
-    "Bus",
-    "CachedMessages",
-    "ChatCache",
-    "ChatRecord",
-    "Claim",
-    "ClaimBatch",
-    "FanOut",
-    "Fence",
-    "FleetStats",
-    "IdempotencyClaim",
-    "IdempotencyStore",
-    "Interest",
-    "Lease",
-    "Limits",
-    "Outbox",
-    "OutboxHeld",
-    "OutboxItem",
-    "OutboxQuota",
-    "Pokes",
-    "PushRecords",
-    "PushState",
-    "Subscription",
-    "TranscriptLimits",
-    "TranscriptMeter",
-]
+# The backends' defaults, each written once: `make_bus`, `MemoryBus` and `RedisBus` take them,
+# and the settings that set them read them from here (app/config/parts.py).
+KEY_PREFIX = "bff"  # BFF_REDIS_PREFIX: the start of every Redis key
+RETENTION_S = 86_400.0  # BFF_CACHE_RETENTION_S: a chat's record after its last write
+SUBSCRIBER_BUFFER = 256  # BFF_SSE_BUFFER_EVENTS: events queued per subscriber before a RESYNC
+OP_TIMEOUT_S = 2.0  # BFF_REDIS_TIMEOUT_S: one Redis call
+HOLDER_TTL_S = 15.0  # BFF_STREAM_COUNT_TTL_S: a dead instance's held counts stop counting
+HISTORY_HALF_LIFE_S = 3600.0  # BFF_POLL_HISTORY_HALF_LIFE_S: the fleet's histograms halve
 
 
 class Bus(

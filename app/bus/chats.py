@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from app.events import ChatEvent
-from app.models import ChatState, Message, UpstreamStatus
+from app.models import ChatState, TranscriptEntry, UpstreamStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +93,7 @@ class CachedMessages:
     chat's retention); those above it, up to the chat's cursor, are all here."""
 
     floor: int
-    messages: list[Message]
+    messages: list[TranscriptEntry]
 
 
 class Lease(Protocol):
@@ -149,7 +149,7 @@ class ChatCache(Protocol):
     async def commit(
         self,
         fence: Fence,
-        messages: Sequence[Message] = (),
+        messages: Sequence[TranscriptEntry] = (),
         *,
         state: ChatState | None = None,
         status: UpstreamStatus | None = None,
@@ -158,7 +158,7 @@ class ChatCache(Protocol):
 
     async def record(self, chat: str) -> ChatRecord: ...
 
-    async def messages(self, chat: str, after: int, limit: int = 1000) -> list[Message]: ...
+    async def messages(self, chat: str, after: int, limit: int = 1000) -> list[TranscriptEntry]: ...
 
     async def transcript(self, chat: str, after: int, limit: int = 1000) -> CachedMessages: ...
 

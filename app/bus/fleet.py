@@ -3,7 +3,7 @@
 Owns the `FleetStats` contract, the buckets (log-spaced edges, `HISTOGRAM_EDGES_S`) and the
 implementation in the process (`MemoryFleetStats`); the one on Redis is `_fleet_redis`.
 Weights halve every `half_life_s`, so the histograms follow the time of day. It must not know
-what the times mean for polling (`app/schedule.py` does), keep anything per chat, nor import
+what the times mean for polling (`app/core/schedule.py` does), keep anything per chat, nor import
 redis (the memory bus must run without it).
 """
 

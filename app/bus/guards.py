@@ -1,9 +1,9 @@
 """The bus's guard roles: what keeps clients from overloading the service or repeating work.
 
 * `Limits`: abuse limits (token buckets, holder counts, bounded sets) the fleet shares; what
-  each limit means is `app/limits.py`'s and the routes'.
+  each limit means is `app/edge/limits.py`'s and the routes'.
 * `IdempotencyStore`: requests made once across the fleet (`Idempotency-Key`,
-  `app/idempotency.py`), bounded per client and in total.
+  `app/edge/idempotency.py`), bounded per client and in total.
 
 Contracts only; it must not do I/O nor import a backend (`_limits_*` and `_idempotency_*`
 implement them for each bus).

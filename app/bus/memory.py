@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from app.bus import base
 from app.bus._hub import LocalHub, LocalSubscription, check_chat
 from app.bus._idempotency_memory import MemoryIdempotency
 from app.bus._limits_memory import MemoryLimits
@@ -30,7 +31,7 @@ from app.bus.chats import CachedMessages, ChatRecord, Fence, TranscriptLimits, T
 from app.bus.fleet import MemoryFleetStats
 from app.bus.hooks import PushState
 from app.events import END, POKE, ChatEvent, message_event, state_event, status_event
-from app.models import ChatState, Message, UpstreamStatus
+from app.models import ChatState, TranscriptEntry, UpstreamStatus
 
 # How often expired chats are swept out, at most; reads skip expired entries regardless.
 _SWEEP_EVERY_S = 30.0
@@ -64,11 +65,11 @@ class MemoryBus(DelegatedRoles):
     def __init__(
         self,
         *,
-        retention_s: float = 86400,
-        subscriber_buffer: int = 256,
+        retention_s: float = base.RETENTION_S,
+        subscriber_buffer: int = base.SUBSCRIBER_BUFFER,
         transcripts: TranscriptLimits | None = None,
         meter: TranscriptMeter | None = None,
-        history_half_life_s: float = 3600.0,
+        history_half_life_s: float = base.HISTORY_HALF_LIFE_S,
     ) -> None:
         self._retention_s = retention_s
         self._fleet = MemoryFleetStats(history_half_life_s)
@@ -160,7 +161,7 @@ class MemoryBus(DelegatedRoles):
     async def commit(
         self,
         fence: Fence,
-        messages: Sequence[Message] = (),
+        messages: Sequence[TranscriptEntry] = (),
         *,
         state: ChatState | None = None,
         status: UpstreamStatus | None = None,
@@ -172,7 +173,7 @@ class MemoryBus(DelegatedRoles):
             return None
         entry = self._touch(fence.chat, now)
         events: list[ChatEvent] = []
-        new: list[Message] = []
+        new: list[TranscriptEntry] = []
         for message in sorted(messages, key=lambda m: m.index):
             if message.index <= entry.cursor:
                 continue
@@ -219,7 +220,7 @@ class MemoryBus(DelegatedRoles):
             readers=readers,
         )
 
-    async def messages(self, chat: str, after: int, limit: int = 1000) -> list[Message]:
+    async def messages(self, chat: str, after: int, limit: int = 1000) -> list[TranscriptEntry]:
         return (await self.transcript(chat, after, limit)).messages
 
     def _ended_retention_over(self, chat: str) -> None:

@@ -54,7 +54,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from app.bus import _scripts
+from app.bus import _scripts, base
 from app.bus._budget import TranscriptBudget
 from app.bus._calls import Calls
 from app.bus._connect import make_clients
@@ -74,7 +74,7 @@ from app.bus.chats import CachedMessages, ChatRecord, Fence, TranscriptLimits, T
 from app.bus.hooks import PushState
 from app.errors import BusUnavailableError
 from app.events import POKE, ChatEvent, EventKind, decode_events, encode_events, state_wire
-from app.models import ChatState, Message, UpstreamStatus
+from app.models import ChatState, TranscriptEntry, UpstreamStatus
 
 _POKE = encode_events([POKE])
 
@@ -92,12 +92,12 @@ class RedisBus(DelegatedRoles):
         self,
         url: str = "redis://127.0.0.1:6379/0",
         *,
-        prefix: str = "bff",
-        retention_s: float = 86400,
-        subscriber_buffer: int = 256,
-        op_timeout_s: float = 2.0,
+        prefix: str = base.KEY_PREFIX,
+        retention_s: float = base.RETENTION_S,
+        subscriber_buffer: int = base.SUBSCRIBER_BUFFER,
+        op_timeout_s: float = base.OP_TIMEOUT_S,
         failover_wait_s: float = 0.0,
-        holder_ttl_s: float = 15.0,
+        holder_ttl_s: float = base.HOLDER_TTL_S,
         client_name: str = "chat-bff",
         keepalive_s: float = 5.0,
         reconnect_min_s: float = 0.05,
@@ -105,7 +105,7 @@ class RedisBus(DelegatedRoles):
         on_error: Callable[[], None] | None = None,
         transcripts: TranscriptLimits | None = None,
         meter: TranscriptMeter | None = None,
-        history_half_life_s: float = 3600.0,
+        history_half_life_s: float = base.HISTORY_HALF_LIFE_S,
     ) -> None:
         if not prefix or "{" in prefix or "}" in prefix:
             raise ValueError("invalid key prefix")
@@ -224,7 +224,7 @@ class RedisBus(DelegatedRoles):
     async def commit(
         self,
         fence: Fence,
-        messages: Sequence[Message] = (),
+        messages: Sequence[TranscriptEntry] = (),
         *,
         state: ChatState | None = None,
         status: UpstreamStatus | None = None,
@@ -290,7 +290,7 @@ class RedisBus(DelegatedRoles):
             readers=readers,
         )
 
-    async def messages(self, chat: str, after: int, limit: int = 1000) -> list[Message]:
+    async def messages(self, chat: str, after: int, limit: int = 1000) -> list[TranscriptEntry]:
         if limit <= 0:
             return []
         log_key = self._key(check_chat(chat), "log")
@@ -303,7 +303,7 @@ class RedisBus(DelegatedRoles):
         out = []
         for row in rows:
             index, _, body = row.partition(":")
-            out.append(Message(int(index), raw=body))
+            out.append(TranscriptEntry(int(index), raw=body))
         return out
 
     async def transcript(self, chat: str, after: int, limit: int = 1000) -> CachedMessages:
@@ -313,7 +313,7 @@ class RedisBus(DelegatedRoles):
         out = []
         for row in cast(list[str], rows):
             index, _, body = row.partition(":")
-            out.append(Message(int(index), raw=body))
+            out.append(TranscriptEntry(int(index), raw=body))
         return CachedMessages(int(floor), out)
 
     async def claim_indexless(self, chat: str, upto: int) -> int:

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.docs import install_docs
+from app.api.docs import install_docs
 from app.emulator.control import CONTROL_PREFIX, control_router
 from app.emulator.core import Emulator
 from app.emulator.gate import UpstreamGate

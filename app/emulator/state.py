@@ -46,7 +46,10 @@ class Participant:
 
 
 @dataclass
-class Message:
+class EmulatorMessage:
+    """One entry of a chat's transcript as the emulated upstream holds it (rendered into the
+    upstream's JSON on the way out); chat-bff's own is `app.models.TranscriptEntry`."""
+
     index: int
     type: str
     sender: Participant
@@ -85,7 +88,7 @@ class Chat:
     last_activity: float
     """time.monotonic() of the last upstream request for this chat (or of its creation)."""
     state: str = WAITING_FOR_AGENT
-    transcript: list[Message] = field(default_factory=list)
+    transcript: list[EmulatorMessage] = field(default_factory=list)
     present: list[Participant] = field(default_factory=list)
     hidden_cursor: int = 0
     """Highest index already handed to index-less GetMessages callers (shared by all)."""
@@ -106,9 +109,9 @@ class Chat:
 
     # -- transcript -------------------------------------------------------------------------
 
-    def post(self, type_: str, sender: Participant, text: str | None = None) -> Message:
+    def post(self, type_: str, sender: Participant, text: str | None = None) -> EmulatorMessage:
         stamp = int(time.time() * 1000) if self.timestamps else None
-        message = Message(len(self.transcript) + 1, type_, sender, text, stamp)
+        message = EmulatorMessage(len(self.transcript) + 1, type_, sender, text, stamp)
         self.transcript.append(message)
         return message
 
@@ -135,26 +138,26 @@ class Chat:
 
     # -- customer side ----------------------------------------------------------------------
 
-    def customer_text(self, text: str) -> Message:
+    def customer_text(self, text: str) -> EmulatorMessage:
         return self.post("Text", self.customer, text)
 
-    def customer_typing(self, started: bool) -> Message:
+    def customer_typing(self, started: bool) -> EmulatorMessage:
         return self.post("TypingStarted" if started else "TypingStopped", self.customer)
 
-    def complete(self) -> Message:
+    def complete(self) -> EmulatorMessage:
         """The customer ends the chat (Complete)."""
         self.customer_completed = True
         self.completed_while_waiting = self.state == WAITING_FOR_AGENT
         return self._customer_leaves()
 
-    def disconnect_customer(self) -> Message:
+    def disconnect_customer(self) -> EmulatorMessage:
         """The platform drops a customer who stopped polling."""
         if not self.customer_present or not self.live:
             raise ChatStateError("the customer is not in a live chat")
         self.customer_disconnected = True
         return self._customer_leaves()
 
-    def _customer_leaves(self) -> Message:
+    def _customer_leaves(self) -> EmulatorMessage:
         self.present.remove(self.customer)
         self.state = IDLE
         return self.post("ParticipantLeft", self.customer)
@@ -170,7 +173,7 @@ class Chat:
         # Documented misbehaviour: a Complete sent while waiting is undone by the join.
         return self.completed_while_waiting and not self.agent_joined_ever
 
-    def agent_join(self) -> Message:
+    def agent_join(self) -> EmulatorMessage:
         if not self.agent_can_join:
             raise ChatStateError("the agent cannot join this chat now")
         self.agent_joined_ever = True
@@ -184,15 +187,15 @@ class Chat:
         if live and not self.live:
             raise ChatStateError("the chat is over")
 
-    def agent_text(self, text: str) -> Message:
+    def agent_text(self, text: str) -> EmulatorMessage:
         self._require_agent()
         return self.post("Text", self.agent, text)
 
-    def agent_typing(self, started: bool) -> Message:
+    def agent_typing(self, started: bool) -> EmulatorMessage:
         self._require_agent()
         return self.post("TypingStarted" if started else "TypingStopped", self.agent)
 
-    def agent_leave(self) -> Message:
+    def agent_leave(self) -> EmulatorMessage:
         self._require_agent(live=False)
         self.present.remove(self.agent)
         self.state = IDLE
@@ -208,21 +211,21 @@ class Chat:
         self.state = IDLE
         return self.last_index
 
-    def bot_text(self, text: str) -> Message:
+    def bot_text(self, text: str) -> EmulatorMessage:
         if not self.live:
             raise ChatStateError("the chat is over")
         return self.post("Text", self.bot, text)
 
-    def notice(self, text: str) -> Message:
+    def notice(self, text: str) -> EmulatorMessage:
         return self.post("Notice", self.external, text)
 
     # -- reads ------------------------------------------------------------------------------
 
-    def messages_from(self, index: int) -> list[Message]:
+    def messages_from(self, index: int) -> list[EmulatorMessage]:
         """Messages with index >= `index` (the documented GetMessages?index=N)."""
         return self.transcript[max(index, 1) - 1 :]
 
-    def take_unread(self) -> list[Message]:
+    def take_unread(self) -> list[EmulatorMessage]:
         """Index-less GetMessages: what no index-less caller got yet; moves the shared cursor."""
         unread = self.transcript[self.hidden_cursor :]
         self.hidden_cursor = self.last_index
@@ -250,7 +253,7 @@ class Chat:
             "statusCode": 0,
         }
 
-    def render_messages(self, messages: list[Message]) -> dict[str, Any]:
+    def render_messages(self, messages: list[EmulatorMessage]) -> dict[str, Any]:
         return {"messages": [m.render(self.numeric_ids) for m in messages], "statusCode": 0}
 
     def control_view(self, now: float, requests: int) -> dict[str, Any]:

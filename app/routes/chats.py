@@ -1,6 +1,6 @@
 """The upstream-compatible REST routes: RequestChat, chat operations, chat and message reads.
 
-Thin: validates input (via `schemas`), applies per-IP limits, calls `ChatService`, and shapes
+Thin: validates input (`app.api.bodies`), applies per-IP limits, calls `ChatService`, and shapes
 answers exactly like the upstream's, with the handle wherever an id appears.
 """
 
@@ -12,10 +12,13 @@ from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import WithJsonSchema
 
+from app.api.answers import ChatCreated, ChatResponse, MessageList, OperationResult
+from app.api.bodies import ChatOperationBody, RequestChatBody, SendMessageBody
+from app.api.openapi import INDEX_SCHEMA, errors
+from app.core.service import chat_json
+from app.edge.idempotency import admit
 from app.errors import InvalidInputError
-from app.idempotency import admit
-from app.models import Message
-from app.openapi import INDEX_SCHEMA, errors
+from app.models import TranscriptEntry
 from app.routes.deps import (
     AdmissionDep,
     ChatRefDep,
@@ -27,16 +30,6 @@ from app.routes.deps import (
     ServiceDep,
 )
 from app.routes.params import parse_index, parse_wait
-from app.schemas import (
-    ChatCreated,
-    ChatOperationBody,
-    ChatResponse,
-    MessageList,
-    OperationResult,
-    RequestChatBody,
-    SendMessageBody,
-)
-from app.service import chat_json
 
 # The errors each route can really answer (403: a browser from a foreign origin, anywhere
 # under /api/; 413/415: bodies, so POSTs only; 503: the bus, anywhere).
@@ -114,7 +107,7 @@ def _answer(payload: dict[str, Any]) -> JSONResponse:
     return JSONResponse(payload, headers=NO_STORE)
 
 
-def _messages(messages: list[Message]) -> Response:
+def _messages(messages: list[TranscriptEntry]) -> Response:
     """GetMessages' answer, the cached JSON texts joined as they are (no decoding)."""
     body = '{"messages":[' + ",".join(m.raw for m in messages) + '],"statusCode":0}'
     return Response(body.encode(), media_type="application/json", headers=NO_STORE)
@@ -140,7 +133,7 @@ MESSAGES_DESCRIPTION = (
     "Without `index`: the messages this chat's index-less readers were not given yet."
 )
 # Parsed by app/routes/params.py (400 on a bad value, in the upstream's shape); documented
-# as the numbers they are, with the maximum `wait` filled in from the settings (app/openapi.py).
+# as the numbers they are, with the maximum `wait` filled in from the settings (app/api/openapi.py).
 IndexQuery = Annotated[
     str | None,
     Query(description="Messages with index >= this; 0 or 1 means the whole transcript"),

@@ -11,14 +11,14 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
-from app.admission import StreamAdmission
-from app.limits import RateLimiter
+from app.core.admission import StreamAdmission
+from app.core.handles import HANDLE_PATTERN
+from app.core.service import ChatService
+from app.edge.limits import RateLimiter
 from app.models import ChatRef
-from app.offline import OfflineDesk
-from app.security import HANDLE_PATTERN
-from app.service import ChatService
-from app.survey import SurveyDesk
-from app.wiring import Runtime
+from app.outbox.offline import OfflineDesk
+from app.outbox.survey import SurveyDesk
+from app.runtime import Runtime
 
 
 def _runtime(request: Request) -> Runtime:

@@ -1,7 +1,7 @@
 """`GET /api/v2/chats/{handle}/events`: the chat as a Server-Sent Events stream.
 
-Thin: checks the resume point, has the stream admitted (`admission.StreamAdmission`), then
-hands over to `sse.ChatStream`.
+Thin: checks the resume point, has the stream admitted (`core.admission.StreamAdmission`), then
+hands over to `core.sse.ChatStream`.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from starlette.datastructures import Headers, QueryParams
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
+from app.api.openapi import INDEX_SCHEMA, errors
+from app.core.sse import ChatStream, EventStreamResponse
 from app.events import SSE_KINDS, event_model_name
-from app.openapi import INDEX_SCHEMA, errors
 from app.routes.deps import ChatRefDep, ClientKeyDep, RuntimeDep
 from app.routes.params import parse_resume_point
-from app.sse import ChatStream, EventStreamResponse
-from app.wiring import Runtime
+from app.runtime import Runtime
 
 router = APIRouter(prefix="/api/v2", tags=["events"])
 
@@ -41,7 +41,7 @@ reconnects with `Last-Event-ID` by itself.
 
 
 # Each event of the stream as an object: its `event:` name, its `id:` where it has one, and
-# its `data:` (JSON). The schemas are added to the components by app/openapi.py, so SDK
+# its `data:` (JSON). The schemas are added to the components by app/api/openapi.py, so SDK
 # generators make models of them; the body itself is documented as the text it is, so a
 # generated client reads it as text instead of parsing a stream as one JSON document.
 EVENT_FRAME_SCHEMA = {

@@ -1,6 +1,6 @@
 """Liveness, readiness and metrics endpoints for load balancers and Prometheus.
 
-Thin: readiness reads the upstream's health (`upstream_health.UpstreamHealth`: a recent answer
+Thin: readiness reads the upstream's health (`upstream.health.UpstreamHealth`: a recent answer
 says enough) and otherwise waits briefly for the client's shared probe; it never calls the
 upstream itself nor records what it learnt (the client does).
 """
@@ -13,8 +13,8 @@ from typing import Any
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from app.api.openapi import RETRY_AFTER
 from app.errors import BffError
-from app.openapi import RETRY_AFTER
 from app.routes.deps import RuntimeDep
 
 router = APIRouter(tags=["operations"])

@@ -11,11 +11,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse
 
-from app.idempotency import admit
-from app.idempotency_keys import parse_key
-from app.offline import Availability, OfflineMessageBody
+from app.api.answers import Availability, Error, OperationResult
+from app.api.bodies import OfflineMessageBody
+from app.edge.idempotency import admit
+from app.edge.idempotency_keys import parse_key
 from app.routes.deps import ClientKeyDep, CreateLimitDep, OfflineDep
-from app.schemas import ErrorOut, StatusOut
 
 router = APIRouter(prefix="/api/v2", tags=["offline"])
 
@@ -34,7 +34,7 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         507: "Too many left messages are waiting for delivery (statusCode 13): the operator's "
         "receiver has been failing. No Retry-After: retrying soon does not help",
     }
-    return {s: {"model": ErrorOut, "description": text[s]} for s in statuses}
+    return {s: {"model": Error, "description": text[s]} for s in statuses}
 
 
 @router.get(
@@ -56,7 +56,7 @@ async def get_availability(offline: OfflineDep) -> JSONResponse:
 @router.post(
     "/offline-messages",
     status_code=202,
-    response_model=StatusOut,
+    response_model=OperationResult,
     responses=_errors(400, 403, 413, 415, 429, 503, 507),
     summary="LeaveMessage",
     description=(
@@ -76,12 +76,12 @@ async def leave_message(
     request: Request,
     response: Response,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-) -> StatusOut:
-    # The one parser of the header (app/idempotency_keys.py): the same key, quoted or bare,
+) -> OperationResult:
+    # The one parser of the header (app/edge/idempotency_keys.py): the same key, quoted or bare,
     # is the same outbox item.
     key = None if idempotency_key is None else parse_key(idempotency_key)
     await limiter.hit(client)
     admit(request.scope)
     await offline.leave(body, key)
     response.headers.update(NO_STORE)
-    return StatusOut()
+    return OperationResult()

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from app.api.answers import OperationResult
+from app.api.bodies import COMMENT_MAX, SurveyBody
+from app.api.openapi import errors
+from app.edge.idempotency import admit
 from app.errors import NotConfiguredError
-from app.idempotency import admit
-from app.openapi import errors
 from app.routes.deps import ChatRefDep, ClientKeyDep, SendLimitDep, SurveyDep
-from app.schemas import StatusOut
-from app.survey import COMMENT_MAX, SurveyBody
 
 router = APIRouter(prefix="/api/v2", tags=["chats"])
 
@@ -23,7 +23,7 @@ NO_STORE = {"Cache-Control": "no-store"}
 @router.post(
     "/chats/{handle}/survey",
     status_code=202,
-    response_model=StatusOut,
+    response_model=OperationResult,
     # 409: the chat is not over yet, or has its survey already.
     # 507: the survey outbox holds its quota (BFF_SURVEY_OUTBOX_MAX, _BYTES).
     responses=errors(400, 403, 404, 409, 413, 415, 429, 503, 507),
@@ -44,11 +44,11 @@ async def rate_chat(
     client: ClientKeyDep,
     request: Request,
     response: Response,
-) -> StatusOut:
+) -> OperationResult:
     await limiter.hit(client)
     admit(request.scope)  # from here, an Idempotency-Key's refusal is a final answer
     if desk is None:
         raise NotConfiguredError("Surveys are not available")
     await desk.take(ref, body)
     response.headers.update(NO_STORE)
-    return StatusOut()
+    return OperationResult()

@@ -10,8 +10,8 @@ import re
 import pytest
 from playwright.sync_api import Page, Request, Route, expect
 
+from app.edge.idempotency_keys import parse_key
 from app.emulator.agent import REPLIES
-from app.idempotency_keys import parse_key
 from harness.emulator import EmulatorControl
 from harness.servers import ServerProcess
 from tests.browser.widget import (

@@ -13,13 +13,13 @@ import pytest
 
 from app.bus import RedisBus
 from app.events import EventKind
-from app.models import Message
+from app.models import TranscriptEntry
 from harness.topologies import ClusterGroup
 from tests.bus.support import drain, take
 
 
-def msgs(*indices: int) -> list[Message]:
-    return [Message(i, {"index": i, "text": f"m{i}"}) for i in indices]
+def msgs(*indices: int) -> list[TranscriptEntry]:
+    return [TranscriptEntry(i, {"index": i, "text": f"m{i}"}) for i in indices]
 
 
 @pytest.fixture

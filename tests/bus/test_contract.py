@@ -14,7 +14,7 @@ from app.bus.chats import CachedMessages, TranscriptLimits
 from app.bus.hooks import ClaimBatch, OutboxHeld, OutboxItem, OutboxQuota
 from app.errors import OutboxFullError
 from app.events import ChatEvent, EventKind
-from app.models import ChatState, Message, UpstreamStatus
+from app.models import ChatState, TranscriptEntry, UpstreamStatus
 from tests.bus.support import BusFactory, drain, take
 
 TTL = 0.3
@@ -24,8 +24,8 @@ def new_chat() -> str:
     return secrets.token_hex(16)
 
 
-def msgs(*indices: int, tag: str = "") -> list[Message]:
-    return [Message(i, {"index": i, "type": "text", "text": f"m{i}{tag}"}) for i in indices]
+def msgs(*indices: int, tag: str = "") -> list[TranscriptEntry]:
+    return [TranscriptEntry(i, {"index": i, "type": "text", "text": f"m{i}{tag}"}) for i in indices]
 
 
 STATE = ChatState("Connected", ("SendMessage", "Complete"), ({"id": "7", "type": "Agent"},))
@@ -369,10 +369,10 @@ async def test_message_bodies_round_trip_exactly(bus: Bus) -> None:
         "text": 'héllo "quoted" \\ {braces} :colon: \u2603',
         "nested": {"list": [1, None, True, {}], "empty": []},
     }
-    events = await bus.commit(fence, [Message(1, body)])
+    events = await bus.commit(fence, [TranscriptEntry(1, body)])
     assert events is not None
     assert events[0].data == body
-    assert await bus.messages(chat, 0) == [Message(1, body)]
+    assert await bus.messages(chat, 0) == [TranscriptEntry(1, body)]
 
 
 async def test_unknown_chat_reads_empty(bus: Bus) -> None:
@@ -549,7 +549,7 @@ async def test_reader_presence_is_fleet_wide_and_expires(make: BusFactory) -> No
     # Presence is independent of the cached chat: it survives nothing but its expiry.
     fence = await a.acquire(seen, 5)
     assert fence is not None
-    await a.commit(fence, [Message(1, {"index": 1, "type": "Text"})])
+    await a.commit(fence, [TranscriptEntry(1, {"index": 1, "type": "Text"})])
     await b.note_reader(seen, 5)
     record = await a.record(seen)
     assert record.readers and record.cursor == 1
@@ -742,12 +742,12 @@ async def test_outbox_hands_out_the_earliest_due_first(make: BusFactory) -> None
 # -- bounded transcripts (issue 18) -----------------------------------------------------------
 
 
-def sized(index: int, nbytes: int) -> Message:
+def sized(index: int, nbytes: int) -> TranscriptEntry:
     """A message whose JSON text is exactly `nbytes` bytes (UTF-8: 'é' is two)."""
     head = json.dumps({"index": index, "type": "Text", "text": ""}, separators=(",", ":"))
     filler = nbytes - len(head.encode())
     text = "é" * (filler // 2) + "x" * (filler % 2)
-    message = Message(index, {"index": index, "type": "Text", "text": text})
+    message = TranscriptEntry(index, {"index": index, "type": "Text", "text": text})
     assert len(message.raw.encode()) == nbytes
     return message
 

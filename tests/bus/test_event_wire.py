@@ -14,7 +14,7 @@ from redis.asyncio.client import PubSub
 
 from app.bus import MemoryBus, RedisBus
 from app.events import decode_events, encode_events
-from app.models import ChatState, Message, UpstreamStatus
+from app.models import ChatState, TranscriptEntry, UpstreamStatus
 from harness.redis import REDIS_URL
 from tests.bus.support import delete_prefix
 
@@ -27,13 +27,13 @@ WAITING = ChatState("WaitingForAgent", ("SendMessage",), PARTICIPANTS[:1])
 CHATTING = ChatState("Chatting", ("SendMessage", "Complete"), PARTICIPANTS)
 
 
-def message(index: int, **body: object) -> Message:
-    return Message(index, {"type": "Text", "index": index, **body})
+def message(index: int, **body: object) -> TranscriptEntry:
+    return TranscriptEntry(index, {"type": "Text", "index": index, **body})
 
 
 @dataclass
 class Commit:
-    messages: list[Message] = field(default_factory=list)
+    messages: list[TranscriptEntry] = field(default_factory=list)
     state: ChatState | None = None
     status: UpstreamStatus | None = None
     ended: bool = False

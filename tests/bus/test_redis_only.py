@@ -17,7 +17,7 @@ from app.bus import MemoryBus, RedisBus, make_bus
 from app.bus.redis_url import RedisTarget, parse_redis_url
 from app.errors import BusUnavailableError
 from app.events import EventKind
-from app.models import Message
+from app.models import TranscriptEntry
 from harness.redis import REDIS_URL
 from tests.bus.proxy import Proxy
 from tests.bus.support import delete_prefix, drain, take
@@ -34,8 +34,8 @@ def new_chat() -> str:
     return secrets.token_hex(16)
 
 
-def msgs(*indices: int) -> list[Message]:
-    return [Message(i, {"index": i, "text": f"m{i}"}) for i in indices]
+def msgs(*indices: int) -> list[TranscriptEntry]:
+    return [TranscriptEntry(i, {"index": i, "text": f"m{i}"}) for i in indices]
 
 
 @pytest.fixture

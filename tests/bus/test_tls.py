@@ -12,7 +12,7 @@ import pytest
 
 from app.bus import RedisBus
 from app.errors import BusUnavailableError
-from app.models import Message
+from app.models import TranscriptEntry
 from harness.redis import DATA_PASSWORD, RedisProcess
 from harness.topologies import ClusterGroup, SentinelGroup, Topology
 from tests.bus.support import take
@@ -62,7 +62,7 @@ async def test_bus_over_tls(tls_topology: Topology) -> None:
         fence = await bus.acquire(chat, 10)
         assert fence is not None
         async with bus.subscribe(chat) as sub:
-            events = await bus.commit(fence, [Message(1, {"index": 1, "text": "over TLS"})])
+            events = await bus.commit(fence, [TranscriptEntry(1, {"index": 1, "text": "over TLS"})])
             assert await take(sub, 1) == events
         assert await bus.renew([fence], 10) == {fence}
         assert await bus.occupy("streams", "ip", 1)

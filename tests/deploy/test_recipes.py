@@ -19,7 +19,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from app.config import known_variables
+from app.config.settings import known_variables
 from tests.deploy.recipes import K8S, ROOT, documents
 
 BIN = Path(sys.executable).parent

@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from app.security import HandleCodec
+from app.core.handles import HandleCodec
 from harness.chats import post, start_chat
 from harness.emulator import EmulatorControl, create_upstream_chat
 from harness.servers import SECRET_KEY, ServerProcess

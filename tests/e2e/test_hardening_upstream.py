@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import httpx
 
-from app.security import HandleCodec
+from app.core.handles import HandleCodec
 from harness.chats import start_chat
 from harness.emulator import EmulatorControl
 from harness.servers import SECRET_KEY, ServerProcess

@@ -187,8 +187,8 @@ def test_idempotency_key_stores_a_retry_once(closed_bff: ServerProcess, receiver
     key = str(uuid.uuid4())
     for spelled in (key, f'"{key}"', key):  # quoted or bare: one key (one parser)
         assert leave(closed_bff, body, **{"Idempotency-Key": spelled}).status_code == 202
-    # The same key with another body is refused (the Idempotency-Key contract, app/idempotency.py)
-    # and leaves nothing.
+    # The same key with another body is refused (the Idempotency-Key contract,
+    # app/edge/idempotency.py) and leaves nothing.
     other = {**MESSAGE, "text": text, "subject": "another"}
     assert leave(closed_bff, other, **{"Idempotency-Key": key}).status_code == 400
     receiver.wait_for(lambda ds: len(with_text(ds, text)) >= 1)

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from app.webhooks import signature
+from app.outbox.webhooks import signature
 from harness.emulator import EmulatorControl
 from harness.servers import ServerProcess, start_bff, start_emulator
 from harness.sse import Viewer

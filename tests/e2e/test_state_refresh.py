@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.security import HandleCodec
+from app.core.handles import HandleCodec
 from harness.emulator import EmulatorControl, create_upstream_chat
 from harness.servers import SECRET_KEY, ServerProcess, start_bff
 from harness.sse import Viewer

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.security import HandleCodec
+from app.core.handles import HandleCodec
 from harness.chats import start_chat, wait_for
 from harness.emulator import EmulatorControl, create_upstream_chat
 from harness.servers import SECRET_KEY, ServerProcess, free_port, start_bff

@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from app.security import chat_key
+from app.core.handles import chat_key
 from harness.emulator import EmulatorControl
 from harness.redis import RedisServer
 from harness.servers import ServerProcess, start_bff

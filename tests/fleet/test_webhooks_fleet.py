@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from app.security import chat_key
+from app.core.handles import chat_key
 from harness.emulator import EmulatorControl
 from harness.redis import RedisServer
 from harness.servers import ServerProcess, start_bff, start_emulator

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.transcript import MAX_INDEX
+from app.upstream.transcript import MAX_INDEX
 from harness.servers import ServerProcess, start_bff
 from tests.fuzz.front import FAST_POLLS, new_chat
 from tests.fuzz.hostile import HostileUpstream, Raw

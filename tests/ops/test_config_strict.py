@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.config import Settings, known_variables, unknown_variables
+from app.config.settings import Settings, known_variables, unknown_variables
 from harness.servers import CONTACT_CENTER_ID, SECRET_KEY, ServerProcess, bff_env, start_emulator
 
 GOOD = bff_env("http://127.0.0.1:9")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic.fields import FieldInfo
 
-from app.config import RETIRED, SECRETS_DIR_VARIABLE, Settings, known_variables
+from app.config.settings import RETIRED, SECRETS_DIR_VARIABLE, Settings, known_variables
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"

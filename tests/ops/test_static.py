@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from app.static_files import content_hash
+from app.edge.static_files import content_hash
 from harness.servers import ServerProcess, start_bff
 
 STATIC = Path(__file__).resolve().parents[2] / "static"

@@ -17,10 +17,10 @@ from pydantic import SecretStr
 
 from app.build import build_runtime
 from app.bus import MemoryBus
-from app.config import Settings
+from app.config.settings import Settings
 from app.emulator import Emulator, EmulatorConfig, create_emulator_app
 from app.models import ChatRef
-from app.wiring import Runtime
+from app.runtime import Runtime
 from tests.unit.clock import FakeClock
 
 CENTER = "cc-poller-tests"

@@ -22,13 +22,13 @@ from pydantic import SecretStr
 
 from app.bus import MemoryBus
 from app.bus.chats import Fence
-from app.config import Settings
+from app.config.settings import Settings
+from app.core.handles import HandleCodec, chat_key
+from app.core.service import ChatRef
 from app.emulator import Emulator, EmulatorConfig, create_emulator_app
 from app.main import create_app
-from app.models import ChatState, Message
-from app.security import HandleCodec, chat_key
-from app.service import ChatRef
-from app.wiring import Runtime
+from app.models import ChatState, TranscriptEntry
+from app.runtime import Runtime
 
 CENTER = "unit-center"
 CHATTING = ChatState("Chatting", ("SendMessage",))
@@ -60,8 +60,8 @@ class Stack:
         )
 
 
-def message(index: int) -> Message:
-    return Message(index, {"index": index, "type": "Message", "text": f"message {index}"})
+def message(index: int) -> TranscriptEntry:
+    return TranscriptEntry(index, {"index": index, "type": "Message", "text": f"message {index}"})
 
 
 @asynccontextmanager

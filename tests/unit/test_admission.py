@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from app.service import ChatRef
+from app.core.service import ChatRef
 from tests.unit.stack import Exchange, Stack, message, stack
 
 ALICE, BOB, CAROL = "198.51.100.1", "198.51.100.2", "198.51.100.3"

@@ -13,11 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from app.config import Settings
-from app.cors import requested_headers
+from app.config.settings import Settings
+from app.edge.cors import OriginPolicy, requested_headers
+from app.edge.paths import without_trailing_slash
 from app.main import create_app
-from app.paths import without_trailing_slash
-from app.security import OriginPolicy
 
 ALLOWED = ["https://shop.example", "http://127.0.0.1:8080"]
 

@@ -102,7 +102,7 @@ def test_each_line_crossed_is_caught(where: str, source: str) -> None:
         ("tests/emulator/test_new.py", "from .inprocess import Harness"),
         ("bench/new.py", "from harness.servers import free_port"),
         ("harness/new.py", "from harness.servers import free_port"),
-        ("tests/unit/test_new.py", "from app.schedule import AWAIT_GAP_MAX_S"),
+        ("tests/unit/test_new.py", "from app.core.schedule import AWAIT_GAP_MAX_S"),
     ],
 )
 def test_what_is_allowed_passes(where: str, source: str) -> None:

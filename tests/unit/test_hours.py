@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.hours import BusinessHours, is_open, next_open, parse
+from app.outbox.hours import BusinessHours, is_open, next_open, parse
 
 BERLIN = "Europe/Berlin; Mon-Fri 09:00-17:00; Sat 10:00-14:00; closed 2026-12-24..2026-12-26"
 NEW_YORK = "America/New_York; Mon-Sun 01:30-03:30"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.idempotency_keys import (
+from app.edge.idempotency_keys import (
     KEY_PATTERN,
     MAX_KEY_CHARS,
     KeyRefusedError,

@@ -8,8 +8,8 @@ import pytest
 
 from app.bus import MemoryBus
 from app.bus._limits_memory import take_token
+from app.edge.limits import ConcurrencyLimiter, RateLimiter
 from app.errors import RateLimitedError
-from app.limits import ConcurrencyLimiter, RateLimiter
 
 
 @pytest.mark.parametrize(

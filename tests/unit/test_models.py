@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from app.bus import MemoryBus, TranscriptLimits
 from app.events import ChatEvent, EventKind
-from app.models import Message, encode
-from app.transcript import normalise_message
+from app.models import TranscriptEntry, encode
+from app.upstream.transcript import normalise_message
 
 AGENT = {"nickname": "Kristi", "participantId": "2", "type": "Agent"}
 
@@ -31,24 +31,24 @@ AGENT = {"nickname": "Kristi", "participantId": "2", "type": "Agent"}
     ],
 )
 def test_text_and_body_are_the_same_entry(body: dict[str, Any]) -> None:
-    encoded = Message(body["index"], body).raw
+    encoded = TranscriptEntry(body["index"], body).raw
     assert json.loads(encoded) == body
-    assert Message(body["index"], raw=encoded).body == body
-    assert Message(body["index"], raw=encoded) == Message(body["index"], body)
+    assert TranscriptEntry(body["index"], raw=encoded).body == body
+    assert TranscriptEntry(body["index"], raw=encoded) == TranscriptEntry(body["index"], body)
     assert "\n" not in encoded  # one SSE data line
 
 
 def test_equality_is_by_index_and_entry() -> None:
-    a = Message(1, {"index": 1, "text": "a"})
-    assert a != Message(2, {"index": 2, "text": "a"})
-    assert a != Message(1, {"index": 1, "text": "b"})
-    assert a == Message(1, raw='{"text": "a", "index": 1}')  # key order, spacing
-    assert hash(a) == hash(Message(1, raw=a.raw))
+    a = TranscriptEntry(1, {"index": 1, "text": "a"})
+    assert a != TranscriptEntry(2, {"index": 2, "text": "a"})
+    assert a != TranscriptEntry(1, {"index": 1, "text": "b"})
+    assert a == TranscriptEntry(1, raw='{"text": "a", "index": 1}')  # key order, spacing
+    assert hash(a) == hash(TranscriptEntry(1, raw=a.raw))
 
 
 def test_a_message_needs_its_body_or_text() -> None:
     with pytest.raises(ValueError, match="needs its body"):
-        Message(1)
+        TranscriptEntry(1)
 
 
 # What an upstream can put in a message: any JSON (the sanitiser has cleaned its strings).
@@ -62,7 +62,7 @@ values = st.recursive(
 @given(st.dictionaries(st.text(), values, max_size=6), st.text())
 def test_any_upstream_entry_survives_the_cache_unchanged(extra: dict[str, Any], text: str) -> None:
     message = normalise_message({**extra, "index": 7, "type": "Text", "text": text})
-    again = Message(7, raw=message.raw)
+    again = TranscriptEntry(7, raw=message.raw)
     assert again.body == message.body
     assert json.loads(message.raw) == message.body
     assert message.raw == encode(message.body)
@@ -77,7 +77,7 @@ async def test_a_cached_transcript_is_text_the_collector_never_scans() -> None:
     gc.collect()
     before = len(gc.get_objects())
     batch = [
-        Message(i, {"index": i, "type": "Text", "text": f"m{i}", "from": dict(AGENT)})
+        TranscriptEntry(i, {"index": i, "type": "Text", "text": f"m{i}", "from": dict(AGENT)})
         for i in range(1, count + 1)
     ]
     events = await bus.commit(fence, batch)
@@ -94,7 +94,7 @@ async def test_a_cached_transcript_is_text_the_collector_never_scans() -> None:
 
 
 def test_a_message_event_carries_its_text() -> None:
-    message = Message(3, {"index": 3, "type": "Text", "text": "hi"})
+    message = TranscriptEntry(3, {"index": 3, "type": "Text", "text": "hi"})
     event = ChatEvent(EventKind.MESSAGE, message.body, index=3, prev=2, raw=message.raw)
     assert event.message == message
     assert event.message.raw == message.raw

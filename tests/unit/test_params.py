@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from app.core.handles import HandleCodec
 from app.errors import InvalidInputError
 from app.routes.params import parse_index, parse_resume_point, parse_wait
-from app.security import HandleCodec
 
 NON_ASCII = ["²", "١٢", "\uff11", "\U0001d7d9", "1²", "٣"]
 BAD_NUMBERS = [*NON_ASCII, "1\n", "\n1", " 1", "1 ", "+1", "-1", "0x1", "1_0"]

@@ -18,10 +18,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from app.core.poller import POKE_COALESCE_S
+from app.core.schedule import WATCH_GAP_S
 from app.emulator.faults import Faults
 from app.models import ChatRef
-from app.poller import POKE_COALESCE_S
-from app.schedule import WATCH_GAP_S
 from tests.unit.polling import Polling, polling
 
 CEILING_S = 4.0
@@ -164,7 +164,7 @@ async def test_a_typing_agent_gets_fast_polls_until_the_reply(
 async def test_typing_that_never_ends_is_capped(
     stack: Polling, reading: ChatRef, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("app.schedule.TYPING_MAX_S", 2.0)
+    monkeypatch.setattr("app.core.schedule.TYPING_MAX_S", 2.0)
     await stack.clock.advance(0.5)
     await stack.emulator.agent_typing(reading.upstream_id, True)
     # The cap counts from the poll that saw the notice (within one ceiling).

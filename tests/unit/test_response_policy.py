@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.http import cache_control_for
+from app.edge.guard import cache_control_for
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 
 from app.bus.fleet import BUCKETS, HistogramKind, Histograms, bucket_of, empty
-from app.models import Message
-from app.schedule import (
+from app.core.schedule import (
     CUSTOMER_TYPING_MAX_S,
     ENGAGED_S,
     TYPING_GAP_S,
@@ -26,17 +25,18 @@ from app.schedule import (
     next_delay,
     spend,
 )
-from app.turn import Observation, Turn, next_turn
+from app.core.turn import Observation, Turn, next_turn
+from app.models import TranscriptEntry
 
 B = Budget()
 COLD = empty()
 
 
-def entry(kind: str, party: str | None) -> Message:
+def entry(kind: str, party: str | None) -> TranscriptEntry:
     body: dict[str, Any] = {"index": 1, "type": kind}
     if party is not None:
         body["from"] = {"nickname": "x", "participantId": "1", "type": party}
-    return Message(1, body)
+    return TranscriptEntry(1, body)
 
 
 def warm(kind: HistogramKind, seconds: float, weight: float = 500.0) -> Histograms:

@@ -9,7 +9,7 @@ import statistics
 
 import pytest
 
-from app.schedule import Budget
+from app.core.schedule import Budget
 from bench.conversation_model import CLASSES
 from bench.schedule_sim import Outcome, percentile, pooled
 

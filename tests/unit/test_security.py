@@ -6,8 +6,10 @@ import base64
 
 import pytest
 
+from app.core.handles import HandleCodec
+from app.edge.clients import FORWARDED_CLIENT, ClientAddress, client_key
+from app.edge.cors import OriginPolicy
 from app.errors import ChatNotFoundError
-from app.security import FORWARDED_CLIENT, ClientAddress, HandleCodec, OriginPolicy, client_key
 
 KEY_A = b"a" * 32
 KEY_B = b"b" * 40

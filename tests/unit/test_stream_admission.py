@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 
-from app.admission import StreamAdmission, StreamCapacity, StreamPass
 from app.bus import MemoryBus
+from app.core.admission import StreamAdmission, StreamCapacity, StreamPass
+from app.core.sse import EventStreamResponse
+from app.edge.limits import ConcurrencyLimiter
 from app.errors import (
     BusUnavailableError,
     OverloadedError,
@@ -22,9 +24,7 @@ from app.errors import (
     UpstreamUnavailableError,
     error_response,
 )
-from app.limits import ConcurrencyLimiter
 from app.metrics import Metrics
-from app.sse import EventStreamResponse
 
 CHAT, OTHER_CHAT = "chat-a", "chat-b"
 ALICE, BOB, CAROL = "alice", "bob", "carol"

@@ -1,4 +1,4 @@
-"""One connection's SSE stream (`app.sse.ChatStream`), driven frame by frame in this process
+"""One connection's SSE stream (`app.core.sse.ChatStream`), driven frame by frame in this process
 over the memory bus: replay after Last-Event-ID, then live events, each message once and in
 index order through duplicates, gaps and resyncs; the end; the drain."""
 
@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.bus import MemoryBus
+from app.core.service import ChatRef
+from app.core.sse import ChatStream
 from app.events import ChatEvent, EventKind
 from app.models import ChatState, UpstreamStatus
-from app.service import ChatRef
-from app.sse import ChatStream
 from tests.unit.stack import CHATTING, Stack, message, stack
 
 CLIENT = "198.51.100.9"

@@ -1,4 +1,4 @@
-"""The survey's pure rules (app/survey.py): when a chat counts as over, what the operator is
+"""The survey's pure rules (app/outbox/survey.py): when a chat counts as over, what the operator is
 sent about it, and what a survey may say."""
 
 from __future__ import annotations
@@ -8,27 +8,23 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from app.api.bodies import COMMENT_MAX, SurveyBody
 from app.bus.chats import ChatRecord
-from app.models import ChatState, Message
-from app.survey import (
-    COMMENT_MAX,
-    NICKNAME_CHARS_MAX,
-    NICKNAMES_MAX,
-    SurveyBody,
-    chat_over,
-    survey_data,
-)
+from app.models import ChatState, TranscriptEntry
+from app.outbox.survey import NICKNAME_CHARS_MAX, NICKNAMES_MAX, chat_over, survey_data
 
 NOW = 1_764_323_000.0  # 2025-11-28T09:43:20Z
 
 
-def entry(index: int, kind: str, party: str | None, *, at: Any = None, **extra: Any) -> Message:
+def entry(
+    index: int, kind: str, party: str | None, *, at: Any = None, **extra: Any
+) -> TranscriptEntry:
     body: dict[str, Any] = {"index": index, "type": kind, **extra}
     if party is not None:
         body["from"] = {"nickname": f"{party} {index}", "type": party}
     if at is not None:
         body["utcTime"] = at
-    return Message(index, body)
+    return TranscriptEntry(index, body)
 
 
 @pytest.mark.parametrize(
@@ -104,7 +100,7 @@ def test_what_the_operator_is_sent() -> None:
     ],
 )
 def test_start_and_end(
-    ended: bool, messages: list[Message], started: str | None, ending: str | None
+    ended: bool, messages: list[TranscriptEntry], started: str | None, ending: str | None
 ) -> None:
     data = survey_data("H", SurveyBody(rating=3), None, messages, ended=ended, now=NOW)
     assert (data["startedAt"], data["endedAt"]) == (started, ending)
@@ -114,7 +110,7 @@ def test_start_and_end(
 def test_agents_are_bounded_and_unique() -> None:
     long_name = "K" * 200
     messages = [
-        Message(
+        TranscriptEntry(
             i, {"index": i, "type": "Text", "from": {"type": "Agent", "nickname": f"A{i % 15}"}}
         )
         for i in range(1, 40)
@@ -125,7 +121,10 @@ def test_agents_are_bounded_and_unique() -> None:
     data = survey_data("H", SurveyBody(rating=1), state, [], ended=True, now=NOW)
     assert data["agents"] == ["K" * NICKNAME_CHARS_MAX]
     # Parties without a name or of another kind are nobody's agent.
-    odd = [Message(1, {"index": 1, "type": "Text", "from": "Agent"}), entry(2, "Text", None)]
+    odd = [
+        TranscriptEntry(1, {"index": 1, "type": "Text", "from": "Agent"}),
+        entry(2, "Text", None),
+    ]
     data = survey_data("H", SurveyBody(rating=1), None, odd, ended=True, now=NOW)
     assert data["agents"] == [] and data["messages"] == {"customer": 0, "agent": 0, "other": 2}
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.models import ChatState, Message
-from app.transcript import (
+from app.models import ChatState, TranscriptEntry
+from app.upstream.transcript import (
     MAX_DEPTH,
     MalformedSnapshotError,
     clean_json,
@@ -107,7 +107,7 @@ def test_malformed_chat(raw: Any) -> None:
     ],
 )
 def test_needs_state_refresh(types: list[str], refresh: bool) -> None:
-    messages = [Message(i + 1, msg(i + 1, t)) for i, t in enumerate(types)]
+    messages = [TranscriptEntry(i + 1, msg(i + 1, t)) for i, t in enumerate(types)]
     assert needs_state_refresh(messages) is refresh
 
 

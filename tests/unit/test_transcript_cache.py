@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from app.bus._transcripts import ChatLog, LogBudget, text_bytes
-from app.models import Message
+from app.models import TranscriptEntry
 
 
 def log_of(*sizes: int) -> ChatLog:
@@ -49,7 +49,7 @@ def test_a_dropped_log_holds_nothing_up_to_its_cursor() -> None:
     assert log.drop() == 3
     assert (log.floor, log.nbytes, log.after(0, 10)) == (3, 0, [])
     log.append(4, "abc")
-    assert log.after(0, 10) == [Message(4, raw="abc")]
+    assert log.after(0, 10) == [TranscriptEntry(4, raw="abc")]
     assert log.drop() == 1 and log.floor == 4
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from app.emulator.faults import Faults
 from app.errors import UpstreamUnavailableError
-from app.upstream_health import FAILING_WINDOW_S, READY_WINDOW_S, UpstreamHealth
+from app.upstream.health import FAILING_WINDOW_S, READY_WINDOW_S, UpstreamHealth
 from tests.unit.stack import Exchange, Stack, stack
 
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.upstream_parse import (
+from app.upstream.parse import (
     MAX_RETRY_AFTER_S,
     decode_json,
     parse_set_cookies,

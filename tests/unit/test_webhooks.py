@@ -16,10 +16,9 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from app.bus import MemoryBus
-from app.bus.base import OutboxQuota
-from app.push import is_agent_text
-from app.supervision import Backoff, restart_delay
-from app.webhooks import (
+from app.bus.hooks import OutboxQuota
+from app.outbox.push import is_agent_text
+from app.outbox.webhooks import (
     DeliveryTuning,
     Dispatcher,
     Envelope,
@@ -29,6 +28,7 @@ from app.webhooks import (
     signature,
     signed_headers,
 )
+from app.supervision import Backoff, restart_delay
 
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
 
