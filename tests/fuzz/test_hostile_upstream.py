@@ -41,7 +41,8 @@ def assert_error_shape(answer: httpx.Response) -> None:
 async def test_lone_surrogates_never_break_reads_or_streams(
     hostile_bff: ServerProcess, fresh: HostileUpstream
 ) -> None:
-    handle, _ = new_chat(hostile_bff, fresh)
+    # The answers are set before the chat exists: its first poll (at RequestChat) must read
+    # them, and a state read once is not read again while the chat talks.
     fresh.set(
         "messages",
         messages_answer(
@@ -56,6 +57,7 @@ async def test_lone_surrogates_never_break_reads_or_streams(
             '"participants":[{"nickname":"\\ud83d","participantId":"1","type":"Customer"}]}}'
         ),
     )
+    handle, _ = new_chat(hostile_bff, fresh)
     url = f"{hostile_bff.url}/api/v2/chats/{handle}"
 
     def first_message() -> httpx.Response | None:
