@@ -70,7 +70,8 @@ widget-tools:
 bench: $(DEV)
 	$(BIN)/python -m bench
 
-# The same scenarios at tiny sizes (under 2 minutes), a smoke run whose figures are not judged;
+# The same scenarios at tiny sizes (about 8 minutes: Redis Cluster and Sentinel start-ups and
+# failovers take most), a smoke run whose figures are not judged;
 # writes bench/results/quick.* (ignored by git).
 bench-quick: $(DEV)
 	$(BIN)/python -m bench --quick
